@@ -1,0 +1,256 @@
+"""Command-line front of segfair: ``segfair audit | demo | synth | init``.
+
+Exit status: 0 when every gate passes, 1 when a gate fails, 2 for bad input or usage (with the
+error, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from segfair import __version__
+from segfair.errors import SegfairError
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse exits 2 on usage errors too; keep its message, drop nothing
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"segfair: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 1, got {value}")
+    return value
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    parts = text.lower().replace("x", ",").split(",")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a shape like 96x96x48, got {text!r}") from None
+    if len(dims) != 3 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected three positive sizes like 96x96x48, got {text!r}"
+        )
+    return dims  # type: ignore[return-value]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="segfair",
+        description="Subgroup fairness of segmentation models as a CI gate.",
+    )
+    parser.add_argument("--version", action="version", version=f"segfair {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument(
+        "-q", "--quiet", action="store_true", help="print only errors and the verdict"
+    )
+
+    reports = argparse.ArgumentParser(add_help=False)
+    reports.add_argument("--html", metavar="PATH", help="write the HTML audit report here")
+    reports.add_argument("--json", metavar="PATH", help="write the JSON report here")
+    reports.add_argument("--md", metavar="PATH", help="write the Markdown summary here")
+
+    audit = sub.add_parser(
+        "audit", parents=[quiet, reports], help="evaluate the cohort and check the configured gates"
+    )
+    audit.add_argument(
+        "--config",
+        metavar="PATH",
+        default=".",
+        help="segfair.toml, pyproject.toml, or a folder holding one (default: .)",
+    )
+    audit.add_argument("--seed", type=int, default=None, help="override the configured seed")
+    audit.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="processes for evaluation (default: configured, else all CPUs)",
+    )
+    audit.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="a running Dask scheduler to evaluate on (needs segfair[dask])",
+    )
+    audit.add_argument("--no-cache", action="store_true", help="ignore and do not write the cache")
+    audit.add_argument(
+        "--baseline",
+        metavar="PATH",
+        default=None,
+        help="a previous JSON report, for no_regression gates",
+    )
+
+    demo = sub.add_parser(
+        "demo", parents=[quiet], help="generate a synthetic cohort with a hidden gap and audit it"
+    )
+    demo.add_argument(
+        "--out",
+        metavar="DIR",
+        default="segfair-demo",
+        help="folder for the cohort and the reports (default: ./segfair-demo)",
+    )
+    demo.add_argument("--n-cases", type=_positive_int, default=240)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--workers", type=_positive_int, default=None)
+
+    synth = sub.add_parser(
+        "synth",
+        parents=[quiet],
+        help="write a synthetic breast DCE-MRI cohort in the MAMA-MIA layout",
+    )
+    synth.add_argument("out", metavar="OUT_DIR")
+    synth.add_argument("--preset", default="hidden", help="null, hidden or parikh")
+    synth.add_argument("--n-cases", type=_positive_int, default=200)
+    synth.add_argument("--shape", type=_shape, default=(96, 96, 48), help="e.g. 96x96x48")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--workers", type=_positive_int, default=1)
+    synth.add_argument("--overwrite", action="store_true")
+
+    init = sub.add_parser(
+        "init",
+        parents=[quiet],
+        help="write a [tool.segfair] section and a fairness test for a repository",
+    )
+    init.add_argument("dir", metavar="DIR", nargs="?", default=".")
+    init.add_argument("--force", action="store_true", help="overwrite what exists")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit status (0 pass, 1 gate failed, 2 bad input or usage)."""
+    out = stdout or sys.stdout
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(out)
+        return EXIT_USAGE
+    try:
+        if args.command == "audit":
+            return _audit(args, out)
+        if args.command == "demo":
+            return _demo(args, out)
+        if args.command == "synth":
+            return _synth(args, out)
+        if args.command == "init":
+            return _init(args, out)
+    except SegfairError as exc:
+        print(f"segfair: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("segfair: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_USAGE
+
+
+def _say(args: argparse.Namespace, out: TextIO, text: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(text, file=out)
+
+
+def _audit(args: argparse.Namespace, out: TextIO) -> int:
+    from segfair.report import summary_lines
+    from segfair.session import SegfairSession
+
+    session = SegfairSession.from_path(
+        args.config,
+        seed=args.seed,
+        workers=args.workers,
+        progress=False if args.quiet else None,
+        cache=False if args.no_cache else None,
+        baseline=args.baseline,
+        executor=_executor(args.scheduler),
+    )
+    cfg = session.config
+    _ = session.gates  # validate gates before any heavy work
+    results = session.check_config_gates()
+    written = session.write_reports(
+        html=args.html or (cfg.resolve(cfg.html) if cfg.html else None),
+        json_path=args.json or (cfg.resolve(cfg.json_report) if cfg.json_report else None),
+        md=args.md or (cfg.resolve(cfg.md) if cfg.md else None),
+    )
+    lines = summary_lines(results, written)
+    for line in lines if not args.quiet else lines[-1:]:
+        print(line, file=out)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def _executor(address: str | None):  # type: ignore[no-untyped-def]
+    if address is None:
+        return None
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SegfairError(
+            "--scheduler needs Dask's distributed: pip install 'segfair[dask]'"
+        ) from None
+    return Client(address).get_executor()
+
+
+def _synth(args: argparse.Namespace, out: TextIO) -> int:
+    from segfair.synth import make_cohort
+
+    try:
+        config = make_cohort(
+            Path(args.out),
+            n_cases=args.n_cases,
+            shape=args.shape,
+            preset=args.preset,
+            seed=args.seed,
+            workers=args.workers,
+            overwrite=args.overwrite,
+        )
+    except ValueError as exc:
+        raise SegfairError(str(exc)) from None
+    _say(
+        args,
+        out,
+        f"wrote {args.n_cases} cases ({args.preset} preset) to {args.out}; "
+        f"audit them with: segfair audit --config {config}",
+    )
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from segfair.demo import run_demo
+
+    return run_demo(
+        Path(args.out),
+        n_cases=args.n_cases,
+        seed=args.seed,
+        workers=args.workers,
+        quiet=args.quiet,
+        out=out,
+    )
+
+
+def _init(args: argparse.Namespace, out: TextIO) -> int:
+    from segfair.scaffold import init_repository
+
+    written = init_repository(Path(args.dir), force=args.force)
+    for path in written:
+        _say(args, out, f"wrote {path}")
+    _say(args, out, "next: review the [tool.segfair] section, then run: pytest")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

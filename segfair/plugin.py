@@ -1,0 +1,487 @@
+"""pytest plugin: segfair gates as tests, fixtures for fairness assertions, reports at the end.
+
+pytest imports every installed plugin on every run, so this module imports only the standard
+library and pytest at the top; the numeric stack is imported inside hooks and fixtures, and
+nothing is written unless segfair is configured or its fixtures are used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from segfair.audit import Audit
+    from segfair.gates import Gate, GateResult
+    from segfair.session import SegfairSession
+
+STATE_KEY: pytest.StashKey[_State] = pytest.StashKey()
+
+_OPTIONS = (
+    # (flag suffix, ini key, help)
+    (
+        "config",
+        "segfair_config",
+        "segfair.toml or pyproject.toml holding [tool.segfair] (default: found in the rootdir)",
+    ),
+    ("html", "segfair_html", "write the HTML audit report to PATH"),
+    ("json", "segfair_json", "write the JSON report to PATH (the baseline format)"),
+    ("md", "segfair_md", "write the Markdown summary to PATH"),
+    ("seed", "segfair_seed", "seed of the bootstrap (default: the configured seed)"),
+    ("baseline", "segfair_baseline", "a previous JSON report, for no_regression gates"),
+)
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        import argparse
+
+        raise argparse.ArgumentTypeError(
+            f"--segfair-seed expects a whole number, got {text!r}"
+        ) from None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("segfair", "segfair: subgroup fairness gates")
+    for suffix, ini, text in _OPTIONS:
+        kwargs: dict[str, Any] = {"dest": ini, "default": None, "help": text}
+        if suffix == "seed":
+            kwargs["type"] = _seed
+            kwargs["metavar"] = "N"
+        else:
+            kwargs["metavar"] = "PATH"
+        group.addoption(f"--segfair-{suffix}", **kwargs)
+        parser.addini(ini, help=text, default=None)
+
+
+class _State:
+    """Run-wide segfair state of one pytest process (controller or xdist worker)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.pytest_config = config
+        self.config_path = self._find_config(config)
+        seed = self._value("seed")
+        self.seed = int(seed) if seed is not None else None
+        self._session: SegfairSession | None = None
+        self.used = False
+        self.results: dict[str, dict[str, Any]] = {}
+        self.document: dict[str, Any] | None = None
+        self.written: list[Path] = []
+        self.error: str | None = None
+
+    def _value(self, key: str) -> Any:
+        value = self.pytest_config.getoption(f"segfair_{key}", default=None)
+        if value is None:
+            value = self.pytest_config.getini(f"segfair_{key}") or None
+        return value
+
+    def _find_config(self, config: pytest.Config) -> Path | None:
+        explicit = config.getoption("segfair_config", default=None) or (
+            config.getini("segfair_config") or None
+        )
+        if explicit:
+            path = Path(explicit)
+            return path if path.is_absolute() else Path(config.rootpath, path)
+        from segfair.config import CONFIG_FILENAMES
+
+        for name in CONFIG_FILENAMES:
+            candidate = config.rootpath / name
+            if candidate.is_file() and (name != "pyproject.toml" or _has_tool_table(candidate)):
+                return candidate
+        return None
+
+    @property
+    def configured(self) -> bool:
+        return self.config_path is not None
+
+    @property
+    def session(self) -> SegfairSession:
+        if self._session is None:
+            if self.config_path is None:
+                raise pytest.UsageError(
+                    "segfair: no configuration found. Add a segfair.toml or a [tool.segfair] "
+                    "table to pyproject.toml in the rootdir, or pass --segfair-config PATH."
+                )
+            from segfair.session import SegfairSession
+
+            self._session = SegfairSession.from_path(
+                self.config_path,
+                seed=self.seed,
+                baseline=self._value("baseline"),
+                progress=False,
+            )
+        self.used = True
+        return self._session
+
+    def record(self, result: GateResult) -> None:
+        self.results[result.id] = result.to_dict()
+
+    def path(self, key: str) -> Path | None:
+        value = self._value(key)
+        if value is None and self._session is not None:
+            cfg = self._session.config
+            configured = {"html": cfg.html, "json": cfg.json_report, "md": cfg.md}[key]
+            return cfg.resolve(configured) if configured else None
+        if value is None:
+            return None
+        path = Path(value)
+        return path if path.is_absolute() else Path(self.pytest_config.invocation_params.dir, path)
+
+
+def _has_tool_table(pyproject: Path) -> bool:
+    import tomllib
+
+    try:
+        with pyproject.open("rb") as fh:
+            return "segfair" in tomllib.load(fh).get("tool", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+def _state(config: pytest.Config) -> _State:
+    return config.stash[STATE_KEY]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[STATE_KEY] = _State(config)
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "segfair-xdist")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    state = _state(config)
+    if not state.configured:
+        return None
+    try:
+        from segfair.config import load_config
+
+        cfg = load_config(state.config_path)  # type: ignore[arg-type]
+    except Exception as exc:
+        return [f"segfair: {state.config_path} (invalid: {str(exc).splitlines()[0]})"]
+    seed = cfg.seed if state.seed is None else state.seed
+    n = len(cfg.gates)
+    return [
+        f"segfair: config {state.config_path}, seed {seed}, "
+        f"{n} configured gate{'s' if n != 1 else ''}"
+    ]
+
+
+# ---- configured gates become test items -------------------------------------------------------
+class GateItem(pytest.Item):
+    """One ``[[gates]]`` entry of the configuration, run as a test."""
+
+    def __init__(self, *, gate: Gate, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gate = gate
+
+    def runtest(self) -> None:
+        state = _state(self.config)
+        result = state.session.check(self.gate)
+        state.record(result)
+        _record_properties(self.user_properties, result)
+        if not result.ok:
+            raise GateFailure(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, GateFailure):
+            return excinfo.value.result.explain()
+        from segfair.errors import SegfairError
+
+        if isinstance(excinfo.value, SegfairError):
+            return f"segfair: {excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        state = _state(self.config)
+        return state.config_path or self.path, None, f"segfair gate {self.name}"
+
+
+class GateCollector(pytest.Collector):
+    """Collects the gates declared in the configuration as :class:`GateItem` s."""
+
+    def collect(self) -> Iterator[GateItem]:
+        state = _state(self.config)
+        for gate in state.session.gates:
+            yield GateItem.from_parent(self, name=gate.id, gate=gate)
+
+
+class GateFailure(AssertionError):
+    def __init__(self, result: GateResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+def _record_properties(props: list[tuple[str, object]], result: GateResult) -> None:
+    data = result.to_dict()
+    for key in ("status", "estimate", "lower", "upper", "threshold", "decision_rule"):
+        if key in data:
+            props.append((f"segfair_{key}", data[key]))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    # tryfirst: before -k/-m deselection, so gate items are selectable like any test
+    state = _state(config)
+    if not state.configured:
+        return
+    collector = GateCollector.from_parent(session, name="segfair")
+    try:
+        gates = list(collector.collect())
+    except Exception as exc:
+        from segfair.errors import SegfairError
+
+        if isinstance(exc, SegfairError):
+            raise pytest.UsageError(f"segfair: {exc}") from None
+        raise
+    items.extend(gates)
+
+
+# ---- fixtures ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def segfair_session(request: pytest.FixtureRequest) -> SegfairSession:
+    """The segfair session of this run (configuration, cohort, scores, audit)."""
+    return _state(request.config).session
+
+
+@pytest.fixture(scope="session")
+def segfair_config(segfair_session: SegfairSession) -> Any:
+    """The validated configuration (:class:`segfair.config.SegfairConfig`)."""
+    return segfair_session.config
+
+
+@pytest.fixture(scope="session")
+def segfair_cohort(segfair_session: SegfairSession) -> Any:
+    """The validated cohort (:class:`segfair.cohort.Cohort`), loaded once per session."""
+    return segfair_session.cohort
+
+
+@pytest.fixture(scope="session")
+def segfair_scores(segfair_session: SegfairSession) -> Any:
+    """The per-case scores (:class:`segfair.scores.Scores`), evaluated once per session."""
+    return segfair_session.scores
+
+
+@pytest.fixture
+def segfair_audit(
+    request: pytest.FixtureRequest, segfair_session: SegfairSession
+) -> AuditAssertions:
+    """The audit with fairness assertions; the audit itself is computed once per session."""
+    return AuditAssertions(segfair_session.audit, state=_state(request.config), node=request.node)
+
+
+class AuditAssertions:
+    """The :class:`segfair.audit.Audit` plus assertion helpers that fail like pytest asserts.
+
+    Every attribute of the audit is available (``segfair_audit.gap(...)``); the ``assert_*``
+    methods evaluate a gate, record it in the reports and raise ``AssertionError`` with the
+    group table, the threshold and what to look at next.
+    """
+
+    def __init__(self, audit: Audit, *, state: _State, node: pytest.Item) -> None:
+        self.audit = audit
+        self._state = state
+        self._node = node
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.audit, name)
+
+    def assert_gate(
+        self, spec: Gate | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> GateResult:
+        """Evaluate a gate given as a model, a mapping or keywords; fail if it does not hold."""
+        __tracebackhide__ = True
+        gate = dict(spec or {}, **fields) if spec is None or isinstance(spec, Mapping) else spec
+        result = self._state.session.check(gate)
+        self._state.record(result)
+        _record_properties(self._node.user_properties, result)
+        if not result.ok:
+            raise AssertionError(result.explain())
+        return result
+
+    def assert_gap(
+        self,
+        metric: str,
+        *,
+        by: str,
+        model: str,
+        ruler: str | None = None,
+        max: float,
+        **options: Any,
+    ) -> GateResult:
+        """The gap (max − min of group estimates) is below ``max``."""
+        __tracebackhide__ = True
+        return self.assert_gate(
+            kind="gap", metric=metric, by=by, model=model, **_opt(ruler=ruler), max=max, **options
+        )
+
+    def assert_ruler_shrinkage(
+        self,
+        metric: str,
+        *,
+        by: str,
+        model: str,
+        automated: str,
+        max: float,
+        trusted: str | None = None,
+        **options: Any,
+    ) -> GateResult:
+        """The automated ruler hides at most ``max`` (a fraction) of the trusted-ruler gap."""
+        __tracebackhide__ = True
+        return self.assert_gate(
+            kind="ruler_shrinkage",
+            metric=metric,
+            by=by,
+            model=model,
+            automated=automated,
+            **_opt(trusted=trusted),
+            max=max,
+            **options,
+        )
+
+    def assert_no_amplification(
+        self,
+        metric: str,
+        *,
+        by: str,
+        model: str,
+        baseline: str,
+        max: float = 0.0,
+        ruler: str | None = None,
+        **options: Any,
+    ) -> GateResult:
+        """The gap of ``model`` exceeds the gap of ``baseline`` by at most ``max`` (fraction)."""
+        __tracebackhide__ = True
+        return self.assert_gate(
+            kind="amplification",
+            metric=metric,
+            by=by,
+            model=model,
+            baseline=baseline,
+            **_opt(ruler=ruler),
+            max=max,
+            **options,
+        )
+
+    def assert_label_agreement(
+        self, *, by: str, automated: str, min: float, metric: str = "dice", **options: Any
+    ) -> GateResult:
+        """Every group's agreement of the automated ruler with the trusted one is ≥ ``min``."""
+        __tracebackhide__ = True
+        return self.assert_gate(
+            kind="label_agreement", metric=metric, by=by, automated=automated, min=min, **options
+        )
+
+    def assert_coverage(
+        self, *, by: str, min: float, model: str | None = None, **options: Any
+    ) -> GateResult:
+        """Every group keeps at least ``min`` (a fraction) of its cases with a usable prediction."""
+        __tracebackhide__ = True
+        return self.assert_gate(kind="coverage", by=by, **_opt(model=model), min=min, **options)
+
+
+def _opt(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+# ---- end of session: merge, report, exit status -----------------------------------------------
+class _XdistHooks:
+    """Hooks that exist only with pytest-xdist: workers send results, the controller merges."""
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        state = _state(node.config)
+        out = getattr(node, "workeroutput", {}).get("segfair")
+        if not out:
+            return
+        state.results.update(out["results"])
+        if state.document is None and out.get("document") is not None:
+            state.document = out["document"]
+        state.used = state.used or out.get("used", False)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = _state(config)
+    if not state.used and not state.results:
+        return
+    if _is_worker(config):
+        doc = _document(state)
+        config.workeroutput["segfair"] = {  # type: ignore[attr-defined]
+            "results": state.results,
+            "document": doc,
+            "used": state.used,
+        }
+        return
+    if state.document is None:
+        state.document = _document(state)
+    if state.document is not None:
+        _write(state)
+    failed = [r for r in state.results.values() if not r.get("ok", r.get("status") == "passed")]
+    if failed and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _document(state: _State) -> dict[str, Any] | None:
+    if state._session is None or "audit" not in state._session.__dict__:
+        return None
+    from segfair.gates import GateResult
+
+    results = [GateResult.from_dict(r) for _, r in sorted(state.results.items())]
+    try:
+        return state._session.report(results)
+    except Exception as exc:
+        state.error = f"could not build the report: {type(exc).__name__}: {exc}"
+        return None
+
+
+def _write(state: _State) -> None:
+    from segfair.report import write_reports
+
+    doc = state.document
+    if doc is None:
+        return
+    doc = dict(doc)
+    doc["gates"] = [r for _, r in sorted(state.results.items())]
+    try:
+        state.written = write_reports(
+            doc, html=state.path("html"), json_path=state.path("json"), md=state.path("md")
+        )
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            from segfair.report import github_annotations, markdown_report
+
+            summary = os.environ.get("GITHUB_STEP_SUMMARY")
+            if summary:
+                with open(summary, "a", encoding="utf-8") as fh:
+                    fh.write(markdown_report(doc) + "\n")
+            state.annotations = github_annotations(doc)
+    except OSError as exc:
+        state.error = f"could not write the reports: {exc}"
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = _state(config)
+    if _is_worker(config) or (not state.results and state.error is None):
+        return
+    tr = terminalreporter
+    tr.write_sep("-", "segfair")
+    for line in getattr(state, "annotations", []):
+        tr.write_line(line)
+    from segfair.report import summary_lines_from_dicts
+
+    for line in summary_lines_from_dicts(list(state.results.values()), state.written):
+        tr.write_line(line)
+    if state.error:
+        tr.write_line(f"segfair: {state.error}", red=True)

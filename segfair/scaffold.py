@@ -1,0 +1,214 @@
+"""``segfair init``: inspect a model repository and write its segfair configuration and test.
+
+Detects the MAMA-MIA layout (``segmentations/<ruler>/{case_id}.nii.gz``,
+``clinical_and_imaging_info.xlsx``), other metadata tables, and prediction folders.
+
+Example
+-------
+>>> init_repository(Path("my-model-repo"))  # doctest: +SKIP
+[PosixPath('my-model-repo/pyproject.toml'), PosixPath('my-model-repo/tests/test_fairness.py')]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from segfair.errors import SegfairError
+
+__all__ = ["Layout", "detect_layout", "init_repository"]
+
+MASK_SUFFIXES = (".nii.gz", ".nii", ".npz", ".npy")
+TABLE_SUFFIXES = (".xlsx", ".csv", ".tsv", ".parquet")
+ID_COLUMNS = ("patient_id", "case_id", "subject_id", "id")
+TRUSTED_NAMES = ("expert", "manual", "gold", "reference", "ground_truth", "gt")
+CATEGORICAL = (
+    "ethnicity",
+    "race",
+    "sex",
+    "gender",
+    "dataset",
+    "site",
+    "manufacturer",
+    "scanner",
+    "menopause",
+    "field_strength",
+)
+REFUSE_OVERWRITE = "{path} already has {what}; pass --force to overwrite it"
+
+
+@dataclass
+class Layout:
+    """What was found in a repository."""
+
+    root: Path
+    table: Path | None = None
+    sheet: str | None = None
+    case_id: str = "case_id"
+    rulers: dict[str, str] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)
+
+
+def _mask_template(folder: Path, root: Path) -> str | None:
+    for suffix in MASK_SUFFIXES:
+        if any(folder.glob(f"*{suffix}")):
+            rel = folder.relative_to(root).as_posix()
+            return f"{rel}/{{case_id}}{suffix}"
+    return None
+
+
+def _sources(parent: Path, root: Path) -> dict[str, str]:
+    found = {}
+    if parent.is_dir():
+        for sub in sorted(p for p in parent.iterdir() if p.is_dir()):
+            template = _mask_template(sub, root)
+            if template is not None:
+                found[sub.name] = template
+    return found
+
+
+def detect_layout(root: Path) -> Layout:
+    """Find the metadata table, the reference folders and the prediction folders."""
+    layout = Layout(root=root)
+    tables = [p for p in sorted(root.iterdir()) if p.is_file() and p.name.endswith(TABLE_SUFFIXES)]
+    preferred = [p for p in tables if p.stem == "clinical_and_imaging_info"]
+    layout.table = (preferred or tables or [None])[0]
+    if layout.table is not None:
+        from segfair.cohort import read_table
+
+        sheet = "dataset_info" if layout.table.suffix == ".xlsx" else None
+        try:
+            frame = read_table(layout.table, sheet=sheet)
+        except SegfairError:
+            sheet = None
+            frame = read_table(layout.table)
+        layout.sheet = sheet
+        layout.columns = [str(c) for c in frame.columns]
+        ids = [c for c in ID_COLUMNS if c in layout.columns]
+        layout.case_id = ids[0] if ids else layout.columns[0]
+    for name in ("segmentations", "labels", "references", "ground_truth"):
+        layout.rulers.update(_sources(root / name, root))
+    for name in ("predictions", "preds", "outputs"):
+        layout.models.update(_sources(root / name, root))
+    return layout
+
+
+def _trusted(rulers: dict[str, str]) -> str:
+    for name in TRUSTED_NAMES:
+        if name in rulers:
+            return name
+    return next(iter(rulers))
+
+
+def render_config(layout: Layout) -> str:
+    """The ``[tool.segfair]`` section for a detected layout."""
+    if layout.table is None:
+        raise SegfairError(
+            f"{layout.root}: no metadata table (CSV, XLSX, Parquet) found at the "
+            "top of the repository; add one with a row per case and run init again"
+        )
+    if not layout.rulers:
+        raise SegfairError(
+            f"{layout.root}: no reference masks found under segmentations/, "
+            "labels/ or references/ (one folder per label source)"
+        )
+    if not layout.models:
+        raise SegfairError(
+            f"{layout.root}: no predictions found under predictions/ (one folder "
+            "per model, one mask per case)"
+        )
+    q = json.dumps
+    lines = ["[tool.segfair]", f"cases = {q(layout.table.relative_to(layout.root).as_posix())}"]
+    if layout.sheet:
+        lines.append(f"sheet = {q(layout.sheet)}")
+    lines += [
+        f"case_id = {q(layout.case_id)}",
+        f"trusted_ruler = {q(_trusted(layout.rulers))}",
+        "seed = 0",
+        "",
+        "[tool.segfair.rulers]",
+    ]
+    lines += [f"{name} = {q(t)}" for name, t in layout.rulers.items()]
+    lines += ["", "[tool.segfair.models]"]
+    lines += [f"{name} = {q(t)}" for name, t in layout.models.items()]
+    if "age" in layout.columns:
+        lines += [
+            "",
+            "[tool.segfair.attributes.age_group]",
+            'column = "age"',
+            "bins = [40, 55]",
+            'labels = ["young", "middle", "older"]',
+        ]
+    for col in layout.columns:
+        if col.lower() in CATEGORICAL:
+            lines += ["", f"[tool.segfair.attributes.{col}]", f"column = {q(col)}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_test(layout: Layout) -> str:
+    """A starter ``tests/test_fairness.py`` using the segfair fixtures."""
+    trusted = _trusted(layout.rulers)
+    automated = [r for r in layout.rulers if r != trusted]
+    model = next(iter(layout.models))
+    by = (
+        "age_group"
+        if "age" in layout.columns
+        else next((c for c in layout.columns if c.lower() in CATEGORICAL), "age_group")
+    )
+    text = f'''"""Fairness gates of this model, checked by segfair on every test run."""
+
+
+def test_the_dice_gap_across_{by}_on_{trusted}_labels_is_small(segfair_audit):
+    segfair_audit.assert_gap("dice", by="{by}", model="{model}", ruler="{trusted}", max=0.05)
+'''
+    for auto in automated:
+        text += f'''
+
+def test_{auto}_labels_do_not_hide_the_{by}_gap(segfair_audit):
+    segfair_audit.assert_ruler_shrinkage(
+        "dice", by="{by}", model="{model}", automated="{auto}", max=0.25
+    )
+'''
+    return text
+
+
+def init_repository(root: Path, *, force: bool = False) -> list[Path]:
+    """Write ``[tool.segfair]`` into ``pyproject.toml`` and ``tests/test_fairness.py``.
+
+    Refuses to overwrite an existing section or test file unless ``force``.
+    """
+    if not root.is_dir():
+        raise SegfairError(f"{root}: no such folder")
+    layout = detect_layout(root)
+    section = render_config(layout)
+    pyproject = root / "pyproject.toml"
+    test = root / "tests" / "test_fairness.py"
+    existing = pyproject.read_text() if pyproject.exists() else ""
+    if "[tool.segfair" in existing and not force:
+        raise SegfairError(REFUSE_OVERWRITE.format(path=pyproject, what="a [tool.segfair] table"))
+    if test.exists() and not force:
+        raise SegfairError(REFUSE_OVERWRITE.format(path=test, what="a fairness test"))
+    if "[tool.segfair" in existing:
+        existing = _strip_tool_segfair(existing)
+    sep = (
+        ""
+        if not existing or existing.endswith("\n\n")
+        else ("\n" if existing.endswith("\n") else "\n\n")
+    )
+    pyproject.write_text(existing + sep + section)
+    test.parent.mkdir(parents=True, exist_ok=True)
+    test.write_text(render_test(layout))
+    return [pyproject, test]
+
+
+def _strip_tool_segfair(text: str) -> str:
+    out, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            skipping = stripped.startswith(("[tool.segfair]", "[tool.segfair.", "[[tool.segfair."))
+        if not skipping:
+            out.append(line)
+    return "".join(out)

@@ -1,0 +1,163 @@
+"""Run-wide state shared by the CLI and the pytest plugin.
+
+A :class:`SegfairSession` holds the configuration and, computed lazily and once, the cohort, the
+scores and the audit; it records every gate result (from the configuration or from assertions in
+tests) and writes the reports.
+
+Example
+-------
+>>> session = SegfairSession.from_path("segfair.toml")  # doctest: +SKIP
+>>> results = session.check_config_gates()  # doctest: +SKIP
+>>> session.write_reports(html="fairness.html")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from segfair.config import SegfairConfig, load_config
+from segfair.errors import ConfigError
+
+if TYPE_CHECKING:
+    from segfair.audit import Audit
+    from segfair.cohort import Cohort
+    from segfair.gates import Gate, GateResult
+    from segfair.scores import Scores
+
+__all__ = ["SegfairSession"]
+
+
+class SegfairSession:
+    """The configuration of one run and everything derived from it, computed at most once."""
+
+    def __init__(
+        self,
+        config: SegfairConfig,
+        *,
+        seed: int | None = None,
+        workers: int | None = None,
+        executor: Executor | None = None,
+        progress: bool | None = None,
+        cache: bool | None = None,
+        baseline: str | Path | None = None,
+    ) -> None:
+        self.config = config
+        self.seed = config.seed if seed is None else seed
+        self.workers = workers
+        self.executor = executor
+        self.progress = progress
+        self.cache = cache
+        self.baseline_path = Path(baseline) if baseline is not None else None
+        self.results: dict[str, GateResult] = {}
+
+    @classmethod
+    def from_path(cls, path: str | Path = ".", **kwargs: Any) -> SegfairSession:
+        return cls(load_config(path), **kwargs)
+
+    # ---- the pipeline, lazily -------------------------------------------------------------
+    @cached_property
+    def gates(self) -> list[Gate]:
+        """The gates declared in the configuration, validated."""
+        from segfair.gates import parse_gates
+
+        return parse_gates(
+            self.config.gates, source=self.config.source, trusted_ruler=self.config.trusted_ruler
+        )
+
+    @cached_property
+    def cohort(self) -> Cohort:
+        from segfair.cohort import load_cohort
+
+        return load_cohort(self.config)
+
+    @cached_property
+    def scores(self) -> Scores:
+        from segfair.evaluate import evaluate
+
+        return evaluate(
+            self.cohort,
+            executor=self.executor,
+            workers=self.workers,
+            progress=self.progress,
+            cache=self.cache,
+        )
+
+    @cached_property
+    def audit(self) -> Audit:
+        from segfair.audit import Audit
+
+        cfg = self.config
+        return Audit(
+            self.scores,
+            seed=self.seed,
+            n_boot=cfg.n_boot,
+            confidence=cfg.confidence,
+            cap=cfg.cap,
+            cluster=cfg.cluster,
+            min_group_size=cfg.min_group_size,
+        )
+
+    @cached_property
+    def baseline(self) -> Mapping[str, Any] | None:
+        """A previous JSON report, for ``no_regression`` gates."""
+        if self.baseline_path is None:
+            return None
+        try:
+            return json.loads(self.baseline_path.read_text())  # type: ignore[no-any-return]
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot read the baseline report {str(self.baseline_path)!r}: {exc}",
+                key="baseline",
+            ) from None
+
+    # ---- gates -----------------------------------------------------------------------------
+    def check(self, gate: Gate | Mapping[str, Any]) -> GateResult:
+        """Evaluate one gate (a model or a mapping like a ``[[gates]]`` entry) and record it."""
+        from segfair.gates import evaluate_gate, parse_gate
+
+        spec = (
+            parse_gate(gate, source=self.config.source, trusted_ruler=self.config.trusted_ruler)
+            if isinstance(gate, Mapping)
+            else gate
+        )
+        result = evaluate_gate(self.audit, spec, baseline=self.baseline)
+        self.results[result.id] = result
+        return result
+
+    def check_config_gates(self) -> list[GateResult]:
+        """Evaluate every gate of the configuration (Holm-adjusted when configured)."""
+        from segfair.gates import evaluate_gates
+
+        results = evaluate_gates(
+            self.audit, self.gates, holm=self.config.holm, baseline=self.baseline
+        )
+        for r in results:
+            self.results[r.id] = r
+        return results
+
+    # ---- reports ---------------------------------------------------------------------------
+    def report(self, results: Sequence[GateResult] | None = None) -> dict[str, Any]:
+        """The report document (JSON-able) for the recorded gate results."""
+        from segfair.report import build_report
+
+        chosen = list(self.results.values()) if results is None else list(results)
+        return build_report(self.audit, chosen, config=self.config, seed=self.seed)
+
+    def write_reports(
+        self,
+        *,
+        html: str | Path | None = None,
+        json_path: str | Path | None = None,
+        md: str | Path | None = None,
+        document: Mapping[str, Any] | None = None,
+    ) -> list[Path]:
+        """Write the requested reports (atomically) and return their paths."""
+        from segfair.report import write_reports
+
+        doc = self.report() if document is None else document
+        return write_reports(doc, html=html, json_path=json_path, md=md)

@@ -1,0 +1,148 @@
+"""Per-case evaluation: the tidy tables, reading each file once, parallel and cached runs."""
+
+from __future__ import annotations
+
+import io as stdio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import Repo, write_nifti
+
+import segfair.io
+from segfair import metrics
+from segfair.cohort import load_cohort
+from segfair.errors import CohortError
+from segfair.evaluate import _Progress, build_tasks, evaluate, evaluate_case
+
+
+def test_the_score_table_holds_every_metric_of_every_model_on_every_ruler(repo: Repo) -> None:
+    scores = evaluate(load_cohort(repo.config_path), workers=1, cache=False)
+    t = scores.table
+    assert list(t.columns) == ["case_id", "model", "ruler", "metric", "value"]
+    assert len(t) == 12 * 1 * 2 * len(metrics.ALL_METRICS)
+    assert set(t["ruler"]) == {"expert", "automated"}
+    assert scores.agreement["ruler"].unique().tolist() == ["automated"]
+    assert scores.agreement["reference"].unique().tolist() == ["expert"]
+    assert len(scores.agreement) == 12 * len(metrics.ALL_METRICS)
+    assert set(scores.morphology["ruler"]) == {"expert", "automated"}
+    assert scores.trusted_ruler == "expert"
+    assert scores.attribute_columns == {"age_group": "age", "ethnicity": "ethnicity"}
+    assert scores.settings["hd95_method"] == "max_directed"
+
+
+def test_scores_equal_the_metrics_computed_directly_on_the_files(repo: Repo) -> None:
+    scores = evaluate(load_cohort(repo.config_path), workers=1, cache=False)
+    cid = repo.case_ids[4]
+    pred = segfair.io.load_mask(repo.mask_path("model", "candidate", cid))
+    ref = segfair.io.load_mask(repo.mask_path("ruler", "automated", cid))
+    direct = metrics.compute(pred.array, ref.array, pred.spacing)
+    got = scores.values("hd95", model="candidate", ruler="automated")[cid]
+    assert got == pytest.approx(direct["hd95"])
+    assert scores.values("dice", model="candidate", ruler="automated")[cid] == pytest.approx(
+        direct["dice"]
+    )
+
+
+def test_each_file_is_read_once_per_case_however_many_pairs_it_serves(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    original = segfair.io.load_mask
+
+    def counting(path: str, **kwargs: object) -> segfair.io.Mask:
+        calls.append(str(path))
+        return original(path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(segfair.io, "load_mask", counting)
+    evaluate(load_cohort(repo.config_path), workers=1, cache=False)
+    assert len(calls) == len(set(calls)) == 12 * 3
+
+
+def test_results_do_not_depend_on_worker_count_or_row_order(repo: Repo) -> None:
+    one = evaluate(load_cohort(repo.config_path), workers=1, cache=False)
+    table = pd.read_csv(repo.root / "cases.csv").sample(frac=1.0, random_state=3)
+    table.to_csv(repo.root / "cases.csv", index=False)
+    two = evaluate(load_cohort(repo.config_path), workers=2, cache=False)
+    threads = evaluate(load_cohort(repo.config_path), executor=ThreadPoolExecutor(2), cache=False)
+    pd.testing.assert_frame_equal(one.table, two.table)
+    pd.testing.assert_frame_equal(one.table, threads.table)
+    pd.testing.assert_frame_equal(one.agreement, two.agreement)
+    pd.testing.assert_frame_equal(one.morphology, two.morphology)
+
+
+def test_a_warm_run_is_served_from_the_cache_with_identical_scores(
+    repo: Repo, tmp_path: Path
+) -> None:
+    cohort = load_cohort(repo.config_path)
+    cache = tmp_path / "cache"
+    cold = evaluate(cohort, workers=1, cache=cache)
+    tasks = build_tasks(cohort, cache_dir=str(cache))
+    assert all(evaluate_case(t).cached for t in tasks)
+    warm = evaluate(cohort, workers=1, cache=cache)
+    pd.testing.assert_frame_equal(cold.table, warm.table)
+
+
+def test_a_corrupt_cache_entry_is_recomputed_not_trusted(repo: Repo, tmp_path: Path) -> None:
+    cohort = load_cohort(repo.config_path)
+    cache = tmp_path / "cache"
+    cold = evaluate(cohort, workers=1, cache=cache)
+    entries = sorted(cache.rglob("*.json"))
+    assert len(entries) == 12
+    entries[0].write_text(entries[0].read_text()[:40])
+    doc = json.loads(entries[1].read_text())
+    doc["pairs"] = doc["pairs"][:1]
+    entries[1].write_text(json.dumps(doc))
+    results = [evaluate_case(t) for t in build_tasks(cohort, cache_dir=str(cache))]
+    assert sum(not r.cached for r in results) == 2
+    pd.testing.assert_frame_equal(cold.table, evaluate(cohort, workers=1, cache=cache).table)
+
+
+def test_changing_a_mask_or_a_metric_setting_misses_the_cache(repo: Repo, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    evaluate(load_cohort(repo.config_path), workers=1, cache=cache)
+    cid = repo.case_ids[0]
+    write_nifti(repo.mask_path("model", "candidate", cid), np.zeros((16, 16, 10)))
+    tasks = build_tasks(load_cohort(repo.config_path), cache_dir=str(cache))
+    assert [t.case_id for t in tasks if not evaluate_case(t).cached] == [cid]
+    repo.write_config(nsd_tolerance=1.0)
+    tasks = build_tasks(load_cohort(repo.config_path), cache_dir=str(cache))
+    assert not any(evaluate_case(t).cached for t in tasks[1:])
+
+
+def test_bad_masks_in_several_cases_are_reported_together(repo: Repo) -> None:
+    a, b = repo.case_ids[1], repo.case_ids[7]
+    path = repo.mask_path("model", "candidate", a)
+    import nibabel as nib
+
+    prob = np.asanyarray(nib.load(path).dataobj).astype(np.float32) * 0.7
+    nib.save(nib.Nifti1Image(prob, nib.load(path).affine), path)
+    labels = np.asanyarray(nib.load(repo.mask_path("ruler", "expert", b)).dataobj) * 2
+    write_nifti(repo.mask_path("ruler", "expert", b), labels)
+    with pytest.raises(CohortError) as info:
+        evaluate(load_cohort(repo.config_path), workers=2, cache=False)
+    problems = info.value.problems
+    assert sorted(p.case_id for p in problems) == [a, b]
+    text = str(info.value)
+    assert "threshold" in text
+    assert "labels = [2]" in text
+
+
+def test_progress_prints_sparse_lines_when_not_on_a_terminal() -> None:
+    stream = stdio.StringIO()
+    bar = _Progress(50, enabled=True, stream=stream)
+    from segfair.evaluate import CaseResult
+
+    for i in range(50):
+        bar.update(CaseResult(case_id=str(i)))
+    lines = stream.getvalue().splitlines()
+    assert 5 <= len(lines) <= 11
+    assert lines[-1].startswith("segfair: 50/50 cases (0 cached)")
+
+
+def test_unknown_metric_names_list_the_valid_ones(repo: Repo) -> None:
+    with pytest.raises(Exception, match="valid metrics are dice, iou"):
+        evaluate(load_cohort(repo.config_path), metrics=["dise"], workers=1, cache=False)
