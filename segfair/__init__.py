@@ -1,13 +1,89 @@
 """segfair: subgroup fairness of medical image segmentation models, as a CI gate.
 
 A *ruler* is a source of reference masks that a model's predictions are scored against: the
-*trusted* ruler (expert labels) or an *automated* one (labels a model drew). A *gate* is a declared
-check with a threshold, e.g. "the Dice gap across age groups on the trusted ruler is below 0.05" or
-"the automated ruler does not hide more than 25% of that gap"; a failed gate fails the build.
+*trusted* ruler (expert labels) or an *automated* one (labels a model drew). Scored on a bent
+ruler, a model bent the same way looks fair; segfair measures the subgroup gap on the trusted
+ruler and how much each automated ruler shrinks or inflates it.
+
+A *gate* is a declared check with a threshold — "the Dice gap across age groups on expert labels
+is below 0.05", "the automated labels hide at most 25% of that gap", "training on automated
+labels did not amplify the gap". A failed gate fails the build; the audit report shows why.
+
+Example
+-------
+>>> import segfair
+>>> cohort = segfair.load_cohort("segfair.toml")  # doctest: +SKIP
+>>> audit = segfair.Audit(segfair.evaluate(cohort), seed=0)  # doctest: +SKIP
+>>> audit.gap("dice", by="age_group", model="candidate").gap  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+# Public name → module. Resolved lazily (PEP 562) so that `import segfair` — and pytest loading
+# `segfair.plugin` in every run — does not import numpy, pandas, scipy or nibabel.
+_EXPORTS = {
+    "Audit": "segfair.audit",
+    "Cohort": "segfair.cohort",
+    "CohortError": "segfair.errors",
+    "ConfigError": "segfair.errors",
+    "GateResult": "segfair.gates",
+    "GeometryError": "segfair.errors",
+    "InputError": "segfair.errors",
+    "Mask": "segfair.io",
+    "MetricSettings": "segfair.metrics",
+    "Scores": "segfair.scores",
+    "SegfairConfig": "segfair.config",
+    "SegfairError": "segfair.errors",
+    "SegfairSession": "segfair.session",
+    "evaluate": "segfair.evaluate",
+    "evaluate_gate": "segfair.gates",
+    "evaluate_gates": "segfair.gates",
+    "load_cohort": "segfair.cohort",
+    "load_config": "segfair.config",
+    "load_mask": "segfair.io",
+    "make_cohort": "segfair.synth",
+    "parse_gate": "segfair.gates",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from segfair.audit import Audit as Audit
+    from segfair.cohort import Cohort as Cohort
+    from segfair.cohort import load_cohort as load_cohort
+    from segfair.config import SegfairConfig as SegfairConfig
+    from segfair.config import load_config as load_config
+    from segfair.errors import CohortError as CohortError
+    from segfair.errors import ConfigError as ConfigError
+    from segfair.errors import GeometryError as GeometryError
+    from segfair.errors import InputError as InputError
+    from segfair.errors import SegfairError as SegfairError
+    from segfair.evaluate import evaluate as evaluate
+    from segfair.gates import GateResult as GateResult
+    from segfair.gates import evaluate_gate as evaluate_gate
+    from segfair.gates import evaluate_gates as evaluate_gates
+    from segfair.gates import parse_gate as parse_gate
+    from segfair.io import Mask as Mask
+    from segfair.io import load_mask as load_mask
+    from segfair.metrics import MetricSettings as MetricSettings
+    from segfair.scores import Scores as Scores
+    from segfair.session import SegfairSession as SegfairSession
+    from segfair.synth import make_cohort as make_cohort
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'segfair' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # resolve once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

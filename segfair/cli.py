@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from segfair import __version__
 from segfair.errors import SegfairError
@@ -21,7 +21,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         # argparse exits 2 on usage errors too; keep its message, drop nothing
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"segfair: error: {message}\n")
@@ -47,7 +47,7 @@ def _shape(text: str) -> tuple[int, int, int]:
         raise argparse.ArgumentTypeError(
             f"expected three positive sizes like 96x96x48, got {text!r}"
         )
-    return dims  # type: ignore[return-value]
+    return dims[0], dims[1], dims[2]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,12 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"segfair {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    quiet = argparse.ArgumentParser(add_help=False)
+    quiet = _Parser(add_help=False)
     quiet.add_argument(
         "-q", "--quiet", action="store_true", help="print only errors and the verdict"
     )
 
-    reports = argparse.ArgumentParser(add_help=False)
+    reports = _Parser(add_help=False)
     reports.add_argument("--html", metavar="PATH", help="write the HTML audit report here")
     reports.add_argument("--json", metavar="PATH", help="write the JSON report here")
     reports.add_argument("--md", metavar="PATH", help="write the Markdown summary here")

@@ -773,9 +773,10 @@ def describe_mismatch(
 
 def _reorientable(mask: Mask | Geometry, target: Mask | Geometry, atol: float) -> bool:
     plan = _reorientation(mask, target)
-    return plan is not None and _difference(
-        plan[1], plan[2], _target_shape3(target), target.affine, atol
-    ) is None
+    return (
+        plan is not None
+        and _difference(plan[1], plan[2], _target_shape3(target), target.affine, atol) is None
+    )
 
 
 def geometry_fix(a: Mask | Geometry, b: Mask | Geometry, *, atol: float = 1e-3) -> str:

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 STATE_KEY: pytest.StashKey[_State] = pytest.StashKey()
 
+# segfair.config.CONFIG_FILENAMES, repeated so that detecting a configuration imports no pydantic
+_CONFIG_FILENAMES = ("segfair.toml", "pyproject.toml")
+
 _OPTIONS = (
     # (flag suffix, ini key, help)
     (
@@ -73,6 +76,7 @@ class _State:
         self.results: dict[str, dict[str, Any]] = {}
         self.document: dict[str, Any] | None = None
         self.written: list[Path] = []
+        self.annotations: list[str] = []
         self.error: str | None = None
 
     def _value(self, key: str) -> Any:
@@ -88,9 +92,7 @@ class _State:
         if explicit:
             path = Path(explicit)
             return path if path.is_absolute() else Path(config.rootpath, path)
-        from segfair.config import CONFIG_FILENAMES
-
-        for name in CONFIG_FILENAMES:
+        for name in _CONFIG_FILENAMES:
             candidate = config.rootpath / name
             if candidate.is_file() and (name != "pyproject.toml" or _has_tool_table(candidate)):
                 return candidate
@@ -119,8 +121,9 @@ class _State:
         self.used = True
         return self._session
 
-    def record(self, result: GateResult) -> None:
-        self.results[result.id] = result.to_dict()
+    def record(self, result: GateResult, nodeid: str) -> None:
+        # keyed by test and gate: the same gate checked by two tests is two rows of evidence
+        self.results[f"{nodeid} {result.id}"] = result.to_dict()
 
     def path(self, key: str) -> Path | None:
         value = self._value(key)
@@ -183,7 +186,7 @@ class GateItem(pytest.Item):
     def runtest(self) -> None:
         state = _state(self.config)
         result = state.session.check(self.gate)
-        state.record(result)
+        state.record(result, self.nodeid)
         _record_properties(self.user_properties, result)
         if not result.ok:
             raise GateFailure(result)
@@ -300,7 +303,7 @@ class AuditAssertions:
         __tracebackhide__ = True
         gate = dict(spec or {}, **fields) if spec is None or isinstance(spec, Mapping) else spec
         result = self._state.session.check(gate)
-        self._state.record(result)
+        self._state.record(result, self._node.nodeid)
         _record_properties(self._node.user_properties, result)
         if not result.ok:
             raise AssertionError(result.explain())
@@ -477,7 +480,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     tr = terminalreporter
     tr.write_sep("-", "segfair")
-    for line in getattr(state, "annotations", []):
+    for line in state.annotations:
         tr.write_line(line)
     from segfair.report import summary_lines_from_dicts
 

@@ -74,7 +74,7 @@ def detect_layout(root: Path) -> Layout:
     layout = Layout(root=root)
     tables = [p for p in sorted(root.iterdir()) if p.is_file() and p.name.endswith(TABLE_SUFFIXES)]
     preferred = [p for p in tables if p.stem == "clinical_and_imaging_info"]
-    layout.table = (preferred or tables or [None])[0]
+    layout.table = next(iter(preferred or tables), None)
     if layout.table is not None:
         from segfair.cohort import read_table
 

@@ -29,7 +29,42 @@ if TYPE_CHECKING:
     from segfair.gates import Gate, GateResult
     from segfair.scores import Scores
 
-__all__ = ["SegfairSession"]
+__all__ = ["SegfairSession", "check_gate_names"]
+
+UNKNOWN_NAME = "{where}{field} = {value!r} is not a configured {what}; configured: {valid}"
+
+
+def check_gate_names(gate: Gate, config: SegfairConfig, index: int | None) -> list[str]:
+    """Problems with the models, rulers, attributes and metrics a gate names."""
+    from segfair.metrics import ALL_METRICS
+
+    where = f"gates[{index}]." if index is not None else ""
+    tables = {
+        "model": ("model", list(config.models)),
+        "baseline": ("model", list(config.models)),
+        "ruler": ("ruler", list(config.rulers)),
+        "automated": ("ruler", list(config.rulers)),
+        "trusted": ("ruler", list(config.rulers)),
+        "by": ("attribute", list(config.attributes)),
+        "metric": ("metric", list(config.metrics or ALL_METRICS)),
+    }
+    problems = []
+    for field, (what, valid) in tables.items():
+        value = getattr(gate, field, None)
+        if value is None or (field == "baseline" and not isinstance(value, str)):
+            continue
+        for item in (value,) if isinstance(value, str) else tuple(value):
+            if item not in valid:
+                problems.append(
+                    UNKNOWN_NAME.format(
+                        where=where,
+                        field=field,
+                        value=item,
+                        what=what,
+                        valid=", ".join(valid) or "none",
+                    )
+                )
+    return problems
 
 
 class SegfairSession:
@@ -108,7 +143,8 @@ class SegfairSession:
         if self.baseline_path is None:
             return None
         try:
-            return json.loads(self.baseline_path.read_text())  # type: ignore[no-any-return]
+            doc: Mapping[str, Any] = json.loads(self.baseline_path.read_text())
+            return doc
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"cannot read the baseline report {str(self.baseline_path)!r}: {exc}",
@@ -146,7 +182,9 @@ class SegfairSession:
         from segfair.report import build_report
 
         chosen = list(self.results.values()) if results is None else list(results)
-        return build_report(self.audit, chosen, config=self.config, seed=self.seed)
+        return build_report(
+            self.audit, chosen, config=self.config, seed=self.seed, cohort=self.cohort
+        )
 
     def write_reports(
         self,

@@ -1,0 +1,127 @@
+"""The command line: exit statuses 0 / 1 / 2, and the commands a team runs."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Repo
+
+from segfair.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+
+PASSING = {
+    "kind": "gap",
+    "metric": "dice",
+    "by": "age_group",
+    "model": "candidate",
+    "ruler": "expert",
+    "max": 0.9,
+    "min_group_size": 2,
+}
+FAILING = {**PASSING, "max": 0.001}
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), stdout=out)
+    return code, out.getvalue()
+
+
+def test_audit_exits_0_when_every_gate_passes(repo: Repo) -> None:
+    repo.write_config(gates=[PASSING])
+    code, out = run("audit", "--config", str(repo.config_path), "--quiet")
+    assert code == EXIT_OK
+    assert "passed" in out
+
+
+def test_audit_exits_1_when_a_gate_fails_and_still_writes_the_reports(
+    repo_factory: type, tmp_path: Path
+) -> None:
+    repo = repo_factory(young_penalty=2.0)
+    repo.write_config(gates=[FAILING])
+    report = tmp_path / "r.json"
+    code, out = run("audit", "--config", str(repo.config_path), "--json", str(report))
+    assert code == EXIT_FAILED
+    assert report.is_file()
+    assert "FAILED gap[dice,age_group,candidate,expert]" in out
+
+
+def test_audit_exits_2_with_the_error_not_a_traceback_on_bad_input(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo.mask_path("model", "candidate", repo.case_ids[0]).unlink()
+    code, _ = run("audit", "--config", str(repo.config_path))
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert err.startswith("segfair: error: 1 problem in the cohort")
+    assert repo.case_ids[0] in err
+    assert "Traceback" not in err
+
+
+def test_audit_exits_2_on_a_config_typo_naming_the_key(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo.write_config(gates=[{**PASSING, "mx": 0.1}])
+    code, _ = run("audit", "--config", str(repo.config_path))
+    assert code == EXIT_USAGE
+    assert "mx" in capsys.readouterr().err
+
+
+def test_a_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["audit", "--workers", "0"])
+    assert info.value.code == EXIT_USAGE
+    assert "expected a number ≥ 1, got 0" in capsys.readouterr().err
+
+
+def test_the_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("segfair 0.")
+
+
+def test_the_console_script_runs_as_a_program() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "segfair.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "audit" in out.stdout
+    assert "demo" in out.stdout
+
+
+def test_init_writes_a_config_and_a_test_for_a_mama_mia_layout(tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+    from conftest import write_nifti
+
+    root = tmp_path / "model-repo"
+    pd.DataFrame(
+        {"patient_id": ["DUKE_001", "DUKE_002"], "age": [38, 61], "ethnicity": ["white", "asian"]}
+    ).to_excel(
+        root.mkdir() or root / "clinical_and_imaging_info.xlsx",
+        sheet_name="dataset_info",
+        index=False,
+    )
+    for folder in ("segmentations/expert", "segmentations/automatic", "predictions/unet"):
+        for cid in ("DUKE_001", "DUKE_002"):
+            write_nifti(root / folder / f"{cid}.nii.gz", np.zeros((4, 4, 4)))
+    code, _out = run("init", str(root))
+    assert code == EXIT_OK
+    text = (root / "pyproject.toml").read_text()
+    assert 'cases = "clinical_and_imaging_info.xlsx"' in text
+    assert 'sheet = "dataset_info"' in text
+    assert 'case_id = "patient_id"' in text
+    assert 'expert = "segmentations/expert/{case_id}.nii.gz"' in text
+    assert 'unet = "predictions/unet/{case_id}.nii.gz"' in text
+    test = (root / "tests" / "test_fairness.py").read_text()
+    assert "assert_ruler_shrinkage" in test
+    assert 'automated="automatic"' in test
+    from segfair.config import load_config
+
+    assert load_config(root).trusted_ruler == "expert"
+    code, _ = run("init", str(root))
+    assert code == EXIT_USAGE  # refuses to overwrite without --force
+    assert run("init", str(root), "--force")[0] == EXIT_OK

@@ -1,0 +1,252 @@
+"""The pytest plugin, tested the way users run it: a tiny model repository and pytest inside it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+from conftest import Repo, make_repo
+
+# pytester's in-process runs restore sys.modules afterwards; importing the numeric stack here,
+# once, keeps it out of that churn (scipy does not survive being half-unloaded) and keeps runs fast
+import segfair.audit
+import segfair.report
+import segfair.synth  # noqa: F401
+
+pytest_plugins = ["pytester"]
+
+GAP_GATE = {
+    "kind": "gap",
+    "metric": "dice",
+    "by": "age_group",
+    "model": "candidate",
+    "ruler": "expert",
+    "max": 0.9,
+    "min_group_size": 2,
+}
+FAILING_GAP = {**GAP_GATE, "max": 0.001}
+
+TEST_FILE = """
+def test_the_age_gap_on_expert_labels_is_small(segfair_audit):
+    segfair_audit.assert_gap("dice", by="age_group", model="candidate", ruler="expert",
+                             max={max}, min_group_size=2)
+"""
+
+
+@pytest.fixture
+def segtester(pytester: pytest.Pytester) -> Repo:
+    """A model repository in pytester's folder, with a segfair.toml and no gates yet."""
+    return make_repo(pytester.path, n_cases=24, young_penalty=1.5)
+
+
+def outcomes(result: pytest.RunResult) -> dict[str, int]:
+    return {k: v for k, v in result.parseoutcomes().items() if k in ("passed", "failed", "error")}
+
+
+def test_a_configured_gate_that_holds_passes_as_a_test_item(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    segtester.write_config(gates=[GAP_GATE])
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*segfair::gap[[]dice,age_group,candidate,expert[]] PASSED*",
+            "*- segfair -*",
+            "*PASSED gap[[]dice,age_group,candidate,expert[]]*",
+            "*1 gate passed*",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_a_gap_above_the_threshold_fails_the_build_with_the_group_table(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    segtester.write_config(gates=[FAILING_GAP])
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    for word in ("young", "middle", "older", "0.001", "expert"):
+        assert word in out
+
+
+def test_a_repository_with_no_test_file_still_runs_its_configured_gates(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    segtester.write_config(gates=[GAP_GATE, {**GAP_GATE, "by": "ethnicity"}])
+    assert not list(pytester.path.glob("test_*.py"))
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2)
+
+
+def test_gate_items_can_be_selected_with_k_like_any_test(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    segtester.write_config(gates=[GAP_GATE, {**FAILING_GAP, "by": "ethnicity"}])
+    result = pytester.runpytest("-k", "age_group")
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+
+
+def test_assertion_helpers_pass_and_fail_like_pytest_assertions(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    pytester.makepyfile(test_fair=TEST_FILE.format(max=0.9))
+    pytester.makepyfile(test_unfair=TEST_FILE.format(max=0.001))
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "AssertionError" in out or "gap" in out
+    assert "segfair/plugin.py" not in out  # __tracebackhide__ keeps the helper out
+
+
+def test_a_typo_in_the_config_is_a_usage_error_naming_the_key(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    segtester.write_config(gates=[{**GAP_GATE, "maxx": 0.1}])
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*gates*maxx*did you mean 'max'*"])
+
+
+def test_the_report_header_shows_config_seed_and_gate_count(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    segtester.write_config(gates=[GAP_GATE])
+    result = pytester.runpytest("--segfair-seed", "7", "--co")
+    result.stdout.fnmatch_lines(["segfair: config *segfair.toml, seed 7, 1 configured gate"])
+
+
+def test_a_bad_seed_option_lists_what_is_valid(pytester: pytest.Pytester, segtester: Repo) -> None:
+    result = pytester.runpytest("--segfair-seed", "abc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--segfair-seed expects a whole number, got 'abc'*"])
+
+
+def test_reports_are_written_where_the_options_say(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    segtester.write_config(gates=[GAP_GATE])
+    result = pytester.runpytest(
+        "--segfair-json", "out/r.json", "--segfair-md", "out/r.md", "--segfair-html", "out/r.html"
+    )
+    result.assert_outcomes(passed=1)
+    doc = json.loads((pytester.path / "out" / "r.json").read_text())
+    assert [g["id"] for g in doc["gates"]] == ["gap[dice,age_group,candidate,expert]"]
+    assert (pytester.path / "out" / "r.md").read_text().strip()
+    assert "<html" in (pytester.path / "out" / "r.html").read_text().lower()
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "0"], ["-n", "2"]], ids=["no-xdist", "n0", "n2"])
+def test_gates_and_assertions_are_reported_once_with_and_without_xdist(
+    pytester: pytest.Pytester, segtester: Repo, xdist: list[str]
+) -> None:
+    segtester.write_config(gates=[GAP_GATE, {**GAP_GATE, "by": "ethnicity"}])
+    pytester.makepyfile(
+        test_fair=TEST_FILE.format(max=0.9).replace(
+            'by="age_group"', 'by="age_group", name="from_test"'
+        )
+    )
+    result = pytester.runpytest("--segfair-json", "r.json", *xdist)
+    result.assert_outcomes(passed=3)
+    doc = json.loads((pytester.path / "r.json").read_text())
+    assert len(doc["gates"]) == 3
+    assert result.stdout.str().count("- segfair -") == 1
+
+
+def test_junit_xml_carries_the_numbers_of_each_gate(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    segtester.write_config(gates=[GAP_GATE])
+    pytester.runpytest("--junitxml", "junit.xml")
+    tree = ET.parse(pytester.path / "junit.xml")
+    props = {p.get("name"): p.get("value") for p in tree.iter("property")}
+    assert props["segfair_status"] == "passed"
+    assert float(props["segfair_threshold"]) == 0.9
+    assert (
+        float(props["segfair_lower"])
+        <= float(props["segfair_estimate"])
+        <= float(props["segfair_upper"])
+    )
+
+
+def test_in_github_actions_the_summary_is_appended_and_failures_annotated(
+    pytester: pytest.Pytester, segtester: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = pytester.path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    segtester.write_config(gates=[FAILING_GAP])
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    text = summary.read_text()
+    assert text.startswith("earlier step\n")
+    assert "gap[dice,age_group,candidate,expert]" in text
+    result.stdout.fnmatch_lines(["::error title=segfair gate failed*gap*::*"])
+
+
+def test_a_gap_that_grew_beyond_the_baseline_fails_the_no_regression_gate(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    segtester.write_config(gates=[GAP_GATE])
+    pytester.runpytest("--segfair-json", "baseline.json").assert_outcomes(passed=1)
+    baseline = json.loads((pytester.path / "baseline.json").read_text())
+    # pretend the last release had a much smaller gap than today's
+    for gate in baseline["gates"]:
+        gate["estimate"], gate["lower"], gate["upper"] = 0.0, 0.0, 0.0
+    (pytester.path / "baseline.json").write_text(json.dumps(baseline))
+    regression = {
+        "kind": "no_regression",
+        "metric": "dice",
+        "by": "age_group",
+        "model": "candidate",
+        "ruler": "expert",
+        "max_increase": 0.0,
+        "min_group_size": 2,
+    }
+    segtester.write_config(gates=[GAP_GATE, regression])
+    result = pytester.runpytest("--segfair-baseline", "baseline.json")
+    result.assert_outcomes(passed=1, failed=1)
+    same = pytester.runpytest("--segfair-baseline", "baseline.json", "-k", "gap and not no_reg")
+    same.assert_outcomes(passed=1)
+
+
+def test_importing_the_plugin_does_not_import_the_numeric_stack() -> None:
+    code = (
+        "import sys, segfair.plugin, segfair; "
+        "heavy = [m for m in ('numpy', 'pandas', 'scipy', 'nibabel', 'jinja2', 'pydantic') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_an_unconfigured_repository_gets_no_output_and_no_files(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_plain="def test_nothing():\n    assert True\n")
+    before = sorted(p.name for p in pytester.path.rglob("*"))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    out = result.stdout.str()
+    assert "segfair:" not in out
+    assert "- segfair -" not in out
+    after = sorted(p.name for p in pytester.path.rglob("*") if "__pycache__" not in p.parts)
+    assert [a for a in after if a != "__pycache__"] == [b for b in before if b != "__pycache__"]
+
+
+def test_a_configured_repository_whose_fixtures_are_unused_and_without_gates_writes_nothing(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    pytester.makepyfile(test_plain="def test_nothing():\n    assert True\n")
+    before = {p for p in pytester.path.rglob("*") if "__pycache__" not in p.parts}
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    after = {p for p in pytester.path.rglob("*") if "__pycache__" not in p.parts}
+    assert after == before
