@@ -16,9 +16,10 @@ def test_automated_labels_do_not_hide_more_than_a_quarter_of_the_age_gap(segfair
     )
 
 
-def test_the_candidate_does_not_amplify_the_age_gap_of_the_previous_release(segfair_audit):
-    segfair_audit.assert_no_amplification(
-        "dice", by="age_group", model=MODEL, baseline="previous_release", max=0.5
+def test_every_age_group_keeps_a_mean_dice_of_at_least_0_7_on_expert_labels(segfair_audit):
+    segfair_audit.assert_gate(
+        kind="min_group_metric", metric="dice", by="age_group", model=MODEL, ruler="expert",
+        min=0.7,
     )
 
 
