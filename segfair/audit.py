@@ -653,6 +653,12 @@ class Audit:
         of cases. Needs at least two clusters per group, else that group has no interval.
     min_group_size
         Default smallest group a gate decides on (see :mod:`segfair.gates`).
+    design_weights
+        Inverse inclusion probabilities of the cases in the trusted ruler's labelled sample
+        (index ``case_id``; see :func:`segfair.planner.design_weights`). Every statistic whose
+        cases all carry a trusted label (trusted-ruler scores, agreement, paired comparisons)
+        is then a Hajek-weighted estimate; complete series are not weighted
+        (``docs/partial-labels.md``).
 
     Examples
     --------
@@ -681,6 +687,7 @@ class Audit:
         cap: float = 150.0,
         cluster: str | None = None,
         min_group_size: int = 20,
+        design_weights: pd.Series | None = None,
     ) -> None:
         if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 100:
             raise AuditError(BAD_N_BOOT.format(value=n_boot))
@@ -703,6 +710,7 @@ class Audit:
         self.cap = float(cap)
         self.cluster = cluster
         self.min_group_size = int(min_group_size)
+        self.design_weights = design_weights
 
         groups = scores.groups.copy()
         groups.index = groups.index.astype(str)
@@ -917,9 +925,38 @@ class Audit:
         if hit is not None:
             return hit
         x = np.stack([s.x for s in series], axis=1)
-        out = group_statistic(g.design, x, statistic)
+        out = group_statistic(g.design, x, statistic, self._case_weights(series))
         self._reps_cache[key] = out
         return out
+
+    def _case_weights(self, series: Sequence[_Series]) -> np.ndarray | None:
+        """Design weights per case and series, or None when no series is from the sample.
+
+        A series is weighted when every case it holds is in the trusted ruler's labelled
+        sample (and that sample is not the whole cohort); its availability is then set by the
+        sampling design. A complete series (an automated ruler) keeps weight 1.
+        """
+        if self.design_weights is None:
+            return None
+        cached = getattr(self, "_design_cache", None)
+        if cached is None:
+            sampled = np.zeros(len(self.cases), dtype=bool)
+            for (_, r, _), (pos, _) in self._score_index.items():
+                if r == self.scores.trusted_ruler:
+                    sampled[pos] = True
+            w = pd.to_numeric(self.design_weights, errors="coerce")
+            w.index = w.index.astype(str)
+            wv = w.reindex(self.cases).to_numpy(dtype=np.float64)
+            wv = np.where(np.isfinite(wv) & (wv > 0), wv, 1.0)
+            cached = (sampled, wv)
+            self._design_cache = cached
+        sampled, wv = cached
+        if sampled.all():
+            return None
+        cols = [wv if not (s.present & ~sampled).any() else np.ones_like(wv) for s in series]
+        if all(c is not wv for c in cols):
+            return None
+        return np.stack(cols, axis=1)
 
     def _conf(self, confidence: float | None) -> float:
         if confidence is None:
@@ -1732,6 +1769,25 @@ class Audit:
             gaps=gaps,
             results=results,
             notes=tuple(notes),
+        )
+
+    def plan(
+        self,
+        gate: Any,
+        *,
+        target_halfwidth: float | None = None,
+        power: float = 0.8,
+        confidence: float | None = None,
+    ) -> Any:
+        """How many more trusted labels per group would make ``gate`` conclusive.
+
+        A thin front to :func:`segfair.planner.plan`; returns a
+        :class:`~segfair.planner.GatePlan`.
+        """
+        from segfair.planner import plan
+
+        return plan(
+            self, gate, target_halfwidth=target_halfwidth, power=power, confidence=confidence
         )
 
     def _covariate(self, stratify: str, ruler: str) -> tuple[pd.Series, bool]:

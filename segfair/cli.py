@@ -131,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("dir", metavar="DIR", nargs="?", default=".")
     init.add_argument("--force", action="store_true", help="overwrite what exists")
+
+    plan = sub.add_parser(
+        "plan",
+        parents=[quiet],
+        help="how many more trusted labels each gate needs, and which cases to label",
+    )
+    plan.add_argument("--config", metavar="PATH", default=".")
+    plan.add_argument("--out", metavar="CSV", default="labels_to_annotate.csv")
+    plan.add_argument("--power", type=float, default=0.8)
+    plan.add_argument("--target-halfwidth", type=float, default=None)
+    plan.add_argument("--within", choices=("disagreement", "random"), default="disagreement")
+    plan.add_argument("--seed", type=int, default=None)
+    plan.add_argument("--workers", type=_positive_int, default=None)
     return parser
 
 
@@ -151,6 +164,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
             return _synth(args, out)
         if args.command == "init":
             return _init(args, out)
+        if args.command == "plan":
+            from segfair.planner import cli_plan
+
+            return cli_plan(args, out)
     except SegfairError as exc:
         print(f"segfair: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -182,11 +199,15 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
     cfg = session.config
     _ = session.gates  # validate gates before any heavy work
     results = session.check_config_gates()
-    written = session.write_reports(
-        html=args.html or (cfg.resolve(cfg.html) if cfg.html else None),
-        json_path=args.json or (cfg.resolve(cfg.json_report) if cfg.json_report else None),
-        md=args.md or (cfg.resolve(cfg.md) if cfg.md else None),
-    )
+    try:
+        written = session.write_reports(
+            html=args.html or (cfg.resolve(cfg.html) if cfg.html else None),
+            json_path=args.json or (cfg.resolve(cfg.json_report) if cfg.json_report else None),
+            md=args.md or (cfg.resolve(cfg.md) if cfg.md else None),
+        )
+    except OSError as exc:
+        where = f" {exc.filename!r}" if exc.filename else ""
+        raise SegfairError(f"cannot write the report{where}: {exc.strerror or exc}") from None
     lines = summary_lines(results, written)
     for line in lines if not args.quiet else lines[-1:]:
         print(line, file=out)
@@ -218,7 +239,8 @@ def _synth(args: argparse.Namespace, out: TextIO) -> int:
             workers=args.workers,
             overwrite=args.overwrite,
         )
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
+        # bad arguments, or an output folder that holds something else: say so, no traceback
         raise SegfairError(str(exc)) from None
     _say(
         args,

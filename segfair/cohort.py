@@ -40,7 +40,12 @@ NON_NUMERIC = "attribute {attr!r}: column {column!r} holds non-numeric value {va
 OUT_OF_RANGE = (
     "attribute {attr!r}: column {column!r} holds {value!r}, outside the valid range {lo}–{hi}"
 )
+NON_FINITE = "attribute {attr!r}: column {column!r} holds {value!r}, which is not a finite number"
+NOT_A_FILE = "{kind} {name!r}: {path} exists but is not a regular file (a folder?)"
 SUPPORTED_TABLES = (".csv", ".tsv", ".parquet", ".pq", ".xlsx", ".xlsm")
+#: The range an ``age`` column is checked against when its attribute sets no ``valid_range``:
+#: a negative or implausible age is a data-entry error, not a subgroup.
+DEFAULT_AGE_RANGE = (0.0, 130.0)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\- ]*$")
 
@@ -109,30 +114,46 @@ def _derive_groups(
     raw = column.astype(object)
     missing = raw.isna() | raw.map(lambda v: isinstance(v, str) and v.strip() == "")
     if spec.bins is not None:
-        numbers = pd.to_numeric(raw.where(~missing), errors="coerce")
+        numbers = pd.to_numeric(raw.where(~missing), errors="coerce").astype(float)
         bad = numbers.isna() & ~missing
-        for case_id, value in raw[bad].items():
+        infinite = np.isinf(numbers)
+        flagged = (bad | infinite).to_numpy()
+        for case_id, value, inf in zip(
+            raw.index[flagged], raw[flagged], infinite[flagged], strict=True
+        ):
+            template = NON_FINITE if inf else NON_NUMERIC
             problems.append(
                 Problem(
                     "non-numeric attribute values",
-                    NON_NUMERIC.format(attr=name, column=spec.column, value=value),
+                    template.format(attr=name, column=spec.column, value=value),
                     case_id=str(case_id),
                     fix=f"correct the value, or leave it empty to put the case in "
                     f"{spec.missing_label!r}",
                 )
             )
-        if spec.valid_range is not None:
-            lo, hi = spec.valid_range
+        numbers = numbers.where(~infinite)
+        valid_range = spec.valid_range
+        default_range = valid_range is None and spec.column.strip().lower() == "age"
+        if default_range:
+            valid_range = DEFAULT_AGE_RANGE
+        if valid_range is not None:
+            lo, hi = valid_range
             outside = numbers.notna() & ((numbers < lo) | (numbers > hi))
             for case_id, value in raw[outside].items():
                 problems.append(
                     Problem(
                         "attribute values out of range",
                         OUT_OF_RANGE.format(
-                            attr=name, column=spec.column, value=value, lo=lo, hi=hi
+                            attr=name, column=spec.column, value=value, lo=f"{lo:g}", hi=f"{hi:g}"
                         ),
                         case_id=str(case_id),
-                        fix="correct the value or widen valid_range",
+                        fix="correct the value, or set valid_range = [low, high] for attribute "
+                        f"{name!r}"
+                        + (
+                            " (an 'age' column is checked against [0, 130] by default)"
+                            if default_range
+                            else ""
+                        ),
                     )
                 )
         labels = spec.labels or bin_labels(spec.bins)
@@ -341,6 +362,17 @@ def load_cohort(path: str | Path | SegfairConfig = ".", *, check_geometry: bool 
         for kind, name in sources:
             table_ = config.models if kind == "model" else config.rulers
             file = config.resolve(table_[name].path.replace("{case_id}", case_id))
+            if file.exists() and not file.is_file():
+                problems.append(
+                    Problem(
+                        "unreadable files",
+                        NOT_A_FILE.format(kind=kind, name=name, path=file),
+                        case_id=case_id,
+                        path=str(file),
+                        fix="point the mask source at a file, not a folder",
+                    )
+                )
+                continue
             if not file.is_file():
                 if kind == "ruler" and table_[name].partial:
                     exclusions.append(

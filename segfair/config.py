@@ -28,6 +28,7 @@ from segfair.errors import ConfigError
 __all__ = [
     "CONFIG_FILENAMES",
     "AttributeSpec",
+    "DesignSpec",
     "SegfairConfig",
     "SourceSpec",
     "find_config",
@@ -58,7 +59,9 @@ _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and ±inf are never a meaningful setting (a NaN threshold or an infinite cap would
+    # silently disable what they configure): refused everywhere, with the key named
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SourceSpec(_Strict):
@@ -79,7 +82,9 @@ class AttributeSpec(_Strict):
 
     Numeric columns are binned with ``bins`` (edges; a value equal to an edge falls in the lower
     bin, so ``[40, 55]`` gives ``≤40``, ``40–55``, ``>55``). Missing values form the group
-    ``missing_label`` ("unknown"); they are never dropped.
+    ``missing_label`` ("unknown"); they are never dropped. ``valid_range = [low, high]`` makes
+    any value outside it an error naming the case; a column named ``age`` (any case) is checked
+    against ``[0, 130]`` unless ``valid_range`` says otherwise (see ``docs/bad-input.md``).
     """
 
     column: str
@@ -103,6 +108,43 @@ class AttributeSpec(_Strict):
                 )
         elif self.labels is not None:
             raise ValueError("labels name the bins of a numeric attribute; give bins as well")
+        if self.valid_range is not None:
+            if self.bins is None:
+                raise ValueError(
+                    "valid_range applies to numeric attributes; give bins as well, e.g. [40, 55]"
+                )
+            if self.valid_range[0] > self.valid_range[1]:
+                raise ValueError(
+                    f"valid_range must be [low, high] with low ≤ high, got {list(self.valid_range)}"
+                )
+        return self
+
+
+class DesignSpec(_Strict):
+    """How the trusted ruler's labelled sample was drawn (``[tool.segfair.design]``).
+
+    Either ``by`` (an attribute) with ``fractions`` (group → the fraction of its cases sent for
+    trusted labels), or ``weights`` (a metadata column holding each labelled case's inverse
+    inclusion probability). See ``docs/partial-labels.md``.
+    """
+
+    by: str | None = None
+    fractions: dict[str, float] | None = None
+    weights: str | None = None
+
+    @model_validator(mode="after")
+    def _one_design(self) -> DesignSpec:
+        if (self.weights is None) == (self.fractions is None):
+            raise ValueError(
+                "give either by + fractions (e.g. by = 'age_group', fractions = {young = 0.3, "
+                "older = 0.1}) or weights = '<metadata column>'"
+            )
+        if self.fractions is not None:
+            if self.by is None:
+                raise ValueError("fractions need by = '<attribute>' naming the sampling strata")
+            bad = {k: v for k, v in self.fractions.items() if not 0 < v <= 1}
+            if bad:
+                raise ValueError(f"sampling fractions must lie in (0, 1]; got {bad}")
         return self
 
 
@@ -118,6 +160,7 @@ class SegfairConfig(_Strict):
     models: dict[str, SourceSpec]
     attributes: dict[str, AttributeSpec] = Field(default_factory=dict)
     gates: list[dict[str, Any]] = Field(default_factory=list)
+    design: DesignSpec | None = None
 
     # how masks are read
     labels: list[int] = Field(default_factory=lambda: [1])
@@ -152,7 +195,9 @@ class SegfairConfig(_Strict):
     root: Path = Field(default=Path("."), exclude=True)
     source: str | None = Field(default=None, exclude=True)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
     @field_validator("rulers", "models", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -42,10 +43,15 @@ from segfair.scores import (
 __all__ = ["CaseResult", "CaseTask", "evaluate", "evaluate_case"]
 
 #: Bumped whenever the layout of a cached case result changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 WORKER_DIED = (
-    "a worker process died while evaluating case(s) {cases} (out of memory, or killed). "
-    "Re-run with fewer workers (workers = 1) to find the case, or give the machine more memory."
+    "a worker process died (out of memory, or killed) while evaluating {which}; "
+    "{lost} case(s) were not evaluated. Give the machine more memory, or use fewer workers "
+    "(`workers` in the configuration, or --workers)."
+)
+CACHE_NOT_WRITABLE = (
+    "the cache folder {path!r} cannot be written ({reason}). Fix its permissions, point `cache` "
+    "at a writable folder, or turn the cache off (cache = false, or --no-cache)"
 )
 
 
@@ -99,11 +105,18 @@ def _cache_path(cache_dir: str, key: str) -> Path:
     return Path(cache_dir) / key[:2] / f"{key}.json"
 
 
+def _digest(doc: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in doc.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def _read_cache(path: Path, task: CaseTask) -> CaseResult | None:
     try:
         doc = json.loads(path.read_text())
         if doc.get("format") != CACHE_FORMAT or doc.get("case_id") != task.case_id:
             return None
+        if doc.get("sha256") != _digest(doc):
+            return None  # a changed byte (disk error, a hand edit): recompute
         pairs = {
             (p["pred"], p["ref"]): {k: float(v) for k, v in p["values"].items()}
             for p in doc["pairs"]
@@ -127,7 +140,10 @@ def _write_cache(path: Path, result: CaseResult) -> None:
         "pairs": [{"pred": p, "ref": r, "values": v} for (p, r), v in sorted(result.pairs.items())],
         "morphology": result.morphology,
     }
-    atomic_write_text(path, json.dumps(doc, sort_keys=True))
+    doc["sha256"] = _digest(doc)
+    # the cache is an optimisation: a full disk costs a recomputation, never the run
+    with contextlib.suppress(OSError):
+        atomic_write_text(path, json.dumps(doc, sort_keys=True))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -154,7 +170,12 @@ def evaluate_case(task: CaseTask) -> CaseResult:
 
     key = path = None
     if task.cache_dir is not None:
-        key = _cache_key(task)
+        try:
+            key = _cache_key(task)
+        except InputError as exc:  # a file vanished or became unreadable since validation
+            return CaseResult(
+                task.case_id, problems=[Problem.from_input_error("unusable masks", exc)]
+            )
         path = _cache_path(task.cache_dir, key)
         hit = _read_cache(path, task)
         if hit is not None:
@@ -320,15 +341,41 @@ def _run(
                 try:
                     r = fut.result()
                 except BrokenProcessPool:
-                    lost = sorted(set(futures.values()) - set(results))
-                    shown = ", ".join(map(repr, lost[:10])) + (" …" if len(lost) > 10 else "")
-                    raise SegfairError(WORKER_DIED.format(cases=shown)) from None
+                    raise SegfairError(_worker_died(tasks, results, workers, own)) from None
+                except Exception as exc:
+                    exc.add_note(f"segfair: while evaluating case {futures[fut]!r}")
+                    raise
                 results[r.case_id] = r
                 on_result(r)
     finally:
         if own:
             pool.shutdown(wait=True, cancel_futures=True)
     return results
+
+
+def _worker_died(
+    tasks: Sequence[CaseTask], results: Mapping[str, CaseResult], workers: int, own: bool
+) -> str:
+    """Name the case a dead worker was on: a pool of ours hands out tasks in submission order,
+    so it is among the first ``2 * workers + 1`` unfinished ones (one running per worker, and
+    ``workers + 1`` queued)."""
+    lost = [t.case_id for t in tasks if t.case_id not in results]
+    suspects = lost[: 2 * workers + 1] if own else lost
+    shown = ", ".join(map(repr, suspects[:10])) + (" …" if len(suspects) > 10 else "")
+    which = f"case {shown}" if len(suspects) == 1 else f"one of the cases {shown}"
+    return WORKER_DIED.format(which=which, lost=len(lost))
+
+
+def _check_cache_dir(path: str) -> None:
+    """Fail before any work when the cache cannot be written (a read-only CI cache, a file)."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise SegfairError(
+            CACHE_NOT_WRITABLE.format(path=path, reason=exc.strerror or type(exc).__name__)
+        ) from None
 
 
 def evaluate(
@@ -376,6 +423,8 @@ def evaluate(
         cache_dir = None
     else:
         cache_dir = str(Path(cache))
+    if cache_dir is not None:
+        _check_cache_dir(cache_dir)
     tasks = build_tasks(cohort, metrics=metrics, cache_dir=cache_dir)
     n_workers = workers or cfg.workers or os.cpu_count() or 1
     bar = _Progress(len(tasks), enabled=_default_progress() if progress is None else progress)

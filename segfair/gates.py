@@ -156,7 +156,8 @@ def _level_limit(value: float | None, field_: str, metric: str) -> None:
 class _Gate(BaseModel):
     """Fields every gate has."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # a NaN or infinite threshold would make a gate that can never fail: refused
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str | None = Field(default=None, description="readable name shown with the id")
     decide_on: DecideOn = Field(default="bound", description="'bound' (default) or 'estimate'")
@@ -204,7 +205,10 @@ def _check_by(value: Any) -> Any:
         if not value:
             raise ValueError(EMPTY_BY)
         return value
-    if not value or any(not isinstance(v, str) or not v for v in value):
+    # a list or tuple of names; anything else (a number, a table, true) is refused, not iterated
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError(EMPTY_BY)
+    if any(not isinstance(v, str) or not v for v in value):
         raise ValueError(EMPTY_BY)
     return tuple(value) if len(value) > 1 else value[0]
 
@@ -1310,15 +1314,44 @@ def baseline_gap(baseline: Mapping[str, Any], gap_id: str) -> float | None:
 
     Looks in the report's ``gaps`` table first, then in its gate results.
     """
-    for entry in baseline.get("gaps", []) or []:
-        if isinstance(entry, Mapping) and entry.get("id") == gap_id:
-            value = (entry.get("gap") or {}).get("estimate")
-            return float(value) if value is not None else None
-    for entry in baseline.get("gates", []) or []:
-        if isinstance(entry, Mapping) and entry.get("id") == gap_id:
-            value = entry.get("estimate")
-            return float(value) if value is not None else None
+    if not isinstance(baseline, Mapping):
+        raise ConfigError(
+            "the baseline is not a segfair JSON report (a JSON object) but a "
+            f"{type(baseline).__name__}",
+            key="baseline",
+        )
+    for entry in _entries(baseline, "gaps"):
+        if entry.get("id") == gap_id:
+            gap = entry.get("gap")
+            return _baseline_number(
+                gap.get("estimate") if isinstance(gap, Mapping) else gap, gap_id
+            )
+    for entry in _entries(baseline, "gates"):
+        if entry.get("id") == gap_id:
+            return _baseline_number(entry.get("estimate"), gap_id)
     return None
+
+
+def _entries(baseline: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    found = baseline.get(key) or []
+    return [e for e in found if isinstance(e, Mapping)] if isinstance(found, list) else []
+
+
+def _baseline_number(value: Any, gap_id: str) -> float | None:
+    # a baseline is a file from another run (an artifact download): check it, never trust it
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if math.isnan(number) or isinstance(value, bool):
+        raise ConfigError(
+            f"the baseline report's estimate of {gap_id} is {value!r}, not a number; regenerate "
+            "the baseline from the last release",
+            key="baseline",
+        )
+    return number
 
 
 def _eval_no_regression(
@@ -1460,7 +1493,24 @@ def evaluate_gate(
             )
         else:
             outcome = replace(full, checks=[], forced=None)
-    return _verdict(gate, outcome, conf, decide_on, small, min_n)
+    result = _verdict(gate, outcome, conf, decide_on, small, min_n)
+    return _with_label_plan(audit, gate, result, conf)
+
+
+def _with_label_plan(audit: Audit, gate: Gate, result: GateResult, conf: float) -> GateResult:
+    """An insufficient_evidence verdict says how many more trusted labels per group would let
+    the gate decide (:func:`segfair.planner.plan`); the plan never changes the verdict."""
+    if result.status != "insufficient_evidence" or getattr(gate, "by", None) is None:
+        return result
+    try:
+        from segfair.planner import plan
+
+        p = plan(audit, gate, confidence=conf)
+    except Exception:  # a plan is advice: its failure must never break a verdict
+        return result
+    if not p.additional:
+        return result
+    return replace(result, next_steps=(p.sentence(), *result.next_steps))
 
 
 def _needed(gate: Gate) -> int:

@@ -230,6 +230,28 @@ def _frame_hash(frame: pd.DataFrame, keys: Sequence[str]) -> str:
     return _sha256_text(["\t".join([*cols, "value"]), *lines])
 
 
+def _metadata_hash(metadata: pd.DataFrame | None, table: Path) -> str | None:
+    """sha256 of the metadata table's content, rows by case id and columns by name: shuffling
+    the rows of the file changes no number in the audit, so it changes nothing in the report."""
+    if metadata is None:
+        return _sha256_file(table)
+    frame = metadata.sort_index(kind="stable")
+    cols = sorted(map(str, frame.columns))
+    frame.columns = pd.Index(map(str, frame.columns))
+    lines = [json.dumps(["case_id", *cols], ensure_ascii=False)]
+    for case_id, row in zip(frame.index, frame.loc[:, cols].itertuples(index=False), strict=True):
+        cells = [None if _missing(v) else str(v) for v in row]
+        lines.append(json.dumps([str(case_id), *cells], ensure_ascii=False))
+    return _sha256_text(lines)
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
 # ----------------------------------------------------------------------------------------------
 # verdict (always derived from doc["gates"])
 # ----------------------------------------------------------------------------------------------
@@ -411,7 +433,7 @@ def build_report(
         ),
         "morphology": each("morphology by {}", _morphology_entry, ((a,) for a in attributes)),
     }
-    coverage = _coverage(audit, attributes, groups, notes)
+    coverage = _coverage(audit, attributes, groups, notes, shown=table_metrics)
 
     attribute, model = _headline(gates, attributes, models, gaps, metric, trusted)
     worst = _worst_cases(
@@ -709,11 +731,49 @@ def _morphology_entry(audit: Audit, attr: str) -> dict[str, Any]:
     }
 
 
+def _unshown_capped(
+    audit: Audit, attributes: Sequence[str], shown: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Capped and undefined values of the metrics without a group table (any of them may be
+    decided on by a gate), counted per group straight from the score table."""
+    from segfair.stats import DISTANCE_METRICS
+
+    scores = audit.scores
+    table = scores.table.loc[~scores.table["metric"].isin(list(shown))]
+    if table.empty:
+        return []
+    values = table["value"].to_numpy(dtype=float)
+    capped = table["metric"].isin(list(DISTANCE_METRICS)).to_numpy() & np.isposinf(values)
+    frame = table.loc[:, ["case_id", "metric", "model", "ruler"]].assign(
+        n=1, capped=capped, undefined=~np.isfinite(values) & ~capped
+    )
+    rows = []
+    for attr in attributes:
+        group = frame["case_id"].map(scores.groups[attr].astype(str))
+        counts = frame.assign(group=group).groupby(["metric", "model", "ruler", "group"])
+        for (metric, model, ruler, g), row in counts[["n", "capped", "undefined"]].sum().iterrows():
+            if row["capped"] or row["undefined"]:
+                rows.append(
+                    {
+                        "attribute": attr,
+                        "metric": str(metric),
+                        "model": str(model),
+                        "ruler": str(ruler),
+                        "group": str(g),
+                        "n": _int(row["n"]),
+                        "capped": _int(row["capped"]),
+                        "undefined": _int(row["undefined"]),
+                    }
+                )
+    return rows
+
+
 def _coverage(
     audit: Audit,
     attributes: Sequence[str],
     groups: Sequence[Mapping[str, Any]],
     notes: list[str],
+    shown: Sequence[str] = (),
 ) -> dict[str, Any]:
     scores = audit.scores
     predictions: list[dict[str, Any]] = []
@@ -774,6 +834,7 @@ def _coverage(
         for row in g["groups"]
         if row["capped"] or row["undefined"]
     ]
+    capped += _unshown_capped(audit, attributes, shown)
     listed = sorted(missing_rows.items())
     return {
         "n_cases": len(audit.cases),
@@ -924,7 +985,7 @@ def _provenance(audit: Audit, config: SegfairConfig, seed: int) -> dict[str, Any
             ),
             "morphology_sha256": _frame_hash(scores.morphology, ("case_id", "ruler", "descriptor")),
             "metadata_file": _relative(table, config.root),
-            "metadata_sha256": _sha256_file(table),
+            "metadata_sha256": _metadata_hash(scores.metadata, table),
         },
         "git": _git(config.root),
     }
@@ -1392,6 +1453,9 @@ _MD_ESCAPES: Final = (
     ("`", "\\`"),
     ("<", "&lt;"),
     (">", "&gt;"),
+    # no link or image from the data: `![x](https://…)` would make the job summary fetch it
+    # (a reference definition `[x]: url` needs a line of its own, which data never starts)
+    ("](", "]\\("),
 )
 
 

@@ -13,6 +13,7 @@ Example
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SegfairSession", "check_gate_names"]
 
-UNKNOWN_NAME = "{where}{field} = {value!r} is not a configured {what}; configured: {valid}"
+UNKNOWN_NAME = "{where}{field} = {value!r} is not a configured {what}{hint}; configured: {valid}"
 
 
 def check_gate_names(gate: Gate, config: SegfairConfig, index: int | None) -> list[str]:
@@ -61,10 +62,16 @@ def check_gate_names(gate: Gate, config: SegfairConfig, index: int | None) -> li
                         field=field,
                         value=item,
                         what=what,
+                        hint=_did_you_mean(str(item), valid),
                         valid=", ".join(valid) or "none",
                     )
                 )
     return problems
+
+
+def _did_you_mean(name: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class SegfairSession:
@@ -100,9 +107,21 @@ class SegfairSession:
         """The gates declared in the configuration, validated."""
         from segfair.gates import parse_gates
 
-        return parse_gates(
+        gates = parse_gates(
             self.config.gates, source=self.config.source, trusted_ruler=self.config.trusted_ruler
         )
+        # a name that is not configured is found here, before any mask is read
+        problems = [p for i, g in enumerate(gates) for p in check_gate_names(g, self.config, i)]
+        if problems:
+            raise ConfigError(
+                "invalid gate"
+                + ("s" if len(problems) > 1 else "")
+                + ":\n  - "
+                + "\n  - ".join(problems),
+                key="gates",
+                source=self.config.source,
+            )
+        return gates
 
     @cached_property
     def cohort(self) -> Cohort:
@@ -125,6 +144,7 @@ class SegfairSession:
     @cached_property
     def audit(self) -> Audit:
         from segfair.audit import Audit
+        from segfair.planner import config_weights
 
         cfg = self.config
         return Audit(
@@ -135,6 +155,7 @@ class SegfairSession:
             cap=cfg.cap,
             cluster=cfg.cluster,
             min_group_size=cfg.min_group_size,
+            design_weights=config_weights(cfg, self.scores),
         )
 
     @cached_property
@@ -143,13 +164,19 @@ class SegfairSession:
         if self.baseline_path is None:
             return None
         try:
-            doc: Mapping[str, Any] = json.loads(self.baseline_path.read_text())
-            return doc
+            doc = json.loads(self.baseline_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"cannot read the baseline report {str(self.baseline_path)!r}: {exc}",
                 key="baseline",
             ) from None
+        if not isinstance(doc, Mapping):
+            raise ConfigError(
+                f"the baseline report {str(self.baseline_path)!r} is not a segfair JSON report "
+                f"(a JSON object), but a JSON {type(doc).__name__}",
+                key="baseline",
+            )
+        return doc
 
     # ---- gates -----------------------------------------------------------------------------
     def check(self, gate: Gate | Mapping[str, Any]) -> GateResult:
@@ -161,6 +188,9 @@ class SegfairSession:
             if isinstance(gate, Mapping)
             else gate
         )
+        problems = check_gate_names(spec, self.config, None)
+        if problems:
+            raise ConfigError("invalid gate:\n  - " + "\n  - ".join(problems), key="gate")
         result = evaluate_gate(self.audit, spec, baseline=self.baseline)
         self.results[result.id] = result
         return result

@@ -242,7 +242,12 @@ class Replicates:
     overall_reps: np.ndarray
 
 
-def group_statistic(design: Design, values: np.ndarray, statistic: Statistic) -> Replicates:
+def group_statistic(
+    design: Design,
+    values: np.ndarray,
+    statistic: Statistic,
+    case_weights: np.ndarray | None = None,
+) -> Replicates:
     """Group means or medians of each column of ``values`` in every resample of ``design``.
 
     Parameters
@@ -254,6 +259,10 @@ def group_statistic(design: Design, values: np.ndarray, statistic: Statistic) ->
         and is left out (the audit counts those separately).
     statistic
         ``"mean"`` or ``"median"``.
+    case_weights
+        Optional design weights (inverse inclusion probabilities), ``(n_cases,)`` or
+        ``(n_cases, S)`` in case-sorted order: means become ``Σ w x / Σ w`` (Hajek), medians
+        weighted medians, in the point estimate and in every resample.
 
     Returns
     -------
@@ -272,6 +281,13 @@ def group_statistic(design: Design, values: np.ndarray, statistic: Statistic) ->
     xz = np.where(valid, x, 0.0)
     vf = valid.astype(np.float64)
     n_boot, n_groups, n_series = design.n_boot, len(design.labels), x.shape[1]
+    # design weights (inverse inclusion probabilities, case-sorted like ``values``): Hajek
+    # estimators sum(w x) / sum(w); ``n`` still counts the values (see docs/partial-labels.md)
+    cw: np.ndarray | None = None
+    if case_weights is not None:
+        cw = np.asarray(case_weights, dtype=np.float64)
+        cw = np.broadcast_to(cw.reshape(len(cw), -1), x.shape)[design.order]
+    xw, vw = (xz, vf) if cw is None else (xz * cw, vf * cw)
     est = np.full((n_groups, n_series), np.nan)
     reps = np.full((n_boot, n_groups, n_series), np.nan)
     n = np.zeros((n_groups, n_series), dtype=np.int64)
@@ -280,7 +296,7 @@ def group_statistic(design: Design, values: np.ndarray, statistic: Statistic) ->
         if statistic == "mean":
             tot_num = np.zeros((n_boot, n_series))
             tot_den = np.zeros((n_boot, n_series))
-            both = np.concatenate([xz, vf], axis=1)
+            both = np.concatenate([xw, vw], axis=1)
             for g in range(n_groups):
                 sl = design.block(g)
                 # the whole bootstrap of one group is one matrix product: sums and counts
@@ -290,9 +306,9 @@ def group_statistic(design: Design, values: np.ndarray, statistic: Statistic) ->
                 tot_den += den
                 reps[:, g, :] = num / den
                 n[g] = valid[sl].sum(axis=0)
-                est[g] = xz[sl].sum(axis=0) / n[g]
+                est[g] = xw[sl].sum(axis=0) / vw[sl].sum(axis=0)
             overall_reps = tot_num / tot_den
-            overall = xz.sum(axis=0) / valid.sum(axis=0)
+            overall = xw.sum(axis=0) / vw.sum(axis=0)
         else:
             overall_reps = np.full((n_boot, n_series), np.nan)
             overall = np.full(n_series, np.nan)
@@ -302,10 +318,18 @@ def group_statistic(design: Design, values: np.ndarray, statistic: Statistic) ->
                     col = x[sl, s]
                     keep = valid[sl, s]
                     n[g, s] = int(keep.sum())
-                    est[g, s], reps[:, g, s] = _weighted_median(col[keep], w[:, sl][:, keep])
-                overall[s], overall_reps[:, s] = _weighted_median(
-                    x[valid[:, s], s], w[:, valid[:, s]]
-                )
+                    if cw is None:
+                        est[g, s], reps[:, g, s] = _weighted_median(col[keep], w[:, sl][:, keep])
+                    else:
+                        cg = cw[sl, s][keep]
+                        est[g, s] = _weighted_median(col[keep], cg[None, :])[1][0]
+                        reps[:, g, s] = _weighted_median(col[keep], w[:, sl][:, keep] * cg)[1]
+                vs = valid[:, s]
+                if cw is None:
+                    overall[s], overall_reps[:, s] = _weighted_median(x[vs, s], w[:, vs])
+                else:
+                    overall[s] = _weighted_median(x[vs, s], cw[vs, s][None, :])[1][0]
+                    overall_reps[:, s] = _weighted_median(x[vs, s], w[:, vs] * cw[vs, s])[1]
     est[n == 0] = np.nan
     return Replicates(estimate=est, reps=reps, n=n, overall=overall, overall_reps=overall_reps)
 

@@ -128,8 +128,9 @@ def test_init_writes_a_config_and_a_test_for_a_mama_mia_layout(tmp_path: Path) -
 
 
 def test_the_demo_prints_the_headline_and_writes_the_reports(tmp_path: Path) -> None:
-    code, out = run("demo", "--out", str(tmp_path / "demo"), "--n-cases", "60", "--workers", "1",
-                    "--quiet")
+    code, out = run(
+        "demo", "--out", str(tmp_path / "demo"), "--n-cases", "60", "--workers", "1", "--quiet"
+    )
     assert code == EXIT_OK
     headline = next(line for line in out.splitlines() if line.startswith("On automated labels"))
     assert "the age gap in Dice looks like" in headline

@@ -58,6 +58,7 @@ from segfair.io import (
     check_geometry,
     content_hash,
     load_mask,
+    read_geometry,
     read_shape,
     reorient_like,
     save_mask,
@@ -203,21 +204,88 @@ def test_a_2d_mask_round_trips_in_every_format(tmp_path: Path, suffix: str) -> N
     assert read_shape(path) == (12, 7)
 
 
-def test_a_nifti_label_map_is_read_in_nibabel_voxel_order_into_a_c_contiguous_array(
-    tmp_path: Path,
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+@pytest.mark.parametrize("labels", [1, [1, 3], 3])
+def test_a_nifti_label_map_is_read_in_nibabel_voxel_order_keeping_its_fortran_layout(
+    tmp_path: Path, suffix: str, labels: int | list[int]
 ) -> None:
-    # NIfTI data is Fortran-ordered on disk: the slab-wise conversion to C order must keep every
-    # voxel where nibabel puts it, for a non-cubic shape.
+    # NIfTI data is Fortran-ordered on disk: the mask keeps that order (no 42 MB reorder) and
+    # every voxel where nibabel puts it, for a non-cubic shape.
     rng = np.random.default_rng(3)
-    labels = rng.integers(0, 4, size=(13, 17, 5)).astype(np.uint8)
-    path = write_nifti(tmp_path / "labels.nii.gz", labels)
+    data = rng.integers(0, 4, size=(13, 17, 5)).astype(np.uint8)
+    path = write_nifti(tmp_path / f"labels{suffix}", data)
     on_disk = np.asanyarray(nifti(path).dataobj)
 
-    loaded = load_mask(path, labels=[1, 3])
+    loaded = load_mask(path, labels=labels)
 
-    np.testing.assert_array_equal(loaded.array, np.isin(on_disk, [1, 3]))
+    np.testing.assert_array_equal(loaded.array, np.isin(on_disk, labels))
     assert loaded.array.dtype == np.bool_
-    assert loaded.array.flags.c_contiguous
+    assert loaded.array.flags.f_contiguous
+    assert not loaded.array.flags.writeable
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_a_binary_uint8_nifti_reads_like_nibabel_into_a_read_only_fortran_mask(
+    tmp_path: Path, suffix: str
+) -> None:
+    mask = blob((14, 11, 6))
+    path = write_nifti(tmp_path / f"case{suffix}", mask.astype(np.uint8))
+
+    loaded = load_mask(path)
+
+    np.testing.assert_array_equal(loaded.array, np.asanyarray(nifti(path).dataobj) == 1)
+    np.testing.assert_array_equal(loaded.array, mask)
+    assert loaded.array.dtype == np.bool_
+    assert loaded.array.flags.f_contiguous
+    assert not loaded.array.flags.writeable
+
+
+def test_a_scaled_nifti_is_read_through_nibabel_with_its_scaling(tmp_path: Path) -> None:
+    # scl_slope/scl_inter: the direct read leaves such files to nibabel, which applies them.
+    img = nib.Nifti1Image(blob((9, 8, 7)).astype(np.int16), np.eye(4))
+    img.header.set_slope_inter(0.5, 0.0)
+    nib.save(img, tmp_path / "scaled.nii.gz")
+
+    loaded = load_mask(tmp_path / "scaled.nii.gz", threshold=0.25)
+
+    np.testing.assert_array_equal(loaded.array, blob((9, 8, 7)))
+
+
+def test_a_multi_member_gzip_nifti_is_read_across_its_members(tmp_path: Path) -> None:
+    # gzip files may be concatenated members (pigz, split writes); nibabel reads them whole.
+    mask = blob((12, 10, 8))
+    save_mask(tmp_path / "plain.nii", mask)
+    raw = (tmp_path / "plain.nii").read_bytes()
+    half = len(raw) // 2
+    (tmp_path / "members.nii.gz").write_bytes(gzip.compress(raw[:half]) + gzip.compress(raw[half:]))
+
+    np.testing.assert_array_equal(load_mask(tmp_path / "members.nii.gz").array, mask)
+
+
+def test_a_corrupted_gzip_checksum_is_refused_with_input_error(tmp_path: Path) -> None:
+    save_mask(tmp_path / "good.nii.gz", blob((12, 10, 8)))
+    data = bytearray((tmp_path / "good.nii.gz").read_bytes())
+    data[-8] ^= 0xFF  # the CRC32 of the gzip trailer
+    (tmp_path / "bad.nii.gz").write_bytes(bytes(data))
+
+    with pytest.raises(InputError) as caught:
+        load_mask(tmp_path / "bad.nii.gz", case_id="A1")
+
+    assert caught.value.reason.startswith("cannot read this NIfTI file; it is truncated or corrupt")
+
+
+def test_a_gzip_bomb_behind_a_small_header_allocates_no_more_than_the_header_promises(
+    tmp_path: Path,
+) -> None:
+    # A valid header for 8x8x8 voxels followed by 64 MB of zeros: read as 512 voxels, not 64 MB.
+    save_mask(tmp_path / "small.nii", np.zeros((8, 8, 8), bool))
+    raw = (tmp_path / "small.nii").read_bytes()
+    (tmp_path / "bomb.nii.gz").write_bytes(gzip.compress(raw + bytes(64 << 20)))
+
+    loaded = load_mask(tmp_path / "bomb.nii.gz")
+
+    assert loaded.shape == (8, 8, 8)
+    assert not loaded.array.any()
 
 
 def test_a_loaded_mask_is_read_only(tmp_path: Path) -> None:
@@ -449,7 +517,7 @@ def test_a_trailing_singleton_fourth_axis_is_squeezed(tmp_path: Path, suffix: st
     loaded = load_mask(path)
 
     np.testing.assert_array_equal(loaded.array, mask)
-    assert loaded.array.flags.c_contiguous
+    assert loaded.array.flags.c_contiguous or loaded.array.flags.f_contiguous
     assert read_shape(path) == mask.shape
     if suffix == ".npz":
         assert loaded.spacing == (0.5, 0.6, 0.7)
@@ -789,7 +857,8 @@ def test_reorient_like_on_a_flipped_and_permuted_copy_gives_back_the_identical_a
     moved = reorient_like(pred, ref, case_id="A1")
 
     np.testing.assert_array_equal(moved.array, ref.array)
-    assert moved.array.flags.c_contiguous
+    assert moved.array.flags.c_contiguous or moved.array.flags.f_contiguous
+    assert not moved.array.flags.writeable
     assert moved.spacing == ref.spacing
     np.testing.assert_array_equal(moved.affine, ref.affine)
     assert moved.path == "pred.nii.gz"
@@ -975,3 +1044,87 @@ def test_save_then_load_round_trips_array_and_spacing(
         np.testing.assert_array_equal(loaded.affine, affine)
     else:
         assert loaded.spacing == tuple(voxel)
+
+
+# --- speed paths: same results whatever the inflater, bounding box found while reading ---------
+
+
+def test_zlib_and_isal_inflate_a_nifti_to_the_same_mask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zlib
+
+    import segfair.io as sio
+
+    mask = blob((15, 12, 9))
+    save_mask(tmp_path / "case.nii.gz", mask)
+    with_default = load_mask(tmp_path / "case.nii.gz").array
+    monkeypatch.setattr(sio, "_inflate_lib", zlib)
+    with_zlib = load_mask(tmp_path / "case.nii.gz").array
+    np.testing.assert_array_equal(with_default, mask)
+    np.testing.assert_array_equal(with_zlib, mask)
+
+
+def test_the_bounding_box_found_while_reading_a_binary_mask_is_reused_by_the_metrics(
+    tmp_path: Path,
+) -> None:
+    from segfair import metrics
+
+    mask = np.zeros((20, 18, 12), bool)
+    mask[4:9, 7:15, 2:5] = True
+    save_mask(tmp_path / "case.nii.gz", mask)
+
+    loaded = load_mask(tmp_path / "case.nii.gz")
+
+    assert id(loaded.array) in metrics._KNOWN_EXTENTS  # found while checking for 0/1
+    assert metrics._extent(loaded.array) == [(4, 9), (7, 15), (2, 5)]
+
+
+def _variants(tmp_path: Path) -> dict[str, Path]:
+    """NIfTI files as different writers make them: every one must read as nibabel reads it."""
+    data = blob((9, 8, 7)).astype(np.uint8)
+    affine = np.array(
+        [[-0.7, 0.1, 0, 90], [0, 0.7, 0.2, -100], [0.05, 0, 1.5, 20], [0, 0, 0, 1]], np.float64
+    )
+    out: dict[str, Path] = {}
+
+    def save(name: str, img: Any) -> None:
+        out[name] = tmp_path / name
+        nib.save(img, out[name])
+
+    img = nib.Nifti1Image(data, affine)
+    save("sform_and_qform.nii.gz", img)
+    qform_only = nib.Nifti1Image(data, None)
+    qform_only.set_qform(affine, code=1)
+    qform_only.set_sform(None, code=0)
+    save("qform_only.nii.gz", qform_only)
+    sform_only = nib.Nifti1Image(data, None)
+    sform_only.set_sform(affine, code=2)
+    sform_only.set_qform(None, code=0)
+    save("sform_only.nii", sform_only)
+    no_transform = nib.Nifti1Image(data, None)
+    no_transform.set_sform(None, code=0)
+    no_transform.set_qform(None, code=0)
+    save("no_transform.nii.gz", no_transform)
+    save("nifti2.nii.gz", nib.Nifti2Image(data.astype(np.int16), affine))
+    big = nib.Nifti1Image(data.astype(">i2"), affine)
+    save("big_endian.nii.gz", big)
+    extended = nib.Nifti1Image(data, affine)
+    extended.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"a comment"))
+    save("with_extension.nii.gz", extended)
+    save("four_d.nii.gz", nib.Nifti1Image(data[..., None], affine))
+    return out
+
+
+def test_every_kind_of_nifti_header_reads_as_nibabel_reads_it(tmp_path: Path) -> None:
+    for name, path in _variants(tmp_path).items():
+        img = nifti(path)
+        geometry = read_geometry(path)
+        loaded = load_mask(path)
+        np.testing.assert_array_equal(geometry.affine, img.affine, err_msg=name)
+        assert geometry.spacing == tuple(float(z) for z in img.header.get_zooms()[:3]), name
+        assert geometry.shape == img.shape[:3], name
+        np.testing.assert_array_equal(loaded.affine, img.affine, err_msg=name)
+        np.testing.assert_array_equal(
+            loaded.array, np.asanyarray(img.dataobj).reshape(img.shape[:3]) == 1, err_msg=name
+        )

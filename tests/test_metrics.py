@@ -621,3 +621,68 @@ def test_pooled_assd_max_directed_hd95_and_nsd_equal_a_computation_from_medpy_di
     assert out["hd95"] == pytest.approx(hd95, abs=1e-6)
     hits = np.count_nonzero(d_pr <= 1.7) + np.count_nonzero(d_rp <= 1.7)
     assert out["nsd"] == pytest.approx(hits / (d_pr.size + d_rp.size))
+
+
+# --------------------------------------------------------------------------------------------------
+# Large crops (k-d tree instead of the feature transform) and remembered extents
+
+
+@PROPERTY_SETTINGS
+@given(masks_and_spacing())
+def test_the_k_d_tree_used_on_large_crops_gives_the_feature_transforms_distances(
+    case: tuple[list[Array], tuple[float, ...]],
+) -> None:
+    (a, b), spacing = case
+    settings_ = m.MetricSettings(nsd_tolerance=1.3)
+    expected = m.compute(a, b, spacing, settings=settings_)
+    limit = m._EDT_MAX_VOXELS
+    try:
+        m._EDT_MAX_VOXELS = 0  # type: ignore[misc]  # every crop counts as large
+        out = m.compute(a, b, spacing, settings=settings_)
+    finally:
+        m._EDT_MAX_VOXELS = limit  # type: ignore[misc]
+    assert all(close(out[k], expected[k]) for k in m.ALL_METRICS), (out, expected)
+
+
+def test_masks_far_apart_are_scored_exactly_without_a_transform_of_the_whole_box() -> None:
+    # A stray false positive across the volume makes the union box huge: the k-d tree path.
+    shape = (260, 130, 130)  # union box 4.4M voxels > the transform's limit
+    ref = box(shape, (2, 12), (2, 12), (2, 12))
+    pred = ref.copy()
+    pred[250:254, 120:124, 120:124] = True
+    spacing = (0.7, 0.8, 1.5)
+    out = m.compute(pred, ref, spacing)
+    expected = naive(pred, ref, spacing, 2.0)
+    assert all(close(out[k], expected[k]) for k in m.DISTANCE_METRICS), (out, expected)
+
+
+def test_extents_are_remembered_only_for_arrays_nothing_can_change() -> None:
+    data = box((6, 7, 8), (1, 3), (2, 5), (3, 4)).astype(np.uint8)
+    frozen = np.frombuffer(data.tobytes(order="F"), np.uint8).reshape((6, 7, 8), order="F")
+    mask = frozen.view(np.bool_)
+    assert m._immutable(mask)
+    assert m._extent(mask) == [(1, 3), (2, 5), (3, 4)]
+    assert id(mask) in m._KNOWN_EXTENTS
+    writable = box((6, 7, 8), (1, 3), (2, 5), (3, 4))
+    assert not m._immutable(writable)
+    read_only = writable.view()
+    read_only.flags.writeable = False
+    assert m._extent(read_only) == [(1, 3), (2, 5), (3, 4)]
+    assert id(read_only) not in m._KNOWN_EXTENTS
+    writable[5, 6, 7] = True  # the owner changes it: a fresh scan sees the change
+    assert m._extent(read_only) == [(1, 6), (2, 7), (3, 8)]
+    key = id(mask)
+    del mask, frozen
+    assert key not in m._KNOWN_EXTENTS  # forgotten with the array
+
+
+def test_extent_and_peak_agree_with_a_direct_computation() -> None:
+    rng = np.random.default_rng(5)
+    data = np.zeros((20, 30, 10), np.uint8, order="F")
+    data[3:9, 11:12, 4:8] = rng.integers(0, 4, size=(6, 1, 4))
+    data[5, 11, 5] = 3
+    extent, peak = m._extent_and_peak(data)
+    nz = np.nonzero(data)
+    assert extent == [(int(i.min()), int(i.max()) + 1) for i in nz]
+    assert peak == 3
+    assert m._extent_and_peak(np.zeros((4, 5), np.uint8)) == (None, 0)

@@ -1,0 +1,843 @@
+"""Where to invest in labels: sampling-design weights, label planning and the annotation list.
+
+With a partial trusted ruler (an automated pipeline labels every case, experts label a sample),
+this module answers three questions (the statistics are in ``docs/partial-labels.md``):
+
+* :func:`design_weights` — the inverse inclusion probability of each labelled case, from the
+  ``[tool.segfair.design]`` table (per-group fractions or a weight column), for
+  ``Audit(..., design_weights=...)``.
+* :func:`plan` (also :meth:`segfair.audit.Audit.plan`) — how many more trusted labels each group
+  needs before a gate's decision is expected to be conclusive: its interval clear of the
+  threshold with probability ``power`` (or a stated half-width), by a normal approximation with
+  Neyman allocation across groups, checked by a bootstrap simulation.
+* :func:`select_cases` — which cases to send to the annotators, per group, as a table
+  (``case_id, group, priority, reason, inclusion_probability, weight``).
+
+Example
+-------
+>>> from segfair.audit import Audit, _example_scores
+>>> from segfair.gates import GapGate
+>>> audit = Audit(_example_scores(), n_boot=200)
+>>> p = plan(audit, GapGate(metric="dice", by="age", model="m", max=0.2))
+>>> p.method, p.total_additional >= 0
+('normal', True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from segfair.errors import SegfairError
+
+if TYPE_CHECKING:
+    from segfair.audit import Audit
+    from segfair.config import DesignSpec, SegfairConfig
+    from segfair.scores import Scores
+
+__all__ = [
+    "PLAN_COLUMNS",
+    "GatePlan",
+    "PlanError",
+    "design_weights",
+    "plan",
+    "plan_all",
+    "select_cases",
+    "simulate_plan",
+]
+
+#: Columns of :attr:`GatePlan.groups`.
+PLAN_COLUMNS = ("labelled", "unlabelled", "estimate", "sd", "needed", "additional")
+#: Columns of the annotation list written by ``segfair plan``.
+CASE_COLUMNS = ("case_id", "group", "priority", "reason", "inclusion_probability", "weight")
+
+
+class PlanError(SegfairError, ValueError):
+    """A sampling design or plan request that cannot be honoured."""
+
+
+# ----------------------------------------------------------------------------------------------
+# sampling design
+# ----------------------------------------------------------------------------------------------
+
+
+def design_weights(
+    design: DesignSpec | Mapping[str, Any],
+    groups: pd.DataFrame,
+    metadata: pd.DataFrame | None = None,
+) -> pd.Series:
+    """Inverse inclusion probability of each case (index ``case_id``) under a sampling design.
+
+    ``by`` + ``fractions``: a case of group ``h`` was sent for trusted labels with probability
+    ``fractions[h]``, so its weight is ``1 / fractions[h]``. ``weights``: the metadata column
+    holds the weight itself. Only the labelled cases' weights are ever used.
+
+    Examples
+    --------
+    >>> g = pd.DataFrame({"age": ["young", "old", "old"]}, index=["a", "b", "c"])
+    >>> design_weights({"by": "age", "fractions": {"young": 0.5, "old": 0.25}}, g).tolist()
+    [2.0, 4.0, 4.0]
+    """
+    spec = dict(design) if isinstance(design, Mapping) else design.model_dump()
+    if spec.get("weights"):
+        col = str(spec["weights"])
+        if metadata is None or col not in metadata.columns:
+            raise PlanError(f"design weights column {col!r} is not in the metadata table")
+        w = pd.to_numeric(metadata[col], errors="coerce").astype(float)
+        w.index = w.index.astype(str)
+        return w.rename("weight")
+    by, fractions = spec.get("by"), spec.get("fractions") or {}
+    if by is None or by not in groups.columns:
+        raise PlanError(
+            f"design.by = {by!r} is not an attribute; valid: {', '.join(map(str, groups.columns))}"
+        )
+    labels = groups[by].astype(str)
+    missing = sorted(set(labels) - set(map(str, fractions)))
+    if missing:
+        raise PlanError(f"design.fractions has no fraction for the group(s) {missing} of {by!r}")
+    f = labels.map({str(k): float(v) for k, v in fractions.items()})
+    w = 1.0 / f
+    w.index = w.index.astype(str)
+    return w.rename("weight")
+
+
+def config_weights(config: SegfairConfig, scores: Scores) -> pd.Series | None:
+    """The design weights a configuration declares (None without ``[design]``)."""
+    if config.design is None:
+        return None
+    return design_weights(config.design, scores.groups, scores.metadata)
+
+
+# ----------------------------------------------------------------------------------------------
+# planning
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class GatePlan:
+    """How many more trusted labels per group a gate needs (:func:`plan`).
+
+    Attributes
+    ----------
+    gate_id, kind
+        The gate.
+    method
+        ``"normal"`` (closed form, Neyman allocation) or ``"min_group_size"`` (this kind of gate
+        has no closed form: the plan only brings every group to ``min_group_size``).
+    by
+        The attribute whose groups are planned.
+    groups
+        Per group: ``labelled`` (trusted labels now), ``unlabelled`` (cases that could still
+        be labelled), ``estimate`` and ``sd`` (per-label standard deviation, design effect
+        included), ``needed`` (labelled cases wanted) and ``additional`` (= needed − labelled).
+    estimate, threshold
+        The decisive quantity now and its limit.
+    target_se
+        The standard error the plan aims for.
+    feasible
+        False when even labelling every remaining case would not make the gate conclusive.
+    simulated_power
+        Share of bootstrap simulations at the planned sizes where the decision was conclusive
+        (:func:`simulate_plan`); NaN when not run.
+    """
+
+    gate_id: str
+    kind: str
+    method: str
+    by: tuple[str, ...]
+    model: str | None
+    groups: pd.DataFrame
+    estimate: float
+    threshold: float
+    target_se: float
+    confidence: float
+    power: float
+    feasible: bool
+    notes: tuple[str, ...] = ()
+    simulated_power: float = float("nan")
+    contrasts: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
+
+    @property
+    def total_additional(self) -> int:
+        """Trusted labels to add over all groups."""
+        return int(self.groups["additional"].sum())
+
+    @property
+    def additional(self) -> dict[str, int]:
+        """Group → labels to add (groups needing none left out)."""
+        a = self.groups["additional"]
+        return {str(g): int(v) for g, v in a.items() if v > 0}
+
+    def sentence(self) -> str:
+        """One line for a gate's next steps."""
+        if not self.additional:
+            if not self.feasible:
+                return (
+                    "no more labels can be planned: with the cases available this gate may "
+                    "stay inconclusive"
+                )
+            return "the current trusted labels should suffice"
+        parts = ", ".join(f"{v} in {g!r}" for g, v in self.additional.items())
+        tail = "" if self.feasible else " (not enough unlabelled cases: the gate may stay open)"
+        return (
+            f"label about {self.total_additional} more cases with the trusted ruler ({parts}) "
+            f"to make this gate conclusive with power {self.power:.0%}{tail}; "
+            "'segfair plan' lists which"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+
+        def num(x: float) -> float | None:
+            return None if x is None or not math.isfinite(float(x)) else float(x)
+
+        return {
+            "gate": self.gate_id,
+            "kind": self.kind,
+            "method": self.method,
+            "by": list(self.by),
+            "estimate": num(self.estimate),
+            "threshold": num(self.threshold),
+            "target_se": num(self.target_se),
+            "power": self.power,
+            "feasible": self.feasible,
+            "total_additional": self.total_additional,
+            "simulated_power": num(self.simulated_power),
+            "groups": [
+                {
+                    "group": str(g),
+                    **{k: (num(v) if k in ("estimate", "sd") else int(v)) for k, v in row.items()},
+                }
+                for g, row in self.groups.iterrows()
+            ],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class _Stats:
+    labels: tuple[str, ...]
+    n: np.ndarray  # labelled values per group
+    avail: np.ndarray  # cases of the group without a trusted label
+    mean: np.ndarray
+    sd: np.ndarray  # per-label sd: Var(mean) ≈ sd² / n
+
+
+def _labelled_mask(audit: Audit) -> np.ndarray:
+    # private plumbing of the audit, read-only: the cases that carry a trusted label
+    mask = np.zeros(len(audit.cases), dtype=bool)
+    for (_, r, _), (pos, _) in audit._score_index.items():
+        if r == audit.scores.trusted_ruler:
+            mask[pos] = True
+    return mask
+
+
+def _group_stats(audit: Audit, x: np.ndarray, by: Any) -> _Stats:
+    g = audit._by(by)
+    weights = audit._case_weights([_series_like(x)])
+    w = np.ones(len(x)) if weights is None else weights[:, 0]
+    labelled = _labelled_mask(audit)
+    k = len(g.labels)
+    n, avail = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
+    mean, sd = np.full(k, np.nan), np.full(k, np.nan)
+    for i in range(k):
+        in_g = g.codes == i
+        ok = in_g & ~np.isnan(x)
+        n[i] = int(ok.sum())
+        avail[i] = int((in_g & ~labelled).sum())
+        if n[i] == 0:
+            continue
+        xi, wi = x[ok], w[ok]
+        m = float(np.sum(wi * xi) / np.sum(wi))
+        mean[i] = m
+        if n[i] >= 2:
+            # linearised variance of the Hajek mean, times n: the design effect is included
+            var_mean = float(np.sum(wi**2 * (xi - m) ** 2) / np.sum(wi) ** 2) * n[i] / (n[i] - 1)
+            sd[i] = math.sqrt(var_mean * n[i])
+    # a group with fewer than two values borrows the largest sd seen (cautious)
+    fallback = float(np.nanmax(sd)) if np.isfinite(sd).any() else float("nan")
+    sd = np.where(np.isfinite(sd), sd, fallback)
+    return _Stats(g.labels, n, avail, mean, sd)
+
+
+@dataclass(frozen=True)
+class _FakeSeries:
+    present: np.ndarray
+
+
+def _series_like(x: np.ndarray) -> Any:
+    return _FakeSeries(present=~np.isnan(x))
+
+
+def _neyman(
+    sd: np.ndarray, lower: np.ndarray, upper: np.ndarray, var_target: float
+) -> tuple[np.ndarray, bool]:
+    """Smallest total ``n`` with ``Σ sd²/n ≤ var_target`` and ``lower ≤ n ≤ upper``.
+
+    Neyman allocation ``n_g ∝ sd_g`` on the groups not held at a bound; groups whose optimum
+    falls outside their bounds are held there and the rest re-solved.
+    """
+    k = len(sd)
+    sd = np.nan_to_num(np.asarray(sd, dtype=float), nan=0.0)  # no values: nothing to allocate
+    n = np.asarray(lower, dtype=float).copy()
+    held = np.zeros(k, dtype=bool)
+    for _ in range(2 * k + 1):
+        free = ~held
+        rest = var_target - float(np.sum(sd[held] ** 2 / np.maximum(n[held], 1e-12)))
+        if not free.any():
+            break
+        if rest <= 0:
+            n[free] = upper[free]
+            break
+        cand = sd[free] * float(np.sum(sd[free])) / rest
+        n_free = np.where(free)[0]
+        low_hit = cand < lower[free]
+        high_hit = cand > upper[free]
+        if not low_hit.any() and not high_hit.any():
+            n[free] = cand
+            break
+        if low_hit.any():
+            idx = n_free[low_hit]
+            n[idx] = lower[idx]
+            held[idx] = True
+        else:
+            idx = n_free[high_hit]
+            n[idx] = upper[idx]
+            held[idx] = True
+    n = np.clip(np.ceil(n - 1e-9), lower, upper)
+    ok = float(np.sum(sd**2 / np.maximum(n, 1e-12))) <= var_target * (1 + 1e-9)
+    return n.astype(np.int64), bool(ok)
+
+
+def _z(q: float) -> float:
+    return float(sps.norm.ppf(q))
+
+
+def _gate_parts(audit: Audit, gate: Any) -> tuple[str, np.ndarray | None, list[tuple[str, float]]]:
+    """(what, per-case series or None, [(check kind, limit)]) of a gate."""
+    from segfair import gates as G
+
+    trusted = audit.scores.trusted_ruler
+    if isinstance(gate, G.GapGate) and gate.statistic in ("gap", "to_overall"):
+        s = audit._series(gate.metric, model=gate.model, ruler=gate.ruler or trusted)
+        assert gate.max is not None
+        return "gap", s.x, [("gap", float(gate.max))]
+    if isinstance(gate, G.DpdGate):
+        s = audit._series(gate.metric, model=gate.model, ruler=trusted)
+        x = np.where(s.valid, (s.x > gate.threshold).astype(float), np.nan)
+        return "dpd", x, [("gap", float(gate.max))]
+    if isinstance(gate, G.MinGroupMetricGate):
+        s = audit._series(gate.metric, model=gate.model, ruler=gate.ruler or trusted)
+        if gate.min is not None:
+            return "level", s.x, [("min", float(gate.min))]
+        assert gate.max is not None
+        return "level", s.x, [("max", float(gate.max))]
+    if isinstance(gate, G.LabelAgreementGate):
+        s = audit._agreement(gate.metric, ruler=gate.automated)
+        checks: list[tuple[str, float]] = []
+        if gate.min is not None:
+            checks.append(("min", float(gate.min)))
+        if gate.max is not None:
+            checks.append(("max", float(gate.max)))
+        if gate.max_gap is not None:
+            checks.append(("gap", float(gate.max_gap)))
+        return "agreement", s.x, checks
+    if isinstance(gate, G.RulerShrinkageGate | G.RulerInflationGate):
+        # the hidden gap is (t_hi − t_lo) − (a_hi − a_lo) = d̄_hi − d̄_lo with d = t − a paired
+        t = audit._series(gate.metric, model=gate.model, ruler=gate.trusted or trusted)
+        a = audit._series(gate.metric, model=gate.model, ruler=gate.automated)
+        d = np.where(t.valid & a.valid, t.x - a.x, np.nan)
+        return "hidden_gap", d, [("gap", float("nan"))]
+    return "other", None, []
+
+
+def plan(
+    audit: Audit,
+    gate: Any,
+    *,
+    target_halfwidth: float | None = None,
+    power: float = 0.8,
+    confidence: float | None = None,
+    simulate: int = 0,
+    seed: int = 0,
+) -> GatePlan:
+    """How many more trusted labels per group would make ``gate`` conclusive.
+
+    Parameters
+    ----------
+    audit
+        The audit (with its partial trusted ruler and design weights).
+    gate
+        A gate model, or a mapping like a ``[[gates]]`` entry.
+    target_halfwidth
+        Aim for an interval half-width of at most this (metric units) instead of a power.
+    power
+        Probability that the decision is conclusive — the interval clear of the threshold on
+        the side of the current estimate — if the current estimates are the truth.
+    confidence
+        Interval level (default: the gate's, else the audit's).
+    simulate
+        Number of bootstrap simulations checking the closed form (0: none).
+    seed
+        Seed of the simulations.
+
+    Returns
+    -------
+    GatePlan
+
+    Notes
+    -----
+    A gap's decisive contrast is the two extreme groups: ``SE² = sd_hi²/n_hi + sd_lo²/n_lo``,
+    and the decision is conclusive when ``|gap − limit| ≥ (z_{1−α/2} + z_power)·SE`` (with
+    the Bonferroni ``z`` of the gap's lower bound when the gap exceeds the limit). The smallest
+    total of labels meeting it is the Neyman allocation ``n_g ∝ sd_g``; every other pair of
+    groups is then checked and topped up the same way, and every group is brought to the
+    gate's ``min_group_size``. A per-group level (``min_group_metric``, label agreement) needs
+    ``n_g ≥ ((z_{1−α/2} + z_power)·sd_g / |estimate_g − limit|)²``.
+    """
+    from segfair.gates import parse_gate
+
+    if isinstance(gate, Mapping):
+        gate = parse_gate(gate, trusted_ruler=audit.scores.trusted_ruler)
+    if not 0 < power < 1:
+        raise PlanError(f"power must lie in (0, 1); got {power!r}")
+    if target_halfwidth is not None and not target_halfwidth > 0:
+        raise PlanError(f"target_halfwidth must be positive; got {target_halfwidth!r}")
+    conf = float(
+        confidence
+        if confidence is not None
+        else (gate.confidence if gate.confidence is not None else audit.confidence)
+    )
+    min_n = int(gate.min_group_size if gate.min_group_size is not None else audit.min_group_size)
+    by_raw = getattr(gate, "by", None)
+    if by_raw is None:
+        raise PlanError(f"gate {gate.id} has no 'by': nothing to plan per group")
+    by = by_raw if isinstance(by_raw, str) else list(by_raw)
+    what, x, checks = _gate_parts(audit, gate)
+    z_a = _z(1 - (1 - conf) / 2)
+    z_b = _z(power)
+    notes: list[str] = []
+    if x is None:
+        x = np.where(_labelled_mask(audit), 0.0, np.nan)
+        notes.append(
+            f"no closed form for {gate.kind} gates: the plan brings every group to "
+            f"min_group_size = {min_n}"
+        )
+    st = _group_stats(audit, x, by)
+    cohort = st.n + st.avail
+    lower = np.where(cohort > 0, np.minimum(np.maximum(st.n, min_n), cohort), 0).astype(float)
+    upper = cohort.astype(float)
+    for i in np.where((cohort > 0) & (cohort < min_n))[0]:
+        notes.append(
+            f"group {st.labels[i]!r} has only {int(cohort[i])} cases in the cohort, fewer than "
+            f"min_group_size = {min_n}: label them all, or lower min_group_size"
+        )
+    need = lower.copy()
+    feasible = bool(((cohort >= min_n) | (cohort == 0)).all())
+    estimate, threshold, target_se = float("nan"), float("nan"), float("nan")
+    has = np.isfinite(st.mean) & (cohort > 0)
+    contrasts: list[tuple[str, ...]] = []
+    for kind_, limit in checks:
+        if kind_ == "gap":
+            idx = np.where(has)[0]
+            if len(idx) < 2:
+                notes.append("fewer than two groups with values: only min_group_size is planned")
+                continue
+            hi, lo = idx[int(np.argmax(st.mean[idx]))], idx[int(np.argmin(st.mean[idx]))]
+            gap = float(st.mean[hi] - st.mean[lo])
+            if what == "hidden_gap":
+                limit = _hidden_limit(audit, gate, by, hi, lo)
+            estimate, threshold = gap, limit
+            n_pairs = len(idx) * (len(idx) - 1) // 2
+            z_side = z_a if gap <= limit else _z(1 - (1 - conf) / (2 * n_pairs))
+            margin = abs(gap - limit)
+            se = (
+                target_halfwidth / z_a
+                if target_halfwidth is not None
+                else margin / (z_side + z_b)
+                if margin > 0
+                else 0.0
+            )
+            target_se = se
+            if se <= 0:
+                notes.append("the estimate sits on the threshold: no sample size decides it")
+                feasible = False
+                continue
+            pair = np.array([hi, lo])
+            n_pair, ok = _neyman(st.sd[pair], need[pair], upper[pair], se**2)
+            need[pair] = np.maximum(need[pair], n_pair)
+            feasible &= ok
+            contrasts.append((st.labels[hi], st.labels[lo]))
+            # passing needs every pair below the limit: pairs close to it are topped up alike
+            # (a failing gap is decided by its extreme pair alone)
+            for a_ in idx if gap <= limit else ():
+                for b_ in idx:
+                    if a_ >= b_ or {a_, b_} == {hi, lo}:
+                        continue
+                    d = abs(float(st.mean[a_] - st.mean[b_]))
+                    m2 = abs(d - limit)
+                    se2 = target_se if target_halfwidth is not None else m2 / (z_side + z_b)
+                    cur = st.sd[a_] ** 2 / need[a_] + st.sd[b_] ** 2 / need[b_]
+                    if d + z_a * math.sqrt(cur) <= limit or se2 <= 0 or cur <= se2**2:
+                        continue
+                    p2 = np.array([a_, b_])
+                    n2, ok2 = _neyman(st.sd[p2], need[p2], upper[p2], se2**2)
+                    need[p2] = np.maximum(need[p2], n2)
+                    feasible &= ok2
+                    contrasts.append((st.labels[a_], st.labels[b_]))
+        else:
+            threshold = limit
+            worst = float("inf")
+            for i in np.where(has)[0]:
+                margin = (st.mean[i] - limit) if kind_ == "min" else (limit - st.mean[i])
+                if margin < worst:
+                    worst, estimate = margin, float(st.mean[i])
+                se = (
+                    target_halfwidth / z_a
+                    if target_halfwidth is not None
+                    else abs(margin) / (z_a + z_b)
+                )
+                if se <= 0:
+                    feasible = False
+                    continue
+                n_i = math.ceil((st.sd[i] / se) ** 2)
+                if n_i > upper[i]:
+                    feasible = False
+                need[i] = min(max(need[i], n_i), upper[i])
+            target_se = (
+                target_halfwidth / z_a
+                if target_halfwidth is not None
+                else abs(worst) / (z_a + z_b)
+                if math.isfinite(worst)
+                else float("nan")
+            )
+    need = np.maximum(need, st.n)
+    frame = pd.DataFrame(
+        {
+            "labelled": st.n,
+            "unlabelled": st.avail,
+            "estimate": st.mean,
+            "sd": st.sd,
+            "needed": need.astype(np.int64),
+            "additional": (need - st.n).astype(np.int64),
+        },
+        index=pd.Index(list(st.labels), name=audit._by(by).name),
+    )
+    if not feasible:
+        notes.append("even labelling every remaining case may not make this gate conclusive")
+    out = GatePlan(
+        gate_id=gate.id,
+        kind=gate.kind,
+        method="normal" if checks else "min_group_size",
+        by=audit._by(by).key,
+        model=getattr(gate, "model", None),
+        groups=frame,
+        estimate=estimate,
+        threshold=threshold,
+        target_se=target_se,
+        confidence=conf,
+        power=power,
+        feasible=feasible,
+        notes=tuple(notes),
+        contrasts=tuple(contrasts),
+    )
+    if simulate and checks:
+        from dataclasses import replace
+
+        out = replace(
+            out, simulated_power=simulate_plan(audit, out, gate, n_sim=simulate, seed=seed)
+        )
+    return out
+
+
+def _hidden_limit(audit: Audit, gate: Any, by: Any, hi: int, lo: int) -> float:
+    """The hidden gap at which a shrinkage/inflation share reaches its limit."""
+    from segfair import gates as G
+
+    t = audit._series(
+        gate.metric, model=gate.model, ruler=gate.trusted or audit.scores.trusted_ruler
+    )
+    a = audit._series(gate.metric, model=gate.model, ruler=gate.automated)
+    both = t.valid & a.valid
+    g = audit._by(by)
+    m = [float(np.nanmean(np.where(both & (g.codes == i), t.x, np.nan))) for i in (hi, lo)]
+    gap_t = abs(m[0] - m[1])
+    # shrinkage ≤ max ⇔ hidden ≤ max·gap_t; inflation ≤ max ⇔ −hidden ≤ max·gap_t
+    sign = 1.0 if isinstance(gate, G.RulerShrinkageGate) else -1.0
+    return sign * float(gate.max) * gap_t
+
+
+def simulate_plan(
+    audit: Audit, p: GatePlan, gate: Any, *, n_sim: int = 200, seed: int = 0
+) -> float:
+    """Bootstrap check of a plan: the share of simulated label sets that decide the gate.
+
+    Each simulation draws, in every group, ``needed`` values with replacement from the group's
+    labelled values (weighted by the design), recomputes the group means and their standard
+    errors, and asks whether every planned contrast (or level) is clear of its threshold at the
+    gate's confidence — the event the closed form aims to make happen with probability
+    ``power``.
+    """
+    _what, x, checks = _gate_parts(audit, gate)
+    if x is None or not checks:
+        return float("nan")
+    n_pairs = max(1, len(p.contrasts))
+    if p.estimate > p.threshold:
+        k_ = int(np.isfinite(p.groups["estimate"]).sum())
+        n_pairs = max(1, k_ * (k_ - 1) // 2)
+    g = audit._by(list(p.by) if len(p.by) > 1 else p.by[0])
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7331]))
+    z_a = _z(1 - (1 - p.confidence) / 2)
+    weights = audit._case_weights([_series_like(x)])
+    w = np.ones(len(x)) if weights is None else weights[:, 0]
+    pools = []
+    for i in range(len(g.labels)):
+        ok = (g.codes == i) & ~np.isnan(x)
+        pools.append((x[ok], w[ok] / w[ok].sum() if ok.any() else w[ok]))
+    need = p.groups["needed"].to_numpy()
+    labels = list(g.labels)
+    hits = 0
+    for _ in range(n_sim):
+        means, ses = np.full(len(labels), np.nan), np.full(len(labels), np.nan)
+        for i, (vals, prob) in enumerate(pools):
+            if len(vals) == 0 or need[i] < 2:
+                continue
+            draw = rng.choice(vals, size=int(need[i]), replace=True, p=prob)
+            means[i] = draw.mean()
+            ses[i] = draw.std(ddof=1) / math.sqrt(need[i])
+        decided = True
+        for kind_, limit in checks:
+            if kind_ == "gap":
+                lim = p.threshold
+                z_g = z_a if p.estimate <= lim else _z(1 - (1 - p.confidence) / (2 * n_pairs))
+                for a_, b_ in p.contrasts:
+                    i, j = labels.index(a_), labels.index(b_)
+                    d = abs(means[i] - means[j])
+                    se = math.hypot(ses[i], ses[j])
+                    if not abs(d - lim) > z_g * se:
+                        decided = False
+            else:
+                for i in range(len(labels)):
+                    if np.isfinite(means[i]) and not abs(means[i] - limit) > z_a * ses[i]:
+                        decided = False
+        hits += decided
+    return hits / n_sim
+
+
+def plan_all(audit: Audit, gates: Sequence[Any], **kwargs: Any) -> list[GatePlan]:
+    """:func:`plan` for every statistical gate that has groups (others are skipped)."""
+    out = []
+    for gate in gates:
+        if getattr(gate, "by", None) is None or not getattr(gate, "statistical", True):
+            continue
+        out.append(plan(audit, gate, **kwargs))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# which cases to label
+# ----------------------------------------------------------------------------------------------
+
+
+def _pps(size: np.ndarray, k: int) -> np.ndarray:
+    """Inclusion probabilities ∝ ``size`` summing to ``k``, capped at 1."""
+    size = np.asarray(size, dtype=float)
+    pi = np.zeros(len(size))
+    if k <= 0 or len(size) == 0:
+        return pi
+    if k >= len(size):
+        return np.ones(len(size))
+    capped = np.zeros(len(size), dtype=bool)
+    for _ in range(len(size)):
+        rest = k - int(capped.sum())
+        s = size[~capped]
+        pi[~capped] = rest * s / s.sum()
+        over = (~capped) & (pi >= 1)
+        if not over.any():
+            break
+        capped |= over
+        pi[capped] = 1.0
+    return np.clip(pi, 0.0, 1.0)
+
+
+def select_cases(
+    audit: Audit,
+    plans: Sequence[GatePlan],
+    *,
+    within: str = "disagreement",
+    automated: str | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The cases to send for trusted labels, per group, as the annotation team's list.
+
+    Across groups the numbers come from the plans (the largest over gates on one attribute,
+    i.e. the Neyman allocation of the most demanding gate). Within a group:
+
+    * ``within="disagreement"`` (default): probability-proportional-to-size sampling with
+      size ``0.05 + (1 − Dice(model, automated label))`` — the cases where the automated label
+      and the model disagree most carry most of the uncertainty about the model's trusted
+      score, so they are the best value per label. The draw is random (systematic PPS), the
+      ``inclusion_probability`` is recorded and ``weight = 1 / inclusion_probability`` must go
+      into a design weights column for the estimates to stay unbiased.
+    * ``within="random"``: a uniform random sample of the group (no weights needed for group
+      means when the design is stratified by the same attribute).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``case_id, group, priority, reason, inclusion_probability, weight``; ``priority`` 1 is
+        the most useful label.
+    """
+    if within not in ("disagreement", "random"):
+        raise PlanError(f"within must be 'disagreement' or 'random'; got {within!r}")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 4242]))
+    labelled = _labelled_mask(audit)
+    rows: list[dict[str, Any]] = []
+    chosen: set[str] = set()
+    auto = automated
+    if auto is None:
+        others = [r for r in audit.scores.rulers if r != audit.scores.trusted_ruler]
+        auto = others[0] if others else None
+    for p in plans:
+        g = audit._by(list(p.by) if len(p.by) > 1 else p.by[0])
+        dis = _disagreement(audit, p.model, auto) if within == "disagreement" else None
+        for i, lab in enumerate(g.labels):
+            k = int(p.groups.loc[lab, "additional"]) if lab in p.groups.index else 0
+            already = sum(1 for r in rows if r["group"] == lab and r["attribute"] == g.name)
+            k -= already
+            if k <= 0:
+                continue
+            pool = np.where((g.codes == i) & ~labelled)[0]
+            pool = np.array([c for c in pool if str(audit.cases[c]) not in chosen], dtype=int)
+            if len(pool) == 0:
+                continue
+            k = min(k, len(pool))
+            if dis is None:
+                pi = np.full(len(pool), k / len(pool))
+                pick = rng.choice(len(pool), size=k, replace=False)
+                score = np.zeros(len(pool))
+            else:
+                score = np.nan_to_num(
+                    dis[pool], nan=float(np.nanmean(dis)) if np.isfinite(dis).any() else 0.5
+                )
+                pi = _pps(0.05 + score, k)
+                # systematic PPS in random order: exactly k cases, P(case) = pi
+                order = rng.permutation(len(pool))
+                cum = np.cumsum(pi[order])
+                starts = rng.uniform(0, 1) + np.arange(k)
+                pick = order[np.searchsorted(cum, starts, side="right").clip(0, len(pool) - 1)]
+                pick = np.unique(pick)
+            for j in pick:
+                cid = str(audit.cases[pool[j]])
+                chosen.add(cid)
+                asked = int(p.groups.loc[lab, "additional"])
+                why = f"{p.gate_id}: Neyman allocation asks {asked} more in {lab!r}"
+                if dis is not None:
+                    why += f"; model vs {auto} disagreement 1 − Dice = {score[j]:.2f}"
+                rows.append(
+                    {
+                        "case_id": cid,
+                        "group": lab,
+                        "attribute": g.name,
+                        "reason": why,
+                        "score": float(score[j]),
+                        "inclusion_probability": float(pi[j]),
+                        "weight": float(1 / pi[j]) if pi[j] > 0 else float("nan"),
+                    }
+                )
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "case_id",
+            "group",
+            "attribute",
+            "reason",
+            "score",
+            "inclusion_probability",
+            "weight",
+        ],
+    )
+    frame = frame.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    frame.insert(2, "priority", np.arange(1, len(frame) + 1))
+    return frame.loc[:, list(CASE_COLUMNS)]
+
+
+def _disagreement(audit: Audit, model: str | None, automated: str | None) -> np.ndarray | None:
+    """Per case ``1 − Dice(model, automated label)``; None when not scored."""
+    if model is None or automated is None:
+        return None
+    try:
+        s = audit._series("dice", model=model, ruler=automated)
+    except SegfairError:
+        return None
+    return np.asarray(1.0 - s.x)
+
+
+# ----------------------------------------------------------------------------------------------
+# the command
+# ----------------------------------------------------------------------------------------------
+
+
+def session_audit(session: Any) -> Audit:
+    """The session's audit with the configuration's sampling design applied.
+
+    ``SegfairSession.audit`` does not read ``[design]`` yet; this builds the same audit with the
+    design weights (a no-op without ``[design]``).
+    """
+    if session.config.design is None:
+        return session.audit
+    from segfair.audit import Audit
+
+    cfg = session.config
+    return Audit(
+        session.scores,
+        seed=session.seed,
+        n_boot=cfg.n_boot,
+        confidence=cfg.confidence,
+        cap=cfg.cap,
+        cluster=cfg.cluster,
+        min_group_size=cfg.min_group_size,
+        design_weights=config_weights(cfg, session.scores),
+    )
+
+
+def cli_plan(args: Any, out: Any) -> int:
+    """``segfair plan``: print the per-gate plans and write the annotation list."""
+    from pathlib import Path
+
+    from segfair.session import SegfairSession
+
+    session = SegfairSession.from_path(
+        args.config,
+        seed=args.seed,
+        workers=args.workers,
+        progress=False if args.quiet else None,
+    )
+    audit = session_audit(session)
+    plans = plan_all(
+        audit,
+        session.gates,
+        power=args.power,
+        target_halfwidth=args.target_halfwidth,
+        simulate=200,
+        seed=session.seed,
+    )
+    cases = select_cases(audit, plans, within=args.within, seed=session.seed)
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    cases.to_csv(tmp, index=False)
+    tmp.replace(path)
+    for p in plans:
+        if not args.quiet:
+            print(f"{p.gate_id}: {p.sentence()}", file=out)
+            if math.isfinite(p.simulated_power):
+                print(f"  simulated power at the planned sizes: {p.simulated_power:.0%}", file=out)
+    print(f"wrote {len(cases)} case(s) to annotate to {path}", file=out)
+    return 0

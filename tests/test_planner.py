@@ -1,0 +1,127 @@
+"""The label planner: insufficient_evidence → plan → annotation list."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segfair.audit import Audit
+from segfair.gates import GapGate, MinGroupMetricGate, evaluate_gate
+from segfair.planner import CASE_COLUMNS, PlanError, _neyman, plan, select_cases
+from tests.test_partial import keep_expert, make_scores
+
+
+def small_sample() -> Audit:
+    scores = make_scores(n=600)
+    ids = list(scores.groups.index)
+    rng = np.random.default_rng(3)
+    keep = set(rng.choice(ids, size=60, replace=False))
+    return Audit(keep_expert(scores, keep), n_boot=200, min_group_size=20)
+
+
+def test_neyman_allocation_is_proportional_to_the_standard_deviations() -> None:
+    sd = np.array([1.0, 3.0])
+    n, ok = _neyman(sd, np.zeros(2), np.full(2, 1e9), var_target=0.01)
+    assert ok
+    assert n[1] / n[0] == pytest.approx(3.0, rel=0.02)
+    assert (sd**2 / n).sum() <= 0.01
+
+
+def test_neyman_allocation_respects_the_labels_already_there_and_the_cohort() -> None:
+    n, ok = _neyman(np.array([1.0, 1.0]), np.array([500.0, 0.0]), np.array([600.0, 30.0]), 0.01)
+    assert n[0] >= 500
+    assert n[1] <= 30
+    assert not ok  # 1/500 + 1/30 > 0.01
+
+
+def test_an_insufficient_gate_says_how_many_labels_per_group_it_needs() -> None:
+    audit = small_sample()
+    gate = MinGroupMetricGate(metric="dice", by="age", model="m", min=0.5)
+    result = evaluate_gate(audit, gate)
+    assert result.status == "insufficient_evidence"
+    assert "more cases with the trusted ruler" in result.next_steps[0]
+    p = audit.plan(gate)
+    young = p.groups.loc["young"]
+    assert young["labelled"] + young["additional"] >= 20
+    assert f"{int(young['additional'])} in 'young'" in result.next_steps[0]
+
+
+def test_a_gap_plan_allocates_to_the_extreme_groups_and_checks_itself_by_simulation() -> None:
+    audit = small_sample()
+    gate = GapGate(metric="dice", by="age", model="m", max=0.2)
+    p = plan(audit, gate, simulate=200, seed=1)
+    assert p.method == "normal"
+    assert p.feasible
+    assert (p.groups["needed"] >= 20).all()
+    assert p.simulated_power >= 0.7
+
+
+def test_a_target_halfwidth_asks_for_more_labels_when_it_is_tighter() -> None:
+    audit = small_sample()
+    gate = GapGate(metric="dice", by="age", model="m", max=0.2)
+    loose = plan(audit, gate, target_halfwidth=0.05).total_additional
+    tight = plan(audit, gate, target_halfwidth=0.02).total_additional
+    assert tight > loose
+
+
+def test_a_gate_given_as_a_mapping_is_planned_like_a_gate_model() -> None:
+    audit = small_sample()
+    p = plan(audit, {"kind": "gap", "metric": "dice", "by": "age", "model": "m", "max": 0.2})
+    assert p.gate_id == "gap[dice,age,m,expert]"
+
+
+def test_a_power_outside_0_1_is_refused() -> None:
+    with pytest.raises(PlanError, match="power"):
+        plan(small_sample(), GapGate(metric="dice", by="age", model="m", max=0.2), power=1.0)
+
+
+@pytest.mark.parametrize("within", ["disagreement", "random"])
+def test_the_annotation_list_holds_unlabelled_cases_in_the_planned_numbers(within: str) -> None:
+    audit = small_sample()
+    p = plan(audit, MinGroupMetricGate(metric="dice", by="age", model="m", min=0.5))
+    cases = select_cases(audit, [p], within=within, seed=0)
+    assert tuple(cases.columns) == CASE_COLUMNS
+    labelled = set(audit.scores.table.query("ruler == 'expert'")["case_id"])
+    assert not set(cases["case_id"]) & labelled
+    assert cases["case_id"].is_unique
+    counts = cases["group"].value_counts()
+    for group, extra in p.additional.items():
+        assert counts.get(group, 0) <= extra
+        assert counts.get(group, 0) >= extra - 1  # systematic PPS may merge a draw
+    assert (cases["inclusion_probability"].between(0, 1)).all()
+    assert list(cases["priority"]) == list(range(1, len(cases) + 1))
+
+
+def test_segfair_plan_writes_the_case_list(tmp_path: pytest.TempPathFactory) -> None:
+    from pathlib import Path
+
+    from segfair.synth import make_cohort
+
+    root = Path(str(tmp_path))
+    make_cohort(root / "c", n_cases=60, shape=(16, 16, 8), preset="hidden", seed=0)
+    cfg = (root / "c" / "segfair.toml").read_text()
+    cfg = cfg.replace(
+        'expert = "segmentations/expert/{case_id}.nii.gz"',
+        'expert = { path = "segmentations/expert/{case_id}.nii.gz", partial = true }',
+    )
+    (root / "c" / "segfair.toml").write_text(cfg)
+    experts = sorted((root / "c" / "segmentations" / "expert").glob("*.nii.gz"))
+    for f in experts[::2]:
+        f.unlink()
+    from segfair.cli import main
+
+    out = root / "labels.csv"
+    import io
+
+    buf = io.StringIO()
+    code = main(
+        ["plan", "--config", str(root / "c"), "--out", str(out), "--workers", "1"], stdout=buf
+    )
+    assert code == 0, buf.getvalue()
+    table = pd.read_csv(out)
+    assert tuple(table.columns) == CASE_COLUMNS
+    assert len(table) > 0
+    missing = {f.name.removesuffix(".nii.gz") for f in experts[::2]}
+    assert set(table["case_id"]) <= missing
+    assert "wrote" in buf.getvalue()
