@@ -785,26 +785,9 @@ def _disagreement(audit: Audit, model: str | None, automated: str | None) -> np.
 
 
 def session_audit(session: Any) -> Audit:
-    """The session's audit with the configuration's sampling design applied.
-
-    ``SegfairSession.audit`` does not read ``[design]`` yet; this builds the same audit with the
-    design weights (a no-op without ``[design]``).
-    """
-    if session.config.design is None:
-        return session.audit
-    from segfair.audit import Audit
-
-    cfg = session.config
-    return Audit(
-        session.scores,
-        seed=session.seed,
-        n_boot=cfg.n_boot,
-        confidence=cfg.confidence,
-        cap=cfg.cap,
-        cluster=cfg.cluster,
-        min_group_size=cfg.min_group_size,
-        design_weights=config_weights(cfg, session.scores),
-    )
+    """The audit of a :class:`~segfair.session.SegfairSession` (which applies ``[design]``)."""
+    audit: Audit = session.audit
+    return audit
 
 
 def cli_plan(args: Any, out: Any) -> int:
