@@ -64,7 +64,10 @@ def audit(config: Path, *args: str) -> Run:
 def assert_refused(run: Run, *needles: str) -> None:
     """Exit status 2, one ``segfair: error:`` message holding every needle, no traceback."""
     assert run.code == 2, run
-    assert run.err.startswith("segfair: error: "), run.err
+    # progress lines may come first (they are on in CI); the error is one message after them
+    errors = [line for line in run.err.splitlines() if line.startswith("segfair: error: ")]
+    assert len(errors) == 1, run.err
+    assert run.err.index(errors[0]) > run.err.rfind(" cases (") or " cases (" not in run.err
     assert "Traceback" not in run.err + run.out
     for needle in needles:
         assert needle in run.err, (needle, run.err)
