@@ -1128,3 +1128,40 @@ def test_every_kind_of_nifti_header_reads_as_nibabel_reads_it(tmp_path: Path) ->
         np.testing.assert_array_equal(
             loaded.array, np.asanyarray(img.dataobj).reshape(img.shape[:3]) == 1, err_msg=name
         )
+
+
+def test_a_whole_gzip_stream_is_inflated_at_once_into_the_promised_size(tmp_path: Path) -> None:
+    import segfair.io as sio
+
+    save_mask(tmp_path / "case.nii", blob((10, 9, 8)))
+    plain = (tmp_path / "case.nii").read_bytes()
+    packed = gzip.compress(plain)
+
+    assert sio._inflate_at_once(packed, len(plain)) == plain
+    assert sio._inflate_at_once(packed, len(plain) - 1) is None  # the trailer disagrees
+    assert sio._inflate_at_once(packed[:-9] + packed[-8:], len(plain)) is None  # damaged
+
+
+@pytest.mark.parametrize("zeros_mib", [16, 128])
+def test_a_gzip_bomb_whose_trailer_lies_about_its_size_still_reads_only_the_header_promise(
+    tmp_path: Path, zeros_mib: int
+) -> None:
+    # The trailer claims the promised size; the stream holds megabytes more. 16 MiB: small enough
+    # for the one-shot inflate to try (bounded by 8x the promise + 64 MiB), which then sees the
+    # wrong size and hands over to the capped streaming path; 128 MiB: too large to try at all.
+    save_mask(tmp_path / "small.nii", np.zeros((8, 8, 8), bool))
+    raw = (tmp_path / "small.nii").read_bytes()
+    bomb = bytearray(gzip.compress(raw + bytes(zeros_mib << 20)))
+    bomb[-4:] = len(raw).to_bytes(4, "little")
+    (tmp_path / "bomb.nii.gz").write_bytes(bytes(bomb))
+
+    tracemalloc.start()
+    try:
+        loaded = load_mask(tmp_path / "bomb.nii.gz")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert loaded.shape == (8, 8, 8)
+    assert not loaded.array.any()
+    assert peak < 8 * len(raw) + (80 << 20)
