@@ -16,6 +16,7 @@ import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -234,16 +235,18 @@ class Cohort:
         for name in self.config.rulers:
             yield "ruler", name
 
+    @cached_property
+    def _excluded(self) -> dict[str, set[tuple[str, str]]]:
+        # one pass over the exclusions, not a table filter per case (quadratic in cohort size)
+        out: dict[str, set[tuple[str, str]]] = {}
+        for cid, kind, source in zip(self.exclusions["case_id"], self.exclusions["kind"],
+                                     self.exclusions["source"], strict=True):
+            out.setdefault(str(cid), set()).add((str(kind), str(source)))
+        return out
+
     def available(self, case_id: str) -> dict[tuple[SourceKind, str], Path]:
         """The masks this case has (declared exclusions left out)."""
-        ex = self.exclusions
-        missing = set(
-            zip(
-                ex.loc[ex["case_id"] == case_id, "kind"],
-                ex.loc[ex["case_id"] == case_id, "source"],
-                strict=True,
-            )
-        )
+        missing = self._excluded.get(case_id, set())
         return {
             (k, n): self.path(k, n, case_id) for k, n in self.sources() if (k, n) not in missing
         }
