@@ -194,7 +194,7 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
         progress=False if args.quiet else None,
         cache=False if args.no_cache else None,
         baseline=args.baseline,
-        executor=_executor(args.scheduler),
+        scheduler=args.scheduler,
     )
     cfg = session.config
     _ = session.gates  # validate gates before any heavy work
@@ -212,18 +212,6 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
     for line in lines if not args.quiet else lines[-1:]:
         print(line, file=out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
-
-
-def _executor(address: str | None):  # type: ignore[no-untyped-def]
-    if address is None:
-        return None
-    try:
-        from distributed import Client
-    except ImportError:
-        raise SegfairError(
-            "--scheduler needs Dask's distributed: pip install 'segfair[dask]'"
-        ) from None
-    return Client(address).get_executor()
 
 
 def _synth(args: argparse.Namespace, out: TextIO) -> int:

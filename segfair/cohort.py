@@ -239,8 +239,12 @@ class Cohort:
     def _excluded(self) -> dict[str, set[tuple[str, str]]]:
         # one pass over the exclusions, not a table filter per case (quadratic in cohort size)
         out: dict[str, set[tuple[str, str]]] = {}
-        for cid, kind, source in zip(self.exclusions["case_id"], self.exclusions["kind"],
-                                     self.exclusions["source"], strict=True):
+        for cid, kind, source in zip(
+            self.exclusions["case_id"],
+            self.exclusions["kind"],
+            self.exclusions["source"],
+            strict=True,
+        ):
             out.setdefault(str(cid), set()).add((str(kind), str(source)))
         return out
 

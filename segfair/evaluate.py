@@ -14,16 +14,24 @@ Example
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import (
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+)
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,6 +77,8 @@ class CaseTask:
     reorient: bool = False
     atol: float = 1e-3
     cache_dir: str | None = None
+    #: set by :func:`evaluate` after its cache lookup, so a worker does not hash the files again
+    cache_key: str | None = None
 
 
 @dataclass
@@ -82,14 +92,15 @@ class CaseResult:
     cached: bool = False
 
 
-def _cache_key(task: CaseTask) -> str:
+def _cache_key(task: CaseTask, hashes: Callable[[str], str] | None = None) -> str:
     from segfair.io import content_hash
 
+    hash_of: Callable[[str], str] = hashes or content_hash
     payload = {
         "format": CACHE_FORMAT,
         "segfair": __version__,
         "case_id": task.case_id,
-        "files": {k: content_hash(v) for k, v in sorted(task.files.items())},
+        "files": {k: hash_of(v) for k, v in sorted(task.files.items())},
         "read": {k: dict(v) for k, v in sorted(task.read.items())},
         "pairs": sorted(list(p) for p in task.pairs),
         "describe": sorted(task.describe),
@@ -168,10 +179,10 @@ def evaluate_case(task: CaseTask) -> CaseResult:
     """
     from segfair import io, metrics, morphology
 
-    key = path = None
+    path = None
     if task.cache_dir is not None:
         try:
-            key = _cache_key(task)
+            key = task.cache_key or _cache_key(task)
         except InputError as exc:  # a file vanished or became unreadable since validation
             return CaseResult(
                 task.case_id, problems=[Problem.from_input_error("unusable masks", exc)]
@@ -258,6 +269,30 @@ class _Progress:
                 self._next_line += 0.1
 
 
+@contextlib.contextmanager
+def dask_executor(address: str) -> Iterator[Executor]:
+    """An executor on a running Dask scheduler, closed on exit (needs ``segfair[dask]``).
+
+    >>> with dask_executor("tcp://10.0.0.5:8786") as pool:  # doctest: +SKIP
+    ...     scores = evaluate(cohort, executor=pool)
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SegfairError(
+            f"scheduler {address!r} needs Dask's distributed: pip install 'segfair[dask]'"
+        ) from None
+    try:
+        client = Client(address, timeout="30s")
+    except (OSError, TimeoutError) as exc:
+        raise SegfairError(
+            f"cannot reach the Dask scheduler at {address!r}: {exc}; start one with "
+            "`dask scheduler` or fix --scheduler / the `scheduler` key"
+        ) from None
+    with client:
+        yield client.get_executor()
+
+
 def _default_progress() -> bool:
     return sys.stderr.isatty() or os.environ.get("CI", "").lower() in ("1", "true")
 
@@ -314,6 +349,105 @@ def build_tasks(
             )
         )
     return tasks
+
+
+class _HashIndex:
+    """Content hashes of files keyed by what ``stat`` says about them, kept in the cache folder.
+
+    A warm re-run would otherwise read and hash every mask again (≈1 ms a case at MAMA-MIA size,
+    more than everything else of a cached case together). An entry is used only while the file's
+    size, inode, modification *and* change time (``st_ctime_ns``, which no user call can set back)
+    are all unchanged — as git's index does. Files modified less than :attr:`SETTLE_NS` before
+    they were hashed are not recorded: a write within the file system's timestamp granularity
+    after the hash could otherwise leave every stat field as recorded. A checkout (new inodes and
+    change times) simply re-hashes. Losing or corrupting the index costs time, never a result.
+    """
+
+    FORMAT = 1
+    SETTLE_NS = 2_000_000_000
+
+    def __init__(self, cache_dir: str) -> None:
+        self.path = Path(cache_dir) / "file-hashes.json"
+        self.entries: dict[str, list[Any]] = {}
+        self.added = 0
+        self._lock = threading.Lock()
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            doc = json.loads(self.path.read_text())
+            if doc.get("format") == self.FORMAT and doc.get("segfair") == __version__:
+                self.entries = {
+                    k: v
+                    for k, v in doc["entries"].items()
+                    if isinstance(v, list) and len(v) == 5 and isinstance(v[4], str)
+                }
+
+    @staticmethod
+    def _stamp(st: os.stat_result) -> list[Any]:
+        return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+    def __call__(self, path: str) -> str:
+        from segfair.io import content_hash
+
+        try:
+            st = os.stat(path)
+        except OSError:
+            return content_hash(path)  # raises the InputError that names the file
+        stamp = self._stamp(st)
+        known = self.entries.get(path)
+        if known is not None and known[:4] == stamp:
+            return str(known[4])
+        digest = content_hash(path)
+        settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > self.SETTLE_NS
+        # the file must not have changed while it was hashed either
+        with contextlib.suppress(OSError):
+            if settled and self._stamp(os.stat(path)) == stamp:
+                with self._lock:
+                    self.entries[path] = [*stamp, digest]
+                    self.added += 1
+        return digest
+
+    def save(self) -> None:
+        """Write the index if it learnt something (atomically; a full disk costs a re-hash)."""
+        with self._lock:
+            if not self.added:
+                return
+            doc = {"format": self.FORMAT, "segfair": __version__, "entries": dict(self.entries)}
+            self.added = 0
+        with contextlib.suppress(OSError):
+            atomic_write_text(self.path, json.dumps(doc, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=8)
+def file_hashes(cache_dir: str) -> _HashIndex:
+    """The content-hash index of a cache folder, one per process (it re-checks every entry
+    against ``stat``, so keeping it between runs is safe)."""
+    return _HashIndex(cache_dir)
+
+
+def _look_up(
+    tasks: Sequence[CaseTask], cache_dir: str, workers: int
+) -> list[tuple[CaseTask, CaseResult | None]]:
+    """Each task with its cached result (None: a miss), looked up here rather than in workers.
+
+    A warm re-run then starts no worker process and sends no task. A miss carries its key on to
+    the worker, which does not hash the files again.
+    """
+    hashes = file_hashes(cache_dir)
+
+    def one(task: CaseTask) -> tuple[CaseTask, CaseResult | None]:
+        try:
+            key = _cache_key(task, hashes)
+        except InputError:
+            return task, None  # the worker meets the same error and reports it with the case
+        return replace(task, cache_key=key), _read_cache(_cache_path(cache_dir, key), task)
+
+    if len(tasks) <= 1:
+        found = [one(t) for t in tasks]
+    else:
+        # file reads and hashing release the GIL: threads overlap them
+        with ThreadPoolExecutor(max_workers=max(2, min(workers, 8))) as pool:
+            found = list(pool.map(one, tasks))
+    hashes.save()
+    return found
 
 
 def _run(
@@ -428,7 +562,18 @@ def evaluate(
     tasks = build_tasks(cohort, metrics=metrics, cache_dir=cache_dir)
     n_workers = workers or cfg.workers or os.cpu_count() or 1
     bar = _Progress(len(tasks), enabled=_default_progress() if progress is None else progress)
-    results = _run(tasks, executor, n_workers, bar.update)
+    results: dict[str, CaseResult] = {}
+    if cache_dir is not None:
+        tasks_to_run = []
+        for task, hit in _look_up(tasks, cache_dir, n_workers):
+            if hit is None:
+                tasks_to_run.append(task)
+            else:
+                results[task.case_id] = hit
+                bar.update(hit)
+    else:
+        tasks_to_run = tasks
+    results.update(_run(tasks_to_run, executor, n_workers, bar.update))
 
     problems = [p for cid in sorted(results) for p in results[cid].problems]
     if problems:

@@ -26,6 +26,7 @@ The fixed texts of the errors are the module-level ``MSG_*`` (format strings, th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io as _stdio
 import math
@@ -482,18 +483,28 @@ def _quick_nifti_header(path: str) -> tuple[nib.Nifti1Header, _Layout] | None:
         klass, size = _NIFTI_SIZES[head[:4]]
         if len(head) < size or head[size - 4 : size - 3] != b"\x00":
             return None  # truncated, or extensions follow: nibabel reads those
-        header = klass.from_fileobj(_stdio.BytesIO(head[:size]), check=True)
-        if header.single_magic not in bytes(header["magic"]):
-            return None  # a .hdr/.img pair, or no NIfTI magic at all
-        layout = _Layout(
-            header.get_data_shape(),
-            header.get_data_dtype(),
-            header.get_data_offset(),
-            *header.get_slope_inter(),
-        )
-        return header, layout
+        return _parse_nifti_header(klass, bytes(head[:size]))
     except Exception:  # any doubt: nibabel's full load decides, and explains what is wrong
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_nifti_header(
+    klass: type[nib.Nifti1Header], block: bytes
+) -> tuple[nib.Nifti1Header, _Layout] | None:
+    """Parse (and check) a header block once: a case's masks usually share their header byte for
+    byte (one grid, one dtype), and nibabel's checks are most of the parsing time. The header is
+    shared between callers, who only read it."""
+    header = klass.from_fileobj(_stdio.BytesIO(block), check=True)
+    if header.single_magic not in bytes(header["magic"]):
+        return None  # a .hdr/.img pair, or no NIfTI magic at all
+    layout = _Layout(
+        header.get_data_shape(),
+        header.get_data_dtype(),
+        header.get_data_offset(),
+        *header.get_slope_inter(),
+    )
+    return header, layout
 
 
 def _read_nifti_voxels(path: str, layout: _Layout) -> NDArray[Any] | None:

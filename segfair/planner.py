@@ -275,6 +275,21 @@ def _series_like(x: np.ndarray) -> Any:
     return _FakeSeries(present=~np.isnan(x))
 
 
+_UNDECIDABLE = (
+    "the margin to the threshold ({margin:.3g}) is within the noise of the current labels "
+    "(standard error {se:.3g}): even labelling every case of an unlimited cohort would decide "
+    "it with less than {power:.0%} probability, so no number is planned. Check whether the "
+    "threshold is the one intended, or label a batch and plan again"
+)
+
+
+def _pair_variance(st: _Stats, a: int, b: int) -> float:
+    """Variance of the difference of two group means with the labels there now."""
+    if st.n[a] <= 0 or st.n[b] <= 0:
+        return float("inf")
+    return float(st.sd[a] ** 2 / st.n[a] + st.sd[b] ** 2 / st.n[b])
+
+
 def _neyman(
     sd: np.ndarray, lower: np.ndarray, upper: np.ndarray, var_target: float
 ) -> tuple[np.ndarray, bool]:
@@ -317,6 +332,33 @@ def _neyman(
 
 def _z(q: float) -> float:
     return float(sps.norm.ppf(q))
+
+
+def _target_se(margin: float, v0: float, z: float, power: float) -> float:
+    """Largest final standard error at which the decision is conclusive with predictive
+    probability ``power``, given the labels already there; 0 when no number of labels gets there.
+
+    With pilot labels the final estimate of a contrast (or group mean) is the pilot estimate
+    ``e`` plus what the new labels add: given the pilot it is ``N(e, v0 − v)``, where ``v0`` is
+    the pilot's variance and ``v`` the final one (flat prior on the truth: the *predictive
+    power* of Spiegelhalter, Freedman & Blackburn 1986). It ends clear of the threshold — at
+    ``margin = |e − limit|`` — with probability ``Φ((margin − z√v) / √(v0 − v))``. Planning on
+    it instead of on ``Φ(margin/√v − z)`` (the current estimate taken as the truth) accounts for
+    the pilot's own error: the power promised is the power a team can expect, and a margin the
+    pilot cannot tell from zero (``Φ(margin/√v0) < power``) is reported as not plannable
+    instead of producing a number that fails half the time. Solving ``Φ(·) = power`` for
+    ``u = √v`` is a quadratic:
+    ``u = (margin·z − z_p·√((z² + z_p²)·v0 − margin²)) / (z² + z_p²)``.
+    """
+    if not (margin > 0 and v0 > 0 and math.isfinite(v0)):
+        return 0.0
+    if margin >= z * math.sqrt(v0):
+        return math.sqrt(v0)  # already conclusive: no label needed
+    z_p = _z(power)
+    if margin < z_p * math.sqrt(v0):
+        return 0.0  # not even every label of an infinite cohort would make it likely
+    a = z * z + z_p * z_p
+    return max(0.0, (margin * z - z_p * math.sqrt(max(a * v0 - margin * margin, 0.0))) / a)
 
 
 def _gate_parts(audit: Audit, gate: Any) -> tuple[str, np.ndarray | None, list[tuple[str, float]]]:
@@ -378,8 +420,9 @@ def plan(
     target_halfwidth
         Aim for an interval half-width of at most this (metric units) instead of a power.
     power
-        Probability that the decision is conclusive — the interval clear of the threshold on
-        the side of the current estimate — if the current estimates are the truth.
+        Predictive probability that the decision is conclusive once the labels are added — the
+        interval clear of the threshold on the side of the current estimate — given the labels
+        there now (the truth is not taken to be the current estimate: see Notes).
     confidence
         Interval level (default: the gate's, else the audit's).
     simulate
@@ -394,12 +437,16 @@ def plan(
     Notes
     -----
     A gap's decisive contrast is the two extreme groups: ``SE² = sd_hi²/n_hi + sd_lo²/n_lo``,
-    and the decision is conclusive when ``|gap − limit| ≥ (z_{1−α/2} + z_power)·SE`` (with
-    the Bonferroni ``z`` of the gap's lower bound when the gap exceeds the limit). The smallest
-    total of labels meeting it is the Neyman allocation ``n_g ∝ sd_g``; every other pair of
-    groups is then checked and topped up the same way, and every group is brought to the
-    gate's ``min_group_size``. A per-group level (``min_group_metric``, label agreement) needs
-    ``n_g ≥ ((z_{1−α/2} + z_power)·sd_g / |estimate_g − limit|)²``.
+    with ``SE0²`` its value with the labels there now. The decision is conclusive when
+    ``|gap − limit| > z·SE`` (``z = z_{1−α/2}``, or the Bonferroni ``z`` of the gap's lower
+    bound when the gap exceeds the limit). Given the current labels, the final gap is
+    ``N(gap, SE0² − SE²)``, so the target ``SE`` solves
+    ``Φ((|gap − limit| − z·SE) / √(SE0² − SE²)) = power`` (closed form in
+    :func:`_target_se`). The smallest total of labels reaching it is the Neyman allocation
+    ``n_g ∝ sd_g``; every other pair of groups is then checked and topped up the same way, and
+    every group is brought to the gate's ``min_group_size``. A per-group level
+    (``min_group_metric``, label agreement) is the same with one group:
+    ``SE² = sd_g²/n_g``.
     """
     from segfair.gates import parse_gate
 
@@ -421,7 +468,6 @@ def plan(
     by = by_raw if isinstance(by_raw, str) else list(by_raw)
     what, x, checks = _gate_parts(audit, gate)
     z_a = _z(1 - (1 - conf) / 2)
-    z_b = _z(power)
     notes: list[str] = []
     if x is None:
         x = np.where(_labelled_mask(audit), 0.0, np.nan)
@@ -457,16 +503,15 @@ def plan(
             n_pairs = len(idx) * (len(idx) - 1) // 2
             z_side = z_a if gap <= limit else _z(1 - (1 - conf) / (2 * n_pairs))
             margin = abs(gap - limit)
+            v0 = _pair_variance(st, hi, lo)
             se = (
                 target_halfwidth / z_a
                 if target_halfwidth is not None
-                else margin / (z_side + z_b)
-                if margin > 0
-                else 0.0
+                else _target_se(margin, v0, z_side, power)
             )
             target_se = se
             if se <= 0:
-                notes.append("the estimate sits on the threshold: no sample size decides it")
+                notes.append(_UNDECIDABLE.format(margin=margin, se=math.sqrt(v0), power=power))
                 feasible = False
                 continue
             pair = np.array([hi, lo])
@@ -482,7 +527,11 @@ def plan(
                         continue
                     d = abs(float(st.mean[a_] - st.mean[b_]))
                     m2 = abs(d - limit)
-                    se2 = target_se if target_halfwidth is not None else m2 / (z_side + z_b)
+                    se2 = (
+                        target_se
+                        if target_halfwidth is not None
+                        else _target_se(m2, _pair_variance(st, a_, b_), z_side, power)
+                    )
                     cur = st.sd[a_] ** 2 / need[a_] + st.sd[b_] ** 2 / need[b_]
                     if d + z_a * math.sqrt(cur) <= limit or se2 <= 0 or cur <= se2**2:
                         continue
@@ -498,25 +547,29 @@ def plan(
                 margin = (st.mean[i] - limit) if kind_ == "min" else (limit - st.mean[i])
                 if margin < worst:
                     worst, estimate = margin, float(st.mean[i])
+                v0 = float(st.sd[i] ** 2 / st.n[i]) if st.n[i] > 0 else float("inf")
                 se = (
                     target_halfwidth / z_a
                     if target_halfwidth is not None
-                    else abs(margin) / (z_a + z_b)
+                    else _target_se(abs(margin), v0, z_a, power)
                 )
                 if se <= 0:
+                    notes.append(
+                        f"group {st.labels[i]!r}: "
+                        + _UNDECIDABLE.format(margin=abs(margin), se=math.sqrt(v0), power=power)
+                    )
                     feasible = False
                     continue
                 n_i = math.ceil((st.sd[i] / se) ** 2)
                 if n_i > upper[i]:
                     feasible = False
                 need[i] = min(max(need[i], n_i), upper[i])
-            target_se = (
-                target_halfwidth / z_a
-                if target_halfwidth is not None
-                else abs(worst) / (z_a + z_b)
-                if math.isfinite(worst)
-                else float("nan")
-            )
+            if target_halfwidth is not None:
+                target_se = target_halfwidth / z_a
+            elif math.isfinite(worst):
+                i_w = int(np.nanargmin(np.where(has, np.abs(st.mean - limit), np.nan)))
+                v_w = float(st.sd[i_w] ** 2 / max(int(st.n[i_w]), 1))
+                target_se = _target_se(abs(worst), v_w, z_a, power)
     need = np.maximum(need, st.n)
     frame = pd.DataFrame(
         {
@@ -576,13 +629,15 @@ def _hidden_limit(audit: Audit, gate: Any, by: Any, hi: int, lo: int) -> float:
 def simulate_plan(
     audit: Audit, p: GatePlan, gate: Any, *, n_sim: int = 200, seed: int = 0
 ) -> float:
-    """Bootstrap check of a plan: the share of simulated label sets that decide the gate.
+    """Simulation check of a plan: the share of simulated label batches that decide the gate.
 
-    Each simulation draws, in every group, ``needed`` values with replacement from the group's
-    labelled values (weighted by the design), recomputes the group means and their standard
-    errors, and asks whether every planned contrast (or level) is clear of its threshold at the
-    gate's confidence — the event the closed form aims to make happen with probability
-    ``power``.
+    It simulates what the closed form assumes, without its normal approximation of the
+    decision: in every simulation each group's true mean is drawn from what the labels there
+    now say about it (``N(mean_g, sd_g²/n_g)``), the planned extra labels are drawn with
+    replacement from the group's labelled values (weighted by the design) shifted to that
+    truth, and are added to the labels already there; the group means and standard errors of
+    the enlarged sample then decide every planned contrast (or level) at the gate's
+    confidence. ``plan(..., power=0.8)`` should come out near 0.8 when it is feasible.
     """
     _what, x, checks = _gate_parts(audit, gate)
     if x is None or not checks:
@@ -599,18 +654,25 @@ def simulate_plan(
     pools = []
     for i in range(len(g.labels)):
         ok = (g.codes == i) & ~np.isnan(x)
-        pools.append((x[ok], w[ok] / w[ok].sum() if ok.any() else w[ok]))
+        vals = x[ok]
+        prob = w[ok] / w[ok].sum() if ok.any() else w[ok]
+        mean = float(np.sum(prob * vals)) if ok.any() else float("nan")
+        pools.append((vals, prob, mean))
     need = p.groups["needed"].to_numpy()
+    sd = p.groups["sd"].to_numpy(dtype=float)
     labels = list(g.labels)
     hits = 0
     for _ in range(n_sim):
         means, ses = np.full(len(labels), np.nan), np.full(len(labels), np.nan)
-        for i, (vals, prob) in enumerate(pools):
-            if len(vals) == 0 or need[i] < 2:
+        for i, (vals, prob, mean) in enumerate(pools):
+            n0, n = len(vals), int(need[i])
+            if n0 == 0 or n < 2:
                 continue
-            draw = rng.choice(vals, size=int(need[i]), replace=True, p=prob)
-            means[i] = draw.mean()
-            ses[i] = draw.std(ddof=1) / math.sqrt(need[i])
+            shift = rng.normal(0.0, sd[i] / math.sqrt(n0)) if n > n0 else 0.0
+            # the pilot's distribution, moved to the drawn truth
+            new = rng.choice(vals, size=n - n0, replace=True, p=prob) + shift
+            means[i] = (n0 * mean + float(new.sum())) / n
+            ses[i] = np.concatenate([vals, new]).std(ddof=1) / math.sqrt(n)
         decided = True
         for kind_, limit in checks:
             if kind_ == "gap":

@@ -84,6 +84,7 @@ class SegfairSession:
         seed: int | None = None,
         workers: int | None = None,
         executor: Executor | None = None,
+        scheduler: str | None = None,
         progress: bool | None = None,
         cache: bool | None = None,
         baseline: str | Path | None = None,
@@ -92,6 +93,8 @@ class SegfairSession:
         self.seed = config.seed if seed is None else seed
         self.workers = workers
         self.executor = executor
+        # an explicit executor wins; else --scheduler, else the config's `scheduler` key
+        self.scheduler = None if executor is not None else (scheduler or config.scheduler)
         self.progress = progress
         self.cache = cache
         self.baseline_path = Path(baseline) if baseline is not None else None
@@ -131,15 +134,20 @@ class SegfairSession:
 
     @cached_property
     def scores(self) -> Scores:
-        from segfair.evaluate import evaluate
+        from segfair.evaluate import dask_executor, evaluate
 
-        return evaluate(
-            self.cohort,
-            executor=self.executor,
-            workers=self.workers,
-            progress=self.progress,
-            cache=self.cache,
-        )
+        if self.scheduler is None:
+            return evaluate(
+                self.cohort,
+                executor=self.executor,
+                workers=self.workers,
+                progress=self.progress,
+                cache=self.cache,
+            )
+        with dask_executor(self.scheduler) as executor:
+            return evaluate(
+                self.cohort, executor=executor, progress=self.progress, cache=self.cache
+            )
 
     @cached_property
     def audit(self) -> Audit:

@@ -77,3 +77,40 @@ def test_segfair_audit_runs_on_a_running_scheduler_given_by_its_address(
     for report in reports:
         del report["generated_at"]
     assert reports[0] == reports[1]
+
+
+def test_the_scheduler_config_key_sends_the_evaluation_to_that_cluster(
+    repo: Repo, cluster: Any
+) -> None:
+    from segfair.session import SegfairSession
+
+    local = SegfairSession.from_path(repo.config_path).scores
+    repo.write_config(scheduler=cluster.scheduler_address)
+    session = SegfairSession.from_path(repo.config_path)
+    assert session.scheduler == cluster.scheduler_address
+
+    with distributed.Client(cluster) as client:
+        before = client.run_on_scheduler(_evaluate_tasks_seen)
+        remote = session.scores
+        after = client.run_on_scheduler(_evaluate_tasks_seen)
+
+    pd.testing.assert_frame_equal(local.table, remote.table)
+    assert after - before == len(repo.case_ids)  # one task per case ran on the cluster
+
+
+def test_an_explicit_executor_wins_over_the_scheduler_key(repo: Repo) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from segfair.session import SegfairSession
+
+    repo.write_config(scheduler="tcp://198.51.100.1:8786")  # unreachable: must not be used
+    with ThreadPoolExecutor(1) as pool:
+        session = SegfairSession.from_path(repo.config_path, executor=pool)
+        assert session.scheduler is None
+        assert len(session.scores.table) > 0
+
+
+def _evaluate_tasks_seen(dask_scheduler: Any) -> int:
+    """How many `evaluate_case` tasks this scheduler has finished (counted after they are gone)."""
+    prefix = dask_scheduler.task_prefixes.get("evaluate_case")
+    return 0 if prefix is None else int(prefix.state_counts.get("memory", 0))

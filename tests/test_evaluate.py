@@ -6,6 +6,7 @@ import io as stdio
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,13 @@ import segfair.io
 from segfair import metrics
 from segfair.cohort import load_cohort
 from segfair.errors import CohortError
-from segfair.evaluate import _Progress, build_tasks, evaluate, evaluate_case
+from segfair.evaluate import (
+    _HashIndex,
+    _Progress,
+    build_tasks,
+    evaluate,
+    evaluate_case,
+)
 
 
 def test_the_score_table_holds_every_metric_of_every_model_on_every_ruler(repo: Repo) -> None:
@@ -90,7 +97,7 @@ def test_a_corrupt_cache_entry_is_recomputed_not_trusted(repo: Repo, tmp_path: P
     cohort = load_cohort(repo.config_path)
     cache = tmp_path / "cache"
     cold = evaluate(cohort, workers=1, cache=cache)
-    entries = sorted(cache.rglob("*.json"))
+    entries = sorted(p for p in cache.rglob("*.json") if p.parent != cache)  # not the hash index
     assert len(entries) == 12
     entries[0].write_text(entries[0].read_text()[:40])
     doc = json.loads(entries[1].read_text())
@@ -146,3 +153,104 @@ def test_progress_prints_sparse_lines_when_not_on_a_terminal() -> None:
 def test_unknown_metric_names_list_the_valid_ones(repo: Repo) -> None:
     with pytest.raises(Exception, match="valid metrics are dice, iou"):
         evaluate(load_cohort(repo.config_path), metrics=["dise"], workers=1, cache=False)
+
+
+class _RefusingExecutor(ThreadPoolExecutor):
+    def submit(self, *args: object, **kwargs: object) -> Any:
+        raise AssertionError("a warm run sent a task to a worker")
+
+
+def test_a_warm_run_is_answered_by_the_cache_without_sending_a_task(
+    repo: Repo, tmp_path: Path
+) -> None:
+    cohort = load_cohort(repo.config_path)
+    cold = evaluate(cohort, workers=2, cache=tmp_path / "cache")
+    with _RefusingExecutor(1) as refusing:
+        warm = evaluate(cohort, executor=refusing, cache=tmp_path / "cache")
+    pd.testing.assert_frame_equal(cold.table, warm.table)
+
+
+def test_a_cache_miss_is_evaluated_by_a_worker_with_the_key_already_computed(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cohort = load_cohort(repo.config_path)
+    evaluate(cohort, workers=1, cache=tmp_path / "cache")
+    cid = repo.case_ids[3]
+    write_nifti(repo.mask_path("model", "candidate", cid), np.zeros((16, 16, 10)))
+    sent: list[Any] = []
+
+    class Recording(ThreadPoolExecutor):
+        def submit(self, fn: Any, task: Any, *a: Any, **k: Any) -> Any:
+            sent.append(task)
+            return super().submit(fn, task, *a, **k)
+
+    with Recording(1) as pool:
+        evaluate(load_cohort(repo.config_path), executor=pool, cache=tmp_path / "cache")
+    assert [t.case_id for t in sent] == [cid]
+    assert sent[0].cache_key is not None
+
+
+def _hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = segfair.io.content_hash
+
+    def counting(path: Any) -> str:
+        calls.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(segfair.io, "content_hash", counting)
+    return calls
+
+
+def test_the_hash_index_hashes_a_settled_unchanged_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_HashIndex, "SETTLE_NS", -(10**18))  # every file counts as settled
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"first")
+    calls = _hash_calls(monkeypatch)
+    index = _HashIndex(str(tmp_path / "cache"))
+    first = index(str(f))
+    assert index(str(f)) == first
+    index.save()
+    assert _HashIndex(str(tmp_path / "cache"))(str(f)) == first  # and across runs
+    assert len(calls) == 1
+
+
+def test_the_hash_index_rehashes_a_file_whose_content_changed_at_the_same_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import os
+
+    monkeypatch.setattr(_HashIndex, "SETTLE_NS", -(10**18))
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"first")
+    index = _HashIndex(str(tmp_path / "cache"))
+    index(str(f))
+    f.write_bytes(b"other")
+    # within one timestamp tick the rewrite may keep mtime: move it so the test is exact
+    # (in real use the settle time covers that window)
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert index(str(f)) == hashlib.sha256(b"other").hexdigest()
+
+
+def test_a_file_modified_just_now_is_hashed_but_not_remembered(tmp_path: Path) -> None:
+    import hashlib
+
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"fresh")
+    index = _HashIndex(str(tmp_path / "cache"))
+    assert index(str(f)) == hashlib.sha256(b"fresh").hexdigest()
+    assert index.entries == {}
+
+
+def test_a_corrupt_hash_index_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "file-hashes.json").write_text('{"format": 1, "entries": [')
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"data")
+    assert _HashIndex(str(tmp_path / "cache"))(str(f)) == hashlib.sha256(b"data").hexdigest()

@@ -701,3 +701,31 @@ def test_doctests() -> None:
     result = doctest.testmod(report, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted >= 5
+
+
+def test_a_warm_report_draws_the_worst_cases_from_the_cache_without_reading_a_mask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segfair import report as report_module
+    from segfair.synth import make_cohort
+
+    path = make_cohort(tmp_path / "c", n_cases=30, shape=(16, 16, 8), preset="hidden", seed=1)
+    cfg = load_config(path).model_copy(update={"n_boot": 100, "min_group_size": 3})
+
+    def worst(session: SegfairSession) -> Any:
+        results = session.check_config_gates()
+        doc = build_report(
+            session.audit, results, config=cfg, seed=session.seed, cohort=session.cohort
+        )
+        return doc["worst_cases"]
+
+    cold = worst(SegfairSession(cfg, workers=1, progress=False))
+    assert cold["available"]
+    assert len(cold["cases"]) > 0
+    assert list((tmp_path / "c" / ".segfair_cache" / "drawings").rglob("*.json"))
+
+    def no_reading(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a warm report read a mask")
+
+    monkeypatch.setattr(report_module, "_read", no_reading)
+    assert worst(SegfairSession(cfg, workers=1, progress=False)) == cold
