@@ -784,6 +784,7 @@ class GateResult:
     notes: tuple[str, ...] = ()
     next_steps: tuple[str, ...] = ()
     holm: Mapping[str, Any] | None = None
+    labels_needed: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -812,6 +813,7 @@ class GateResult:
             "notes": list(self.notes),
             "next_steps": list(self.next_steps),
             "holm": dict(self.holm) if self.holm is not None else None,
+            "labels_needed": dict(self.labels_needed) if self.labels_needed else None,
             "evidence": [
                 {k: _clean(v) for k, v in row.items()} for row in ev.to_dict(orient="records")
             ],
@@ -851,6 +853,7 @@ class GateResult:
             notes=tuple(data.get("notes") or ()),
             next_steps=tuple(data.get("next_steps") or ()),
             holm=dict(data["holm"]) if data.get("holm") else None,
+            labels_needed=dict(data["labels_needed"]) if data.get("labels_needed") else None,
         )
 
     def __str__(self) -> str:
@@ -1498,17 +1501,23 @@ def evaluate_gate(
 
 
 def _with_label_plan(audit: Audit, gate: Gate, result: GateResult, conf: float) -> GateResult:
-    """An insufficient_evidence verdict says how many more trusted labels per group would let
-    the gate decide (:func:`segfair.planner.plan`); the plan never changes the verdict."""
-    if result.status != "insufficient_evidence" or getattr(gate, "by", None) is None:
+    """Attach the label plan (:func:`segfair.planner.plan`) of a gate that is undecided or
+    measured on a partial trusted ruler; an insufficient_evidence verdict also says, as its
+    first next step, how many more trusted labels per group would let it decide. The plan
+    never changes the verdict."""
+    undecided = result.status == "insufficient_evidence"
+    if getattr(gate, "by", None) is None or not (undecided or gate.statistical):
         return result
     try:
-        from segfair.planner import plan
+        from segfair.planner import _labelled_mask, plan
 
+        if not undecided and _labelled_mask(audit).all():
+            return result  # every case has its trusted label: nothing to plan
         p = plan(audit, gate, confidence=conf)
     except Exception:  # a plan is advice: its failure must never break a verdict
         return result
-    if not p.additional:
+    result = replace(result, labels_needed=p.to_dict())
+    if not undecided or not p.additional:
         return result
     return replace(result, next_steps=(p.sentence(), *result.next_steps))
 

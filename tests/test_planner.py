@@ -125,3 +125,46 @@ def test_segfair_plan_writes_the_case_list(tmp_path: pytest.TempPathFactory) -> 
     missing = {f.name.removesuffix(".nii.gz") for f in experts[::2]}
     assert set(table["case_id"]) <= missing
     assert "wrote" in buf.getvalue()
+
+
+def test_a_gate_on_a_partial_ruler_carries_its_label_plan_into_the_report(
+    tmp_path: pytest.TempPathFactory,
+) -> None:
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    from segfair.config import load_config
+    from segfair.report import load_schema, render_html, render_json
+    from segfair.session import SegfairSession
+    from segfair.synth import make_cohort
+
+    root = Path(str(tmp_path)) / "c"
+    make_cohort(root, n_cases=90, shape=(16, 16, 8), preset="hidden", seed=2)
+    cfg = (
+        (root / "segfair.toml")
+        .read_text()
+        .replace(
+            'expert = "segmentations/expert/{case_id}.nii.gz"',
+            'expert = { path = "segmentations/expert/{case_id}.nii.gz", partial = true }',
+        )
+    )
+    (root / "segfair.toml").write_text(cfg)
+    for f in sorted((root / "segmentations" / "expert").glob("*.nii.gz"))[::3]:
+        f.unlink()
+    config = load_config(root).model_copy(update={"n_boot": 200, "cache": False})
+    session = SegfairSession(config, workers=1, progress=False)
+    results = session.check_config_gates()
+    doc = json.loads(render_json(session.report()))
+    jsonschema.validate(doc, load_schema())
+
+    planned = [g for g in doc["gates"] if g["labels_needed"] is not None]
+    assert planned, "no gate on the partial ruler carries a plan"
+    for gate in planned:
+        plan_ = gate["labels_needed"]
+        assert plan_["gate"] == gate["id"]
+        assert sum(r["unlabelled"] for r in plan_["groups"]) == 30  # the deleted labels
+    html = render_html(doc)
+    assert html.count("Labels needed") == len(planned)
+    assert len(results) == len(doc["gates"])
