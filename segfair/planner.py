@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +45,7 @@ __all__ = [
     "PLAN_COLUMNS",
     "GatePlan",
     "PlanError",
+    "batch_weights",
     "design_weights",
     "plan",
     "plan_all",
@@ -283,6 +284,38 @@ _UNDECIDABLE = (
 )
 
 
+def _bootstrap_se(
+    audit: Audit, gate: Any, conf: float, limit: float, group: str | None, z: float, up: bool
+) -> float | None:
+    """The standard error the gate's own bootstrap interval implies on its decisive side.
+
+    The closed form is a normal approximation; per-case Dice is skewed (a tail of failures),
+    and the percentile bootstrap that decides the gate then reaches further on one side than
+    ``z·SE``. Scaling the plan's standard deviations to the interval the gate actually uses
+    keeps "already conclusive" and "conclusive after the plan" the gate's own notions.
+    """
+    from segfair.gates import _eval
+
+    try:
+        checks = _eval(audit, gate, conf, None).checks
+    except Exception:  # advice only: without it the plan stays on the normal approximation
+        return None
+    for c in checks:
+        if c.group == group and math.isclose(c.limit, limit, rel_tol=1e-9, abs_tol=1e-12):
+            v = c.value
+            half = (v.upper - v.estimate) if up else (v.estimate - v.lower)
+            return float(half / z) if math.isfinite(half) and half > 0 else None
+    return None
+
+
+def _scale(se_boot: float | None, v_normal: float) -> float:
+    """Bootstrap-to-normal ratio of standard errors, kept within [0.5, 3] (a guard against a
+    degenerate interval, e.g. from very few resamples)."""
+    if se_boot is None or not (v_normal > 0 and math.isfinite(v_normal)):
+        return 1.0
+    return min(max(se_boot / math.sqrt(v_normal), 0.5), 3.0)
+
+
 def _pair_variance(st: _Stats, a: int, b: int) -> float:
     """Variance of the difference of two group means with the labels there now."""
     if st.n[a] <= 0 or st.n[b] <= 0:
@@ -504,6 +537,16 @@ def plan(
             z_side = z_a if gap <= limit else _z(1 - (1 - conf) / (2 * n_pairs))
             margin = abs(gap - limit)
             v0 = _pair_variance(st, hi, lo)
+            if what in ("gap", "dpd") and getattr(gate, "statistic", "gap") == "gap":
+                boot = _bootstrap_se(audit, gate, conf, limit, None, z_side, gap <= limit)
+                kappa = _scale(boot, v0)
+                if kappa != 1.0:
+                    st = replace(st, sd=st.sd * kappa)
+                    v0 *= kappa**2
+                    notes.append(
+                        f"standard deviations scaled by {kappa:.2f} to match the gate's "
+                        "bootstrap interval"
+                    )
             se = (
                 target_halfwidth / z_a
                 if target_halfwidth is not None
@@ -548,6 +591,12 @@ def plan(
                 if margin < worst:
                     worst, estimate = margin, float(st.mean[i])
                 v0 = float(st.sd[i] ** 2 / st.n[i]) if st.n[i] > 0 else float("inf")
+                if what == "level":
+                    up = kind_ == "max"
+                    boot = _bootstrap_se(audit, gate, conf, limit, st.labels[i], z_a, up)
+                    kappa = _scale(boot, v0)
+                    st.sd[i] *= kappa
+                    v0 *= kappa**2
                 se = (
                     target_halfwidth / z_a
                     if target_halfwidth is not None
@@ -601,8 +650,6 @@ def plan(
         contrasts=tuple(contrasts),
     )
     if simulate and checks:
-        from dataclasses import replace
-
         out = replace(
             out, simulated_power=simulate_plan(audit, out, gate, n_sim=simulate, seed=seed)
         )
@@ -830,6 +877,44 @@ def select_cases(
     return frame.loc[:, list(CASE_COLUMNS)]
 
 
+def batch_weights(batch: pd.DataFrame, labelled: Sequence[str] | pd.Index) -> pd.Series:
+    """Design weights of the trusted sample once an annotation batch has been labelled.
+
+    The cases labelled before the batch (``labelled``) are a census of themselves: weight 1.
+    The batch (``select_cases``'s table, every case of it labelled) was drawn from the cases
+    *without* a label, within each group, with the recorded ``inclusion_probability``; each
+    batch case stands for ``1 / inclusion_probability`` of those: its ``weight``. The Hajek
+    mean ``Σ w x / Σ w`` over the enlarged sample then estimates the group's mean (and any
+    other domain's) whatever the first design was — oversampling, or the disagreement-driven
+    PPS of an earlier batch — because it conditions on who was labelled before. Put the
+    result in a metadata column and declare it as ``design.weights``.
+
+    Examples
+    --------
+    >>> batch = pd.DataFrame({"case_id": ["c", "d"], "inclusion_probability": [0.5, 0.25]})
+    >>> batch_weights(batch, ["a", "b"]).to_dict()
+    {'a': 1.0, 'b': 1.0, 'c': 2.0, 'd': 4.0}
+    """
+    ids = [str(c) for c in batch["case_id"]]
+    before = [str(c) for c in labelled]
+    both = sorted(set(ids) & set(before))
+    if both:
+        raise PlanError(
+            f"case(s) {both[:5]} are in the batch and were labelled before: a batch from "
+            "select_cases holds only cases without a trusted label"
+        )
+    pi = pd.to_numeric(batch["inclusion_probability"], errors="coerce").to_numpy(dtype=float)
+    bad = [c for c, q in zip(ids, pi, strict=True) if not 0 < q <= 1]
+    if bad:
+        raise PlanError(f"case(s) {bad[:5]} have no inclusion probability in (0, 1]")
+    out = pd.Series(
+        [1.0] * len(before) + list(1.0 / pi),
+        index=pd.Index(before + ids, name="case_id"),
+        name="weight",
+    )
+    return out
+
+
 def _disagreement(audit: Audit, model: str | None, automated: str | None) -> np.ndarray | None:
     """Per case ``1 − Dice(model, automated label)``; None when not scored."""
     if model is None or automated is None:
@@ -885,4 +970,11 @@ def cli_plan(args: Any, out: Any) -> int:
             if math.isfinite(p.simulated_power):
                 print(f"  simulated power at the planned sizes: {p.simulated_power:.0%}", file=out)
     print(f"wrote {len(cases)} case(s) to annotate to {path}", file=out)
+    if len(cases) and not args.quiet:
+        print(
+            "once they are labelled, weight the enlarged sample: 1 for the cases labelled before, "
+            "the list's `weight` for these (segfair.planner.batch_weights; "
+            "docs/partial-labels.md)",
+            file=out,
+        )
     return 0

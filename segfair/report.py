@@ -1540,6 +1540,9 @@ _MD_ESCAPES: Final = (
     # no link or image from the data: `![x](https://…)` would make the job summary fetch it
     # (a reference definition `[x]: url` needs a line of its own, which data never starts)
     ("](", "]\\("),
+    # no @-mention from the data: a group or model named `@team` would notify people when the
+    # summary is posted as a pull-request comment (a zero-width space breaks it, as Dependabot)
+    ("@", "@&#8203;"),
 )
 
 

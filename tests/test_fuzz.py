@@ -273,6 +273,7 @@ def check_escaping(value: str) -> None:
     assert "<" not in ours
     assert ">" not in ours
     assert "](" not in md.replace("]\\(", "")
+    assert "@" not in md.replace("@&#8203;", "")  # no @-mention
     # every | is escaped: an odd number of backslashes before it
     for i, ch in enumerate(md):
         if ch == "|":

@@ -168,3 +168,40 @@ def test_a_gate_on_a_partial_ruler_carries_its_label_plan_into_the_report(
     html = render_html(doc)
     assert html.count("Labels needed") == len(planned)
     assert len(results) == len(doc["gates"])
+
+
+def test_batch_weights_make_the_mean_unbiased_after_a_disagreement_batch() -> None:
+    """Simulation: a uniform first sample, then a PPS batch favouring hard cases (low Dice).
+    The plain mean of the enlarged sample is biased low; the batch-weighted Hajek mean is not."""
+    from segfair.planner import _pps, batch_weights
+
+    rng = np.random.default_rng(11)
+    n_pop = 400
+    x = np.clip(rng.normal(0.75, 0.15, n_pop), 0, 1)  # a group's true Dice per case
+    size = 0.05 + (1 - x) + rng.uniform(0, 0.1, n_pop)  # disagreement tracks difficulty
+    ids = np.array([f"c{i}" for i in range(n_pop)])
+    plain, weighted = [], []
+    for _ in range(2000):
+        first = rng.random(n_pop) < 0.15
+        pool = np.where(~first)[0]
+        pi = _pps(size[pool], 60)
+        picked = pool[rng.random(len(pool)) < pi]  # Poisson sampling with those probabilities
+        batch = pd.DataFrame(
+            {"case_id": ids[picked], "inclusion_probability": pi[np.searchsorted(pool, picked)]}
+        )
+        w = batch_weights(batch, list(ids[first]))
+        vals = pd.Series(x, index=ids).loc[w.index]
+        plain.append(vals.mean())
+        weighted.append(float((w * vals).sum() / w.sum()))
+    truth = x.mean()
+    se = np.std(weighted) / np.sqrt(len(weighted))
+    assert abs(np.mean(weighted) - truth) < 4 * se + 1e-3
+    assert np.mean(plain) < truth - 0.01  # what ignoring the batch's design would report
+
+
+def test_batch_weights_refuse_a_case_labelled_twice() -> None:
+    from segfair.planner import batch_weights
+
+    batch = pd.DataFrame({"case_id": ["a"], "inclusion_probability": [0.5]})
+    with pytest.raises(PlanError, match="labelled before"):
+        batch_weights(batch, ["a", "b"])

@@ -558,6 +558,12 @@ def test_markdown_escapes_table_cells() -> None:
     assert md_escape("a\\|b") == "a\\\\\\|b"  # a backslash cannot un-escape the pipe
 
 
+def test_markdown_cells_mention_nobody() -> None:
+    # a model or group named like a GitHub team must not notify it when the summary is posted
+    assert md_escape("@octo-org/reviewers") == "@&#8203;octo-org/reviewers"
+    assert "@o" not in md_escape("cc @octocat and me@x.org")
+
+
 def test_markdown_summary(doc: dict[str, Any]) -> None:
     md = markdown_report(doc)
     assert md is not None
