@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -849,54 +849,69 @@ class Audit:
     def _series(self, metric: str, *, model: str, ruler: str) -> _Series:
         self._check_model(model)
         self._check_ruler(ruler)
-        key = ("score", metric, model, ruler)
-        hit = self._series_cache.get(key)
-        if hit is not None:
-            return hit
-        found = self._score_index.get((model, ruler, metric))
-        if found is None:
-            valid = sorted({k[2] for k in self._score_index if k[0] == model and k[1] == ruler})
-            raise AuditError(
-                UNKNOWN_METRIC.format(
-                    name=metric, model=model, ruler=ruler, valid=", ".join(valid) or "(none)"
-                )
+        idx = self._score_index
+
+        def unknown() -> str:
+            valid = sorted({k[2] for k in idx if k[0] == model and k[1] == ruler})
+            return UNKNOWN_METRIC.format(
+                name=metric, model=model, ruler=ruler, valid=", ".join(valid) or "(none)"
             )
-        s = self._prepare(key, f"{model} @ {ruler}", metric, *found)
-        self._series_cache[key] = s
-        return s
+
+        return self._cached(
+            ("score", metric, model, ruler),
+            idx.get((model, ruler, metric)),
+            unknown,
+            f"{model} @ {ruler}",
+            metric,
+        )
 
     def _agreement(self, metric: str, *, ruler: str) -> _Series:
         self._check_ruler(ruler)
-        key = ("agreement", metric, ruler)
-        hit = self._series_cache.get(key)
-        if hit is not None:
-            return hit
-        found = self._agreement_index.get((ruler, metric))
-        if found is None:
-            valid = sorted({k[1] for k in self._agreement_index if k[0] == ruler})
-            raise AuditError(
-                UNKNOWN_AGREEMENT.format(
-                    name=metric, ruler=ruler, valid=", ".join(valid) or "(none)"
-                )
+        idx = self._agreement_index
+
+        def unknown() -> str:
+            valid = sorted({k[1] for k in idx if k[0] == ruler})
+            return UNKNOWN_AGREEMENT.format(
+                name=metric, ruler=ruler, valid=", ".join(valid) or "(none)"
             )
-        s = self._prepare(key, f"{ruler} vs {self.scores.trusted_ruler}", metric, *found)
-        self._series_cache[key] = s
-        return s
+
+        return self._cached(
+            ("agreement", metric, ruler),
+            idx.get((ruler, metric)),
+            unknown,
+            f"{ruler} vs {self.scores.trusted_ruler}",
+            metric,
+        )
 
     def _descriptor(self, name: str, *, ruler: str) -> _Series:
-        key = ("descriptor", name, ruler)
+        idx = self._morph_index
+
+        def unknown() -> str:
+            valid = sorted({k[0] for k in idx if k[1] == ruler})
+            return UNKNOWN_DESCRIPTOR.format(
+                name=name, ruler=ruler, valid=", ".join(valid) or "(none)"
+            )
+
+        return self._cached(
+            ("descriptor", name, ruler), idx.get((name, ruler)), unknown, f"{name} ({ruler})", name
+        )
+
+    def _cached(
+        self,
+        key: tuple[Any, ...],
+        found: tuple[np.ndarray, np.ndarray] | None,
+        unknown: Callable[[], str],
+        label: str,
+        metric: str,
+    ) -> _Series:
+        """One per-case series, prepared once: ``found`` is its (positions, values) in the
+        index, None when the index has no such series (``unknown()`` says what it has)."""
         hit = self._series_cache.get(key)
         if hit is not None:
             return hit
-        found = self._morph_index.get((name, ruler))
         if found is None:
-            valid = sorted({k[0] for k in self._morph_index if k[1] == ruler})
-            raise AuditError(
-                UNKNOWN_DESCRIPTOR.format(
-                    name=name, ruler=ruler, valid=", ".join(valid) or "(none)"
-                )
-            )
-        s = self._prepare(key, f"{name} ({ruler})", name, *found)
+            raise AuditError(unknown())
+        s = self._prepare(key, label, metric, *found)
         self._series_cache[key] = s
         return s
 

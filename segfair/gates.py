@@ -249,7 +249,26 @@ class GapGate(_Gate):
         return _make_id("gap", self.metric, _by_text(self.by), self.model, self.ruler, stat)
 
 
-class RulerShrinkageGate(_Gate):
+class _RulerGate(_Gate):
+    """Fields and id shared by the two gates on how an automated ruler distorts a gap."""
+
+    metric: str
+    by: str | tuple[str, ...]
+    model: str
+    automated: str
+    trusted: str | None = None
+    max: float
+    negligible: float | None = Field(default=None, ge=0)
+
+    @property
+    def id(self) -> str:
+        kind = str(getattr(self, "kind", ""))
+        return _make_id(
+            kind, self.metric, _by_text(self.by), self.model, self.automated, self.trusted
+        )
+
+
+class RulerShrinkageGate(_RulerGate):
     """The automated ruler hides at most ``max`` (a fraction) of the trusted gap.
 
     Examples
@@ -260,27 +279,14 @@ class RulerShrinkageGate(_Gate):
     """
 
     kind: Literal["ruler_shrinkage"] = "ruler_shrinkage"
-    metric: str
-    by: str | tuple[str, ...]
-    model: str
-    automated: str
-    trusted: str | None = None
-    max: float
-    negligible: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _limits(self) -> RulerShrinkageGate:
         _fraction(self.max, "max", " (the fraction of the trusted gap hidden)")
         return self
 
-    @property
-    def id(self) -> str:
-        return _make_id(
-            self.kind, self.metric, _by_text(self.by), self.model, self.automated, self.trusted
-        )
 
-
-class RulerInflationGate(_Gate):
+class RulerInflationGate(_RulerGate):
     """The automated ruler adds at most ``max`` (a fraction, ≥ 0) to the trusted gap.
 
     Examples
@@ -291,24 +297,11 @@ class RulerInflationGate(_Gate):
     """
 
     kind: Literal["ruler_inflation"] = "ruler_inflation"
-    metric: str
-    by: str | tuple[str, ...]
-    model: str
-    automated: str
-    trusted: str | None = None
-    max: float
-    negligible: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _limits(self) -> RulerInflationGate:
         _at_least(self.max, "max", 0, " (a fraction: 0.5 allows the gap to look 50% larger)")
         return self
-
-    @property
-    def id(self) -> str:
-        return _make_id(
-            self.kind, self.metric, _by_text(self.by), self.model, self.automated, self.trusted
-        )
 
 
 class AmplificationGate(_Gate):

@@ -707,6 +707,12 @@ def simulate_plan(
         pools.append((vals, prob, mean))
     need = p.groups["needed"].to_numpy()
     sd = p.groups["sd"].to_numpy(dtype=float)
+    # the plan's sd carries the design effect and the calibration to the gate's bootstrap
+    # interval: simulated standard errors get the same factor over the plain sd of the values
+    factor = np.ones(len(pools))
+    for i, (vals, _, _) in enumerate(pools):
+        if len(vals) >= 2 and np.std(vals, ddof=1) > 0 and np.isfinite(sd[i]):
+            factor[i] = sd[i] / float(np.std(vals, ddof=1))
     labels = list(g.labels)
     hits = 0
     for _ in range(n_sim):
@@ -719,7 +725,7 @@ def simulate_plan(
             # the pilot's distribution, moved to the drawn truth
             new = rng.choice(vals, size=n - n0, replace=True, p=prob) + shift
             means[i] = (n0 * mean + float(new.sum())) / n
-            ses[i] = np.concatenate([vals, new]).std(ddof=1) / math.sqrt(n)
+            ses[i] = factor[i] * np.concatenate([vals, new]).std(ddof=1) / math.sqrt(n)
         decided = True
         for kind_, limit in checks:
             if kind_ == "gap":

@@ -1691,6 +1691,46 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> tuple[float, float, list[fl
     return start, end, ticks
 
 
+def _x_axis(
+    ticks: Sequence[float],
+    sx: Callable[[float], float],
+    top: float,
+    bottom: float,
+    label: str,
+    label_x: float,
+    *,
+    digits: int,
+    tick_dy: float,
+    label_dy: float,
+) -> list[dict[str, Any]]:
+    """Vertical grid lines at the ticks, their values under the plot and the axis label."""
+    els: list[dict[str, Any]] = []
+    for t in ticks:
+        x = f"{sx(t):.1f}"
+        els.append(_el("line", x1=x, x2=x, y1=f"{top:.1f}", y2=f"{bottom:.1f}", class_="grid"))
+        els.append(
+            _el(
+                "text",
+                fmt(t, digits),
+                x=x,
+                y=f"{bottom + tick_dy:.1f}",
+                class_="tick",
+                text_anchor="middle",
+            )
+        )
+    els.append(
+        _el(
+            "text",
+            label,
+            x=f"{label_x:.1f}",
+            y=f"{bottom + label_dy:.1f}",
+            class_="axis",
+            text_anchor="middle",
+        )
+    )
+    return els
+
+
 def _marker(kind: str, x: float, y: float, colour: str, size: float = 4.5) -> dict[str, Any]:
     s = size
     if kind == "circle":
@@ -1772,37 +1812,8 @@ def interval_chart(
         lx += 24 + 6.6 * len(str(s["name"]))
     top = legend_h
     bottom = top + len(groups) * row_h
-    for t in ticks:
-        x = sx(t)
-        els.append(
-            _el(
-                "line",
-                x1=f"{x:.1f}",
-                x2=f"{x:.1f}",
-                y1=f"{top:.1f}",
-                y2=f"{bottom:.1f}",
-                class_="grid",
-            )
-        )
-        els.append(
-            _el(
-                "text",
-                fmt(t, 4),
-                x=f"{x:.1f}",
-                y=f"{bottom + 14:.1f}",
-                class_="tick",
-                text_anchor="middle",
-            )
-        )
-    els.append(
-        _el(
-            "text",
-            axis_label,
-            x=f"{x0 + plot_w / 2:.1f}",
-            y=f"{bottom + 29:.1f}",
-            class_="axis",
-            text_anchor="middle",
-        )
+    els += _x_axis(
+        ticks, sx, top, bottom, axis_label, x0 + plot_w / 2, digits=4, tick_dy=14, label_dy=29
     )
     for i, g in enumerate(groups):
         y_top = top + i * row_h
@@ -1989,36 +2000,8 @@ def box_chart(
 
     els: list[dict[str, Any]] = []
     bottom = top + row_h * len(rows)
-    for t in ticks:
-        els.append(
-            _el(
-                "line",
-                x1=f"{sx(t):.1f}",
-                x2=f"{sx(t):.1f}",
-                y1=f"{top:.1f}",
-                y2=f"{bottom:.1f}",
-                class_="grid",
-            )
-        )
-        els.append(
-            _el(
-                "text",
-                fmt(t, 3),
-                x=f"{sx(t):.1f}",
-                y=f"{bottom + 12:.1f}",
-                class_="tick",
-                text_anchor="middle",
-            )
-        )
-    els.append(
-        _el(
-            "text",
-            axis_label,
-            x=f"{label_w + plot_w / 2:.1f}",
-            y=f"{bottom + 25:.1f}",
-            class_="axis",
-            text_anchor="middle",
-        )
+    els += _x_axis(
+        ticks, sx, top, bottom, axis_label, label_w + plot_w / 2, digits=3, tick_dy=12, label_dy=25
     )
     for i, r in enumerate(rows):
         y = top + i * row_h + row_h / 2

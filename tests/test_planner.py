@@ -205,3 +205,43 @@ def test_batch_weights_refuse_a_case_labelled_twice() -> None:
     batch = pd.DataFrame({"case_id": ["a"], "inclusion_probability": [0.5]})
     with pytest.raises(PlanError, match="labelled before"):
         batch_weights(batch, ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("margin", "v0", "z", "power"),
+    [(1.5, 1.0, 1.96, 0.8), (1.0, 0.5, 2.39, 0.9), (0.03, 4e-4, 1.96, 0.8), (2.2, 1.0, 2.39, 0.5)],
+)
+def test_the_target_standard_error_gives_the_asked_predictive_power(
+    margin: float, v0: float, z: float, power: float
+) -> None:
+    from scipy.stats import norm
+
+    from segfair.planner import _target_se
+
+    u = _target_se(margin, v0, z, power)
+    assert 0 < u < np.sqrt(v0)
+    # given today's labels the final estimate is N(margin, v0 − u²): clear of z·u with `power`
+    assert norm.cdf((margin - z * u) / np.sqrt(v0 - u**2)) == pytest.approx(power, abs=1e-9)
+
+
+def test_a_margin_within_the_pilots_noise_gets_no_plan_and_a_decided_one_needs_no_labels() -> None:
+    from segfair.planner import _target_se
+
+    assert _target_se(0.5, 1.0, 1.96, 0.8) == 0.0  # Φ(0.5) < 0.8: no number of labels
+    assert _target_se(2.5, 1.0, 1.96, 0.8) == 1.0  # already beyond z·SE0: today's SE will do
+    assert _target_se(0.0, 1.0, 1.96, 0.8) == 0.0
+
+
+@pytest.mark.parametrize(("limit", "planned"), [(0.06, True), (0.1, True), (0.105, False)])
+def test_the_simulation_check_agrees_with_the_closed_form(limit: float, planned: bool) -> None:
+    scores = make_scores(n=1500)
+    rng = np.random.default_rng(3)
+    keep = set(rng.choice(list(scores.groups.index), size=200, replace=False))
+    audit = Audit(keep_expert(scores, keep), n_boot=500, min_group_size=20)
+    p = plan(audit, GapGate(metric="dice", by="age", model="m", max=limit), simulate=400, seed=3)
+    assert p.feasible
+    assert (p.total_additional > 0) == planned
+    if planned:  # the closed form promises 80%
+        assert 0.72 <= p.simulated_power <= 0.88
+    else:  # the gate's interval is clear of the limit already: nothing to add, nothing to lose
+        assert p.simulated_power == 1.0
