@@ -68,15 +68,16 @@ def _worker_peaks(pool: ProcessPoolExecutor, workers: int, probe: Any) -> dict[i
     return peaks
 
 
-def in_process(config: str, workers: int, out: str) -> None:
-    """One cold audit (no cache) in this fresh process, timed by phase; prints JSON."""
+def in_process(config: str, workers: int, out: str, cache: bool = False) -> None:
+    """One audit in this fresh process, timed by phase; prints JSON. Cold (no cache) unless
+    ``cache``: then the configuration's cache, warm when a run has filled it."""
     from segfair.session import SegfairSession
 
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         baseline = _worker_peaks(pool, workers, _imported_probe)
         session = SegfairSession.from_path(
-            config, workers=workers, executor=pool, progress=False, cache=False
+            config, workers=workers, executor=pool, progress=False, cache=None if cache else False
         )
         t0 = time.perf_counter()
         cohort = session.cohort
@@ -138,12 +139,31 @@ def _cli(config: Path, workers: int, out: Path, *extra: str) -> float:
     return elapsed
 
 
-def _in_process(config: Path, workers: int, out: Path) -> dict[str, Any]:
+def _in_process(config: Path, workers: int, out: Path, cache: bool = False) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, __file__, "--in-process", str(config), "--workers", str(workers)]
+    command += ["--cache"] if cache else []
     done = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def _print_phases(phases: dict[str, Any], which: str) -> None:
+    total = sum(phases[k] for k in ("setup_s", "cohort_s", "evaluate_s"))
+    total += phases["statistics_and_gates_s"] + phases["reports_s"]
+    print()
+    print(f"| phase of {which} 2-worker audit (one process) | s | share |")
+    print("|---|---:|---:|")
+    for key, name in (
+        ("setup_s", "start the pool, import in the workers"),
+        ("cohort_s", "load and validate the cohort"),
+        ("evaluate_s", "evaluate (read, metrics, morphology) or look up the cache"),
+        ("statistics_and_gates_s", "statistics (bootstrap) and gates"),
+        ("reports_s", "reports (HTML, JSON, Markdown)"),
+    ):
+        print(f"| {name} | {phases[key]:.1f} | {phases[key] / total:.1%} |")
+    print(f"| total | {total:.1f} | |")
+    print()
 
 
 def main() -> None:
@@ -160,9 +180,10 @@ def main() -> None:
     parser.add_argument("--in-process", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--cache", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.in_process:
-        in_process(args.in_process, args.workers, args.out)
+        in_process(args.in_process, args.workers, args.out, args.cache)
         return
 
     shape = tuple(int(x) for x in args.shape.split("x"))
@@ -191,6 +212,7 @@ def main() -> None:
             f"{warm / filling:.1%} of cold |"
         )
         print("warm runs:", ", ".join(f"{w:.2f}" for w in warms))
+        _print_phases(_in_process(big, 2, work / "phases_warm", cache=True), "a warm")
         return
     cold1 = _cli(big, 1, work / "cold1", "--no-cache")
     cold2 = _cli(big, 2, work / "cold2", "--no-cache")
@@ -217,19 +239,7 @@ def main() -> None:
         f"{warm / filling:.1%} of cold |"
     )
     print()
-    total = sum(phases[k] for k in ("setup_s", "cohort_s", "evaluate_s"))
-    total += phases["statistics_and_gates_s"] + phases["reports_s"]
-    print("| phase of a cold 2-worker audit (one process) | s | share |")
-    print("|---|---:|---:|")
-    for key, name in (
-        ("setup_s", "start the pool, import in the workers"),
-        ("cohort_s", "load and validate the cohort"),
-        ("evaluate_s", "evaluate (read, metrics, morphology)"),
-        ("statistics_and_gates_s", "statistics (bootstrap) and gates"),
-        ("reports_s", "reports (HTML, JSON, Markdown)"),
-    ):
-        print(f"| {name} | {phases[key]:.1f} | {phases[key] / total:.1%} |")
-    print()
+    _print_phases(phases, "a cold")
     case_mib = 4 * shape[0] * shape[1] * shape[2] / 2**20
     print(f"one case's volumes: 4 masks × {case_mib / 4:.1f} MiB = {case_mib:.1f} MiB (uint8)")
     print("| cases | worker RSS after imports MiB | worker peak RSS MiB | peak − imports |")

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -261,11 +261,31 @@ def _closest(name: str, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def load_cohort(path: str | Path | SegfairConfig = ".", *, check_geometry: bool = True) -> Cohort:
+def _file_index(config: SegfairConfig, cache: bool | str | Path | None) -> Any:
+    """The file index of the run's cache folder, or None when the cache is off."""
+    from segfair.fileindex import file_index
+
+    if cache is None or cache is True:
+        if config.cache is False:
+            return None
+        return file_index(str(config.resolve(config.cache)))
+    if cache is False:
+        return None
+    return file_index(str(Path(cache)))
+
+
+def load_cohort(
+    path: str | Path | SegfairConfig = ".",
+    *,
+    check_geometry: bool = True,
+    cache: bool | str | Path | None = None,
+) -> Cohort:
     """Load and validate the cohort of a configuration (a file, a folder holding one, or a
     :class:`~segfair.config.SegfairConfig`).
 
     Every problem is collected and raised together as a :class:`~segfair.errors.CohortError`.
+    Headers already read from unchanged files are remembered in the cache folder
+    (:mod:`segfair.fileindex`; ``cache``: as for :func:`segfair.evaluate.evaluate`).
 
     Example
     -------
@@ -276,6 +296,7 @@ def load_cohort(path: str | Path | SegfairConfig = ".", *, check_geometry: bool 
 
     config = path if isinstance(path, SegfairConfig) else load_config(path)
     source = config.source
+    index = _file_index(config, cache) if check_geometry else None
     table = read_table(config.resolve(config.cases), sheet=config.sheet)
     problems: list[Problem] = []
 
@@ -420,7 +441,10 @@ def load_cohort(path: str | Path | SegfairConfig = ".", *, check_geometry: bool 
             if not check_geometry:
                 continue
             try:
-                geom = io.read_geometry(file, case_id=case_id, max_voxels=config.max_voxels)
+                if index is not None:
+                    geom = index.geometry(file, case_id=case_id, max_voxels=config.max_voxels)
+                else:
+                    geom = io.read_geometry(file, case_id=case_id, max_voxels=config.max_voxels)
             except InputError as exc:
                 problems.append(Problem.from_input_error("unreadable files", exc))
                 continue
@@ -440,6 +464,8 @@ def load_cohort(path: str | Path | SegfairConfig = ".", *, check_geometry: bool 
                         fix=io.geometry_fix(first[1], geom),
                     )
                 )
+    if index is not None:
+        index.save()  # what was learnt stays learnt, whatever the verdict
     if problems:
         raise CohortError(problems, source=source)
     ex = pd.DataFrame(exclusions, columns=["case_id", "kind", "source", "reason"])

@@ -14,13 +14,11 @@ Example
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import (
@@ -351,78 +349,6 @@ def build_tasks(
     return tasks
 
 
-class _HashIndex:
-    """Content hashes of files keyed by what ``stat`` says about them, kept in the cache folder.
-
-    A warm re-run would otherwise read and hash every mask again (≈1 ms a case at MAMA-MIA size,
-    more than everything else of a cached case together). An entry is used only while the file's
-    size, inode, modification *and* change time (``st_ctime_ns``, which no user call can set back)
-    are all unchanged — as git's index does. Files modified less than :attr:`SETTLE_NS` before
-    they were hashed are not recorded: a write within the file system's timestamp granularity
-    after the hash could otherwise leave every stat field as recorded. A checkout (new inodes and
-    change times) simply re-hashes. Losing or corrupting the index costs time, never a result.
-    """
-
-    FORMAT = 1
-    SETTLE_NS = 2_000_000_000
-
-    def __init__(self, cache_dir: str) -> None:
-        self.path = Path(cache_dir) / "file-hashes.json"
-        self.entries: dict[str, list[Any]] = {}
-        self.added = 0
-        self._lock = threading.Lock()
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-            doc = json.loads(self.path.read_text())
-            if doc.get("format") == self.FORMAT and doc.get("segfair") == __version__:
-                self.entries = {
-                    k: v
-                    for k, v in doc["entries"].items()
-                    if isinstance(v, list) and len(v) == 5 and isinstance(v[4], str)
-                }
-
-    @staticmethod
-    def _stamp(st: os.stat_result) -> list[Any]:
-        return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
-
-    def __call__(self, path: str) -> str:
-        from segfair.io import content_hash
-
-        try:
-            st = os.stat(path)
-        except OSError:
-            return content_hash(path)  # raises the InputError that names the file
-        stamp = self._stamp(st)
-        known = self.entries.get(path)
-        if known is not None and known[:4] == stamp:
-            return str(known[4])
-        digest = content_hash(path)
-        settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > self.SETTLE_NS
-        # the file must not have changed while it was hashed either
-        with contextlib.suppress(OSError):
-            if settled and self._stamp(os.stat(path)) == stamp:
-                with self._lock:
-                    self.entries[path] = [*stamp, digest]
-                    self.added += 1
-        return digest
-
-    def save(self) -> None:
-        """Write the index if it learnt something (atomically; a full disk costs a re-hash)."""
-        with self._lock:
-            if not self.added:
-                return
-            doc = {"format": self.FORMAT, "segfair": __version__, "entries": dict(self.entries)}
-            self.added = 0
-        with contextlib.suppress(OSError):
-            atomic_write_text(self.path, json.dumps(doc, sort_keys=True))
-
-
-@functools.lru_cache(maxsize=8)
-def file_hashes(cache_dir: str) -> _HashIndex:
-    """The content-hash index of a cache folder, one per process (it re-checks every entry
-    against ``stat``, so keeping it between runs is safe)."""
-    return _HashIndex(cache_dir)
-
-
 def _look_up(
     tasks: Sequence[CaseTask], cache_dir: str, workers: int
 ) -> list[tuple[CaseTask, CaseResult | None]]:
@@ -431,11 +357,13 @@ def _look_up(
     A warm re-run then starts no worker process and sends no task. A miss carries its key on to
     the worker, which does not hash the files again.
     """
-    hashes = file_hashes(cache_dir)
+    from segfair.fileindex import file_index
+
+    index = file_index(cache_dir)
 
     def one(task: CaseTask) -> tuple[CaseTask, CaseResult | None]:
         try:
-            key = _cache_key(task, hashes)
+            key = _cache_key(task, index.content_hash)
         except InputError:
             return task, None  # the worker meets the same error and reports it with the case
         return replace(task, cache_key=key), _read_cache(_cache_path(cache_dir, key), task)
@@ -446,7 +374,7 @@ def _look_up(
         # file reads and hashing release the GIL: threads overlap them
         with ThreadPoolExecutor(max_workers=max(2, min(workers, 8))) as pool:
             found = list(pool.map(one, tasks))
-    hashes.save()
+    index.save()
     return found
 
 

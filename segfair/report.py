@@ -1176,14 +1176,15 @@ def _cached_drawing(
     """
     if not config.cache:
         return _drawing(cohort, config, case_id, model, trusted, automated)
-    from segfair.evaluate import atomic_write_text, file_hashes
+    from segfair.evaluate import atomic_write_text
+    from segfair.fileindex import file_index
 
     sources: list[tuple[SourceKind, str]] = [("model", model), ("ruler", trusted)]
     sources += [("ruler", n) for n in automated]
     paths = {f"{k}:{n}": cohort.path(k, n, case_id) for k, n in sources}
-    hash_of = file_hashes(str(config.resolve(config.cache)))
+    index = file_index(str(config.resolve(config.cache)))
     try:
-        files = {k: (hash_of(str(v)) if v.is_file() else None) for k, v in paths.items()}
+        files = {k: (index.content_hash(v) if v.is_file() else None) for k, v in paths.items()}
     except SegfairError:
         return _drawing(cohort, config, case_id, model, trusted, automated)
     payload = {
@@ -1211,7 +1212,7 @@ def _cached_drawing(
     drawing = _drawing(cohort, config, case_id, model, trusted, automated)
     with contextlib.suppress(OSError):  # the cache is an optimisation, never the run
         atomic_write_text(path, json.dumps({"key": key, "drawing": drawing}, sort_keys=True))
-    hash_of.save()
+    index.save()
     return drawing
 
 

@@ -130,7 +130,7 @@ class SegfairSession:
     def cohort(self) -> Cohort:
         from segfair.cohort import load_cohort
 
-        return load_cohort(self.config)
+        return load_cohort(self.config, cache=self.cache)
 
     @cached_property
     def scores(self) -> Scores:

@@ -18,7 +18,6 @@ from segfair import metrics
 from segfair.cohort import load_cohort
 from segfair.errors import CohortError
 from segfair.evaluate import (
-    _HashIndex,
     _Progress,
     build_tasks,
     evaluate,
@@ -188,69 +187,3 @@ def test_a_cache_miss_is_evaluated_by_a_worker_with_the_key_already_computed(
         evaluate(load_cohort(repo.config_path), executor=pool, cache=tmp_path / "cache")
     assert [t.case_id for t in sent] == [cid]
     assert sent[0].cache_key is not None
-
-
-def _hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    real = segfair.io.content_hash
-
-    def counting(path: Any) -> str:
-        calls.append(str(path))
-        return real(path)
-
-    monkeypatch.setattr(segfair.io, "content_hash", counting)
-    return calls
-
-
-def test_the_hash_index_hashes_a_settled_unchanged_file_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_HashIndex, "SETTLE_NS", -(10**18))  # every file counts as settled
-    f = tmp_path / "a.bin"
-    f.write_bytes(b"first")
-    calls = _hash_calls(monkeypatch)
-    index = _HashIndex(str(tmp_path / "cache"))
-    first = index(str(f))
-    assert index(str(f)) == first
-    index.save()
-    assert _HashIndex(str(tmp_path / "cache"))(str(f)) == first  # and across runs
-    assert len(calls) == 1
-
-
-def test_the_hash_index_rehashes_a_file_whose_content_changed_at_the_same_size(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import hashlib
-    import os
-
-    monkeypatch.setattr(_HashIndex, "SETTLE_NS", -(10**18))
-    f = tmp_path / "a.bin"
-    f.write_bytes(b"first")
-    index = _HashIndex(str(tmp_path / "cache"))
-    index(str(f))
-    f.write_bytes(b"other")
-    # within one timestamp tick the rewrite may keep mtime: move it so the test is exact
-    # (in real use the settle time covers that window)
-    st = f.stat()
-    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    assert index(str(f)) == hashlib.sha256(b"other").hexdigest()
-
-
-def test_a_file_modified_just_now_is_hashed_but_not_remembered(tmp_path: Path) -> None:
-    import hashlib
-
-    f = tmp_path / "a.bin"
-    f.write_bytes(b"fresh")
-    index = _HashIndex(str(tmp_path / "cache"))
-    assert index(str(f)) == hashlib.sha256(b"fresh").hexdigest()
-    assert index.entries == {}
-
-
-def test_a_corrupt_hash_index_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hashlib
-
-    (tmp_path / "cache").mkdir()
-    (tmp_path / "cache" / "file-hashes.json").write_text('{"format": 1, "entries": [')
-    f = tmp_path / "a.bin"
-    f.write_bytes(b"data")
-    assert _HashIndex(str(tmp_path / "cache"))(str(f)) == hashlib.sha256(b"data").hexdigest()

@@ -1,0 +1,150 @@
+"""The file index: content hashes and header geometries remembered while a file is unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import Repo, write_nifti
+
+import segfair.fileindex
+import segfair.io
+from segfair.cohort import load_cohort
+from segfair.errors import CohortError, InputError
+from segfair.fileindex import FileIndex
+
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file counts as settled (in real use: unchanged for two seconds)."""
+    monkeypatch.setattr(segfair.fileindex, "SETTLE_NS", -(10**18))
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
+    calls: list[str] = []
+    real = getattr(segfair.io, name)
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(segfair.io, name, counting)
+    return calls
+
+
+def _touch_later(path: Path) -> None:
+    # within one timestamp tick a rewrite may keep mtime: move it so the test is exact
+    # (in real use the settle time covers that window)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_a_settled_unchanged_file_is_hashed_once_across_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled: None
+) -> None:
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"first")
+    calls = _counting(monkeypatch, "content_hash")
+    index = FileIndex(tmp_path / "cache")
+    first = index.content_hash(f)
+    assert index.content_hash(f) == first == hashlib.sha256(b"first").hexdigest()
+    index.save()
+    assert FileIndex(tmp_path / "cache").content_hash(f) == first  # a new process, same answer
+    assert len(calls) == 1
+
+
+def test_a_file_whose_content_changed_at_the_same_size_is_hashed_again(
+    tmp_path: Path, settled: None
+) -> None:
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"first")
+    index = FileIndex(tmp_path / "cache")
+    index.content_hash(f)
+    f.write_bytes(b"other")
+    _touch_later(f)
+    assert index.content_hash(f) == hashlib.sha256(b"other").hexdigest()
+
+
+def test_a_file_modified_just_now_is_hashed_but_not_remembered(tmp_path: Path) -> None:
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"fresh")
+    index = FileIndex(tmp_path / "cache")
+    assert index.content_hash(f) == hashlib.sha256(b"fresh").hexdigest()
+    assert index.entries == {}
+
+
+def test_a_corrupt_or_foreign_index_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"data")
+    for text in ('{"format": 1, "entries": [', '{"format": 99, "entries": {}}', "[]"):
+        (tmp_path / "cache" / "file-index.json").write_text(text)
+        got = FileIndex(tmp_path / "cache").content_hash(f)
+        assert got == hashlib.sha256(b"data").hexdigest()
+
+
+def test_a_header_is_read_once_and_its_geometry_comes_back_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled: None
+) -> None:
+    f = tmp_path / "m.nii.gz"
+    affine = np.array([[-0.7, 0, 0, 12.5], [0, 0.7, 0, -3.25], [0, 0, 1.5, 7.0], [0, 0, 0, 1]])
+    write_nifti(f, np.zeros((6, 5, 4)), affine=affine)
+    calls = _counting(monkeypatch, "read_geometry")
+    index = FileIndex(tmp_path / "cache")
+    first = index.geometry(f, max_voxels=10**9)
+    index.save()
+    again = FileIndex(tmp_path / "cache").geometry(f, max_voxels=10**9)
+    assert len(calls) == 1
+    assert again.shape == first.shape == (6, 5, 4)
+    assert again.spacing == first.spacing
+    np.testing.assert_array_equal(again.affine, first.affine)
+    np.testing.assert_allclose(first.affine, affine)
+
+
+def test_a_new_header_in_the_same_file_is_read_again(tmp_path: Path, settled: None) -> None:
+    f = tmp_path / "m.nii.gz"
+    write_nifti(f, np.zeros((6, 5, 4)))
+    index = FileIndex(tmp_path / "cache")
+    index.geometry(f, max_voxels=10**9)
+    write_nifti(f, np.zeros((6, 5, 3)))
+    _touch_later(f)
+    assert index.geometry(f, max_voxels=10**9).shape == (6, 5, 3)
+
+
+def test_a_bad_header_raises_every_time_and_is_never_remembered(
+    tmp_path: Path, settled: None
+) -> None:
+    f = tmp_path / "m.nii.gz"
+    f.write_bytes(b"not a nifti at all")
+    index = FileIndex(tmp_path / "cache")
+    for _ in range(2):
+        with pytest.raises(InputError, match=r"m\.nii\.gz"):
+            index.geometry(f, case_id="CASE_1", max_voxels=10**9)
+    assert index.entries == {}
+
+
+def test_a_warm_cohort_load_reads_no_header(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, settled: None, tmp_path: Path
+) -> None:
+    cold = load_cohort(repo.config_path, cache=tmp_path / "cache")
+    segfair.fileindex.file_index.cache_clear()  # a new process
+    calls = _counting(monkeypatch, "read_geometry")
+    warm = load_cohort(repo.config_path, cache=tmp_path / "cache")
+    assert calls == []
+    assert warm.case_ids == cold.case_ids
+
+
+def test_a_warm_cohort_load_still_finds_a_mask_that_moved_off_the_grid(
+    repo: Repo, settled: None, tmp_path: Path
+) -> None:
+    load_cohort(repo.config_path, cache=tmp_path / "cache")
+    cid = repo.case_ids[2]
+    bad = repo.mask_path("model", "candidate", cid)
+    write_nifti(bad, np.zeros((16, 16, 9)))
+    _touch_later(bad)
+    with pytest.raises(CohortError, match=cid):
+        load_cohort(repo.config_path, cache=tmp_path / "cache")
