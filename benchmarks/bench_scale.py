@@ -197,7 +197,7 @@ def main() -> None:
     if args.warm_only:
         shutil.rmtree(big.parent / ".segfair_cache", ignore_errors=True)
         filling = _cli(big, 2, work / "fill")
-        warms = [_cli(big, 2, work / "warm") for _ in range(3)]
+        warms = [_cli(big, 2, work / "warm") for _ in range(5)]
         warm = statistics.median(warms)
         load_after = os.getloadavg()
         print(
@@ -208,7 +208,7 @@ def main() -> None:
         print("|---|---:|---:|")
         print(f"| cold, filling the cache, 2 workers | {filling:.1f} | |")
         print(
-            f"| warm (every case cached), 2 workers, median of 3 | {warm:.1f} | "
+            f"| warm (every case cached), 2 workers, median of 5 | {warm:.1f} | "
             f"{warm / filling:.1%} of cold |"
         )
         print("warm runs:", ", ".join(f"{w:.2f}" for w in warms))
@@ -235,7 +235,7 @@ def main() -> None:
     print(f"| cold, no cache, 2 workers | {cold2:.1f} | {cold1 / cold2:.2f}× faster than 1 |")
     print(f"| cold, filling the cache, 2 workers | {filling:.1f} | |")
     print(
-        f"| warm (every case cached), 2 workers, median of 3 | {warm:.1f} | "
+        f"| warm (every case cached), 2 workers, median of 5 | {warm:.1f} | "
         f"{warm / filling:.1%} of cold |"
     )
     print()

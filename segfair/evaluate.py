@@ -368,14 +368,23 @@ def _look_up(
             return task, None  # the worker meets the same error and reports it with the case
         return replace(task, cache_key=key), _read_cache(_cache_path(cache_dir, key), task)
 
-    if len(tasks) <= 1:
-        found = [one(t) for t in tasks]
-    else:
-        # file reads and hashing release the GIL: threads overlap them
+    # Hashing a file (reading it, OpenSSL) releases the GIL: threads overlap it. A case whose
+    # hashes are all remembered is pure Python (JSON), where threads only contend: serial.
+    known = [all(index.knows(f) for f in t.files.values()) for t in tasks]
+    found: list[tuple[CaseTask, CaseResult | None] | None] = [None] * len(tasks)
+    for i, t in enumerate(tasks):
+        if known[i]:
+            found[i] = one(t)
+    rest = [i for i in range(len(tasks)) if not known[i]]
+    if len(rest) > 1:
         with ThreadPoolExecutor(max_workers=max(2, min(workers, 8))) as pool:
-            found = list(pool.map(one, tasks))
+            for i, r in zip(rest, pool.map(one, [tasks[i] for i in rest]), strict=True):
+                found[i] = r
+    else:
+        for i in rest:
+            found[i] = one(tasks[i])
     index.save()
-    return found
+    return [f for f in found if f is not None]
 
 
 def _run(

@@ -90,6 +90,17 @@ class FileIndex:
                     self.added += 1
         return value
 
+    def knows(self, path: str | os.PathLike[str], name: str = "sha256") -> bool:
+        """Whether the fact ``name`` about ``path`` is remembered and still valid."""
+        p = os.fspath(path)
+        entry = self.entries.get(p)
+        if entry is None or name not in entry:
+            return False
+        try:
+            return bool(entry.get("stamp") == self._stamp(os.stat(p)))
+        except OSError:
+            return False
+
     def content_hash(self, path: str | os.PathLike[str]) -> str:
         """:func:`segfair.io.content_hash`, remembered."""
         from segfair.io import content_hash
