@@ -218,7 +218,7 @@ def main() -> None:
     cold2 = _cli(big, 2, work / "cold2", "--no-cache")
     shutil.rmtree(big.parent / ".segfair_cache", ignore_errors=True)
     filling = _cli(big, 2, work / "fill")
-    warm = statistics.median(_cli(big, 2, work / "warm") for _ in range(3))
+    warm = statistics.median(_cli(big, 2, work / "warm") for _ in range(5))
     phases = _in_process(big, 2, work / "phases")
     small_phases = _in_process(small, 2, work / "phases_small")
     load_after = os.getloadavg()
