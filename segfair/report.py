@@ -1593,6 +1593,22 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             lines.append(f"  - next: {md_escape(steps[0])}")
     if blocking:
         lines.append("")
+    planned = [g for g in gates if (g.get("labels_needed") or {}).get("total_additional")]
+    if planned:
+        lines.append("**Labels needed** (trusted labels to add before these gates can decide):")
+        for g in planned:
+            plan_ = g["labels_needed"]
+            per = ", ".join(
+                f"{int(r['additional'])} in {r['group']}"
+                for r in plan_.get("groups") or []
+                if r.get("additional")
+            )
+            tail = "" if plan_.get("feasible") else " — more than the cohort holds; may stay open"
+            lines.append(
+                f"- {md_escape(g.get('id', '?'))}: {int(plan_['total_additional'])} "
+                f"({md_escape(per)}){tail}"
+            )
+        lines += ["", "`segfair plan` writes which cases to send to the annotators.", ""]
     if gates:
         lines += _md_table(
             ["gate", "status", "estimate [interval]", "threshold", "decision rule"],

@@ -136,7 +136,7 @@ def test_a_gate_on_a_partial_ruler_carries_its_label_plan_into_the_report(
     import jsonschema
 
     from segfair.config import load_config
-    from segfair.report import load_schema, render_html, render_json
+    from segfair.report import load_schema, md_escape, render_html, render_json, render_markdown
     from segfair.session import SegfairSession
     from segfair.synth import make_cohort
 
@@ -168,6 +168,12 @@ def test_a_gate_on_a_partial_ruler_carries_its_label_plan_into_the_report(
     html = render_html(doc)
     assert html.count("Labels needed") == len(planned)
     assert len(results) == len(doc["gates"])
+    md = render_markdown(doc)
+    to_add = [g for g in planned if g["labels_needed"]["total_additional"] > 0]
+    for gate in to_add:
+        total = gate["labels_needed"]["total_additional"]
+        assert f"- {md_escape(gate['id'])}: {total} (" in md
+    assert ("**Labels needed**" in md) == bool(to_add)
 
 
 def test_batch_weights_make_the_mean_unbiased_after_a_disagreement_batch() -> None:
