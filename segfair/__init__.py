@@ -31,12 +31,15 @@ _EXPORTS = {
     "Cohort": "segfair.cohort",
     "CohortError": "segfair.errors",
     "ConfigError": "segfair.errors",
+    "GatePlan": "segfair.planner",
     "GateResult": "segfair.gates",
     "GeometryError": "segfair.errors",
     "InputError": "segfair.errors",
     "Mask": "segfair.io",
     "MetricSettings": "segfair.metrics",
     "Scores": "segfair.scores",
+    "batch_weights": "segfair.planner",
+    "design_weights": "segfair.planner",
     "SegfairConfig": "segfair.config",
     "SegfairError": "segfair.errors",
     "SegfairSession": "segfair.session",
@@ -48,6 +51,8 @@ _EXPORTS = {
     "load_mask": "segfair.io",
     "make_cohort": "segfair.synth",
     "parse_gate": "segfair.gates",
+    "plan": "segfair.planner",
+    "select_cases": "segfair.planner",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -71,6 +76,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from segfair.io import Mask as Mask
     from segfair.io import load_mask as load_mask
     from segfair.metrics import MetricSettings as MetricSettings
+    from segfair.planner import GatePlan as GatePlan
+    from segfair.planner import batch_weights as batch_weights
+    from segfair.planner import design_weights as design_weights
+    from segfair.planner import plan as plan
+    from segfair.planner import select_cases as select_cases
     from segfair.scores import Scores as Scores
     from segfair.session import SegfairSession as SegfairSession
     from segfair.synth import make_cohort as make_cohort
