@@ -185,11 +185,14 @@ class GatePlan:
                 )
             return "the current trusted labels should suffice"
         parts = ", ".join(f"{v} in {g!r}" for g, v in self.additional.items())
-        tail = "" if self.feasible else " (not enough unlabelled cases: the gate may stay open)"
+        goal = (
+            f"to make this gate conclusive with power {self.power:.0%}"
+            if self.feasible
+            else "— even then the gate may stay open (see the plan's notes)"
+        )
         return (
             f"label about {self.total_additional} more cases with the trusted ruler ({parts}) "
-            f"to make this gate conclusive with power {self.power:.0%}{tail}; "
-            "'segfair plan' lists which"
+            f"{goal}; 'segfair plan' lists which"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -537,7 +540,8 @@ def plan(
             z_side = z_a if gap <= limit else _z(1 - (1 - conf) / (2 * n_pairs))
             margin = abs(gap - limit)
             v0 = _pair_variance(st, hi, lo)
-            if what in ("gap", "dpd") and getattr(gate, "statistic", "gap") == "gap":
+            decidable = bool((st.n[has] >= min_n).all())  # else the interval is not the gate's
+            if decidable and what in ("gap", "dpd") and getattr(gate, "statistic", "gap") == "gap":
                 boot = _bootstrap_se(audit, gate, conf, limit, None, z_side, gap <= limit)
                 kappa = _scale(boot, v0)
                 if kappa != 1.0:
@@ -591,7 +595,7 @@ def plan(
                 if margin < worst:
                     worst, estimate = margin, float(st.mean[i])
                 v0 = float(st.sd[i] ** 2 / st.n[i]) if st.n[i] > 0 else float("inf")
-                if what == "level":
+                if what == "level" and st.n[i] >= min_n:
                     up = kind_ == "max"
                     boot = _bootstrap_se(audit, gate, conf, limit, st.labels[i], z_a, up)
                     kappa = _scale(boot, v0)

@@ -1603,7 +1603,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
                 for r in plan_.get("groups") or []
                 if r.get("additional")
             )
-            tail = "" if plan_.get("feasible") else " — more than the cohort holds; may stay open"
+            tail = "" if plan_.get("feasible") else " — even then it may stay open (see the plan)"
             lines.append(
                 f"- {md_escape(g.get('id', '?'))}: {int(plan_['total_additional'])} "
                 f"({md_escape(per)}){tail}"
