@@ -19,6 +19,8 @@ Example
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -97,3 +99,20 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """The package module, with one rule: a public name that is also a submodule's name
+    (``segfair.evaluate``, the function, in the module ``segfair.evaluate``) stays the public
+    object. The import system binds a submodule to its package's attribute when it first loads
+    it; without this, ``segfair.evaluate(cohort)`` would stop working as soon as anything had
+    imported the submodule. The submodule itself stays in ``sys.modules`` (``from
+    segfair.evaluate import evaluate_case`` and pickling by reference are unaffected)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == f"{__name__}.{name}":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

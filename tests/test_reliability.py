@@ -8,6 +8,7 @@ legitimate and shows up counted, per group, in the report (never a silent drop).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -29,7 +30,6 @@ import pytest
 from conftest import AFFINE, Repo, make_repo, write_nifti
 
 import segfair.cohort
-import segfair.evaluate
 from segfair.cli import main
 from segfair.cohort import load_cohort
 from segfair.evaluate import build_tasks, evaluate_case
@@ -44,6 +44,9 @@ GAP = {
     "min_group_size": 2,
 }
 BAD = "CASE_001"  # the case every bad-input scenario spoils
+
+# the module (the package attribute `segfair.evaluate` is the public function)
+evaluate_module = importlib.import_module("segfair.evaluate")
 
 
 @dataclass
@@ -777,7 +780,7 @@ def test_hostile_values_and_formulas_round_trip_verbatim_in_json(odd: Odd) -> No
 DIE_ON = "SEGFAIR_TEST_DIE_ON"  # read by _dying_evaluate_case, in worker processes only
 
 
-def _dying_evaluate_case(task: segfair.evaluate.CaseTask) -> segfair.evaluate.CaseResult:
+def _dying_evaluate_case(task: evaluate_module.CaseTask) -> evaluate_module.CaseResult:
     """Test-only stand-in for evaluate_case: the worker dies on one case, as if OOM-killed."""
     how, _, case = os.environ.get(DIE_ON, "").partition(":")
     if task.case_id == case:
@@ -787,7 +790,7 @@ def _dying_evaluate_case(task: segfair.evaluate.CaseTask) -> segfair.evaluate.Ca
     return _ORIGINAL_EVALUATE_CASE(task)
 
 
-_ORIGINAL_EVALUATE_CASE = segfair.evaluate.evaluate_case
+_ORIGINAL_EVALUATE_CASE = evaluate_module.evaluate_case
 
 
 @pytest.mark.parametrize("how", ["exit", "sigkill"])
@@ -798,7 +801,7 @@ def test_a_worker_that_dies_is_named_and_the_run_fails_cleanly(
     repo.write_config(gates=[GAP], n_boot=100)
     victim = repo.case_ids[3]
     monkeypatch.setenv(DIE_ON, f"{how}:{victim}")
-    monkeypatch.setattr(segfair.evaluate, "evaluate_case", _dying_evaluate_case)
+    monkeypatch.setattr(evaluate_module, "evaluate_case", _dying_evaluate_case)
     run = audit(repo.config_path, "--workers", "2", "--json", str(tmp_path / "r.json"))
     assert_refused(run, "a worker process died", repr(victim), "were not evaluated")
     assert not (tmp_path / "r.json").exists()
@@ -825,14 +828,14 @@ def test_a_corrupt_cache_entry_is_detected_and_recomputed_end_to_end(tmp_path: P
     entries[2].write_text("[]")  # valid JSON, wrong shape
     entries[3].write_bytes(os.urandom(64))  # garbage
     cached: list[bool] = []
-    original = segfair.evaluate._Progress.update
+    original = evaluate_module._Progress.update
 
-    def spy(self: Any, result: segfair.evaluate.CaseResult) -> None:
+    def spy(self: Any, result: evaluate_module.CaseResult) -> None:
         cached.append(result.cached)
         original(self, result)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(segfair.evaluate._Progress, "update", spy)
+        mp.setattr(evaluate_module._Progress, "update", spy)
         second = audit(repo.config_path, "--json", str(tmp_path / "b.json"))
     assert second.code == first.code
     assert sorted(cached) == [False] * 4 + [True] * 2
