@@ -371,20 +371,15 @@ def _look_up(
     # Hashing a file (reading it, OpenSSL) releases the GIL: threads overlap it. A case whose
     # hashes are all remembered is pure Python (JSON), where threads only contend: serial.
     known = [all(index.knows(f) for f in t.files.values()) for t in tasks]
-    found: list[tuple[CaseTask, CaseResult | None] | None] = [None] * len(tasks)
-    for i, t in enumerate(tasks):
-        if known[i]:
-            found[i] = one(t)
-    rest = [i for i in range(len(tasks)) if not known[i]]
+    found = [one(t) for t, k in zip(tasks, known, strict=True) if k]
+    rest = [t for t, k in zip(tasks, known, strict=True) if not k]
     if len(rest) > 1:
         with ThreadPoolExecutor(max_workers=max(2, min(workers, 8))) as pool:
-            for i, r in zip(rest, pool.map(one, [tasks[i] for i in rest]), strict=True):
-                found[i] = r
+            found += pool.map(one, rest)
     else:
-        for i in rest:
-            found[i] = one(tasks[i])
+        found += map(one, rest)
     index.save()
-    return [f for f in found if f is not None]
+    return found
 
 
 def _run(

@@ -25,6 +25,7 @@ Example
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -287,8 +288,18 @@ _UNDECIDABLE = (
 )
 
 
+def _gate_checks(audit: Audit, gate: Any, conf: float) -> list[Any]:
+    """The checks (estimate and bootstrap interval against a limit) the gate decides on."""
+    from segfair.gates import _eval
+
+    try:
+        return list(_eval(audit, gate, conf, None).checks)
+    except Exception:  # advice only: without them the plan stays on the normal approximation
+        return []
+
+
 def _bootstrap_se(
-    audit: Audit, gate: Any, conf: float, limit: float, group: str | None, z: float, up: bool
+    checks: Sequence[Any], limit: float, group: str | None, z: float, up: bool
 ) -> float | None:
     """The standard error the gate's own bootstrap interval implies on its decisive side.
 
@@ -297,12 +308,6 @@ def _bootstrap_se(
     ``z·SE``. Scaling the plan's standard deviations to the interval the gate actually uses
     keeps "already conclusive" and "conclusive after the plan" the gate's own notions.
     """
-    from segfair.gates import _eval
-
-    try:
-        checks = _eval(audit, gate, conf, None).checks
-    except Exception:  # advice only: without it the plan stays on the normal approximation
-        return None
     for c in checks:
         if c.group == group and math.isclose(c.limit, limit, rel_tol=1e-9, abs_tol=1e-12):
             v = c.value
@@ -512,6 +517,11 @@ def plan(
             f"min_group_size = {min_n}"
         )
     st = _group_stats(audit, x, by)
+
+    @functools.cache
+    def checks_of() -> list[Any]:  # one evaluation of the gate, only if a calibration needs it
+        return _gate_checks(audit, gate, conf)
+
     cohort = st.n + st.avail
     lower = np.where(cohort > 0, np.minimum(np.maximum(st.n, min_n), cohort), 0).astype(float)
     upper = cohort.astype(float)
@@ -542,7 +552,7 @@ def plan(
             v0 = _pair_variance(st, hi, lo)
             decidable = bool((st.n[has] >= min_n).all())  # else the interval is not the gate's
             if decidable and what in ("gap", "dpd") and getattr(gate, "statistic", "gap") == "gap":
-                boot = _bootstrap_se(audit, gate, conf, limit, None, z_side, gap <= limit)
+                boot = _bootstrap_se(checks_of(), limit, None, z_side, gap <= limit)
                 kappa = _scale(boot, v0)
                 if kappa != 1.0:
                     st = replace(st, sd=st.sd * kappa)
@@ -597,7 +607,7 @@ def plan(
                 v0 = float(st.sd[i] ** 2 / st.n[i]) if st.n[i] > 0 else float("inf")
                 if what == "level" and st.n[i] >= min_n:
                     up = kind_ == "max"
-                    boot = _bootstrap_se(audit, gate, conf, limit, st.labels[i], z_a, up)
+                    boot = _bootstrap_se(checks_of(), limit, st.labels[i], z_a, up)
                     kappa = _scale(boot, v0)
                     st.sd[i] *= kappa
                     v0 *= kappa**2
