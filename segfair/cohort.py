@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -195,6 +195,9 @@ class Cohort:
     exclusions
         ``case_id, kind, source, reason``: masks a case lacks by declaration (a partial ruler,
         or a missing prediction with ``missing_predictions = "exclude"``).
+    cache_dir
+        The cache folder of the run that loaded it (None: the cache is off), where what is
+        learnt about its files is kept (:mod:`segfair.fileindex`, the report's drawings).
     """
 
     config: SegfairConfig
@@ -203,6 +206,7 @@ class Cohort:
     exclusions: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["case_id", "kind", "source", "reason"])
     )
+    cache_dir: str | None = None
 
     @property
     def case_ids(self) -> tuple[str, ...]:
@@ -261,17 +265,14 @@ def _closest(name: str, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _file_index(config: SegfairConfig, cache: bool | str | Path | None) -> Any:
-    """The file index of the run's cache folder, or None when the cache is off."""
-    from segfair.fileindex import file_index
-
+def cache_folder(config: SegfairConfig, cache: bool | str | Path | None) -> str | None:
+    """The run's cache folder: ``None``/``True`` the configuration's, ``False`` none (off), a
+    path that folder."""
     if cache is None or cache is True:
-        if config.cache is False:
-            return None
-        return file_index(str(config.resolve(config.cache)))
+        return str(config.resolve(config.cache)) if config.cache else None
     if cache is False:
         return None
-    return file_index(str(Path(cache)))
+    return str(Path(cache))
 
 
 def load_cohort(
@@ -296,7 +297,12 @@ def load_cohort(
 
     config = path if isinstance(path, SegfairConfig) else load_config(path)
     source = config.source
-    index = _file_index(config, cache) if check_geometry else None
+    cache_dir = cache_folder(config, cache)
+    index = None
+    if check_geometry and cache_dir is not None:
+        from segfair.fileindex import file_index
+
+        index = file_index(cache_dir)
     table = read_table(config.resolve(config.cases), sheet=config.sheet)
     problems: list[Problem] = []
 
@@ -469,4 +475,6 @@ def load_cohort(
     if problems:
         raise CohortError(problems, source=source)
     ex = pd.DataFrame(exclusions, columns=["case_id", "kind", "source", "reason"])
-    return Cohort(config=config, metadata=metadata, groups=groups, exclusions=ex)
+    return Cohort(
+        config=config, metadata=metadata, groups=groups, exclusions=ex, cache_dir=cache_dir
+    )

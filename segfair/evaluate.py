@@ -482,13 +482,10 @@ def evaluate(
     -------
     >>> scores = evaluate(cohort, workers=1, cache=False)  # doctest: +SKIP
     """
+    from segfair.cohort import cache_folder
+
     cfg = cohort.config
-    if cache is None or cache is True:
-        cache_dir = str(cfg.resolve(cfg.cache)) if cfg.cache else None
-    elif cache is False:
-        cache_dir = None
-    else:
-        cache_dir = str(Path(cache))
+    cache_dir = cache_folder(cfg, cache)
     if cache_dir is not None:
         _check_cache_dir(cache_dir)
     tasks = build_tasks(cohort, metrics=metrics, cache_dir=cache_dir)

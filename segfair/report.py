@@ -1174,7 +1174,7 @@ def _cached_drawing(
     Drawing a worst case reads its masks again — most of a warm re-run's report time at
     MAMA-MIA size. The entry is keyed like a case result, by the content of the files.
     """
-    if not config.cache:
+    if cohort.cache_dir is None:  # the run's cache is off
         return _drawing(cohort, config, case_id, model, trusted, automated)
     from segfair.evaluate import atomic_write_text
     from segfair.fileindex import file_index
@@ -1182,7 +1182,7 @@ def _cached_drawing(
     sources: list[tuple[SourceKind, str]] = [("model", model), ("ruler", trusted)]
     sources += [("ruler", n) for n in automated]
     paths = {f"{k}:{n}": cohort.path(k, n, case_id) for k, n in sources}
-    index = file_index(str(config.resolve(config.cache)))
+    index = file_index(cohort.cache_dir)
     try:
         files = {k: (index.content_hash(v) if v.is_file() else None) for k, v in paths.items()}
     except SegfairError:
@@ -1204,7 +1204,7 @@ def _cached_drawing(
         },
     }
     key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-    path = config.resolve(config.cache) / "drawings" / key[:2] / f"{key}.json"
+    path = Path(cohort.cache_dir) / "drawings" / key[:2] / f"{key}.json"
     with contextlib.suppress(OSError, ValueError):
         cached = json.loads(path.read_text("utf-8"))
         if isinstance(cached, dict) and cached.get("key") == key:

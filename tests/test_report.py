@@ -735,3 +735,15 @@ def test_a_warm_report_draws_the_worst_cases_from_the_cache_without_reading_a_ma
 
     monkeypatch.setattr(report_module, "_read", no_reading)
     assert worst(SegfairSession(cfg, workers=1, progress=False)) == cold
+
+
+def test_a_run_without_the_cache_keeps_no_drawings(tmp_path: Path) -> None:
+    from segfair.synth import make_cohort
+
+    path = make_cohort(tmp_path / "c", n_cases=30, shape=(16, 16, 8), preset="hidden", seed=1)
+    cfg = load_config(path).model_copy(update={"n_boot": 100, "min_group_size": 3})
+    session = SegfairSession(cfg, workers=1, progress=False, cache=False)  # --no-cache
+    results = session.check_config_gates()
+    doc = build_report(session.audit, results, config=cfg, seed=0, cohort=session.cohort)
+    assert doc["worst_cases"]["available"]
+    assert not (tmp_path / "c" / ".segfair_cache").exists()
