@@ -187,3 +187,19 @@ def test_a_cache_miss_is_evaluated_by_a_worker_with_the_key_already_computed(
         evaluate(load_cohort(repo.config_path), executor=pool, cache=tmp_path / "cache")
     assert [t.case_id for t in sent] == [cid]
     assert sent[0].cache_key is not None
+
+
+def test_a_scheduler_without_dask_installed_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from segfair.errors import SegfairError
+    from segfair.evaluate import dask_executor
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    with (
+        pytest.raises(SegfairError, match=r"tcp://h:8786.*pip install 'segfair\[dask\]'"),
+        dask_executor("tcp://h:8786"),
+    ):
+        pass
