@@ -143,6 +143,8 @@ def _read_cache(path: Path, task: CaseTask) -> CaseResult | None:
 
 
 def _write_cache(path: Path, result: CaseResult) -> None:
+    from segfair.io import atomic_write_text
+
     doc = {
         "format": CACHE_FORMAT,
         "case_id": result.case_id,
@@ -153,21 +155,6 @@ def _write_cache(path: Path, result: CaseResult) -> None:
     # the cache is an optimisation: a full disk costs a recomputation, never the run
     with contextlib.suppress(OSError):
         atomic_write_text(path, json.dumps(doc, sort_keys=True))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def evaluate_case(task: CaseTask) -> CaseResult:

@@ -135,7 +135,7 @@ class FileIndex:
 
     def save(self) -> None:
         """Write the index if it learnt something (atomically; a full disk costs time only)."""
-        from segfair.evaluate import atomic_write_text
+        from segfair.io import atomic_write_text
 
         with self._lock:
             if not self.added:

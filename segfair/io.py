@@ -54,6 +54,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "Geometry",
     "Mask",
+    "atomic_write_text",
     "check_geometry",
     "content_hash",
     "describe_mismatch",
@@ -1353,6 +1354,21 @@ def _write_atomically(path: str, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a text file (UTF-8, synced) so that readers see the old content or the new, never
+    half of it; the folder is created if needed. Used for every cache and index file."""
+    path_str = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path_str)), exist_ok=True)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    _write_atomically(path_str, write)
 
 
 def content_hash(path: str | os.PathLike[str]) -> str:

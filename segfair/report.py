@@ -1176,8 +1176,8 @@ def _cached_drawing(
     """
     if cohort.cache_dir is None:  # the run's cache is off
         return _drawing(cohort, config, case_id, model, trusted, automated)
-    from segfair.evaluate import atomic_write_text
     from segfair.fileindex import file_index
+    from segfair.io import atomic_write_text
 
     sources: list[tuple[SourceKind, str]] = [("model", model), ("ruler", trusted)]
     sources += [("ruler", n) for n in automated]
