@@ -5,13 +5,14 @@ label of a sample of cases (uniform 15%, or oversampling the young: 30% / 10% / 
 
 * checks whether the intervals of the gap and of the hidden gap (ruler distortion) on the
   partial labels contain the full-label values (coverage of the cohort value);
-* plans the extra labels for the gap gate (``plan(..., power=0.8)``, with its simulation
-  check), adds exactly those labels (drawn uniformly within each group from the full ground
-  truth) and evaluates the gate again: the share of plans after which the gate is conclusive
-  (its interval clear of the threshold, on either side: see :func:`side`) is the planner's hit
+* plans the extra labels for the gap gate, or with ``--gate shrinkage`` for the share of the gap
+  the automated labels hide (``plan(..., power=0.8)``, with its simulation check for the gap),
+  adds exactly those labels (drawn uniformly within each group from the full ground truth)
+  and evaluates the gate again: the share of plans after which the gate is conclusive (its
+  interval clear of the threshold, on either side: see :func:`side`) is the planner's hit
   rate (target ≥ 80%); thresholds are chosen where every expert label decides the gate.
 
-Run: ``python benchmarks/partial_labels.py --n-cases 1500 --repeats 100``
+Run: ``python benchmarks/partial_labels.py --n-cases 1500 --repeats 100 [--gate shrinkage]``
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from segfair.audit import Audit
-from segfair.gates import GapGate, GateResult, evaluate_gate
+from segfair.gates import GapGate, GateResult, RulerShrinkageGate, evaluate_gate
 from segfair.planner import design_weights, plan, select_cases
 from segfair.scores import Scores
 from segfair.session import SegfairSession
@@ -87,7 +88,18 @@ def main() -> None:
     ap.add_argument("--n-cases", type=int, default=1500)
     ap.add_argument("--repeats", type=int, default=100)
     ap.add_argument("--n-boot", type=int, default=1000)
-    ap.add_argument("--max-gap", type=float, nargs="+", default=[0.04, 0.05, 0.12, 0.13, 0.15])
+    ap.add_argument(
+        "--gate",
+        choices=["gap", "shrinkage"],
+        default="gap",
+        help="the gate planned: the gap, or the share of it the automated labels hide",
+    )
+    ap.add_argument(
+        "--max",
+        type=float,
+        nargs="+",
+        help="thresholds (default: gap 0.04 0.05 0.12 0.13 0.15; shrinkage 0.25 0.3 0.7 0.8)",
+    )
     ap.add_argument("--power", type=float, default=0.8)
     ap.add_argument("--out", default="/tmp/segfair_partial_bench")
     args = ap.parse_args()
@@ -100,11 +112,23 @@ def main() -> None:
     print(f"cohort of {args.n_cases} scored in {time.perf_counter() - t0:.1f}s")
     full = Audit(scores, n_boot=args.n_boot)
     g_full = full.gap("dice", by=BY, model=MODEL).gap
-    h_full = full.ruler_distortion("dice", by=BY, model=MODEL, automated="automated").hidden_gap
+    d_full = full.ruler_distortion("dice", by=BY, model=MODEL, automated="automated")
+    h_full, h_full_share = d_full.hidden_gap, d_full.shrinkage
     print(f"full labels: gap {g_full}, hidden gap {h_full}")
-    gates = {
-        m: GapGate(metric="dice", by=BY, model=MODEL, ruler="expert", max=m) for m in args.max_gap
-    }
+    print(f"full labels: share hidden {h_full_share}")
+    if args.gate == "gap":
+        limits = args.max or [0.04, 0.05, 0.12, 0.13, 0.15]
+        gates: dict[float, Any] = {
+            m: GapGate(metric="dice", by=BY, model=MODEL, ruler="expert", max=m) for m in limits
+        }
+    else:
+        limits = args.max or [0.25, 0.3, 0.7, 0.8]
+        gates = {
+            m: RulerShrinkageGate(
+                metric="dice", by=BY, model=MODEL, automated="automated", trusted="expert", max=m
+            )
+            for m in limits
+        }
     truth = {m: side(evaluate_gate(full, g), m) for m, g in gates.items()}
     print("with every expert label: " + ", ".join(f"max {m}: {v}" for m, v in truth.items()))
     ages = scores.groups[BY].astype(str)
@@ -116,9 +140,9 @@ def main() -> None:
     fo = full.by_group("dice", by=BY, model=MODEL).overall["estimate"]
     print()
     print(
-        "| design | max gap | conclusive with 15% | plans (feasible / needed) | median extra "
-        "labels | simulated power | conclusive after adding them | same verdict as all labels | "
-        "conclusive after one re-plan |"
+        f"| design | max {args.gate} | conclusive with 15% | plans (feasible / needed) | "
+        "median extra labels | simulated power | conclusive after adding them | "
+        "same verdict as all labels | conclusive after one re-plan |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     coverage_rows = []

@@ -280,6 +280,7 @@ def _series_like(x: np.ndarray) -> Any:
     return _FakeSeries(present=~np.isnan(x))
 
 
+_SCALED = "standard deviations scaled by {kappa:.2f} to match the gate's bootstrap interval"
 _UNDECIDABLE = (
     "the margin to the threshold ({margin:.3g}) is within the noise of the current labels "
     "(standard error {se:.3g}): even labelling every case of an unlimited cohort would decide "
@@ -432,11 +433,9 @@ def _gate_parts(audit: Audit, gate: Any) -> tuple[str, np.ndarray | None, list[t
             checks.append(("gap", float(gate.max_gap)))
         return "agreement", s.x, checks
     if isinstance(gate, G.RulerShrinkageGate | G.RulerInflationGate):
-        # the hidden gap is (t_hi − t_lo) − (a_hi − a_lo) = d̄_hi − d̄_lo with d = t − a paired
-        t = audit._series(gate.metric, model=gate.model, ruler=gate.trusted or trusted)
-        a = audit._series(gate.metric, model=gate.model, ruler=gate.automated)
-        d = np.where(t.valid & a.valid, t.x - a.x, np.nan)
-        return "hidden_gap", d, [("gap", float("nan"))]
+        sh = _share_parts(audit, gate, gate.by if isinstance(gate.by, str) else list(gate.by))
+        if sh is not None:
+            return "share", sh.y, [("share", float(gate.max))]
     return "other", None, []
 
 
@@ -489,10 +488,10 @@ def plan(
     (``min_group_metric``, label agreement) is the same with one group:
     ``SE² = sd_g²/n_g``.
     """
-    from segfair.gates import parse_gate
+    from segfair import gates as G
 
     if isinstance(gate, Mapping):
-        gate = parse_gate(gate, trusted_ruler=audit.scores.trusted_ruler)
+        gate = G.parse_gate(gate, trusted_ruler=audit.scores.trusted_ruler)
     if not 0 < power < 1:
         raise PlanError(f"power must lie in (0, 1); got {power!r}")
     if target_halfwidth is not None and not target_halfwidth > 0:
@@ -543,24 +542,20 @@ def plan(
                 continue
             hi, lo = idx[int(np.argmax(st.mean[idx]))], idx[int(np.argmin(st.mean[idx]))]
             gap = float(st.mean[hi] - st.mean[lo])
-            if what == "hidden_gap":
-                limit = _hidden_limit(audit, gate, by, hi, lo)
+            passing = gap <= limit
             estimate, threshold = gap, limit
             n_pairs = len(idx) * (len(idx) - 1) // 2
-            z_side = z_a if gap <= limit else _z(1 - (1 - conf) / (2 * n_pairs))
+            z_side = z_a if passing else _z(1 - (1 - conf) / (2 * n_pairs))
             margin = abs(gap - limit)
             v0 = _pair_variance(st, hi, lo)
             decidable = bool((st.n[has] >= min_n).all())  # else the interval is not the gate's
-            if decidable and what in ("gap", "dpd") and getattr(gate, "statistic", "gap") == "gap":
-                boot = _bootstrap_se(checks_of(), limit, None, z_side, gap <= limit)
+            if decidable and getattr(gate, "statistic", "gap") == "gap":
+                boot = _bootstrap_se(checks_of(), limit, None, z_side, passing)
                 kappa = _scale(boot, v0)
                 if kappa != 1.0:
                     st = replace(st, sd=st.sd * kappa)
                     v0 *= kappa**2
-                    notes.append(
-                        f"standard deviations scaled by {kappa:.2f} to match the gate's "
-                        "bootstrap interval"
-                    )
+                    notes.append(_SCALED.format(kappa=kappa))
             se = (
                 target_halfwidth / z_a
                 if target_halfwidth is not None
@@ -578,7 +573,7 @@ def plan(
             contrasts.append((st.labels[hi], st.labels[lo]))
             # passing needs every pair below the limit: pairs close to it are topped up alike
             # (a failing gap is decided by its extreme pair alone)
-            for a_ in idx if gap <= limit else ():
+            for a_ in idx if passing else ():
                 for b_ in idx:
                     if a_ >= b_ or {a_, b_} == {hi, lo}:
                         continue
@@ -597,6 +592,49 @@ def plan(
                     need[p2] = np.maximum(need[p2], n2)
                     feasible &= ok2
                     contrasts.append((st.labels[a_], st.labels[b_]))
+        elif kind_ == "share":
+            sh = _share_parts(audit, gate, by)
+            assert sh is not None  # _gate_parts gave a "share" check only with one
+            st = replace(st, mean=sh.trusted.mean)  # the table shows the trusted group means
+            estimate, threshold = sh.estimate, limit
+            k_ = max(int(has.sum()), 2)
+            z_side = z_a if sh.passing else _z(1 - (1 - conf) / (k_ * (k_ - 1)))
+            margin = abs(sh.estimate - limit)
+            v0 = _sum_variance(st)
+            # the linearisation of a ratio of two max − min gaps is rough where groups nearly
+            # tie; the gate's own bootstrap interval of the share corrects it, also when a group
+            # is below min_group_size (the interval is still the data's; the clip guards it)
+            decidable = bool((st.n[has] >= 2).all())
+            if decidable:
+                kappa = _scale(_bootstrap_se(checks_of(), limit, None, z_side, sh.passing), v0)
+                if kappa != 1.0:
+                    st = replace(st, sd=st.sd * kappa)
+                    v0 *= kappa**2
+                    notes.append(_SCALED.format(kappa=kappa))
+            se = (
+                target_halfwidth / z_a
+                if target_halfwidth is not None
+                else _target_se(margin, v0, z_side, power)
+            )
+            target_se = se
+            if se <= 0:
+                notes.append(_UNDECIDABLE.format(margin=margin, se=math.sqrt(v0), power=power))
+                feasible = False
+            else:
+                n_all, ok = _neyman(st.sd, need, upper, se**2)
+                need = np.maximum(need, n_all)
+                feasible &= ok
+            contrasts += [(st.labels[i], st.labels[j]) for i, j in sh.pairs]
+            z_low = _z(1 - (1 - conf) / (k_ * (k_ - 1)))  # the trusted gap's lower bound
+            pair = np.array(sh.pairs[0])
+            n_def, more = _defined_labels(
+                audit, gate, sh.trusted, pair, (need, upper), z_low, power, decidable
+            )
+            notes += more
+            if n_def is None:
+                feasible = False
+            else:
+                need[pair] = np.maximum(need[pair], n_def)
         else:
             threshold = limit
             worst = float("inf")
@@ -670,8 +708,28 @@ def plan(
     return out
 
 
-def _hidden_limit(audit: Audit, gate: Any, by: Any, hi: int, lo: int) -> float:
-    """The hidden gap at which a shrinkage/inflation share reaches its limit."""
+@dataclass(frozen=True)
+class _Share:
+    """A shrinkage/inflation gate's share ``1 − r`` or ``r − 1``, ``r = gap_a / gap_t``."""
+
+    y: np.ndarray  # per case: its term of the share's linearisation (see _share_parts)
+    estimate: float
+    passing: bool
+    pairs: tuple[tuple[int, int], ...]  # the trusted ruler's extreme groups, then the automated
+    trusted: _Stats  # trusted values on the cases scored on both rulers
+
+
+def _share_parts(audit: Audit, gate: Any, by: Any) -> _Share | None:
+    """The share a ruler gate decides on, linearised over the groups (None: no trusted gap).
+
+    Both gaps are taken on the cases scored on both rulers, each between its own ruler's
+    extreme groups: ``gap_t = t̄_hi − t̄_lo`` and ``gap_a = ā_ha − ā_la``. By the delta
+    method ``Var(r) ≈ Σ_g Var(α_g·a − r·τ_g·t)_g / (n_g · gap_t²)`` (``τ_g``, ``α_g`` = +1, −1
+    or 0 as ``g`` is the high, low or neither group of each ruler): one term per group, so the
+    per-case series ``y = (α_g·a − r·τ_g·t) / gap_t`` has the group standard deviations the
+    Neyman allocation needs — the middle groups included when they are the automated extremes,
+    and the trusted noise, which the two gaps share, cancelled where it cancels.
+    """
     from segfair import gates as G
 
     t = audit._series(
@@ -679,12 +737,89 @@ def _hidden_limit(audit: Audit, gate: Any, by: Any, hi: int, lo: int) -> float:
     )
     a = audit._series(gate.metric, model=gate.model, ruler=gate.automated)
     both = t.valid & a.valid
-    g = audit._by(by)
-    m = [float(np.nanmean(np.where(both & (g.codes == i), t.x, np.nan))) for i in (hi, lo)]
-    gap_t = abs(m[0] - m[1])
-    # shrinkage ≤ max ⇔ hidden ≤ max·gap_t; inflation ≤ max ⇔ −hidden ≤ max·gap_t
-    sign = 1.0 if isinstance(gate, G.RulerShrinkageGate) else -1.0
-    return sign * float(gate.max) * gap_t
+    st_t = _group_stats(audit, np.where(both, t.x, np.nan), by)
+    st_a = _group_stats(audit, np.where(both, a.x, np.nan), by)
+    idx = np.where(np.isfinite(st_t.mean))[0]
+    if len(idx) < 2:
+        return None
+    hi, lo = (int(idx[f(st_t.mean[idx])]) for f in (np.argmax, np.argmin))
+    ha, la = (int(idx[f(st_a.mean[idx])]) for f in (np.argmax, np.argmin))
+    gap_t = float(st_t.mean[hi] - st_t.mean[lo])
+    if not gap_t > 0:
+        return None
+    r = float(st_a.mean[ha] - st_a.mean[la]) / gap_t
+    tau, alpha = np.zeros(len(st_t.labels)), np.zeros(len(st_t.labels))
+    tau[hi], tau[lo] = 1.0, -1.0
+    alpha[ha] += 1.0
+    alpha[la] -= 1.0
+    codes = audit._by(by).codes
+    y = np.where(both, (alpha[codes] * a.x - r * tau[codes] * t.x) / gap_t, np.nan)
+    estimate = 1.0 - r if isinstance(gate, G.RulerShrinkageGate) else r - 1.0
+    return _Share(y, estimate, estimate <= gate.max, ((hi, lo), (ha, la)), st_t)
+
+
+def _sum_variance(st: _Stats) -> float:
+    """Variance of a sum of independent group terms, ``Σ sd_g² / n_g``, with the labels there."""
+    on = st.sd > 0
+    if (st.n[on] <= 0).any():
+        return float("inf")
+    return float(np.sum(st.sd[on] ** 2 / st.n[on]))
+
+
+def _defined_labels(
+    audit: Audit,
+    gate: Any,
+    st: _Stats,
+    pair: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray],
+    z: float,
+    power: float,
+    decidable: bool,
+) -> tuple[np.ndarray | None, list[str]]:
+    """Labels for the two groups of ``pair`` that show the trusted gap above ``negligible``.
+
+    A share of a gap is defined only when the trusted gap's lower bound exceeds ``negligible``
+    (else the gate is ``insufficient_evidence`` whatever the share): a one-sided check of that
+    gap, planned like a failing gap and calibrated to its bootstrap interval. None: no number
+    of labels is likely to get there.
+    """
+    neg = audit._negligible(gate.metric, gate.negligible)
+    hi, lo = int(pair[0]), int(pair[1])
+    gap_t = float(st.mean[hi] - st.mean[lo])
+    v0 = _pair_variance(st, hi, lo)
+    notes: list[str] = []
+    if decidable:
+        d = audit.ruler_distortion(
+            gate.metric,
+            by=gate.by if isinstance(gate.by, str) else list(gate.by),
+            model=gate.model,
+            automated=gate.automated,
+            trusted=gate.trusted,
+            negligible=gate.negligible,
+        )
+        half = d.gap_trusted.estimate - d.gap_trusted.lower
+        kappa = _scale(half / z if math.isfinite(half) and half > 0 else None, v0)
+        v0 *= kappa**2
+        sd = st.sd[pair] * kappa
+    else:
+        sd = st.sd[pair]
+    se = _target_se(gap_t - neg, v0, z, power)
+    if se <= 0:
+        notes.append(
+            f"the share is defined only once the trusted gap ({gap_t:.3g}) is shown to exceed "
+            f"negligible = {neg:g}: "
+            + _UNDECIDABLE.format(margin=gap_t - neg, se=math.sqrt(v0), power=power)
+        )
+        return None, notes
+    n, ok = _neyman(sd, bounds[0][pair], bounds[1][pair], se**2)
+    if not ok:
+        notes.append(
+            f"the share is defined only once the trusted gap ({gap_t:.3g}) is shown to exceed "
+            f"negligible = {neg:g}, and the cohort holds too few cases to show it with "
+            f"{power:.0%} probability"
+        )
+        return None, notes
+    return n, notes
 
 
 def simulate_plan(
@@ -700,11 +835,12 @@ def simulate_plan(
     the enlarged sample then decide every planned contrast (or level) at the gate's
     confidence. ``plan(..., power=0.8)`` should come out near 0.8 when it is feasible.
     """
-    _what, x, checks = _gate_parts(audit, gate)
-    if x is None or not checks:
-        return float("nan")
+    what, x, checks = _gate_parts(audit, gate)
+    if x is None or not checks or what == "share":
+        return float("nan")  # a share is not a contrast of group means: no simulation of it
+    passing = p.estimate <= p.threshold
     n_pairs = max(1, len(p.contrasts))
-    if p.estimate > p.threshold:
+    if not passing:
         k_ = int(np.isfinite(p.groups["estimate"]).sum())
         n_pairs = max(1, k_ * (k_ - 1) // 2)
     g = audit._by(list(p.by) if len(p.by) > 1 else p.by[0])
@@ -744,7 +880,7 @@ def simulate_plan(
         for kind_, limit in checks:
             if kind_ == "gap":
                 lim = p.threshold
-                z_g = z_a if p.estimate <= lim else _z(1 - (1 - p.confidence) / (2 * n_pairs))
+                z_g = z_a if passing else _z(1 - (1 - p.confidence) / (2 * n_pairs))
                 for a_, b_ in p.contrasts:
                     i, j = labels.index(a_), labels.index(b_)
                     d = abs(means[i] - means[j])

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from segfair.audit import Audit
-from segfair.gates import GapGate, MinGroupMetricGate, evaluate_gate
+from segfair.gates import GapGate, MinGroupMetricGate, RulerShrinkageGate, evaluate_gate
 from segfair.planner import CASE_COLUMNS, PlanError, _neyman, plan, select_cases
+from segfair.scores import Scores
 from tests.test_partial import keep_expert, make_scores
 
 
@@ -251,3 +252,57 @@ def test_the_simulation_check_agrees_with_the_closed_form(limit: float, planned:
         assert 0.72 <= p.simulated_power <= 0.88
     else:  # the gate's interval is clear of the limit already: nothing to add, nothing to lose
         assert p.simulated_power == 1.0
+
+
+def _ruler_scores(n: int, *, gap: float, share: float, sd: float, seed: int = 0) -> Scores:
+    """Two age groups; the automated ruler hides ``share`` of the trusted ``gap``."""
+    rng = np.random.default_rng(seed)
+    ids = [f"c{i:04d}" for i in range(n)]
+    age = rng.choice(["young", "old"], size=n, p=[0.4, 0.6])
+    young = age == "young"
+    expert = np.clip(0.8 - gap * young + rng.normal(0, sd, n), 0, 1)
+    auto = np.clip(expert + share * gap * young + rng.normal(0, sd / 2, n), 0, 1)
+    table = pd.concat(
+        [
+            pd.DataFrame({"case_id": ids, "model": "m", "ruler": r, "metric": "dice", "value": v})
+            for r, v in (("expert", expert), ("auto", auto))
+        ],
+        ignore_index=True,
+    )
+    groups = pd.DataFrame({"age": age}, index=pd.Index(ids, name="case_id"))
+    return Scores(
+        table=table, groups=groups, trusted_ruler="expert", rulers=("expert", "auto"), models=("m",)
+    )
+
+
+def test_a_shrinkage_plan_also_shows_the_trusted_gap_above_negligible() -> None:
+    # A share of a gap is defined only once the trusted gap's lower bound exceeds `negligible`;
+    # until then the gate is insufficient_evidence whatever the share. With the share far from
+    # its limit, that is all the plan must buy — a plan on the hidden gap alone bought nothing.
+    scores = _ruler_scores(1500, gap=0.05, share=0.6, sd=0.1)
+    ids = np.array(scores.groups.index)
+    gate = RulerShrinkageGate(metric="dice", by="age", model="m", automated="auto", max=0.05)
+
+    def defined(audit: Audit) -> bool:
+        return audit.ruler_distortion("dice", by="age", model="m", automated="auto").defined
+
+    planned = shown = 0
+    for seed in range(20):
+        rng = np.random.default_rng([seed, 5])
+        keep = set(rng.choice(ids, size=100, replace=False))
+        audit = Audit(keep_expert(scores, keep), n_boot=300, seed=seed, min_group_size=20)
+        if defined(audit):
+            continue
+        assert evaluate_gate(audit, gate).status == "insufficient_evidence"
+        p = plan(audit, gate)
+        if not p.feasible:  # a pilot within its noise of a limit: the notes say which
+            why = ("within the noise", "too few cases", "every remaining case")
+            assert any(w in n for n in p.notes for w in why), p.notes
+            continue
+        planned += 1
+        assert p.total_additional > 0
+        add = select_cases(audit, [p], within="random", seed=seed)
+        labelled = keep_expert(scores, keep | set(add["case_id"]))
+        shown += defined(Audit(labelled, n_boot=300, seed=seed, min_group_size=20))
+    assert planned >= 4
+    assert shown >= 0.75 * planned  # promised: 80% predictive power
