@@ -486,7 +486,9 @@ def plan(
     ``n_g ∝ sd_g``; every other pair of groups is then checked and topped up the same way, and
     every group is brought to the gate's ``min_group_size``. A per-group level
     (``min_group_metric``, label agreement) is the same with one group:
-    ``SE² = sd_g²/n_g``.
+    ``SE² = sd_g²/n_g``. A ruler shrinkage/inflation share is linearised over every group
+    (:func:`_share_parts`), and its trusted gap is also sized to clear ``negligible``, without
+    which the share is undefined.
     """
     from segfair import gates as G
 

@@ -75,6 +75,7 @@ class _State:
         self.used = False
         self.results: dict[str, dict[str, Any]] = {}
         self.document: dict[str, Any] | None = None
+        self.from_workers = False  # the xdist controller, holding its workers' results
         self.written: list[Path] = []
         self.annotations: list[str] = []
         self.error: str | None = None
@@ -405,8 +406,7 @@ class _XdistHooks:
         if not out:
             return
         state.results.update(out["results"])
-        if state.document is None and out.get("document") is not None:
-            state.document = out["document"]
+        state.from_workers = True
         state.used = state.used or out.get("used", False)
 
 
@@ -421,10 +421,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not state.used and not state.results:
         return
     if _is_worker(config):
-        doc = _document(state)
+        # results only: the report needs every worker's gates (its headline, the amplification
+        # pairs, the labels needed), so the controller builds it once from the merged results
         config.workeroutput["segfair"] = {  # type: ignore[attr-defined]
             "results": state.results,
-            "document": doc,
             "used": state.used,
         }
         return
@@ -438,12 +438,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _document(state: _State) -> dict[str, Any] | None:
-    if state._session is None or "audit" not in state._session.__dict__:
-        return None
     from segfair.gates import GateResult
 
     results = [GateResult.from_dict(r) for _, r in sorted(state.results.items())]
     try:
+        if state.from_workers and state.configured:
+            # the xdist controller ran no test: it opens the session here (the workers have
+            # filled the case cache, so this reads results rather than masks)
+            return state.session.report(results)
+        if state._session is None or "audit" not in state._session.__dict__:
+            return None
         return state._session.report(results)
     except Exception as exc:
         state.error = f"could not build the report: {type(exc).__name__}: {exc}"

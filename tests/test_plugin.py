@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from typing import Any
 
 import pytest
 from conftest import Repo, make_repo
@@ -157,6 +158,23 @@ def test_gates_and_assertions_are_reported_once_with_and_without_xdist(
     doc = json.loads((pytester.path / "r.json").read_text())
     assert len(doc["gates"]) == 3
     assert result.stdout.str().count("- segfair -") == 1
+
+
+def test_the_json_report_is_the_same_with_two_xdist_workers_as_without(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    # every section that depends on the gates (headline, labels needed, pairs) must see the
+    # gates of every worker: the controller builds the report from the merged results
+    segtester.write_config(gates=[GAP_GATE, {**GAP_GATE, "by": "ethnicity", "max": 0.0001}])
+    pytester.makepyfile(test_fair=TEST_FILE.format(max=0.9))
+
+    def run(name: str, *args: str) -> dict[str, Any]:
+        pytester.runpytest("-p", "no:randomly", "--segfair-json", name, *args)
+        doc = json.loads((pytester.path / name).read_text())
+        doc.pop("generated_at")
+        return doc
+
+    assert run("serial.json", "-n", "0") == run("workers.json", "-n", "2")
 
 
 def test_junit_xml_carries_the_numbers_of_each_gate(
