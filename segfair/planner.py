@@ -971,15 +971,26 @@ def select_cases(
     if auto is None:
         others = [r for r in audit.scores.rulers if r != audit.scores.trusted_ruler]
         auto = others[0] if others else None
+    # one draw per group of an attribute, of the largest number any gate asks there: drawing
+    # the second gate's extra cases from what the first left would record their conditional
+    # probability as the inclusion probability, and the weights would no longer add up
+    by_attr: dict[tuple[str, ...], list[GatePlan]] = {}
     for p in plans:
-        g = audit._by(list(p.by) if len(p.by) > 1 else p.by[0])
-        dis = _disagreement(audit, p.model, auto) if within == "disagreement" else None
+        by_attr.setdefault(tuple(p.by), []).append(p)
+    for key, attr_plans in by_attr.items():
+        g = audit._by(list(key) if len(key) > 1 else key[0])
         for i, lab in enumerate(g.labels):
-            k = int(p.groups.loc[lab, "additional"]) if lab in p.groups.index else 0
-            already = sum(1 for r in rows if r["group"] == lab and r["attribute"] == g.name)
-            k -= already
+            asks = [
+                (int(q.groups.loc[lab, "additional"]), n, q)
+                for n, q in enumerate(attr_plans)
+                if lab in q.groups.index
+            ]
+            if not asks:
+                continue
+            k, _, p = max(asks, key=lambda t: (t[0], -t[1]))  # the first of the largest
             if k <= 0:
                 continue
+            dis = _disagreement(audit, p.model, auto) if within == "disagreement" else None
             pool = np.where((g.codes == i) & ~labelled)[0]
             pool = np.array([c for c in pool if str(audit.cases[c]) not in chosen], dtype=int)
             if len(pool) == 0:

@@ -306,3 +306,26 @@ def test_a_shrinkage_plan_also_shows_the_trusted_gap_above_negligible() -> None:
         shown += defined(Audit(labelled, n_boot=300, seed=seed, min_group_size=20))
     assert planned >= 4
     assert shown >= 0.75 * planned  # promised: 80% predictive power
+
+
+@pytest.mark.parametrize("within", ["random", "disagreement"])
+def test_two_gates_asking_in_one_group_get_one_draw_whose_weights_add_up(within: str) -> None:
+    audit = small_sample()
+    plans = [  # the smaller ask first: the case where a second draw used to happen
+        plan(audit, MinGroupMetricGate(metric="dice", by="age", model="m", min=0.5)),
+        plan(audit, GapGate(metric="dice", by="age", model="m", max=0.2), target_halfwidth=0.04),
+    ]
+    assert (plans[0].groups["additional"] < plans[1].groups["additional"]).any()
+    cases = select_cases(audit, plans, within=within, seed=2)
+    labelled = set(audit.scores.table.loc[audit.scores.table["ruler"] == "expert", "case_id"])
+    for group, rows in cases.groupby("group"):
+        asked = max(int(p.groups.loc[group, "additional"]) for p in plans)
+        pool = int((audit.scores.groups["age"] == group).sum()) - sum(
+            1 for c in labelled if audit.scores.groups.loc[c, "age"] == group
+        )
+        assert len(rows) <= asked
+        assert len(rows) >= min(asked, pool) - (1 if within == "disagreement" else 0)
+        # Horvitz-Thompson: the batch's weights estimate the number of cases it was drawn from
+        if within == "random":
+            assert rows["weight"].sum() == pytest.approx(pool)
+        assert rows["inclusion_probability"].between(0, 1).all()
