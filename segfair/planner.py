@@ -523,6 +523,23 @@ def plan(
     def checks_of() -> list[Any]:  # one evaluation of the gate, only if a calibration needs it
         return _gate_checks(audit, gate, conf)
 
+    def calibrate(st_: _Stats, v0: float, boot: float | None) -> tuple[_Stats, float]:
+        """The plan's sds scaled to the gate's own bootstrap interval (see _bootstrap_se)."""
+        kappa = _scale(boot, v0)
+        if kappa == 1.0:
+            return st_, v0
+        notes.append(_SCALED.format(kappa=kappa))
+        return replace(st_, sd=st_.sd * kappa), v0 * kappa**2
+
+    def target(margin: float, v0: float, z: float) -> float:
+        """The contrast's target standard error; 0 (with a note) when none is plannable."""
+        if target_halfwidth is not None:
+            return target_halfwidth / z_a
+        se = _target_se(margin, v0, z, power)
+        if se <= 0:
+            notes.append(_UNDECIDABLE.format(margin=margin, se=math.sqrt(v0), power=power))
+        return se
+
     cohort = st.n + st.avail
     lower = np.where(cohort > 0, np.minimum(np.maximum(st.n, min_n), cohort), 0).astype(float)
     upper = cohort.astype(float)
@@ -552,20 +569,9 @@ def plan(
             v0 = _pair_variance(st, hi, lo)
             decidable = bool((st.n[has] >= min_n).all())  # else the interval is not the gate's
             if decidable and getattr(gate, "statistic", "gap") == "gap":
-                boot = _bootstrap_se(checks_of(), limit, None, z_side, passing)
-                kappa = _scale(boot, v0)
-                if kappa != 1.0:
-                    st = replace(st, sd=st.sd * kappa)
-                    v0 *= kappa**2
-                    notes.append(_SCALED.format(kappa=kappa))
-            se = (
-                target_halfwidth / z_a
-                if target_halfwidth is not None
-                else _target_se(margin, v0, z_side, power)
-            )
-            target_se = se
+                st, v0 = calibrate(st, v0, _bootstrap_se(checks_of(), limit, None, z_side, passing))
+            se = target_se = target(margin, v0, z_side)
             if se <= 0:
-                notes.append(_UNDECIDABLE.format(margin=margin, se=math.sqrt(v0), power=power))
                 feasible = False
                 continue
             pair = np.array([hi, lo])
@@ -608,19 +614,10 @@ def plan(
             # is below min_group_size (the interval is still the data's; the clip guards it)
             decidable = bool((st.n[has] >= 2).all())
             if decidable:
-                kappa = _scale(_bootstrap_se(checks_of(), limit, None, z_side, sh.passing), v0)
-                if kappa != 1.0:
-                    st = replace(st, sd=st.sd * kappa)
-                    v0 *= kappa**2
-                    notes.append(_SCALED.format(kappa=kappa))
-            se = (
-                target_halfwidth / z_a
-                if target_halfwidth is not None
-                else _target_se(margin, v0, z_side, power)
-            )
-            target_se = se
+                boot = _bootstrap_se(checks_of(), limit, None, z_side, sh.passing)
+                st, v0 = calibrate(st, v0, boot)
+            se = target_se = target(margin, v0, z_side)
             if se <= 0:
-                notes.append(_UNDECIDABLE.format(margin=margin, se=math.sqrt(v0), power=power))
                 feasible = False
             else:
                 n_all, ok = _neyman(st.sd, need, upper, se**2)
