@@ -24,7 +24,7 @@ import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from segfair.version import __version__ as __version__
 
 # Public name → module. Resolved lazily (PEP 562) so that `import segfair` — and pytest loading
 # `segfair.plugin` in every run — does not import numpy, pandas, scipy or nibabel.

@@ -591,7 +591,7 @@ def _estimates_frame(rows: Mapping[str, Estimate]) -> pd.DataFrame:
 
 
 @dataclass(frozen=True, eq=False)
-class _Series:
+class Series:
     """One per-case series in cohort order: values used (NaN = not used) and what was set aside."""
 
     key: tuple[Any, ...]
@@ -601,8 +601,8 @@ class _Series:
     capped: np.ndarray
     undefined: np.ndarray
 
-    def restrict(self, valid: np.ndarray, present: np.ndarray, tag: tuple[Any, ...]) -> _Series:
-        return _Series(
+    def restrict(self, valid: np.ndarray, present: np.ndarray, tag: tuple[Any, ...]) -> Series:
+        return Series(
             key=(*self.key, *tag),
             label=self.label,
             x=np.where(valid, self.x, np.nan),
@@ -617,7 +617,7 @@ class _Series:
 
 
 @dataclass(frozen=True, eq=False)
-class _Groups:
+class Groups:
     """Group labels of every case for one ``by`` and its bootstrap design."""
 
     key: tuple[str, ...]
@@ -725,8 +725,8 @@ class Audit:
             scores.morphology, ("descriptor", "ruler"), "morphology"
         )
         self._cluster_codes = self._cluster(cluster) if cluster is not None else None
-        self._groups_cache: dict[tuple[str, ...], _Groups] = {}
-        self._series_cache: dict[tuple[Any, ...], _Series] = {}
+        self._groups_cache: dict[tuple[str, ...], Groups] = {}
+        self._series_cache: dict[tuple[Any, ...], Series] = {}
         self._reps_cache: dict[tuple[Any, ...], Replicates] = {}
 
     def __repr__(self) -> str:
@@ -790,7 +790,7 @@ class Audit:
         _, codes = np.unique(labels.to_numpy(dtype=object).astype(str), return_inverse=True)
         return codes.astype(np.int64)
 
-    def _by(self, by: ByArg) -> _Groups:
+    def grouping(self, by: ByArg) -> Groups:
         key = (by,) if isinstance(by, str) else tuple(by)
         if not key:
             raise AuditError(
@@ -828,7 +828,7 @@ class Audit:
             seed=self.seed,
             clusters=self._cluster_codes,
         )
-        out = _Groups(
+        out = Groups(
             key=key,
             name=JOIN.join(key),
             labels=labels_t,
@@ -846,7 +846,7 @@ class Audit:
         if ruler not in self.scores.rulers:
             raise AuditError(UNKNOWN_RULER.format(name=ruler, valid=", ".join(self.scores.rulers)))
 
-    def _series(self, metric: str, *, model: str, ruler: str) -> _Series:
+    def series(self, metric: str, *, model: str, ruler: str) -> Series:
         self._check_model(model)
         self._check_ruler(ruler)
         idx = self._score_index
@@ -865,7 +865,7 @@ class Audit:
             metric,
         )
 
-    def _agreement(self, metric: str, *, ruler: str) -> _Series:
+    def agreement_series(self, metric: str, *, ruler: str) -> Series:
         self._check_ruler(ruler)
         idx = self._agreement_index
 
@@ -883,7 +883,7 @@ class Audit:
             metric,
         )
 
-    def _descriptor(self, name: str, *, ruler: str) -> _Series:
+    def descriptor_series(self, name: str, *, ruler: str) -> Series:
         idx = self._morph_index
 
         def unknown() -> str:
@@ -903,7 +903,7 @@ class Audit:
         unknown: Callable[[], str],
         label: str,
         metric: str,
-    ) -> _Series:
+    ) -> Series:
         """One per-case series, prepared once: ``found`` is its (positions, values) in the
         index, None when the index has no such series (``unknown()`` says what it has)."""
         hit = self._series_cache.get(key)
@@ -917,7 +917,7 @@ class Audit:
 
     def _prepare(
         self, key: tuple[Any, ...], label: str, metric: str, pos: np.ndarray, values: np.ndarray
-    ) -> _Series:
+    ) -> Series:
         n = len(self.cases)
         raw = np.full(n, np.nan)
         raw[pos] = values
@@ -930,21 +930,35 @@ class Audit:
             raw = np.where(capped, self.cap, raw)
         raw = np.where(np.isfinite(raw), raw, np.nan)
         undefined = present & np.isnan(raw)
-        return _Series(
+        return Series(
             key=key, label=label, x=raw, present=present, capped=capped, undefined=undefined
         )
 
-    def _reps(self, g: _Groups, series: Sequence[_Series], statistic: Statistic) -> Replicates:
+    def _reps(self, g: Groups, series: Sequence[Series], statistic: Statistic) -> Replicates:
         key = (g.key, tuple(s.key for s in series), statistic)
         hit = self._reps_cache.get(key)
         if hit is not None:
             return hit
         x = np.stack([s.x for s in series], axis=1)
-        out = group_statistic(g.design, x, statistic, self._case_weights(series))
+        out = group_statistic(g.design, x, statistic, self.case_weights(series))
         self._reps_cache[key] = out
         return out
 
-    def _case_weights(self, series: Sequence[_Series]) -> np.ndarray | None:
+    def labelled_mask(self) -> np.ndarray:
+        """Which cases (in cohort order, :attr:`cases`) carry a score on the trusted ruler.
+
+        Example
+        -------
+        >>> int(Audit(example_scores(), n_boot=200).labelled_mask().sum())
+        40
+        """
+        mask = np.zeros(len(self.cases), dtype=bool)
+        for (_, r, _), (pos, _) in self._score_index.items():
+            if r == self.scores.trusted_ruler:
+                mask[pos] = True
+        return mask
+
+    def case_weights(self, series: Sequence[Series]) -> np.ndarray | None:
         """Design weights per case and series, or None when no series is from the sample.
 
         A series is weighted when every case it holds is in the trusted ruler's labelled
@@ -955,10 +969,7 @@ class Audit:
             return None
         cached = getattr(self, "_design_cache", None)
         if cached is None:
-            sampled = np.zeros(len(self.cases), dtype=bool)
-            for (_, r, _), (pos, _) in self._score_index.items():
-                if r == self.scores.trusted_ruler:
-                    sampled[pos] = True
+            sampled = self.labelled_mask()
             w = pd.to_numeric(self.design_weights, errors="coerce")
             w.index = w.index.astype(str)
             wv = w.reindex(self.cases).to_numpy(dtype=np.float64)
@@ -979,7 +990,7 @@ class Audit:
         _check_confidence(confidence)
         return float(confidence)
 
-    def _select(self, g: _Groups, groups: Iterable[str] | None) -> np.ndarray:
+    def _select(self, g: Groups, groups: Iterable[str] | None) -> np.ndarray:
         if groups is None:
             return np.arange(len(g.labels))
         wanted = list(groups)
@@ -988,13 +999,13 @@ class Audit:
                 raise AuditError(UNKNOWN_GROUP.format(name=w, by=g.name, valid=", ".join(g.labels)))
         return np.array([i for i, lab in enumerate(g.labels) if lab in set(wanted)], dtype=int)
 
-    def _counts(self, g: _Groups, mask: np.ndarray) -> np.ndarray:
+    def _counts(self, g: Groups, mask: np.ndarray) -> np.ndarray:
         return np.bincount(g.codes[mask], minlength=len(g.labels))
 
     # -- building blocks -----------------------------------------------------------------------
 
     def _group_table(
-        self, g: _Groups, reps: Replicates, s: int, series: _Series, conf: float
+        self, g: Groups, reps: Replicates, s: int, series: Series, conf: float
     ) -> tuple[pd.DataFrame, pd.Series, list[str]]:
         notes: list[str] = []
         n = reps.n[:, s]
@@ -1043,14 +1054,14 @@ class Audit:
             )
         return frame, overall, notes
 
-    def _interval_ok(self, g: _Groups, n: np.ndarray) -> np.ndarray:
+    def _interval_ok(self, g: Groups, n: np.ndarray) -> np.ndarray:
         ok = n >= 2
         if g.design.clustered:
             ok &= g.design.n_clusters >= 2
         return np.asarray(ok)
 
     def _contrast_gap(
-        self, g: _Groups, reps: Replicates, s: int, sel: np.ndarray, conf: float
+        self, g: Groups, reps: Replicates, s: int, sel: np.ndarray, conf: float
     ) -> tuple[Estimate, np.ndarray, list[str]]:
         """Gap over ``sel`` groups; returns its Estimate, the groups used and notes."""
         notes: list[str] = []
@@ -1094,10 +1105,10 @@ class Audit:
 
         Examples
         --------
-        >>> Audit(_example_scores(), n_boot=200).group_sizes(by="age", ruler="expert").tolist()
+        >>> Audit(example_scores(), n_boot=200).group_sizes(by="age", ruler="expert").tolist()
         [20, 20]
         """
-        g = self._by(by)
+        g = self.grouping(by)
         if model is not None:
             self._check_model(model)
         if ruler is not None:
@@ -1145,14 +1156,14 @@ class Audit:
 
         Examples
         --------
-        >>> audit = Audit(_example_scores(), n_boot=200)
+        >>> audit = Audit(example_scores(), n_boot=200)
         >>> audit.by_group("dice", by="age", model="m").by_group["n"].tolist()
         [20, 20]
         """
         ruler = self.scores.trusted_ruler if ruler is None else ruler
         conf = self._conf(confidence)
-        series = self._series(metric, model=model, ruler=ruler)
-        g = self._by(by)
+        series = self.series(metric, model=model, ruler=ruler)
+        g = self.grouping(by)
         reps = self._reps(g, [series], self.statistic)
         frame, overall, notes = self._group_table(g, reps, 0, series, conf)
         return GroupEstimates(
@@ -1201,13 +1212,13 @@ class Audit:
 
         Examples
         --------
-        >>> audit = Audit(_example_scores(), n_boot=200)
+        >>> audit = Audit(example_scores(), n_boot=200)
         >>> r = audit.gap("dice", by="age", model="m", reference="old")
         >>> round(r.gap.estimate, 3), round(r.ratio.estimate, 3)
         (0.1, 0.875)
         """
         ruler = self.scores.trusted_ruler if ruler is None else ruler
-        series = self._series(metric, model=model, ruler=ruler)
+        series = self.series(metric, model=model, ruler=ruler)
         return self._gap_of(
             series,
             metric=metric,
@@ -1222,7 +1233,7 @@ class Audit:
 
     def _gap_of(
         self,
-        series: _Series,
+        series: Series,
         *,
         metric: str,
         by: ByArg,
@@ -1234,7 +1245,7 @@ class Audit:
         statistic: Statistic,
     ) -> GapResult:
         conf = self._conf(confidence)
-        g = self._by(by)
+        g = self.grouping(by)
         sel = self._select(g, groups)
         reps = self._reps(g, [series], statistic)
         frame, overall, notes = self._group_table(g, reps, 0, series, conf)
@@ -1327,18 +1338,18 @@ class Audit:
 
         Examples
         --------
-        >>> audit = Audit(_example_scores(), n_boot=200)
+        >>> audit = Audit(example_scores(), n_boot=200)
         >>> r = audit.dpd_dir("dice", by="age", model="m", threshold=0.75)
         >>> r.by_group["estimate"].tolist(), r.dpd.estimate, r.dir.estimate
         ([0.0, 1.0], 1.0, 0.0)
         """
         ruler = self.scores.trusted_ruler if ruler is None else ruler
-        base = self._series(metric, model=model, ruler=ruler)
+        base = self.series(metric, model=model, ruler=ruler)
         key = ("rate", metric, model, ruler, float(threshold))
         rate = self._series_cache.get(key)
         if rate is None:
             ind = np.where(base.valid, (base.x > threshold).astype(float), np.nan)
-            rate = _Series(
+            rate = Series(
                 key=key,
                 label=f"{base.label} ({metric} > {threshold:g})",
                 x=ind,
@@ -1389,14 +1400,14 @@ class Audit:
 
         Examples
         --------
-        >>> audit = Audit(_example_scores(), n_boot=200)
+        >>> audit = Audit(example_scores(), n_boot=200)
         >>> round(audit.equity_scaled("dice", by="age", model="m").es.estimate, 4)
         0.6818
         """
         ruler = self.scores.trusted_ruler if ruler is None else ruler
         conf = self._conf(confidence)
-        series = self._series(metric, model=model, ruler=ruler)
-        g = self._by(by)
+        series = self.series(metric, model=model, ruler=ruler)
+        g = self.grouping(by)
         reps = self._reps(g, [series], "mean")
         frame, overall, notes = self._group_table(g, reps, 0, series, conf)
         has = reps.n[:, 0] > 0
@@ -1436,19 +1447,19 @@ class Audit:
 
         Examples
         --------
-        >>> audit = Audit(_example_scores(), n_boot=200)
+        >>> audit = Audit(example_scores(), n_boot=200)
         >>> round(audit.mamamia_fairness(by="age", model="m").score.estimate, 3)
         0.917
         """
         ruler = self.scores.trusted_ruler if ruler is None else ruler
         conf = self._conf(confidence)
         half = 1 - (1 - conf) / 2
-        dice = self._series("dice", model=model, ruler=ruler)
-        hd = self._series("hd95", model=model, ruler=ruler)
+        dice = self.series("dice", model=model, ruler=ruler)
+        hd = self.series("hd95", model=model, ruler=ruler)
         key = ("normhd", model, ruler, self.cap)
         norm = self._series_cache.get(key)
         if norm is None:
-            norm = _Series(
+            norm = Series(
                 key=key,
                 label=f"{model} @ {ruler} (NormHD)",
                 x=np.minimum(hd.x / self.cap, 1.0),
@@ -1518,8 +1529,8 @@ class Audit:
 
     def _paired(
         self,
-        a: _Series,
-        b: _Series,
+        a: Series,
+        b: Series,
         *,
         by: ByArg,
         groups: Sequence[str] | None,
@@ -1531,7 +1542,7 @@ class Audit:
         present = a.present & b.present
         ra = a.restrict(valid, present, ("paired", b.key))
         rb = b.restrict(valid, present, ("paired", a.key))
-        g = self._by(by)
+        g = self.grouping(by)
         sel = self._select(g, groups)
         reps = self._reps(g, [ra, rb], self.statistic)
         notes: list[str] = []
@@ -1569,7 +1580,7 @@ class Audit:
             "by_group": by_group,
         }, notes
 
-    def _negligible(self, metric: str, negligible: float | None) -> float:
+    def negligible_for(self, metric: str, negligible: float | None) -> float:
         if negligible is None:
             return NEGLIGIBLE_DISTANCE_GAP if metric in DISTANCE_METRICS else NEGLIGIBLE_GAP
         if not isinstance(negligible, int | float) or not negligible >= 0:
@@ -1610,16 +1621,16 @@ class Audit:
 
         Examples
         --------
-        >>> audit = Audit(_example_scores(), n_boot=200)
+        >>> audit = Audit(example_scores(), n_boot=200)
         >>> r = audit.ruler_distortion("dice", by="age", model="m", automated="auto")
         >>> round(r.shrinkage.estimate, 2), round(r.hidden_gap.estimate, 3)
         (0.5, 0.05)
         """
         trusted = self.scores.trusted_ruler if trusted is None else trusted
         conf = self._conf(confidence)
-        neg = self._negligible(metric, negligible)
-        t = self._series(metric, model=model, ruler=trusted)
-        a = self._series(metric, model=model, ruler=automated)
+        neg = self.negligible_for(metric, negligible)
+        t = self.series(metric, model=model, ruler=trusted)
+        a = self.series(metric, model=model, ruler=automated)
         out, notes = self._paired(a, t, by=by, groups=groups, conf=conf, names=(automated, trusted))
         gap_t: Estimate = out["gap_b"]
         defined = bool(gap_t.lower > neg)
@@ -1668,16 +1679,16 @@ class Audit:
 
         Examples
         --------
-        >>> audit = Audit(_example_scores(), n_boot=200)
+        >>> audit = Audit(example_scores(), n_boot=200)
         >>> r = audit.amplification("dice", by="age", model="m2", baseline="m")
         >>> round(r.amplification.estimate, 2)
         0.5
         """
         ruler = self.scores.trusted_ruler if ruler is None else ruler
         conf = self._conf(confidence)
-        neg = self._negligible(metric, negligible)
-        m = self._series(metric, model=model, ruler=ruler)
-        b = self._series(metric, model=baseline, ruler=ruler)
+        neg = self.negligible_for(metric, negligible)
+        m = self.series(metric, model=model, ruler=ruler)
+        b = self.series(metric, model=baseline, ruler=ruler)
         out, notes = self._paired(m, b, by=by, groups=groups, conf=conf, names=(model, baseline))
         gap_b: Estimate = out["gap_b"]
         defined = bool(gap_b.lower > neg)
@@ -1721,7 +1732,7 @@ class Audit:
 
         Examples
         --------
-        >>> audit = Audit(_example_scores(), n_boot=200)
+        >>> audit = Audit(example_scores(), n_boot=200)
         >>> r = audit.label_audit(by="age", metrics=("dice",))
         >>> r.gaps["estimate"].round(2).tolist()
         [0.1]
@@ -1742,7 +1753,7 @@ class Audit:
                 if (r, metric) not in self._agreement_index:
                     notes.append(f"no agreement scores of {metric!r} for ruler {r!r}")
                     continue
-                s = self._agreement(metric, ruler=r)
+                s = self.agreement_series(metric, ruler=r)
                 results[(r, metric)] = self._gap_of(
                     s,
                     metric=metric,
@@ -1754,7 +1765,7 @@ class Audit:
                     confidence=conf,
                     statistic=self.statistic,
                 )
-        g = self._by(by)
+        g = self.grouping(by)
         if results:
             by_group = pd.concat(
                 {k: v.by_group for k, v in results.items()}, names=["ruler", "metric", g.name]
@@ -1816,7 +1827,7 @@ class Audit:
             numeric = bool(num.notna().sum() > 0 and num.notna().sum() == col.notna().sum())
             return (num if numeric else col.astype(object)), numeric
         if (stratify, ruler) in self._morph_index:
-            s = self._descriptor(stratify, ruler=ruler)
+            s = self.descriptor_series(stratify, ruler=ruler)
             return pd.Series(s.x, index=self.cases), True
         valid = sorted(
             set(meta.columns.astype(str) if meta is not None else [])
@@ -1851,7 +1862,7 @@ class Audit:
 
         Examples
         --------
-        >>> audit = Audit(_example_scores(), n_boot=200)
+        >>> audit = Audit(example_scores(), n_boot=200)
         >>> r = audit.controlled_gap("dice", by="age", model="m", stratify="volume_ml", bins=2)
         >>> round(r.gap.estimate, 2), round(r.crude_gap.estimate, 2)
         (0.1, 0.1)
@@ -1860,7 +1871,7 @@ class Audit:
         conf = self._conf(confidence)
         if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
             raise AuditError(BAD_BINS.format(value=bins))
-        series = self._series(metric, model=model, ruler=ruler)
+        series = self.series(metric, model=model, ruler=ruler)
         cov, numeric = self._covariate(stratify, self.scores.trusted_ruler)
         if numeric:
             cut = pd.qcut(cov, q=bins, duplicates="drop")
@@ -1881,7 +1892,7 @@ class Audit:
         if (codes < 0).any():
             s_labels.append("missing")
             codes = np.where(codes < 0, len(s_labels) - 1, codes)
-        g = self._by(by)
+        g = self.grouping(by)
         sel = self._select(g, groups)
         notes: list[str] = []
         # one series per stratum on the same design: the replicates stay paired across strata
@@ -2047,7 +2058,7 @@ class Audit:
 
         Examples
         --------
-        >>> audit = Audit(_example_scores(), n_boot=200)
+        >>> audit = Audit(example_scores(), n_boot=200)
         >>> r = audit.morphology_shift(by="age", reference="old")
         >>> round(float(r.by_group.loc[("volume_ml", "young"), "mean_ratio"]), 3)
         1.5
@@ -2055,7 +2066,7 @@ class Audit:
         ruler = self.scores.trusted_ruler if ruler is None else ruler
         self._check_ruler(ruler)
         conf = self._conf(confidence)
-        g = self._by(by)
+        g = self.grouping(by)
         if reference is None:
             reference = g.labels[int(np.argmax(g.design.sizes))]
         else:
@@ -2070,8 +2081,8 @@ class Audit:
         tests = []
         notes: list[str] = []
         for name in names:
-            s = self._descriptor(name, ruler=ruler)
-            sq = _Series(
+            s = self.descriptor_series(name, ruler=ruler)
+            sq = Series(
                 key=(*s.key, "squared"),
                 label=s.label,
                 x=s.x**2,
@@ -2179,7 +2190,7 @@ class Audit:
 
         Examples
         --------
-        >>> audit = Audit(_example_scores(), n_boot=200)
+        >>> audit = Audit(example_scores(), n_boot=200)
         >>> audit.coverage(by="age", model="m").by_group["coverage"].tolist()
         [1.0, 1.0]
         """
@@ -2188,7 +2199,7 @@ class Audit:
             models = list(self.scores.models)
         else:
             models = [model] if isinstance(model, str) else list(model)
-        g = self._by(by)
+        g = self.grouping(by)
         ex = self.scores.exclusions
         rows = []
         overall_rows = []
@@ -2273,15 +2284,15 @@ class Audit:
 
         Examples
         --------
-        >>> audit = Audit(_example_scores(), n_boot=200)
+        >>> audit = Audit(example_scores(), n_boot=200)
         >>> r = audit.association("dice", attribute="age", model="m")
         >>> r.kruskal_p < 0.001, round(r.slope, 4)
         (True, 0.0033)
         """
         ruler = self.scores.trusted_ruler if ruler is None else ruler
         conf = self._conf(confidence)
-        s = self._series(metric, model=model, ruler=ruler)
-        g = self._by(attribute)
+        s = self.series(metric, model=model, ruler=ruler)
+        g = self.grouping(attribute)
         notes: list[str] = []
         vals = [s.x[(g.codes == i) & s.valid] for i in range(len(g.labels))]
         nonempty = [v for v in vals if len(v)]
@@ -2392,7 +2403,7 @@ def _positive_side(e: Estimate) -> Estimate:
     return Estimate(_clip0(e.estimate), _clip0(e.lower), _clip0(e.upper), e.confidence)
 
 
-def _example_scores() -> Scores:
+def example_scores() -> Scores:
     """A tiny deterministic cohort for the docstring examples."""
     ids = [f"c{i:02d}" for i in range(40)]
     young = np.arange(40) < 20

@@ -35,7 +35,6 @@ from typing import IO, Any
 
 import pandas as pd
 
-from segfair import __version__
 from segfair.cohort import Cohort
 from segfair.errors import CohortError, InputError, Problem, SegfairError
 from segfair.scores import (
@@ -45,6 +44,7 @@ from segfair.scores import (
     SCORE_COLUMNS,
     Scores,
 )
+from segfair.version import __version__
 
 __all__ = ["CaseResult", "CaseTask", "evaluate", "evaluate_case"]
 

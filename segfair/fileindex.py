@@ -36,7 +36,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from segfair import __version__
+from segfair.version import __version__
 
 __all__ = ["SETTLE_NS", "FileIndex", "file_index"]
 

@@ -24,10 +24,10 @@ Decision rules
 
 Example
 -------
->>> from segfair.audit import Audit, _example_scores
+>>> from segfair.audit import Audit, example_scores
 >>> gate = parse_gate({"kind": "gap", "metric": "dice", "by": "age", "model": "m", "max": 0.05,
 ...                    "min_group_size": 10})
->>> result = evaluate_gate(Audit(_example_scores(), n_boot=200), gate)
+>>> result = evaluate_gate(Audit(example_scores(), n_boot=200), gate)
 >>> result.id, result.status
 ('gap[dice,age,m]', 'failed')
 """
@@ -1141,7 +1141,7 @@ def _eval(
         )
         if (gate.automated, gate.metric) not in la.results:
             # the audit's own error lists the agreement metrics it has
-            audit._agreement(gate.metric, ruler=gate.automated)
+            audit.agreement_series(gate.metric, ruler=gate.automated)
         r = la.results[(gate.automated, gate.metric)]
         checks = _group_checks(r.by_group, f"{gate.metric} agreement", gate.min, gate.max)
         if gate.max_gap is not None:
@@ -1459,8 +1459,8 @@ def evaluate_gate(
 
     Examples
     --------
-    >>> from segfair.audit import _example_scores
-    >>> audit = Audit(_example_scores(), n_boot=200)
+    >>> from segfair.audit import example_scores
+    >>> audit = Audit(example_scores(), n_boot=200)
     >>> r = evaluate_gate(audit, MinGroupMetricGate(metric="dice", by="age", model="m", min=0.6,
     ...                                             min_group_size=10))
     >>> r.status, r.ok
@@ -1502,9 +1502,9 @@ def _with_label_plan(audit: Audit, gate: Gate, result: GateResult, conf: float) 
     if getattr(gate, "by", None) is None or not (undecided or gate.statistical):
         return result
     try:
-        from segfair.planner import _labelled_mask, plan
+        from segfair.planner import plan
 
-        if not undecided and _labelled_mask(audit).all():
+        if not undecided and audit.labelled_mask().all():
             return result  # every case has its trusted label: nothing to plan
         p = plan(audit, gate, confidence=conf)
     except Exception:  # a plan is advice: its failure must never break a verdict
@@ -1690,8 +1690,8 @@ def evaluate_gates(
 
     Examples
     --------
-    >>> from segfair.audit import _example_scores
-    >>> audit = Audit(_example_scores(), n_boot=200, min_group_size=10)
+    >>> from segfair.audit import example_scores
+    >>> audit = Audit(example_scores(), n_boot=200, min_group_size=10)
     >>> gates = parse_gates([
     ...     {"kind": "min_group_metric", "metric": "dice", "by": "age", "model": "m", "min": 0.6},
     ...     {"kind": "gap", "metric": "dice", "by": "age", "model": "m", "max": 0.2}])

@@ -15,9 +15,9 @@ this module answers three questions (the statistics are in ``docs/partial-labels
 
 Example
 -------
->>> from segfair.audit import Audit, _example_scores
+>>> from segfair.audit import Audit, example_scores
 >>> from segfair.gates import GapGate
->>> audit = Audit(_example_scores(), n_boot=200)
+>>> audit = Audit(example_scores(), n_boot=200)
 >>> p = plan(audit, GapGate(metric="dice", by="age", model="m", max=0.2))
 >>> p.method, p.total_additional >= 0
 ('normal', True)
@@ -234,20 +234,11 @@ class _Stats:
     sd: np.ndarray  # per-label sd: Var(mean) ≈ sd² / n
 
 
-def _labelled_mask(audit: Audit) -> np.ndarray:
-    # private plumbing of the audit, read-only: the cases that carry a trusted label
-    mask = np.zeros(len(audit.cases), dtype=bool)
-    for (_, r, _), (pos, _) in audit._score_index.items():
-        if r == audit.scores.trusted_ruler:
-            mask[pos] = True
-    return mask
-
-
 def _group_stats(audit: Audit, x: np.ndarray, by: Any) -> _Stats:
-    g = audit._by(by)
-    weights = audit._case_weights([_series_like(x)])
+    g = audit.grouping(by)
+    weights = audit.case_weights([_series_like(x)])
     w = np.ones(len(x)) if weights is None else weights[:, 0]
-    labelled = _labelled_mask(audit)
+    labelled = audit.labelled_mask()
     k = len(g.labels)
     n, avail = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
     mean, sd = np.full(k, np.nan), np.full(k, np.nan)
@@ -409,21 +400,21 @@ def _gate_parts(audit: Audit, gate: Any) -> tuple[str, np.ndarray | None, list[t
 
     trusted = audit.scores.trusted_ruler
     if isinstance(gate, G.GapGate) and gate.statistic in ("gap", "to_overall"):
-        s = audit._series(gate.metric, model=gate.model, ruler=gate.ruler or trusted)
+        s = audit.series(gate.metric, model=gate.model, ruler=gate.ruler or trusted)
         assert gate.max is not None
         return "gap", s.x, [("gap", float(gate.max))]
     if isinstance(gate, G.DpdGate):
-        s = audit._series(gate.metric, model=gate.model, ruler=trusted)
+        s = audit.series(gate.metric, model=gate.model, ruler=trusted)
         x = np.where(s.valid, (s.x > gate.threshold).astype(float), np.nan)
         return "dpd", x, [("gap", float(gate.max))]
     if isinstance(gate, G.MinGroupMetricGate):
-        s = audit._series(gate.metric, model=gate.model, ruler=gate.ruler or trusted)
+        s = audit.series(gate.metric, model=gate.model, ruler=gate.ruler or trusted)
         if gate.min is not None:
             return "level", s.x, [("min", float(gate.min))]
         assert gate.max is not None
         return "level", s.x, [("max", float(gate.max))]
     if isinstance(gate, G.LabelAgreementGate):
-        s = audit._agreement(gate.metric, ruler=gate.automated)
+        s = audit.agreement_series(gate.metric, ruler=gate.automated)
         checks: list[tuple[str, float]] = []
         if gate.min is not None:
             checks.append(("min", float(gate.min)))
@@ -512,7 +503,7 @@ def plan(
     z_a = _z(1 - (1 - conf) / 2)
     notes: list[str] = []
     if x is None:
-        x = np.where(_labelled_mask(audit), 0.0, np.nan)
+        x = np.where(audit.labelled_mask(), 0.0, np.nan)
         notes.append(
             f"no closed form for {gate.kind} gates: the plan brings every group to "
             f"min_group_size = {min_n}"
@@ -680,7 +671,7 @@ def plan(
             "needed": need.astype(np.int64),
             "additional": (need - st.n).astype(np.int64),
         },
-        index=pd.Index(list(st.labels), name=audit._by(by).name),
+        index=pd.Index(list(st.labels), name=audit.grouping(by).name),
     )
     if not feasible:
         notes.append("even labelling every remaining case may not make this gate conclusive")
@@ -688,7 +679,7 @@ def plan(
         gate_id=gate.id,
         kind=gate.kind,
         method="normal" if checks else "min_group_size",
-        by=audit._by(by).key,
+        by=audit.grouping(by).key,
         model=getattr(gate, "model", None),
         groups=frame,
         estimate=estimate,
@@ -731,10 +722,10 @@ def _share_parts(audit: Audit, gate: Any, by: Any) -> _Share | None:
     """
     from segfair import gates as G
 
-    t = audit._series(
+    t = audit.series(
         gate.metric, model=gate.model, ruler=gate.trusted or audit.scores.trusted_ruler
     )
-    a = audit._series(gate.metric, model=gate.model, ruler=gate.automated)
+    a = audit.series(gate.metric, model=gate.model, ruler=gate.automated)
     both = t.valid & a.valid
     st_t = _group_stats(audit, np.where(both, t.x, np.nan), by)
     st_a = _group_stats(audit, np.where(both, a.x, np.nan), by)
@@ -751,7 +742,7 @@ def _share_parts(audit: Audit, gate: Any, by: Any) -> _Share | None:
     tau[hi], tau[lo] = 1.0, -1.0
     alpha[ha] += 1.0
     alpha[la] -= 1.0
-    codes = audit._by(by).codes
+    codes = audit.grouping(by).codes
     y = np.where(both, (alpha[codes] * a.x - r * tau[codes] * t.x) / gap_t, np.nan)
     estimate = 1.0 - r if isinstance(gate, G.RulerShrinkageGate) else r - 1.0
     return _Share(y, estimate, estimate <= gate.max, ((hi, lo), (ha, la)), st_t)
@@ -782,7 +773,7 @@ def _defined_labels(
     gap, planned like a failing gap and calibrated to its bootstrap interval. None: no number
     of labels is likely to get there.
     """
-    neg = audit._negligible(gate.metric, gate.negligible)
+    neg = audit.negligible_for(gate.metric, gate.negligible)
     hi, lo = int(pair[0]), int(pair[1])
     gap_t = float(st.mean[hi] - st.mean[lo])
     v0 = _pair_variance(st, hi, lo)
@@ -842,10 +833,10 @@ def simulate_plan(
     if not passing:
         k_ = int(np.isfinite(p.groups["estimate"]).sum())
         n_pairs = max(1, k_ * (k_ - 1) // 2)
-    g = audit._by(list(p.by) if len(p.by) > 1 else p.by[0])
+    g = audit.grouping(list(p.by) if len(p.by) > 1 else p.by[0])
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7331]))
     z_a = _z(1 - (1 - p.confidence) / 2)
-    weights = audit._case_weights([_series_like(x)])
+    weights = audit.case_weights([_series_like(x)])
     w = np.ones(len(x)) if weights is None else weights[:, 0]
     pools = []
     for i in range(len(g.labels)):
@@ -961,7 +952,7 @@ def select_cases(
     if within not in ("disagreement", "random"):
         raise PlanError(f"within must be 'disagreement' or 'random'; got {within!r}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 4242]))
-    labelled = _labelled_mask(audit)
+    labelled = audit.labelled_mask()
     rows: list[dict[str, Any]] = []
     chosen: set[str] = set()
     auto = automated
@@ -975,7 +966,7 @@ def select_cases(
     for p in plans:
         by_attr.setdefault(tuple(p.by), []).append(p)
     for key, attr_plans in by_attr.items():
-        g = audit._by(list(key) if len(key) > 1 else key[0])
+        g = audit.grouping(list(key) if len(key) > 1 else key[0])
         for i, lab in enumerate(g.labels):
             asks = [
                 (int(q.groups.loc[lab, "additional"]), n, q)
@@ -1086,7 +1077,7 @@ def _disagreement(audit: Audit, model: str | None, automated: str | None) -> np.
     if model is None or automated is None:
         return None
     try:
-        s = audit._series("dice", model=model, ruler=automated)
+        s = audit.series("dice", model=model, ruler=automated)
     except SegfairError:
         return None
     return np.asarray(1.0 - s.x)

@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import numpy as np
 import pandas as pd
 
-from segfair import __version__
 from segfair.errors import SegfairError
+from segfair.version import __version__
 
 if TYPE_CHECKING:
     import jinja2

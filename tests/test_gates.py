@@ -661,9 +661,9 @@ def test_results_carry_a_number_for_every_field(audit: Audit) -> None:
 
 
 def test_no_regression_compares_the_gap_with_the_baseline_report() -> None:
-    from segfair.audit import _example_scores
+    from segfair.audit import example_scores
 
-    audit = Audit(_example_scores(), n_boot=200, min_group_size=10)
+    audit = Audit(example_scores(), n_boot=200, min_group_size=10)
     gate = parse_gate(
         {"kind": "no_regression", "metric": "dice", "by": "age", "model": "m", "max_increase": 0.02}
     )
