@@ -35,6 +35,7 @@ import nibabel as nib
 import numpy as np
 
 from segfair import io, metrics, morphology
+from segfair.metrics.arrays import find_extent, union_box
 from segfair.cohort import load_cohort
 from segfair.evaluate import build_tasks, evaluate_case
 from segfair.synth import make_cohort
@@ -77,7 +78,7 @@ def main() -> None:
         arrays = {k: m.array for k, m in masks.items()}
         spacing = masks["ruler:expert"].spacing
         sizes = {k: int(np.count_nonzero(a)) for k, a in arrays.items()}
-        box = metrics._union_box((metrics._extent(a) for a in arrays.values()), len(shape))
+        box = union_box((find_extent(a) for a in arrays.values()), len(shape))
         crop = tuple(s.stop - s.start for s in box)
         compressed = sum(Path(f).stat().st_size for f in files)
 

@@ -840,15 +840,15 @@ def _binary_bytes(data: NDArray[Any], labels: tuple[int, ...]) -> NDArray[np.boo
         return None
     if not (data.flags.c_contiguous or data.flags.f_contiguous):
         return None
-    from segfair.metrics import _extent_and_peak, _remember_extent
+    from segfair.metrics.arrays import extent_and_peak, remember_extent
 
     # The same pass finds the bounding box, which the metrics and the morphology then reuse
     # instead of scanning the volume again (the mask is immutable: bytes-backed, read-only).
-    extent, peak = _extent_and_peak(data.view(np.uint8))
+    extent, peak = extent_and_peak(data.view(np.uint8))
     if peak > 1:  # int8 -1 reads as 255: not binary
         return None
     foreground = data.view(np.bool_)
-    _remember_extent(foreground, extent)
+    remember_extent(foreground, extent)
     return foreground
 
 

@@ -1068,7 +1068,7 @@ def test_zlib_and_isal_inflate_a_nifti_to_the_same_mask(
 def test_the_bounding_box_found_while_reading_a_binary_mask_is_reused_by_the_metrics(
     tmp_path: Path,
 ) -> None:
-    from segfair import metrics
+    from segfair.metrics import arrays
 
     mask = np.zeros((20, 18, 12), bool)
     mask[4:9, 7:15, 2:5] = True
@@ -1076,8 +1076,8 @@ def test_the_bounding_box_found_while_reading_a_binary_mask_is_reused_by_the_met
 
     loaded = load_mask(tmp_path / "case.nii.gz")
 
-    assert id(loaded.array) in metrics._KNOWN_EXTENTS  # found while checking for 0/1
-    assert metrics._extent(loaded.array) == [(4, 9), (7, 15), (2, 5)]
+    assert id(loaded.array) in arrays._KNOWN_EXTENTS  # found while checking for 0/1
+    assert arrays.find_extent(loaded.array) == [(4, 9), (7, 15), (2, 5)]
 
 
 def _variants(tmp_path: Path) -> dict[str, Path]:
