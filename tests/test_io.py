@@ -1054,7 +1054,7 @@ def test_zlib_and_isal_inflate_a_nifti_to_the_same_mask(
 ) -> None:
     import zlib
 
-    import segfair.io as sio
+    import segfair.io.inflate as sio
 
     mask = blob((15, 12, 9))
     save_mask(tmp_path / "case.nii.gz", mask)
@@ -1131,7 +1131,7 @@ def test_every_kind_of_nifti_header_reads_as_nibabel_reads_it(tmp_path: Path) ->
 
 
 def test_a_whole_gzip_stream_is_inflated_at_once_into_the_promised_size(tmp_path: Path) -> None:
-    import segfair.io as sio
+    import segfair.io.inflate as sio
 
     save_mask(tmp_path / "case.nii", blob((10, 9, 8)))
     plain = (tmp_path / "case.nii").read_bytes()

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from segfair import metrics as m
+from segfair.errors import GeometryError, InputError
 from segfair.metrics import arrays as m_arrays
 from segfair.metrics import engine as m_engine
-from segfair.errors import GeometryError, InputError
 
 PROPERTY_SETTINGS = settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
