@@ -7,9 +7,10 @@ from typing import Any, Final
 
 _inflate_lib: Any  # zlib, or ISA-L's drop-in isal_zlib
 try:  # optional (segfair[fast]): ISA-L inflates the same gzip stream ≈1.3x faster than zlib
-    from isal import isal_zlib as _inflate_lib
+    from isal import isal_zlib
 
-    _INFLATE_ERRORS: tuple[type[Exception], ...] = (_inflate_lib.error,)
+    _inflate_lib = isal_zlib
+    _INFLATE_ERRORS: tuple[type[Exception], ...] = (isal_zlib.error,)
 except ImportError:  # pragma: no cover - depends on the environment
     _inflate_lib = zlib
     _INFLATE_ERRORS = ()
