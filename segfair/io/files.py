@@ -74,8 +74,8 @@ def _suffix(path: str) -> str | None:
     return None
 
 
-def _check_file(path: str, where: _Where) -> str:
-    """Return the supported suffix of an existing regular file, or raise."""
+def _supported_suffix(path: str, where: _Where) -> str:
+    """Return the supported suffix of ``path``, or raise naming the unsupported one."""
     suffix = _suffix(path)
     if suffix is None:
         name = os.path.basename(path)
@@ -83,6 +83,12 @@ def _check_file(path: str, where: _Where) -> str:
         where.fail(
             MSG_SUFFIX.format(suffix=shown, supported=", ".join(SUPPORTED_SUFFIXES)), FIX_SUFFIX
         )
+    return suffix
+
+
+def _check_file(path: str, where: _Where) -> str:
+    """Return the supported suffix of an existing regular file, or raise."""
+    suffix = _supported_suffix(path, where)
     if not os.path.exists(path):
         where.fail(MSG_MISSING, FIX_MISSING)
     if not os.path.isfile(path):

@@ -11,19 +11,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segfair.io.atomic import _write_atomically
-from segfair.io.files import SUPPORTED_SUFFIXES, _suffix, _Where
+from segfair.io.files import _supported_suffix, _Where
 from segfair.io.header import _diag_affine, _valid_affine, _valid_spacing
 from segfair.io.messages import (
     FIX_AFFINE_SPACING,
     FIX_SAVE_DTYPE,
     FIX_SAVE_NDIM,
     FIX_SAVE_NPY_GEOMETRY,
-    FIX_SUFFIX,
     MSG_SAVE_AFFINE_SPACING,
     MSG_SAVE_DTYPE,
     MSG_SAVE_NDIM,
     MSG_SAVE_NPY_GEOMETRY,
-    MSG_SUFFIX,
 )
 
 
@@ -60,13 +58,7 @@ def save_mask(
     data = np.asarray(array)
     if data.ndim not in (2, 3):
         where.fail(MSG_SAVE_NDIM.format(shape=data.shape), FIX_SAVE_NDIM)
-    suffix = _suffix(path_str)
-    if suffix is None:
-        name = os.path.basename(path_str)
-        shown = name[name.find(".") :] if "." in name else name
-        where.fail(
-            MSG_SUFFIX.format(suffix=shown, supported=", ".join(SUPPORTED_SUFFIXES)), FIX_SUFFIX
-        )
+    suffix = _supported_suffix(path_str, where)
     if suffix == ".npy":
         if affine is not None or spacing is not None:
             where.fail(MSG_SAVE_NPY_GEOMETRY, FIX_SAVE_NPY_GEOMETRY)
