@@ -37,6 +37,8 @@ import numpy as np
 from segfair import io, metrics, morphology
 from segfair.cohort import load_cohort
 from segfair.evaluate import build_tasks, evaluate_case
+from segfair.io import inflate
+from segfair.metrics.arrays import find_extent, union_box
 from segfair.synth import make_cohort
 
 KEYS = ("model:trained_on_automated", "ruler:expert", "ruler:automated")
@@ -44,12 +46,12 @@ KEYS = ("model:trained_on_automated", "ruler:expert", "ruler:automated")
 
 def with_zlib(fn: Callable[[], object]) -> object:
     """Run ``fn`` with segfair.io inflating by the standard library's zlib (as without isal)."""
-    saved = io._inflate_lib
-    io._inflate_lib = zlib
+    saved = inflate._inflate_lib
+    inflate._inflate_lib = zlib
     try:
         return fn()
     finally:
-        io._inflate_lib = saved
+        inflate._inflate_lib = saved
 
 
 def main() -> None:
@@ -77,7 +79,7 @@ def main() -> None:
         arrays = {k: m.array for k, m in masks.items()}
         spacing = masks["ruler:expert"].spacing
         sizes = {k: int(np.count_nonzero(a)) for k, a in arrays.items()}
-        box = metrics._union_box((metrics._extent(a) for a in arrays.values()), len(shape))
+        box = union_box((find_extent(a) for a in arrays.values()), len(shape))
         crop = tuple(s.stop - s.start for s in box)
         compressed = sum(Path(f).stat().st_size for f in files)
 
@@ -95,7 +97,7 @@ def main() -> None:
             ],
             "evaluate_case end to end": lambda: evaluate_case(task),
         }
-        if io._inflate_lib is not zlib:  # isal installed: also time the stdlib-only path
+        if inflate._inflate_lib is not zlib:  # isal installed: also time the stdlib-only path
             steps["read 3 files, load_mask, zlib only (no isal)"] = lambda: with_zlib(
                 lambda: [io.load_mask(f) for f in files]
             )
@@ -116,7 +118,7 @@ def main() -> None:
     print(
         f"case {'×'.join(map(str, shape))} at {spacing} mm, lesion voxels {sizes}, "
         f"union crop {crop}, {compressed / 1e3:.0f} kB compressed; {args.rounds} interleaved "
-        f"rounds; inflater {io._inflate_lib.__name__}"
+        f"rounds; inflater {inflate._inflate_lib.__name__}"
     )
     print()
     print("| step | median s | × nibabel read (ratio of medians) | median of per-round ratios |")

@@ -26,20 +26,13 @@ import pandas as pd
 from segfair.audit import Audit
 from segfair.config import parse_config
 from segfair.gates import evaluate_gates, parse_gates
+from segfair.metrics.morphology import DESCRIPTORS
 from segfair.report import build_report, render_html, render_json, render_markdown
 from segfair.scores import Scores
 
 MODELS = ("trained_on_expert", "trained_on_automated")
 RULERS = ("expert", "automated")
 METRICS = ("dice", "iou", "precision", "sensitivity", "hd95", "assd", "nsd")
-DESCRIPTORS = (
-    "volume_ml",
-    "surface_area_mm2",
-    "sphericity",
-    "components",
-    "elongation",
-    "flatness",
-)
 SITES = ("DUKE", "ISPY1", "ISPY2", "NACT")
 ETHNICITIES = ("white", "african american", "asian", "hispanic", None)
 

@@ -1054,7 +1054,7 @@ def test_zlib_and_isal_inflate_a_nifti_to_the_same_mask(
 ) -> None:
     import zlib
 
-    import segfair.io as sio
+    import segfair.io.inflate as sio
 
     mask = blob((15, 12, 9))
     save_mask(tmp_path / "case.nii.gz", mask)
@@ -1068,7 +1068,7 @@ def test_zlib_and_isal_inflate_a_nifti_to_the_same_mask(
 def test_the_bounding_box_found_while_reading_a_binary_mask_is_reused_by_the_metrics(
     tmp_path: Path,
 ) -> None:
-    from segfair import metrics
+    from segfair.metrics import arrays
 
     mask = np.zeros((20, 18, 12), bool)
     mask[4:9, 7:15, 2:5] = True
@@ -1076,8 +1076,8 @@ def test_the_bounding_box_found_while_reading_a_binary_mask_is_reused_by_the_met
 
     loaded = load_mask(tmp_path / "case.nii.gz")
 
-    assert id(loaded.array) in metrics._KNOWN_EXTENTS  # found while checking for 0/1
-    assert metrics._extent(loaded.array) == [(4, 9), (7, 15), (2, 5)]
+    assert id(loaded.array) in arrays._KNOWN_EXTENTS  # found while checking for 0/1
+    assert arrays.find_extent(loaded.array) == [(4, 9), (7, 15), (2, 5)]
 
 
 def _variants(tmp_path: Path) -> dict[str, Path]:
@@ -1131,7 +1131,7 @@ def test_every_kind_of_nifti_header_reads_as_nibabel_reads_it(tmp_path: Path) ->
 
 
 def test_a_whole_gzip_stream_is_inflated_at_once_into_the_promised_size(tmp_path: Path) -> None:
-    import segfair.io as sio
+    import segfair.io.inflate as sio
 
     save_mask(tmp_path / "case.nii", blob((10, 9, 8)))
     plain = (tmp_path / "case.nii").read_bytes()

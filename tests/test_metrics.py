@@ -15,6 +15,8 @@ from scipy import ndimage
 
 from segfair import metrics as m
 from segfair.errors import GeometryError, InputError
+from segfair.metrics import arrays as m_arrays
+from segfair.metrics import engine as m_engine
 
 PROPERTY_SETTINGS = settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -635,12 +637,12 @@ def test_the_k_d_tree_used_on_large_crops_gives_the_feature_transforms_distances
     (a, b), spacing = case
     settings_ = m.MetricSettings(nsd_tolerance=1.3)
     expected = m.compute(a, b, spacing, settings=settings_)
-    limit = m._EDT_MAX_VOXELS
+    limit = m_engine._EDT_MAX_VOXELS
     try:
-        m._EDT_MAX_VOXELS = 0  # type: ignore[misc]  # every crop counts as large
+        m_engine._EDT_MAX_VOXELS = 0  # type: ignore[misc]  # every crop counts as large
         out = m.compute(a, b, spacing, settings=settings_)
     finally:
-        m._EDT_MAX_VOXELS = limit  # type: ignore[misc]
+        m_engine._EDT_MAX_VOXELS = limit  # type: ignore[misc]
     assert all(close(out[k], expected[k]) for k in m.ALL_METRICS), (out, expected)
 
 
@@ -660,20 +662,20 @@ def test_extents_are_remembered_only_for_arrays_nothing_can_change() -> None:
     data = box((6, 7, 8), (1, 3), (2, 5), (3, 4)).astype(np.uint8)
     frozen = np.frombuffer(data.tobytes(order="F"), np.uint8).reshape((6, 7, 8), order="F")
     mask = frozen.view(np.bool_)
-    assert m._immutable(mask)
-    assert m._extent(mask) == [(1, 3), (2, 5), (3, 4)]
-    assert id(mask) in m._KNOWN_EXTENTS
+    assert m_arrays._immutable(mask)
+    assert m_arrays.find_extent(mask) == [(1, 3), (2, 5), (3, 4)]
+    assert id(mask) in m_arrays._KNOWN_EXTENTS
     writable = box((6, 7, 8), (1, 3), (2, 5), (3, 4))
-    assert not m._immutable(writable)
+    assert not m_arrays._immutable(writable)
     read_only = writable.view()
     read_only.flags.writeable = False
-    assert m._extent(read_only) == [(1, 3), (2, 5), (3, 4)]
-    assert id(read_only) not in m._KNOWN_EXTENTS
+    assert m_arrays.find_extent(read_only) == [(1, 3), (2, 5), (3, 4)]
+    assert id(read_only) not in m_arrays._KNOWN_EXTENTS
     writable[5, 6, 7] = True  # the owner changes it: a fresh scan sees the change
-    assert m._extent(read_only) == [(1, 6), (2, 7), (3, 8)]
+    assert m_arrays.find_extent(read_only) == [(1, 6), (2, 7), (3, 8)]
     key = id(mask)
     del mask, frozen
-    assert key not in m._KNOWN_EXTENTS  # forgotten with the array
+    assert key not in m_arrays._KNOWN_EXTENTS  # forgotten with the array
 
 
 def test_extent_and_peak_agree_with_a_direct_computation() -> None:
@@ -681,8 +683,8 @@ def test_extent_and_peak_agree_with_a_direct_computation() -> None:
     data = np.zeros((20, 30, 10), np.uint8, order="F")
     data[3:9, 11:12, 4:8] = rng.integers(0, 4, size=(6, 1, 4))
     data[5, 11, 5] = 3
-    extent, peak = m._extent_and_peak(data)
+    extent, peak = m_arrays.extent_and_peak(data)
     nz = np.nonzero(data)
     assert extent == [(int(i.min()), int(i.max()) + 1) for i in nz]
     assert peak == 3
-    assert m._extent_and_peak(np.zeros((4, 5), np.uint8)) == (None, 0)
+    assert m_arrays.extent_and_peak(np.zeros((4, 5), np.uint8)) == (None, 0)

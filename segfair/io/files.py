@@ -1,0 +1,164 @@
+"""Input files: supported suffixes, existence checks, unreadable-file errors, content hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tokenize
+import zipfile
+import zlib
+from dataclasses import dataclass
+from typing import NoReturn
+
+from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
+
+from segfair.errors import InputError
+from segfair.io.inflate import _GZIP_MAGIC, _INFLATE_ERRORS
+from segfair.io.messages import (
+    FIX_GZIP_NAMED_NII,
+    FIX_MISSING,
+    FIX_NOT_A_FILE,
+    FIX_NOT_GZIP_BUT_NIFTI,
+    FIX_SUFFIX,
+    FIX_UNREADABLE,
+    MSG_GZIP_NAMED_NII,
+    MSG_MISSING,
+    MSG_NOT_A_FILE,
+    MSG_NOT_GZIP,
+    MSG_SUFFIX,
+    MSG_UNREADABLE,
+)
+
+#: File suffixes :func:`load_mask` reads (matched case-insensitively).
+SUPPORTED_SUFFIXES = (".nii.gz", ".nii", ".npy", ".npz")
+
+# Exceptions that mean "this file cannot be read": nibabel's own, the OS, gzip (BadGzipFile is an
+# OSError), zlib, zipfile (BadZipFile; NotImplementedError for exotic compression; RuntimeError
+# for a member flagged as encrypted), and numpy's .npy header parser (ValueError, SyntaxError and
+# TokenError for a garbled header) and reader (ValueError for a short read). Found by fuzzing
+# truncated and bit-flipped files.
+_READ_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    EOFError,
+    ValueError,
+    SyntaxError,
+    tokenize.TokenError,
+    NotImplementedError,
+    RuntimeError,
+    zlib.error,
+    zipfile.BadZipFile,
+    ImageFileError,
+    HeaderDataError,
+)
+_READ_ERRORS += _INFLATE_ERRORS
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """The case and file an error is about."""
+
+    case_id: str | None
+    path: str | None
+
+    def fail(self, message: str, fix: str, cls: type[InputError] = InputError) -> NoReturn:
+        raise cls(message, case_id=self.case_id, path=self.path, fix=fix)
+
+
+def _suffix(path: str) -> str | None:
+    lower = path.lower()
+    for suffix in SUPPORTED_SUFFIXES:  # ".nii.gz" before ".nii": the order matters
+        if lower.endswith(suffix):
+            return suffix
+    return None
+
+
+def _supported_suffix(path: str, where: _Where) -> str:
+    """Return the supported suffix of ``path``, or raise naming the unsupported one."""
+    suffix = _suffix(path)
+    if suffix is None:
+        name = os.path.basename(path)
+        shown = name[name.find(".") :] if "." in name else name
+        where.fail(
+            MSG_SUFFIX.format(suffix=shown, supported=", ".join(SUPPORTED_SUFFIXES)), FIX_SUFFIX
+        )
+    return suffix
+
+
+def _check_file(path: str, where: _Where) -> str:
+    """Return the supported suffix of an existing regular file, or raise."""
+    suffix = _supported_suffix(path, where)
+    if not os.path.exists(path):
+        where.fail(MSG_MISSING, FIX_MISSING)
+    if not os.path.isfile(path):
+        where.fail(MSG_NOT_A_FILE, FIX_NOT_A_FILE)
+    return suffix
+
+
+def _reason(error: BaseException) -> str:
+    text = " ".join(str(error).split())  # nibabel puts newlines in some messages
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _unreadable(error: BaseException, kind: str, check: str, where: _Where) -> NoReturn:
+    # A wrong suffix is a common cause and cheap to tell apart: sniff the first bytes.
+    if where.path is not None:
+        try:
+            with open(where.path, "rb") as f:
+                head = f.read(4)
+        except OSError:
+            head = b""
+        lower = where.path.lower()
+        if lower.endswith(".nii.gz") and not head.startswith(_GZIP_MAGIC):
+            looks_nifti = head[:4] in (
+                (348).to_bytes(4, "little"),
+                (348).to_bytes(4, "big"),
+                (540).to_bytes(4, "little"),
+                (540).to_bytes(4, "big"),
+            )
+            fix = FIX_NOT_GZIP_BUT_NIFTI if looks_nifti else FIX_UNREADABLE.format(check=check)
+            raise InputError(MSG_NOT_GZIP, case_id=where.case_id, path=where.path, fix=fix) from (
+                error
+            )
+        if lower.endswith(".nii") and head.startswith(_GZIP_MAGIC):
+            raise InputError(
+                MSG_GZIP_NAMED_NII, case_id=where.case_id, path=where.path, fix=FIX_GZIP_NAMED_NII
+            ) from error
+    raise InputError(
+        MSG_UNREADABLE.format(kind=kind, reason=_reason(error)),
+        case_id=where.case_id,
+        path=where.path,
+        fix=FIX_UNREADABLE.format(check=check),
+    ) from error
+
+
+def content_hash(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes, streamed in 1 MiB chunks; the key of the result cache.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.npy")
+    >>> open(p, "wb").write(b"abc")
+    3
+    >>> content_hash(p)[:16]
+    'ba7816bf8f01cfea'
+    """
+    path_str = os.fspath(path)
+    where = _Where(None, path_str)
+    digest = hashlib.sha256()
+    buffer = bytearray(_HASH_CHUNK)
+    view = memoryview(buffer)
+    try:
+        with open(path_str, "rb", buffering=0) as f:
+            # readinto a reused buffer: no allocation per chunk, memory bounded whatever the size.
+            while n := f.readinto(buffer):
+                digest.update(view[:n])
+    except FileNotFoundError:
+        where.fail(MSG_MISSING, FIX_MISSING)
+    except IsADirectoryError:
+        where.fail(MSG_NOT_A_FILE, FIX_NOT_A_FILE)
+    except OSError as error:
+        _unreadable(error, "input", "a plain read (check its permissions)", where)
+    return digest.hexdigest()

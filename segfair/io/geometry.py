@@ -1,0 +1,173 @@
+"""Comparing voxel grids: :func:`check_geometry`, :func:`describe_mismatch`, :func:`geometry_fix`,
+and the exact axis reordering :func:`reorient_like`."""
+
+from __future__ import annotations
+
+import numpy as np
+from nibabel import orientations as nib_ornt
+from numpy.typing import NDArray
+
+from segfair.errors import GeometryError
+from segfair.io.mask import Geometry, Mask, _describe
+from segfair.io.messages import FIX_REORIENT, FIX_RESAMPLE, MSG_GEOMETRY, MSG_NOT_REORIENTABLE
+
+
+def describe_mismatch(
+    a: Mask | Geometry, b: Mask | Geometry, *, atol: float = 1e-3, allow_reorient: bool = False
+) -> str | None:
+    """Why two grids differ (with both geometries), or None when they agree.
+
+    With ``allow_reorient``, grids that differ only by axis order and flips agree.
+    """
+    difference = _difference(a.shape, a.affine, b.shape, b.affine, atol)
+    if difference is None:
+        return None
+    if allow_reorient and _reorientable(b, a, atol):
+        return None
+    return f"{difference}: {_describe(a)}; {_describe(b)}"
+
+
+def _reorientable(mask: Mask | Geometry, target: Mask | Geometry, atol: float) -> bool:
+    plan = _reorientation(mask, target)
+    return (
+        plan is not None
+        and _difference(plan[1], plan[2], _target_shape3(target), target.affine, atol) is None
+    )
+
+
+def geometry_fix(a: Mask | Geometry, b: Mask | Geometry, *, atol: float = 1e-3) -> str:
+    """The fix for two grids that differ: reorient (axis order/flips only) or resample."""
+    return FIX_REORIENT if _reorientable(b, a, atol) else FIX_RESAMPLE
+
+
+def _difference(
+    a_shape: tuple[int, ...],
+    a_aff: NDArray[np.float64],
+    b_shape: tuple[int, ...],
+    b_aff: NDArray[np.float64],
+    atol: float,
+) -> str | None:
+    """Why two grids differ, or None when they agree within ``atol`` (mm)."""
+    reasons = []
+    if a_shape != b_shape:
+        reasons.append(f"shapes {a_shape} and {b_shape} differ")
+    worst = float(np.max(np.abs(a_aff - b_aff)))
+    if not worst <= atol:
+        reasons.append(f"affines differ by up to {worst:.4g} mm, tolerance {atol:g} mm")
+    return "; ".join(reasons) or None
+
+
+def _reorientation(
+    mask: Mask | Geometry, target: Mask | Geometry
+) -> tuple[NDArray[np.float64], tuple[int, ...], NDArray[np.float64]] | None:
+    """The axis permutation/flips taking ``mask`` towards ``target``'s voxel order.
+
+    Returns the orientation transform, the resulting (3-D) shape and affine, or None when the
+    affines have no axis-aligned correspondence (degenerate axes). Whether the result actually
+    lands on the target grid is for the caller to check.
+    """
+    if len(mask.shape) != len(target.shape):
+        return None
+    shape3 = mask.shape + (1,) * (3 - len(mask.shape))  # 2-D masks get their implicit 3rd axis
+    try:
+        transform = nib_ornt.ornt_transform(
+            nib_ornt.io_orientation(mask.affine), nib_ornt.io_orientation(target.affine)
+        )
+        affine = mask.affine @ nib_ornt.inv_ornt_aff(transform, shape3)
+    except ValueError:
+        return None
+    new_shape = [0, 0, 0]
+    for axis, (new_axis, _) in enumerate(transform):
+        new_shape[int(new_axis)] = shape3[axis]
+    return transform, tuple(new_shape), affine
+
+
+def _target_shape3(mask: Mask | Geometry) -> tuple[int, ...]:
+    return mask.shape + (1,) * (3 - len(mask.shape))
+
+
+def check_geometry(
+    pred: Mask, ref: Mask, *, case_id: str | None = None, atol: float = 1e-3
+) -> None:
+    """Refuse a prediction and a reference that are not on the same voxel grid.
+
+    Same grid means equal shapes and affines equal elementwise within ``atol`` (absolute, mm):
+    a relative tolerance would loosen with the distance of the origin from the scanner centre.
+
+    Raises
+    ------
+    GeometryError
+        Naming the case and both files and showing both geometries (shape, spacing, orientation
+        codes, origin). When the prediction can be reordered onto the reference grid by axis
+        permutations and flips alone, the fix is ``reorient = true``; otherwise resampling.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = Mask(np.zeros((2, 2, 2), bool), (1.0, 1.0, 1.0), np.eye(4))
+    >>> check_geometry(a, a, case_id="A1")  # same grid: nothing happens
+    """
+    difference = _difference(pred.shape, pred.affine, ref.shape, ref.affine, atol)
+    if difference is None:
+        return
+    raise GeometryError(
+        MSG_GEOMETRY.format(difference=difference, pred=_describe(pred), ref=_describe(ref)),
+        case_id=case_id,
+        path=pred.path,
+        fix=FIX_REORIENT if _reorientable(pred, ref, atol) else FIX_RESAMPLE,
+    )
+
+
+def reorient_like(
+    mask: Mask, target: Mask, *, case_id: str | None = None, atol: float = 1e-3
+) -> Mask:
+    """Reorder ``mask``'s voxels onto ``target``'s grid by axis permutations and flips only.
+
+    Exact (no interpolation): each voxel moves to where the same world position sits in the
+    target's voxel order. The result has the target's affine and the mask's spacing permuted to
+    the new axis order.
+
+    Raises
+    ------
+    GeometryError
+        When permutations and flips are not enough (a different spacing, origin, shape or a
+        rotation): segfair does not resample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((2, 3, 4), bool); a[0, 1, 2] = True
+    >>> ref = Mask(a, (1.0, 1.0, 1.0), np.eye(4))
+    >>> flipped = np.diag([-1.0, 1.0, 1.0, 1.0]); flipped[0, 3] = 1.0  # x reversed, same world
+    >>> pred = Mask(a[::-1], (1.0, 1.0, 1.0), flipped)
+    >>> bool((reorient_like(pred, ref).array == a).all())
+    True
+    """
+    if _difference(mask.shape, mask.affine, target.shape, target.affine, atol) is None:
+        return mask
+    plan = _reorientation(mask, target)
+    difference = "the axes have no axis-aligned correspondence"
+    if plan is not None:
+        transform, shape3, affine = plan
+        difference = _difference(shape3, affine, _target_shape3(target), target.affine, atol) or ""
+        if not difference:
+            ndim = mask.array.ndim
+            array3 = mask.array.reshape(_target_shape3(mask))
+            moved = np.asarray(nib_ornt.apply_orientation(array3, transform)).reshape(target.shape)
+            # Flips and permutations are strided views; copy in the order closest to their memory
+            # layout (a flipped Fortran array stays Fortran: no transposing copy).
+            strides = [abs(s) for s in moved.strides]
+            fortran = moved.ndim > 1 and strides[0] < strides[-1]
+            array = np.array(moved, order="F" if fortran else "C")
+            spacing = [1.0] * ndim
+            for axis in range(ndim):
+                spacing[int(transform[axis, 0])] = mask.spacing[axis]
+            return Mask(array, tuple(spacing), target.affine, mask.path)
+    raise GeometryError(
+        MSG_NOT_REORIENTABLE.format(
+            difference=difference, mask=_describe(mask), target=_describe(target)
+        ),
+        case_id=case_id,
+        path=mask.path,
+        fix=FIX_RESAMPLE,
+    )

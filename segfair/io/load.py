@@ -1,0 +1,155 @@
+"""Reading mask files: :func:`load_mask`; header only: :func:`read_geometry`, :func:`read_shape`."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+from segfair.io.files import _check_file, _unreadable, _Where
+from segfair.io.header import _checked_geometry, _Header, _mask_shape
+from segfair.io.labels import _normalise_labels, _select_foreground
+from segfair.io.mask import Geometry, Mask
+from segfair.io.messages import FIX_BAD_THRESHOLD, MSG_BAD_THRESHOLD
+from segfair.io.nifti import _nifti_header
+from segfair.io.npy import _npy_header, _npz_header
+
+_HEADER_READERS: dict[str, Callable[[str, _Where], _Header]] = {
+    ".nii.gz": _nifti_header,
+    ".nii": _nifti_header,
+    ".npy": _npy_header,
+    ".npz": _npz_header,
+}
+
+
+def read_geometry(
+    path: str | os.PathLike[str],
+    *,
+    case_id: str | None = None,
+    max_voxels: int = 1_000_000_000,
+    spacing: Sequence[float] | None = None,
+) -> Geometry:
+    """The grid a mask file promises (shape, spacing, affine), from its header only.
+
+    Applies the same checks as :func:`load_mask` that need no voxel data (size limit, 2-D/3-D,
+    dtype, spacing), so a whole cohort can be validated up front cheaply.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from segfair.io import save_mask
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.nii.gz")
+    >>> save_mask(p, np.zeros((4, 5, 6), bool), spacing=(0.5, 0.5, 2.0))
+    >>> read_geometry(p).shape
+    (4, 5, 6)
+    """
+    path_str = os.fspath(path)
+    where = _Where(case_id, path_str)
+    suffix = _check_file(path_str, where)
+    header = _HEADER_READERS[suffix](path_str, where)
+    shape, mask_spacing, affine = _checked_geometry(header, max_voxels, spacing, where)
+    return Geometry(shape, mask_spacing, affine, path_str)
+
+
+def load_mask(
+    path: str | os.PathLike[str],
+    *,
+    case_id: str | None = None,
+    labels: int | Collection[int] = 1,
+    threshold: float | None = None,
+    max_voxels: int = 1_000_000_000,
+    spacing: Sequence[float] | None = None,
+) -> Mask:
+    """Read a mask file into a boolean :class:`Mask`.
+
+    Parameters
+    ----------
+    path
+        A ``.nii``, ``.nii.gz``, ``.npy`` or ``.npz`` file. An ``.npz`` holds the mask under the
+        key ``mask`` (or as its only array besides the geometry), optionally with ``spacing``
+        (one value per axis) and/or ``affine`` (4x4).
+    case_id
+        Named in every error.
+    labels
+        Integer label(s) that form the foreground of a label map (``np.isin``). If the mask holds
+        non-zero values but none of these, that is an error, never a silently empty mask; an
+        all-zero mask is a legitimate empty mask.
+    threshold
+        For floating-point data only: foreground = ``value >= threshold``. Without it, float data
+        must hold whole numbers (0/1 or labels); anything else looks like a probability map and
+        is refused. Integer and boolean data ignore it (labels are categories, not levels).
+    max_voxels
+        Refuse, before reading any voxel data, a file whose header promises more voxels.
+    spacing
+        Voxel size (mm) per axis for NumPy files that carry no geometry (default 1.0 per axis).
+        Geometry stored in the file (NIfTI header, ``.npz`` ``spacing``/``affine``) wins.
+
+    Returns
+    -------
+    Mask
+        2-D or 3-D; trailing singleton axes beyond the third are dropped.
+
+    Raises
+    ------
+    InputError
+        The file is missing, unsupported, unreadable, too large, not 2-D/3-D, not a mask (NaN,
+        probabilities without ``threshold``), or holds none of the selected labels.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from segfair.io import save_mask
+    >>> d = tempfile.mkdtemp()
+    >>> save_mask(os.path.join(d, "a.nii.gz"), np.ones((2, 2, 2), bool), spacing=(0.5, 0.5, 2.0))
+    >>> m = load_mask(os.path.join(d, "a.nii.gz"), case_id="A1")
+    >>> int(m.array.sum()), m.spacing
+    (8, (0.5, 0.5, 2.0))
+    """
+    path_str = os.fspath(path)
+    where = _Where(case_id, path_str)
+    label_tuple = _normalise_labels(labels, where)
+    if threshold is not None:
+        try:
+            threshold = float(threshold)
+        except (TypeError, ValueError):
+            where.fail(MSG_BAD_THRESHOLD.format(threshold=threshold), FIX_BAD_THRESHOLD)
+        if not math.isfinite(threshold):
+            where.fail(MSG_BAD_THRESHOLD.format(threshold=threshold), FIX_BAD_THRESHOLD)
+    suffix = _check_file(path_str, where)
+    header = _HEADER_READERS[suffix](path_str, where)
+    shape, mask_spacing, affine = _checked_geometry(header, max_voxels, spacing, where)
+
+    data = header.read()
+    if data.shape != header.shape:  # a header that lies about its own data
+        _unreadable(
+            ValueError(f"data shape {data.shape} != header {header.shape}"),
+            suffix,
+            "its original writer",
+            where,
+        )
+    # Drop the trailing singleton axes by indexing: always a view, whatever the memory order.
+    squeeze: tuple[Any, ...] = (Ellipsis, *([0] * (data.ndim - len(shape))))
+    data = data[squeeze]
+    foreground = _select_foreground(data, label_tuple, threshold, where)
+    return Mask(foreground, mask_spacing, affine, path_str)
+
+
+def read_shape(path: str | os.PathLike[str], *, case_id: str | None = None) -> tuple[int, ...]:
+    """Shape of the mask in a file, from its header only (no voxel data is read).
+
+    The shape is the one :func:`load_mask` returns (trailing singleton axes beyond the third
+    dropped), and the same dimension rules apply, so a cohort can be validated up front cheaply.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.npy")
+    >>> np.save(p, np.zeros((4, 5, 6, 1), np.uint8))
+    >>> read_shape(p)
+    (4, 5, 6)
+    """
+    path_str = os.fspath(path)
+    where = _Where(case_id, path_str)
+    suffix = _check_file(path_str, where)
+    return _mask_shape(_HEADER_READERS[suffix](path_str, where).shape, where)

@@ -1,0 +1,176 @@
+"""The fixed texts of the errors: the reason (``MSG_*``) and the fix (``FIX_*``) of each.
+
+Format strings; :class:`~segfair.errors.InputError` adds the case and the file. Tests and
+callers match them exactly."""
+
+from __future__ import annotations
+
+__all__ = [
+    "FIX_4D",
+    "FIX_AFFINE_SPACING",
+    "FIX_BAD_AFFINE",
+    "FIX_BAD_LABELS",
+    "FIX_BAD_SPACING",
+    "FIX_BAD_THRESHOLD",
+    "FIX_DTYPE",
+    "FIX_EMPTY_SHAPE",
+    "FIX_GZIP_NAMED_NII",
+    "FIX_LABELS_NOT_FOUND",
+    "FIX_MISSING",
+    "FIX_NONFINITE",
+    "FIX_NOT_A_FILE",
+    "FIX_NOT_GZIP_BUT_NIFTI",
+    "FIX_NPY_VERSION",
+    "FIX_NPZ_KEYS",
+    "FIX_NPZ_NO_MASK",
+    "FIX_PICKLED",
+    "FIX_PROBABILITY",
+    "FIX_REORIENT",
+    "FIX_RESAMPLE",
+    "FIX_SAVE_DTYPE",
+    "FIX_SAVE_NDIM",
+    "FIX_SAVE_NPY_GEOMETRY",
+    "FIX_SPACING_LENGTH",
+    "FIX_SUFFIX",
+    "FIX_TOO_FEW_DIMS",
+    "FIX_TOO_LARGE",
+    "FIX_UNREADABLE",
+    "MSG_4D",
+    "MSG_AFFINE_SPACING",
+    "MSG_BAD_AFFINE",
+    "MSG_BAD_LABELS",
+    "MSG_BAD_SPACING",
+    "MSG_BAD_THRESHOLD",
+    "MSG_DTYPE",
+    "MSG_EMPTY_SHAPE",
+    "MSG_GEOMETRY",
+    "MSG_GZIP_NAMED_NII",
+    "MSG_LABELS_NOT_FOUND",
+    "MSG_MISSING",
+    "MSG_NONFINITE",
+    "MSG_NOT_A_FILE",
+    "MSG_NOT_GZIP",
+    "MSG_NOT_REORIENTABLE",
+    "MSG_NPY_VERSION",
+    "MSG_NPZ_KEYS",
+    "MSG_NPZ_NO_MASK",
+    "MSG_PICKLED",
+    "MSG_PROBABILITY",
+    "MSG_SAVE_AFFINE_SPACING",
+    "MSG_SAVE_DTYPE",
+    "MSG_SAVE_NDIM",
+    "MSG_SAVE_NPY_GEOMETRY",
+    "MSG_SPACING_LENGTH",
+    "MSG_SUFFIX",
+    "MSG_TOO_FEW_DIMS",
+    "MSG_TOO_LARGE",
+    "MSG_UNREADABLE",
+]
+
+MSG_MISSING = "file not found"
+FIX_MISSING = "check that the file exists and that the path template and case id point to it"
+MSG_NOT_A_FILE = "is not a regular file"
+FIX_NOT_A_FILE = "point the mask source at a file, not a directory"
+MSG_SUFFIX = "unsupported file type {suffix!r}; segfair reads {supported}"
+FIX_SUFFIX = "convert the mask to NIfTI (.nii.gz) or NumPy (.npy / .npz)"
+MSG_UNREADABLE = "cannot read this {kind} file; it is truncated or corrupt ({reason})"
+FIX_UNREADABLE = (
+    "re-export or re-copy the file (an interrupted copy or download truncates files); "
+    "it must open with {check}"
+)
+MSG_NOT_GZIP = "the file is named .nii.gz but is not gzip-compressed"
+FIX_NOT_GZIP_BUT_NIFTI = "it is an uncompressed NIfTI file: rename it to .nii (or gzip it)"
+MSG_GZIP_NAMED_NII = "the file is named .nii but is gzip-compressed"
+FIX_GZIP_NAMED_NII = "rename it to .nii.gz"
+MSG_NPY_VERSION = "uses .npy format version {version}, which segfair does not read"
+FIX_NPY_VERSION = "re-save the mask with np.save"
+MSG_PICKLED = "holds a pickled object array (dtype {dtype}); segfair never unpickles input files"
+FIX_PICKLED = "save the mask as a numeric array, e.g. np.save(path, mask.astype(np.uint8))"
+MSG_DTYPE = "has data type {dtype}, which cannot hold a mask"
+FIX_DTYPE = "store the mask as integer labels (uint8) or booleans"
+MSG_TOO_LARGE = (
+    "the header promises {voxels:,} voxels (shape {shape}), more than the limit of {limit:,}; "
+    "no voxel data was read"
+)
+FIX_TOO_LARGE = (
+    "if the file is genuine, raise `max_voxels` in the segfair config (or pass max_voxels= to "
+    "load_mask); otherwise the header is corrupt and the file must be re-exported"
+)
+MSG_TOO_FEW_DIMS = "has {ndim} dimension(s) (shape {shape}); a mask must be 2-D or 3-D"
+FIX_TOO_FEW_DIMS = "save the mask with its image grid shape (2-D or 3-D)"
+MSG_4D = (
+    "{ndim}-D mask with {volumes} volumes (shape {shape}); segfair scores one 3-D mask per case"
+)
+FIX_4D = "split the volumes or select one, so that each case has one 3-D mask"
+MSG_EMPTY_SHAPE = "has shape {shape} with a zero-length axis; there are no voxels to score"
+FIX_EMPTY_SHAPE = "re-export the mask on its image grid"
+MSG_BAD_SPACING = "voxel spacing {spacing} from {source} is not finite and positive"
+FIX_BAD_SPACING = {
+    "the NIfTI header": "fix the header's pixdim (e.g. nibabel: img.header.set_zooms(...)) "
+    "or re-export the mask from its image",
+    "the `spacing` array": "store one positive spacing per axis in the `spacing` array",
+    "the `affine` array": "store a non-degenerate 4x4 `affine` (voxel axes of non-zero length)",
+    "the spacing argument": "pass one positive, finite spacing (mm) per array axis",
+}
+MSG_SPACING_LENGTH = "spacing {spacing} from {source} has {n} value(s) but the mask is {ndim}-D"
+FIX_SPACING_LENGTH = "give exactly one spacing (mm) per array axis"
+MSG_BAD_AFFINE = "the affine from {source} is not a finite 4x4 matrix with last row [0, 0, 0, 1]"
+FIX_BAD_AFFINE = "store a valid 4x4 voxel-to-world affine (mm), as save_mask does"
+MSG_AFFINE_SPACING = (
+    "the `affine` array implies voxel sizes {implied} mm but the `spacing` array says {spacing}"
+)
+FIX_AFFINE_SPACING = (
+    "store consistent geometry: spacing = column lengths of affine[:3, :ndim] (save_mask does this)"
+)
+MSG_SAVE_AFFINE_SPACING = (
+    "the affine argument implies voxel sizes {implied} mm but the spacing argument says {spacing}"
+)
+MSG_NPZ_KEYS = "holds arrays {keys} and none is named 'mask'"
+FIX_NPZ_KEYS = "name the mask array 'mask', e.g. np.savez(path, mask=mask, spacing=spacing)"
+MSG_NPZ_NO_MASK = "holds no mask array (arrays: {keys})"
+FIX_NPZ_NO_MASK = "store the mask under the key 'mask'"
+MSG_NONFINITE = "{nan:,} voxel(s) are NaN and {inf:,} infinite; a mask must hold finite values"
+FIX_NONFINITE = (
+    "re-export the mask; NaN usually means that the model or a resampling step failed on this case"
+)
+MSG_PROBABILITY = (
+    "holds non-integer values from {min:.6g} to {max:.6g}: it looks like a probability map "
+    "(or logits), not a mask"
+)
+FIX_PROBABILITY = (
+    "set `threshold` (e.g. 0.5) for this mask source to binarise it as value >= threshold, "
+    "or export a label mask"
+)
+MSG_LABELS_NOT_FOUND = (
+    "none of the selected labels {selected} occur in the mask; it holds labels {found}"
+)
+FIX_LABELS_NOT_FOUND = "select the foreground with `labels = {suggestion}` for this mask source"
+MSG_BAD_LABELS = "labels must be one integer or a non-empty collection of integers, not {labels!r}"
+FIX_BAD_LABELS = "set `labels` to e.g. 1 or [1, 2]"
+MSG_BAD_THRESHOLD = "threshold must be a finite number, not {threshold!r}"
+FIX_BAD_THRESHOLD = "set `threshold` to e.g. 0.5"
+MSG_GEOMETRY = (
+    "prediction and reference are not on the same voxel grid ({difference}): "
+    "prediction {pred}; reference {ref}"
+)
+FIX_REORIENT = (
+    "they differ only in axis order and/or flips: set `reorient = true` in the segfair config to "
+    "reorder the prediction onto the reference grid (exact, no interpolation)"
+)
+FIX_RESAMPLE = (
+    "resample the prediction onto the reference grid with nearest-neighbour interpolation before "
+    "scoring (e.g. nibabel.processing.resample_from_to(pred_img, ref_img, order=0)); "
+    "segfair does not resample"
+)
+MSG_NOT_REORIENTABLE = (
+    "cannot bring the mask onto the target grid by reordering or flipping axes ({difference}); "
+    "segfair does not resample: mask {mask}; target {target}"
+)
+MSG_SAVE_NDIM = "save_mask writes 2-D or 3-D masks, not an array of shape {shape}"
+FIX_SAVE_NDIM = "pass one 2-D or 3-D mask per file"
+MSG_SAVE_DTYPE = "a NIfTI mask is written as uint8, which cannot hold {what}"
+FIX_SAVE_DTYPE = "pass a boolean mask or integer labels in 0..255"
+MSG_SAVE_NPY_GEOMETRY = "a .npy file stores no geometry, so the given affine/spacing would be lost"
+FIX_SAVE_NPY_GEOMETRY = (
+    "save as .npz or .nii.gz, or save without geometry and pass spacing= to load_mask"
+)

@@ -1,0 +1,254 @@
+"""Shape descriptors of one reference mask, to compare lesion morphology across subgroups.
+
+A disparity in Dice between groups may come from the lesions rather than the model: small,
+fragmented or flat lesions are harder to segment for anyone. These descriptors let the audit show
+such differences and stratify by them.
+
+3-D masks (:data:`DESCRIPTORS`):
+
+- ``volume_ml``: voxel count × voxel volume / 1000.
+- ``surface_area_mm2``: area of the ``skimage.measure.marching_cubes`` mesh (Lewiner, level 0.5,
+  physical spacing) of the zero-padded mask, summed from a per-cell table of that mesh rather than
+  by building it (same numbers, a quarter of the time).
+- ``sphericity``: π^(1/3)·(6V)^(2/3)/A with A the mesh area and V the volume *enclosed by the
+  same mesh* (as pyradiomics does), so that it is ≤ 1 for every shape; a voxel count would make a
+  single voxel 2.8 "times rounder than a sphere".
+- ``components``: connected components with full connectivity (26 in 3-D, 8 in 2-D).
+- ``elongation`` = sqrt(λ2/λ1) and ``flatness`` = sqrt(λ3/λ1) with λ1 ≥ λ2 ≥ λ3 the eigenvalues of
+  the covariance of the physical coordinates of the voxel centres (pyradiomics definitions): 1 for
+  a ball, towards 0 for a rod (elongation) or a plate (flatness).
+
+2-D masks (:data:`DESCRIPTORS_2D`) get only what is meaningful in a plane: ``area_mm2`` (pixel count
+× pixel area), ``perimeter_mm`` (length of the ``skimage.measure.find_contours`` contours at level
+0.5 of the zero-padded mask, in mm), ``circularity`` = 4π·A/P² (A the area enclosed by those
+contours, so ≤ 1), ``components`` and ``elongation``; no flatness.
+
+Degenerate masks:
+
+=================  ======  ====  ========================  ==========  ==========  ========
+mask               volume  area  sphericity / circularity  components  elongation  flatness
+=================  ======  ====  ========================  ==========  ==========  ========
+empty              0.0     0.0   nan                       0.0         nan         nan
+single voxel       voxel   mesh  mesh value                1.0         nan         nan
+=================  ======  ====  ========================  ==========  ==========  ========
+
+A single voxel has a degenerate covariance (all eigenvalues 0): it has no orientation, so
+elongation and flatness are NaN ("undefined"), as for an empty mask. A one-voxel-thick line or
+plate is not degenerate in this sense: its elongation or flatness is 0. The audit skips NaN
+descriptors and counts them.
+
+The mask is cropped to its bounding box before anything else, so a lesion in a large volume costs
+what the lesion costs, not what the volume costs.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+from skimage import measure
+
+from segfair.metrics.arrays import (
+    BoolArray,
+    Spacing,
+    as_array,
+    binary_crop,
+    check_spacing,
+    find_extent,
+)
+
+__all__ = ["DESCRIPTORS", "DESCRIPTORS_2D", "describe_mask"]
+
+#: Descriptors of a 3-D mask, in the order :func:`describe_mask` returns them.
+DESCRIPTORS: Final[tuple[str, ...]] = (
+    "volume_ml",
+    "surface_area_mm2",
+    "sphericity",
+    "components",
+    "elongation",
+    "flatness",
+)
+#: Descriptors of a 2-D mask, in the order :func:`describe_mask` returns them.
+DESCRIPTORS_2D: Final[tuple[str, ...]] = (
+    "area_mm2",
+    "perimeter_mm",
+    "circularity",
+    "components",
+    "elongation",
+)
+
+
+def describe_mask(mask: npt.ArrayLike, spacing: Spacing = None) -> dict[str, float]:
+    """Shape descriptors of one binary mask, in physical units.
+
+    Parameters
+    ----------
+    mask
+        2-D or 3-D mask, boolean or 0/1 valued.
+    spacing
+        Voxel size in mm per axis; ``None`` means 1.0 per axis.
+
+    Returns
+    -------
+    dict
+        :data:`DESCRIPTORS` for a 3-D mask, :data:`DESCRIPTORS_2D` for a 2-D one (see the module
+        docstring for definitions and for empty and single-voxel masks).
+
+    Raises
+    ------
+    InputError
+        The mask is not binary, not 2-D or 3-D, or the spacing is invalid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> box = np.zeros((30, 30, 30), bool); box[5:25, 10:20, 12:17] = True
+    >>> d = describe_mask(box, spacing=(1.0, 1.0, 2.0))
+    >>> d["volume_ml"], d["components"], round(d["elongation"], 3), round(d["flatness"], 3)
+    (2.0, 1.0, 0.498, 0.491)
+    """
+    arr = as_array("mask", mask)
+    voxel = check_spacing(spacing, arr.ndim)
+    extent = find_extent(arr)
+    if extent is None:
+        nan = math.nan
+        if arr.ndim == 2:
+            return dict(zip(DESCRIPTORS_2D, (0.0, 0.0, nan, 0.0, nan), strict=True))
+        return dict(zip(DESCRIPTORS, (0.0, 0.0, nan, 0.0, nan, nan), strict=True))
+    crop = binary_crop("mask", arr, tuple(slice(lo, hi) for lo, hi in extent))
+
+    size = float(np.count_nonzero(crop)) * math.prod(voxel)
+    structure = ndimage.generate_binary_structure(crop.ndim, crop.ndim)
+    components = float(ndimage.label(crop, structure=structure)[1])
+    ratios = _axis_ratios(crop, voxel)
+    if crop.ndim == 3:
+        area, enclosed = _mesh_area_and_volume(crop, voxel)
+        sphericity = math.pi ** (1 / 3) * (6 * enclosed) ** (2 / 3) / area
+        return dict(
+            zip(
+                DESCRIPTORS,
+                (size / 1000.0, area, sphericity, components, ratios[0], ratios[1]),
+                strict=True,
+            )
+        )
+    perimeter, enclosed = _contour_length_and_area(crop, voxel)
+    circularity = 4 * math.pi * enclosed / perimeter**2
+    return dict(
+        zip(DESCRIPTORS_2D, (size, perimeter, circularity, components, ratios[0]), strict=True)
+    )
+
+
+def _axis_ratios(crop: BoolArray, spacing: tuple[float, ...]) -> list[float]:
+    """sqrt(λ_k/λ_1) for k = 2..ndim of the covariance of physical voxel-centre coordinates.
+
+    The covariance comes from exact integer moments of the voxel indices, read off the 2-D
+    projections of the crop (one sum over the third axis per pair of axes), not from a list of
+    every voxel's coordinates: a few small sums instead of ``nonzero`` + ``cov`` over 100k points,
+    and no round-off (a line's or a plate's zero eigenvalue comes out exactly 0).
+    """
+    ndim = crop.ndim
+    n = int(np.count_nonzero(crop))
+    if n < 2:
+        return [math.nan] * (ndim - 1)
+    index = [np.arange(size, dtype=np.int64) for size in crop.shape]
+    first = [0] * ndim  # Σ i_a
+    second = [[0] * ndim for _ in range(ndim)]  # Σ i_a i_b
+    for a, b in itertools.combinations(range(ndim), 2):
+        others = tuple(k for k in range(ndim) if k not in (a, b))
+        joint = crop.sum(axis=others, dtype=np.int64) if others else crop.astype(np.int64)
+        second[a][b] = second[b][a] = int(index[a] @ joint @ index[b])
+        for axis, marginal in ((a, joint.sum(axis=1)), (b, joint.sum(axis=0))):
+            first[axis] = int(index[axis] @ marginal)
+            second[axis][axis] = int((index[axis] * index[axis]) @ marginal)
+    # Python integers: n·Σab − Σa·Σb is exact whatever the mask's size.
+    centred = [[n * second[a][b] - first[a] * first[b] for b in range(ndim)] for a in range(ndim)]
+    step = np.asarray(spacing, dtype=np.float64)
+    cov = np.array(centred, dtype=np.float64) * np.outer(step, step) / (n * (n - 1))
+    eigen = np.sort(np.linalg.eigvalsh(cov))[::-1]
+    # Round-off in the eigensolver can leave a zero eigenvalue slightly negative.
+    eigen = np.clip(eigen, 0.0, None)
+    if eigen[0] <= 0.0:  # pragma: no cover - two distinct voxels always spread along one axis
+        return [math.nan] * (ndim - 1)
+    return [float(math.sqrt(e / eigen[0])) for e in eigen[1:]]
+
+
+@functools.cache
+def _cell_triangles() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
+    """The marching-cubes triangles of each of the 256 configurations of one 2×2×2 cell.
+
+    Returns the triangles' vertices in unit-cell coordinates, shape (t, 3, 3), and the
+    configuration each belongs to: bit ``4i + 2j + k`` of a configuration is the voxel at offset
+    ``(i, j, k)`` of the cell. Built once per process (≈20 ms) from skimage itself.
+    """
+    triangles, owners = [], []
+    for config in range(1, 255):  # 0 and 255 (all out, all in) have no surface
+        bits = [(config >> b) & 1 for b in range(8)]
+        cell = np.asarray(bits, dtype=np.float32).reshape(2, 2, 2)
+        verts, faces, _, _ = measure.marching_cubes(cell, level=0.5)
+        triangles.append(np.asarray(verts, dtype=np.float64)[faces])
+        owners.append(np.full(len(faces), config, dtype=np.intp))
+    return np.concatenate(triangles), np.concatenate(owners)
+
+
+def _mesh_area_and_volume(crop: BoolArray, spacing: tuple[float, ...]) -> tuple[float, float]:
+    """Area and enclosed volume of ``skimage.measure.marching_cubes(padded, 0.5, spacing=...)``.
+
+    On a binary mask every vertex sits at an edge midpoint and the triangles inside a cell depend
+    only on which of its 8 voxels are set (Lewiner's ambiguity tests read only the cell), so the
+    mesh is the union of 256 per-configuration patterns. Summing a per-configuration table over a
+    histogram of configurations gives the same numbers as meshing (the tests check this against
+    marching_cubes) at a quarter of the cost, without building the mesh.
+    """
+    triangles, owners = _cell_triangles()
+    step = np.asarray(spacing, dtype=np.float64)
+    tri = triangles * step
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    # |n|/2 is a triangle's area; a·n = a·(b×c) is six times the signed volume of the tetrahedron
+    # (origin, a, b, c), whose sum over a closed, consistently oriented mesh is the enclosed volume
+    # (divergence theorem), cavities subtracted.
+    area_of = np.bincount(owners, 0.5 * np.linalg.norm(normal, axis=1), minlength=256)
+    local_of = np.bincount(owners, np.einsum("ij,ij->i", tri[:, 0], normal), minlength=256)
+    normal_of = [np.bincount(owners, normal[:, a], minlength=256) for a in range(3)]
+
+    # One voxel of background on every side closes the surface where the mask touches the crop.
+    padded = np.pad(crop, 1).view(np.uint8)
+    cells = tuple(n - 1 for n in padded.shape)
+    config = np.zeros(cells, dtype=np.uint8)
+    for i, j, k in itertools.product((0, 1), repeat=3):
+        config |= padded[i : cells[0] + i, j : cells[1] + j, k : cells[2] + k] << (
+            4 * i + 2 * j + k
+        )
+    counts = np.bincount(config.reshape(-1), minlength=256)
+    area = float(counts @ area_of)
+    # A cell at index o contributes (o·spacing)·N_c + L_c: sum o per configuration, per axis.
+    where = np.nonzero((config != 0) & (config != 255))
+    surface_configs = config[where]
+    six_volume = float(counts @ local_of)
+    for axis in range(3):
+        offsets = np.bincount(surface_configs, where[axis].astype(np.float64), minlength=256)
+        six_volume += float(step[axis] * (offsets @ normal_of[axis]))
+    return area, abs(six_volume) / 6.0
+
+
+def _contour_length_and_area(crop: BoolArray, spacing: tuple[float, ...]) -> tuple[float, float]:
+    padded = np.pad(crop, 1).astype(np.float32)  # closes the contours at the crop's edge
+    # fully_connected="high": diagonal pixels belong to one outline, matching the 8-connectivity of
+    # `components`; positive_orientation="high": outer outlines and holes wind in opposite senses,
+    # so summing signed areas subtracts the holes.
+    contours = measure.find_contours(
+        padded, level=0.5, fully_connected="high", positive_orientation="high"
+    )
+    length = 0.0
+    signed_area = 0.0
+    for contour in contours:
+        points = contour * np.asarray(spacing)
+        step = np.diff(points, axis=0)
+        length += float(np.hypot(step[:, 0], step[:, 1]).sum())
+        y, x = points[:, 0], points[:, 1]
+        signed_area += 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
+    return length, abs(signed_area)
