@@ -371,6 +371,7 @@ class AuditCore:
 
         Example
         -------
+        >>> from segfair.audit import Audit, example_scores
         >>> int(Audit(example_scores(), n_boot=200).labelled_mask().sum())
         40
         """

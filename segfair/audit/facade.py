@@ -37,6 +37,7 @@ from segfair.audit import (
     morphology,
 )
 from segfair.audit.core import AuditCore, ByArg
+from segfair.audit.example import example_scores  # noqa: F401  (the docstring examples use it)
 from segfair.audit.results import (
     AmplificationResult,
     AssociationResult,

@@ -81,6 +81,7 @@ def group_statistic(
 
     Examples
     --------
+    >>> from segfair.stats import build_design
     >>> d = build_design(np.zeros(4, int), ("a",), key=("g",), n_boot=3, seed=0)
     >>> group_statistic(d, np.array([[1.0], [2.0], [3.0], [np.nan]]), "median").estimate
     array([[2.]])
