@@ -111,8 +111,8 @@ def run_one(sc: Scenario, seed: int, n_boot: int) -> dict[str, float]:
         out["width"] = r.gap.width
         out["bias"] = r.gap.estimate - sc.delta
         # the naive alternative: percentile interval of the replicated max - min
-        g = audit._by("group")
-        reps = audit._reps(g, [audit._series("dice", model="m", ruler="expert")], "mean")
+        g = audit.grouping("group")
+        reps = audit._reps(g, [audit.series("dice", model="m", ruler="expert")], "mean")
         plug = audit._plugin_gap_reps(reps, 0, np.arange(3))
         lo, hi = np.quantile(plug, [0.025, 0.975])
         out["naive_cover"] = lo <= sc.delta <= hi

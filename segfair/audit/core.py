@@ -1,0 +1,556 @@
+"""The plumbing of an audit: validated inputs, per-case series, groupings and replicates."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from segfair.audit.messages import (
+    BAD_CAP,
+    BAD_CONFIDENCE,
+    BAD_MIN_GROUP_SIZE,
+    BAD_N_BOOT,
+    BAD_NEGLIGIBLE,
+    BAD_STATISTIC,
+    DUPLICATE_SCORES,
+    JOIN,
+    NEGLIGIBLE_DISTANCE_GAP,
+    NEGLIGIBLE_GAP,
+    NOT_IN_COHORT,
+    UNKNOWN_AGREEMENT,
+    UNKNOWN_ATTRIBUTE,
+    UNKNOWN_CLUSTER,
+    UNKNOWN_DESCRIPTOR,
+    UNKNOWN_GROUP,
+    UNKNOWN_LABEL,
+    UNKNOWN_METRIC,
+    UNKNOWN_MODEL,
+    UNKNOWN_RULER,
+    AuditError,
+)
+from segfair.audit.results import Estimate, _nan_estimate
+from segfair.scores import Scores
+from segfair.stats import (
+    DISTANCE_METRICS,
+    STATISTICS,
+    Design,
+    Replicates,
+    Statistic,
+    build_design,
+    group_statistic,
+    max_abs_interval,
+    percentile_interval,
+)
+
+__all__ = ["AuditCore", "ByArg", "Groups", "Series"]
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """One per-case series in cohort order: values used (NaN = not used) and what was set aside."""
+
+    key: tuple[Any, ...]
+    label: str
+    x: np.ndarray
+    present: np.ndarray
+    capped: np.ndarray
+    undefined: np.ndarray
+
+    def restrict(self, valid: np.ndarray, present: np.ndarray, tag: tuple[Any, ...]) -> Series:
+        return Series(
+            key=(*self.key, *tag),
+            label=self.label,
+            x=np.where(valid, self.x, np.nan),
+            present=self.present & present,
+            capped=self.capped & valid,
+            undefined=self.undefined & present,
+        )
+
+    @property
+    def valid(self) -> np.ndarray:
+        return ~np.isnan(self.x)
+
+
+@dataclass(frozen=True, eq=False)
+class Groups:
+    """Group labels of every case for one ``by`` and its bootstrap design."""
+
+    key: tuple[str, ...]
+    name: str
+    labels: tuple[str, ...]
+    codes: np.ndarray
+    design: Design
+
+
+ByArg = str | Sequence[str]
+
+
+class AuditCore:
+    """The validated inputs of an audit and the plumbing every estimand uses.
+
+    Row indexes of the long tables, per-case :class:`Series` (cached), :class:`Groups` with
+    their bootstrap design, replicates, case weights, group tables and contrast gaps.
+    """
+
+    def __init__(
+        self,
+        scores: Scores,
+        *,
+        seed: int = 0,
+        n_boot: int = 2000,
+        confidence: float = 0.95,
+        statistic: Statistic = "mean",
+        cap: float = 150.0,
+        cluster: str | None = None,
+        min_group_size: int = 20,
+        design_weights: pd.Series | None = None,
+    ) -> None:
+        if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 100:
+            raise AuditError(BAD_N_BOOT.format(value=n_boot))
+        _check_confidence(confidence)
+        if statistic not in STATISTICS:
+            raise AuditError(BAD_STATISTIC.format(valid=", ".join(STATISTICS), value=statistic))
+        if not isinstance(cap, int | float) or not math.isfinite(cap) or cap <= 0:
+            raise AuditError(BAD_CAP.format(value=cap))
+        if (
+            isinstance(min_group_size, bool)
+            or not isinstance(min_group_size, int | np.integer)
+            or min_group_size < 1
+        ):
+            raise AuditError(BAD_MIN_GROUP_SIZE.format(value=min_group_size))
+        self.scores = scores
+        self.seed = int(seed)
+        self.n_boot = int(n_boot)
+        self.confidence = float(confidence)
+        self.statistic: Statistic = statistic
+        self.cap = float(cap)
+        self.cluster = cluster
+        self.min_group_size = int(min_group_size)
+        self.design_weights = design_weights
+
+        groups = scores.groups.copy()
+        groups.index = groups.index.astype(str)
+        self._groups_table = groups.sort_index(kind="stable")
+        self.cases = pd.Index(self._groups_table.index, name="case_id")
+        self._score_index = self._index_rows(scores.table, ("model", "ruler", "metric"), "score")
+        agreement = scores.agreement
+        if "reference" in agreement.columns and len(agreement):
+            agreement = agreement[agreement["reference"].astype(str) == scores.trusted_ruler]
+        self._agreement_index = self._index_rows(agreement, ("ruler", "metric"), "agreement")
+        self._morph_index = self._index_rows(
+            scores.morphology, ("descriptor", "ruler"), "morphology"
+        )
+        self._cluster_codes = self._cluster(cluster) if cluster is not None else None
+        self._groups_cache: dict[tuple[str, ...], Groups] = {}
+        self._series_cache: dict[tuple[Any, ...], Series] = {}
+        self._reps_cache: dict[tuple[Any, ...], Replicates] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"Audit({len(self.cases)} cases, models={list(self.scores.models)}, "
+            f"rulers={list(self.scores.rulers)}, seed={self.seed}, n_boot={self.n_boot}, "
+            f"confidence={self.confidence}, statistic={self.statistic!r})"
+        )
+
+    # -- input plumbing ------------------------------------------------------------------------
+
+    def _index_rows(
+        self, frame: pd.DataFrame, keys: tuple[str, ...], name: str
+    ) -> dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]]:
+        """``key → (cohort positions, values)`` for one long table, checked once."""
+        if len(frame) == 0:
+            return {}
+        pos = self.cases.get_indexer(frame["case_id"].astype(str))
+        if (pos < 0).any():
+            unknown = sorted(set(frame["case_id"].astype(str)[pos < 0]))
+            raise AuditError(
+                NOT_IN_COHORT.format(count=len(unknown), examples=", ".join(unknown[:5]))
+            )
+        values = frame["value"].to_numpy(dtype=np.float64)
+        key_cols = [frame[k].astype(str).to_numpy(dtype=object) for k in keys]
+        out: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+        if len(keys) == 1:
+            grouped = pd.Series(np.arange(len(frame))).groupby(key_cols[0]).indices
+        else:
+            grouped = pd.Series(np.arange(len(frame))).groupby(key_cols).indices
+        for k, rows in grouped.items():
+            kk = (str(k),) if len(keys) == 1 else tuple(str(v) for v in cast(tuple[Any, ...], k))
+            p = pos[rows]
+            if len(np.unique(p)) != len(p):
+                dup = pd.Series(p).duplicated(keep=False).to_numpy()
+                examples = sorted({self.cases[i] for i in p[dup]})[:3]
+                raise AuditError(
+                    DUPLICATE_SCORES.format(
+                        table=name,
+                        count=int(dup.sum()),
+                        examples=", ".join(f"{e} {'/'.join(kk)}" for e in examples),
+                    )
+                )
+            out[kk] = (p, values[rows])
+        return out
+
+    def _cluster(self, column: str) -> np.ndarray:
+        meta = self.scores.metadata
+        if meta is not None and column in meta.columns:
+            m = meta.copy()
+            m.index = m.index.astype(str)
+            col = m[column].reindex(self.cases)
+        elif column in self._groups_table.columns:
+            col = self._groups_table[column]
+        else:
+            valid = sorted(
+                set(meta.columns if meta is not None else []) | set(self._groups_table.columns)
+            )
+            raise AuditError(UNKNOWN_CLUSTER.format(name=column, valid=", ".join(map(str, valid))))
+        labels = col.astype(object).where(col.notna(), UNKNOWN_LABEL).astype(str)
+        _, codes = np.unique(labels.to_numpy(dtype=object).astype(str), return_inverse=True)
+        return codes.astype(np.int64)
+
+    def grouping(self, by: ByArg) -> Groups:
+        key = (by,) if isinstance(by, str) else tuple(by)
+        if not key:
+            raise AuditError(
+                UNKNOWN_ATTRIBUTE.format(name="", valid=", ".join(self.scores.attributes))
+            )
+        cached = self._groups_cache.get(key)
+        if cached is not None:
+            return cached
+        for a in key:
+            if a not in self._groups_table.columns:
+                raise AuditError(
+                    UNKNOWN_ATTRIBUTE.format(
+                        name=a, valid=", ".join(map(str, self._groups_table.columns))
+                    )
+                )
+        levels: list[list[str]] = []
+        codes_list: list[np.ndarray] = []
+        for a in key:
+            labels, codes = _encode(self._groups_table[a])
+            levels.append(labels)
+            codes_list.append(codes)
+        if len(key) == 1:
+            labels_t, codes = tuple(levels[0]), codes_list[0]
+        else:
+            # only combinations that occur, ordered by the levels of each attribute
+            stacked = np.stack(codes_list, axis=1)
+            combos, codes = np.unique(stacked, axis=0, return_inverse=True)
+            labels_t = tuple(JOIN.join(levels[i][c] for i, c in enumerate(row)) for row in combos)
+            codes = codes.reshape(-1)
+        design = build_design(
+            codes,
+            labels_t,
+            key=key,
+            n_boot=self.n_boot,
+            seed=self.seed,
+            clusters=self._cluster_codes,
+        )
+        out = Groups(
+            key=key,
+            name=JOIN.join(key),
+            labels=labels_t,
+            codes=np.asarray(codes, dtype=np.int64),
+            design=design,
+        )
+        self._groups_cache[key] = out
+        return out
+
+    def _check_model(self, model: str) -> None:
+        if model not in self.scores.models:
+            raise AuditError(UNKNOWN_MODEL.format(name=model, valid=", ".join(self.scores.models)))
+
+    def _check_ruler(self, ruler: str) -> None:
+        if ruler not in self.scores.rulers:
+            raise AuditError(UNKNOWN_RULER.format(name=ruler, valid=", ".join(self.scores.rulers)))
+
+    def series(self, metric: str, *, model: str, ruler: str) -> Series:
+        self._check_model(model)
+        self._check_ruler(ruler)
+        idx = self._score_index
+
+        def unknown() -> str:
+            valid = sorted({k[2] for k in idx if k[0] == model and k[1] == ruler})
+            return UNKNOWN_METRIC.format(
+                name=metric, model=model, ruler=ruler, valid=", ".join(valid) or "(none)"
+            )
+
+        return self._cached(
+            ("score", metric, model, ruler),
+            idx.get((model, ruler, metric)),
+            unknown,
+            f"{model} @ {ruler}",
+            metric,
+        )
+
+    def agreement_series(self, metric: str, *, ruler: str) -> Series:
+        self._check_ruler(ruler)
+        idx = self._agreement_index
+
+        def unknown() -> str:
+            valid = sorted({k[1] for k in idx if k[0] == ruler})
+            return UNKNOWN_AGREEMENT.format(
+                name=metric, ruler=ruler, valid=", ".join(valid) or "(none)"
+            )
+
+        return self._cached(
+            ("agreement", metric, ruler),
+            idx.get((ruler, metric)),
+            unknown,
+            f"{ruler} vs {self.scores.trusted_ruler}",
+            metric,
+        )
+
+    def descriptor_series(self, name: str, *, ruler: str) -> Series:
+        idx = self._morph_index
+
+        def unknown() -> str:
+            valid = sorted({k[0] for k in idx if k[1] == ruler})
+            return UNKNOWN_DESCRIPTOR.format(
+                name=name, ruler=ruler, valid=", ".join(valid) or "(none)"
+            )
+
+        return self._cached(
+            ("descriptor", name, ruler), idx.get((name, ruler)), unknown, f"{name} ({ruler})", name
+        )
+
+    def _cached(
+        self,
+        key: tuple[Any, ...],
+        found: tuple[np.ndarray, np.ndarray] | None,
+        unknown: Callable[[], str],
+        label: str,
+        metric: str,
+    ) -> Series:
+        """One per-case series, prepared once: ``found`` is its (positions, values) in the
+        index, None when the index has no such series (``unknown()`` says what it has)."""
+        hit = self._series_cache.get(key)
+        if hit is not None:
+            return hit
+        if found is None:
+            raise AuditError(unknown())
+        s = self._prepare(key, label, metric, *found)
+        self._series_cache[key] = s
+        return s
+
+    def _prepare(
+        self, key: tuple[Any, ...], label: str, metric: str, pos: np.ndarray, values: np.ndarray
+    ) -> Series:
+        n = len(self.cases)
+        raw = np.full(n, np.nan)
+        raw[pos] = values
+        present = np.zeros(n, dtype=bool)
+        present[pos] = True
+        capped = np.zeros(n, dtype=bool)
+        if metric in DISTANCE_METRICS:
+            # a missed lesion has no finite distance; MAMA-MIA scores it at the cap
+            capped = present & np.isposinf(raw)
+            raw = np.where(capped, self.cap, raw)
+        raw = np.where(np.isfinite(raw), raw, np.nan)
+        undefined = present & np.isnan(raw)
+        return Series(
+            key=key, label=label, x=raw, present=present, capped=capped, undefined=undefined
+        )
+
+    def _reps(self, g: Groups, series: Sequence[Series], statistic: Statistic) -> Replicates:
+        key = (g.key, tuple(s.key for s in series), statistic)
+        hit = self._reps_cache.get(key)
+        if hit is not None:
+            return hit
+        x = np.stack([s.x for s in series], axis=1)
+        out = group_statistic(g.design, x, statistic, self.case_weights(series))
+        self._reps_cache[key] = out
+        return out
+
+    def labelled_mask(self) -> np.ndarray:
+        """Which cases (in cohort order, :attr:`cases`) carry a score on the trusted ruler.
+
+        Example
+        -------
+        >>> from segfair.audit import Audit, example_scores
+        >>> int(Audit(example_scores(), n_boot=200).labelled_mask().sum())
+        40
+        """
+        mask = np.zeros(len(self.cases), dtype=bool)
+        for (_, r, _), (pos, _) in self._score_index.items():
+            if r == self.scores.trusted_ruler:
+                mask[pos] = True
+        return mask
+
+    def case_weights(self, series: Sequence[Series]) -> np.ndarray | None:
+        """Design weights per case and series, or None when no series is from the sample.
+
+        A series is weighted when every case it holds is in the trusted ruler's labelled
+        sample (and that sample is not the whole cohort); its availability is then set by the
+        sampling design. A complete series (an automated ruler) keeps weight 1.
+        """
+        if self.design_weights is None:
+            return None
+        cached = getattr(self, "_design_cache", None)
+        if cached is None:
+            sampled = self.labelled_mask()
+            w = pd.to_numeric(self.design_weights, errors="coerce")
+            w.index = w.index.astype(str)
+            wv = w.reindex(self.cases).to_numpy(dtype=np.float64)
+            wv = np.where(np.isfinite(wv) & (wv > 0), wv, 1.0)
+            cached = (sampled, wv)
+            self._design_cache = cached
+        sampled, wv = cached
+        if sampled.all():
+            return None
+        cols = [wv if not (s.present & ~sampled).any() else np.ones_like(wv) for s in series]
+        if all(c is not wv for c in cols):
+            return None
+        return np.stack(cols, axis=1)
+
+    def _conf(self, confidence: float | None) -> float:
+        if confidence is None:
+            return self.confidence
+        _check_confidence(confidence)
+        return float(confidence)
+
+    def _select(self, g: Groups, groups: Iterable[str] | None) -> np.ndarray:
+        if groups is None:
+            return np.arange(len(g.labels))
+        wanted = list(groups)
+        for w in wanted:
+            if w not in g.labels:
+                raise AuditError(UNKNOWN_GROUP.format(name=w, by=g.name, valid=", ".join(g.labels)))
+        return np.array([i for i, lab in enumerate(g.labels) if lab in set(wanted)], dtype=int)
+
+    def _counts(self, g: Groups, mask: np.ndarray) -> np.ndarray:
+        return np.bincount(g.codes[mask], minlength=len(g.labels))
+
+    # -- building blocks -----------------------------------------------------------------------
+
+    def _group_table(
+        self, g: Groups, reps: Replicates, s: int, series: Series, conf: float
+    ) -> tuple[pd.DataFrame, pd.Series, list[str]]:
+        notes: list[str] = []
+        n = reps.n[:, s]
+        lo, hi = percentile_interval(reps.reps[:, :, s], conf)
+        ok = self._interval_ok(g, n)
+        lo = np.where(ok, lo, np.nan)
+        hi = np.where(ok, hi, np.nan)
+        for i, lab in enumerate(g.labels):
+            if n[i] == 0:
+                notes.append(f"group {lab!r} has no values of {series.label}: no estimate")
+            elif n[i] == 1:
+                notes.append(f"group {lab!r} has a single value of {series.label}: no interval")
+            elif g.design.clustered and g.design.n_clusters[i] < 2:
+                notes.append(f"group {lab!r} spans a single cluster: no interval")
+        capped = self._counts(g, series.capped)
+        undefined = self._counts(g, series.undefined)
+        frame = pd.DataFrame(
+            {
+                "n": n.astype(np.int64),
+                "estimate": reps.estimate[:, s],
+                "lower": lo,
+                "upper": hi,
+                "capped": capped.astype(np.int64),
+                "undefined": undefined.astype(np.int64),
+            },
+            index=pd.Index(list(g.labels), name=g.name),
+        )
+        olo, ohi = percentile_interval(reps.overall_reps[:, s], conf)
+        n_all = int(n.sum())
+        overall = pd.Series(
+            {
+                "n": n_all,
+                "estimate": float(reps.overall[s]),
+                "lower": float(olo) if n_all > 1 else float("nan"),
+                "upper": float(ohi) if n_all > 1 else float("nan"),
+                "capped": int(capped.sum()),
+                "undefined": int(undefined.sum()),
+            },
+            name="overall",
+            dtype=np.float64,
+        )
+        if int(undefined.sum()):
+            notes.append(
+                f"{int(undefined.sum())} undefined value(s) of {series.label} left out "
+                "(counted per group in 'undefined')"
+            )
+        return frame, overall, notes
+
+    def _interval_ok(self, g: Groups, n: np.ndarray) -> np.ndarray:
+        ok = n >= 2
+        if g.design.clustered:
+            ok &= g.design.n_clusters >= 2
+        return np.asarray(ok)
+
+    def _contrast_gap(
+        self, g: Groups, reps: Replicates, s: int, sel: np.ndarray, conf: float
+    ) -> tuple[Estimate, np.ndarray, list[str]]:
+        """Gap over ``sel`` groups; returns its Estimate, the groups used and notes."""
+        notes: list[str] = []
+        n = reps.n[sel, s]
+        used = sel[n > 0]
+        for i in sel[n == 0]:
+            notes.append(f"group {g.labels[i]!r} has no values and is left out of the gap")
+        if len(used) < 2:
+            notes.append("fewer than two groups with values: no gap")
+            return _nan_estimate(conf), used, notes
+        est = reps.estimate[used, s]
+        rr = reps.reps[:, used, s]
+        i, j = np.triu_indices(len(used), k=1)
+        e, lo, hi = max_abs_interval(est[i] - est[j], rr[:, i] - rr[:, j], conf)
+        if not self._interval_ok(g, reps.n[:, s])[used].all():
+            lo = hi = float("nan")
+            notes.append(
+                "a group without an interval (n = 1 or a single cluster) leaves the gap without one"
+            )
+        dropped = int(np.isnan(rr).any(axis=1).sum())
+        if dropped:
+            notes.append(
+                f"{dropped} of {rr.shape[0]} resamples held no value of some group and "
+                "were left out of the intervals"
+            )
+        return Estimate(e, lo, hi, conf), used, notes
+
+    def _plugin_gap_reps(self, reps: Replicates, s: int, used: np.ndarray) -> np.ndarray:
+        rr = reps.reps[:, used, s]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = rr.max(axis=1) - rr.min(axis=1)
+        return np.asarray(out)
+
+    def negligible_for(self, metric: str, negligible: float | None) -> float:
+        if negligible is None:
+            return NEGLIGIBLE_DISTANCE_GAP if metric in DISTANCE_METRICS else NEGLIGIBLE_GAP
+        if not isinstance(negligible, int | float) or not negligible >= 0:
+            raise AuditError(BAD_NEGLIGIBLE.format(value=negligible))
+        return float(negligible)
+
+
+def _check_confidence(confidence: Any) -> None:
+    if (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, int | float)
+        or not 0.5 < confidence < 1
+    ):
+        raise AuditError(BAD_CONFIDENCE.format(value=confidence))
+
+
+def _encode(column: pd.Series) -> tuple[list[str], np.ndarray]:
+    """Group labels (report order) and per-case codes of one attribute column."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        labels = [str(c) for c in column.cat.categories]
+        codes = column.cat.codes.to_numpy().astype(np.int64)
+        if (codes < 0).any():
+            # a missing value is a group of its own, never dropped
+            if UNKNOWN_LABEL not in labels:
+                labels.append(UNKNOWN_LABEL)
+            codes = np.where(codes < 0, labels.index(UNKNOWN_LABEL), codes)
+        return labels, codes
+    values = column.astype(object).where(column.notna(), UNKNOWN_LABEL).map(str)
+    present = set(values)
+    labels = sorted(present - {UNKNOWN_LABEL}) + (
+        [UNKNOWN_LABEL] if UNKNOWN_LABEL in present else []
+    )
+    lookup = {lab: i for i, lab in enumerate(labels)}
+    return labels, np.array([lookup[v] for v in values], dtype=np.int64)

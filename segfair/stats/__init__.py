@@ -1,0 +1,29 @@
+"""The numerical core of the audit: a stratified, paired, vectorised bootstrap and its intervals."""
+
+from __future__ import annotations
+
+from segfair.stats.bootstrap import Replicates, group_statistic
+from segfair.stats.design import Design, build_design, stable_hash
+from segfair.stats.intervals import (
+    max_abs_interval,
+    percentile_interval,
+    ratio_interval,
+    wilson_interval,
+)
+from segfair.stats.kinds import DISTANCE_METRICS, FRACTION_METRICS, STATISTICS, Statistic
+
+__all__ = [
+    "DISTANCE_METRICS",
+    "FRACTION_METRICS",
+    "STATISTICS",
+    "Design",
+    "Replicates",
+    "Statistic",
+    "build_design",
+    "group_statistic",
+    "max_abs_interval",
+    "percentile_interval",
+    "ratio_interval",
+    "stable_hash",
+    "wilson_interval",
+]
