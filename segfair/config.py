@@ -2,36 +2,5 @@
 
 from __future__ import annotations
 
-from segfair.cohort.config import (
-    BAD_TEMPLATE,
-    CONFIG_FILENAMES,
-    NAME_CLASH,
-    NO_CONFIG,
-    NO_TOOL_TABLE,
-    UNKNOWN_KEY,
-    UNKNOWN_TRUSTED,
-    AttributeSpec,
-    DesignSpec,
-    SegfairConfig,
-    SourceSpec,
-    find_config,
-    load_config,
-    parse_config,
-)
-
-__all__ = [
-    "BAD_TEMPLATE",
-    "CONFIG_FILENAMES",
-    "NAME_CLASH",
-    "NO_CONFIG",
-    "NO_TOOL_TABLE",
-    "UNKNOWN_KEY",
-    "UNKNOWN_TRUSTED",
-    "AttributeSpec",
-    "DesignSpec",
-    "SegfairConfig",
-    "SourceSpec",
-    "find_config",
-    "load_config",
-    "parse_config",
-]
+from segfair.cohort.config import *  # noqa: F403
+from segfair.cohort.config import __all__ as __all__

@@ -2,14 +2,5 @@
 
 from __future__ import annotations
 
-from segfair.cohort.fileindex import (
-    SETTLE_NS,
-    FileIndex,
-    file_index,
-)
-
-__all__ = [
-    "SETTLE_NS",
-    "FileIndex",
-    "file_index",
-]
+from segfair.cohort.fileindex import *  # noqa: F403
+from segfair.cohort.fileindex import __all__ as __all__

@@ -26,7 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from segfair.errors import ConfigError
 
 __all__ = [
+    "BAD_TEMPLATE",
     "CONFIG_FILENAMES",
+    "NAME_CLASH",
+    "NO_CONFIG",
+    "NO_TOOL_TABLE",
+    "UNKNOWN_KEY",
+    "UNKNOWN_TRUSTED",
     "AttributeSpec",
     "DesignSpec",
     "SegfairConfig",

@@ -36,10 +36,7 @@ LAYOUT: Final[Mapping[str, str]] = MappingProxyType(
 TABLE_XLSX: Final = "clinical_and_imaging_info.xlsx"
 TABLE_CSV: Final = "clinical_and_imaging_info.csv"
 SHEET: Final = "dataset_info"
-CONFIG: Final = "segfair.toml"
-#: Provenance of a synthetic cohort; its presence marks a directory as an earlier synth output.
-MANIFEST: Final = "segfair_synth.json"
-_GENERATOR: Final = "segfair.synth.make_cohort"
+#: Columns of the clinical table (both files), in order.
 COLUMNS: Final = (
     "patient_id",
     "dataset",
@@ -49,6 +46,10 @@ COLUMNS: Final = (
     "manufacturer",
     "field_strength",
 )
+CONFIG: Final = "segfair.toml"
+#: Provenance of a synthetic cohort; its presence marks a directory as an earlier synth output.
+MANIFEST: Final = "segfair_synth.json"
+_GENERATOR: Final = "segfair.synth.make_cohort"
 
 
 def _affine(shape: Sequence[int], spacing: Sequence[float]) -> npt.NDArray[np.float64]:
