@@ -18,11 +18,11 @@ from segfair import metrics
 from segfair.cohort import load_cohort
 from segfair.errors import CohortError
 from segfair.evaluate import (
-    _Progress,
     build_tasks,
     evaluate,
     evaluate_case,
 )
+from segfair.evaluate.executors import _Progress
 
 
 def test_the_score_table_holds_every_metric_of_every_model_on_every_ruler(repo: Repo) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import Repo, write_nifti
 
+import segfair.cohort.fileindex
 import segfair.fileindex
 import segfair.io
 from segfair.cohort import load_cohort
@@ -21,7 +22,7 @@ from segfair.fileindex import FileIndex
 @pytest.fixture
 def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every file counts as settled (in real use: unchanged for two seconds)."""
-    monkeypatch.setattr(segfair.fileindex, "SETTLE_NS", -(10**18))
+    monkeypatch.setattr(segfair.cohort.fileindex, "SETTLE_NS", -(10**18))
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:

@@ -47,6 +47,8 @@ BAD = "CASE_001"  # the case every bad-input scenario spoils
 
 # the module (the package attribute `segfair.evaluate` is the public function)
 evaluate_module = importlib.import_module("segfair.evaluate")
+# where the tasks are run (and `evaluate_case` looked up) and progress is shown
+executors_module = importlib.import_module("segfair.evaluate.executors")
 
 
 @dataclass
@@ -801,7 +803,7 @@ def test_a_worker_that_dies_is_named_and_the_run_fails_cleanly(
     repo.write_config(gates=[GAP], n_boot=100)
     victim = repo.case_ids[3]
     monkeypatch.setenv(DIE_ON, f"{how}:{victim}")
-    monkeypatch.setattr(evaluate_module, "evaluate_case", _dying_evaluate_case)
+    monkeypatch.setattr(executors_module, "evaluate_case", _dying_evaluate_case)
     run = audit(repo.config_path, "--workers", "2", "--json", str(tmp_path / "r.json"))
     assert_refused(run, "a worker process died", repr(victim), "were not evaluated")
     assert not (tmp_path / "r.json").exists()
@@ -829,14 +831,14 @@ def test_a_corrupt_cache_entry_is_detected_and_recomputed_end_to_end(tmp_path: P
     entries[2].write_text("[]")  # valid JSON, wrong shape
     entries[3].write_bytes(os.urandom(64))  # garbage
     cached: list[bool] = []
-    original = evaluate_module._Progress.update
+    original = executors_module._Progress.update
 
     def spy(self: Any, result: evaluate_module.CaseResult) -> None:
         cached.append(result.cached)
         original(self, result)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(evaluate_module._Progress, "update", spy)
+        mp.setattr(executors_module._Progress, "update", spy)
         second = audit(repo.config_path, "--json", str(tmp_path / "b.json"))
     assert second.code == first.code
     assert sorted(cached) == [False] * 4 + [True] * 2

@@ -25,6 +25,10 @@ from segfair import synth
 from segfair.io import load_mask
 from segfair.metrics import dice
 from segfair.synth import EFFECTS, PRESETS, make_cohort
+from segfair.synth import writer as synth_writer
+from segfair.synth.files import _run_task
+from segfair.synth.models import _simulate
+from segfair.synth.presets import _resolve_world
 
 TINY = (16, 16, 16)
 SMALL = (32, 32, 16)
@@ -414,10 +418,10 @@ def test_a_directory_left_by_an_interrupted_run_is_recognised_and_cleaned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def interrupted(tasks: list[Any]) -> int:
-        synth._run_task(tasks[0])
+        _run_task(tasks[0])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synth, "_run_chunk", interrupted)
+    monkeypatch.setattr(synth_writer, "_run_chunk", interrupted)
     with pytest.raises(KeyboardInterrupt):
         make_cohort(tmp_path, n_cases=5, shape=TINY, seed=1)
     assert json.loads((tmp_path / synth.MANIFEST).read_text())["complete"] is False
@@ -468,9 +472,9 @@ def test_the_null_preset_has_no_link_from_age_to_morphology() -> None:
 def test_age_reaches_the_masks_only_through_the_lesion() -> None:
     # With the age → morphology link cut, a 25- and a 75-year-old with the same random draws get
     # the same lesion, hence — since nothing downstream sees age — the same labels and predictions.
-    world = synth._resolve_world("null", {})
-    young = synth._simulate(0, 3, 25, world, SMALL, (0.7, 0.7, 1.5))
-    older = synth._simulate(0, 3, 75, world, SMALL, (0.7, 0.7, 1.5))
+    world = _resolve_world("null", {})
+    young = _simulate(0, 3, 25, world, SMALL, (0.7, 0.7, 1.5))
+    older = _simulate(0, 3, 75, world, SMALL, (0.7, 0.7, 1.5))
     for role in ROLES:
         assert np.array_equal(getattr(young, role), getattr(older, role)), role
 

@@ -1,0 +1,97 @@
+"""The :class:`Cohort`: a validated cohort's cases, subgroup labels and where each mask lives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from segfair.cohort.config import SegfairConfig
+
+__all__ = ["Cohort", "SourceKind"]
+
+SourceKind = Literal["model", "ruler"]
+
+
+@dataclass(frozen=True, eq=False)
+class Cohort:
+    """A validated cohort: cases, their subgroup labels and where each mask lives.
+
+    Attributes
+    ----------
+    config
+        The configuration it was built from.
+    metadata
+        The metadata table, index ``case_id`` (text), sorted by case id.
+    groups
+        One column per attribute with the subgroup label of each case (``"unknown"`` for missing).
+    exclusions
+        ``case_id, kind, source, reason``: masks a case lacks by declaration (a partial ruler,
+        or a missing prediction with ``missing_predictions = "exclude"``).
+    cache_dir
+        The cache folder of the run that loaded it (None: the cache is off), where what is
+        learnt about its files is kept (:mod:`segfair.cohort.fileindex`, the report's drawings).
+    """
+
+    config: SegfairConfig
+    metadata: pd.DataFrame
+    groups: pd.DataFrame
+    exclusions: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["case_id", "kind", "source", "reason"])
+    )
+    cache_dir: str | None = None
+
+    @property
+    def case_ids(self) -> tuple[str, ...]:
+        return tuple(str(c) for c in self.metadata.index)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(self.config.models)
+
+    @property
+    def rulers(self) -> tuple[str, ...]:
+        return tuple(self.config.rulers)
+
+    @property
+    def trusted_ruler(self) -> str:
+        return self.config.trusted_ruler
+
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+    def path(self, kind: SourceKind, name: str, case_id: str) -> Path:
+        """The file of one case's mask from one source."""
+        table = self.config.models if kind == "model" else self.config.rulers
+        template = table[name].path
+        return self.config.resolve(template.replace("{case_id}", case_id))
+
+    def sources(self) -> Iterator[tuple[SourceKind, str]]:
+        for name in self.config.models:
+            yield "model", name
+        for name in self.config.rulers:
+            yield "ruler", name
+
+    @cached_property
+    def _excluded(self) -> dict[str, set[tuple[str, str]]]:
+        # one pass over the exclusions, not a table filter per case (quadratic in cohort size)
+        out: dict[str, set[tuple[str, str]]] = {}
+        for cid, kind, source in zip(
+            self.exclusions["case_id"],
+            self.exclusions["kind"],
+            self.exclusions["source"],
+            strict=True,
+        ):
+            out.setdefault(str(cid), set()).add((str(kind), str(source)))
+        return out
+
+    def available(self, case_id: str) -> dict[tuple[SourceKind, str], Path]:
+        """The masks this case has (declared exclusions left out)."""
+        missing = self._excluded.get(case_id, set())
+        return {
+            (k, n): self.path(k, n, case_id) for k, n in self.sources() if (k, n) not in missing
+        }

@@ -1,0 +1,262 @@
+"""Loading a cohort: case metadata joined with the mask sources, validated up front.
+
+Every problem found (missing files, duplicate or unsafe case ids, missing columns, geometry
+mismatches) is collected and reported at once in a :class:`~segfair.errors.CohortError`.
+
+Example
+-------
+>>> cohort = load_cohort("examples/model-repo")  # doctest: +SKIP
+>>> cohort.groups["age_group"].value_counts()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from segfair.cohort.cohort import Cohort
+from segfair.cohort.config import SegfairConfig, load_config
+from segfair.cohort.table import _as_id, _derive_groups, read_table, safe_case_id
+from segfair.errors import CohortError, InputError, Problem
+
+__all__ = [
+    "DUPLICATE_ID",
+    "MISSING_COLUMN",
+    "MISSING_FILE",
+    "NOT_A_FILE",
+    "UNSAFE_ID",
+    "cache_folder",
+    "load_cohort",
+]
+
+UNSAFE_ID = (
+    "case id {case_id!r} is not safe in a file path (only letters, digits, '_', '-', '.' and "
+    "spaces; no '/', '\\', '..' or leading '.')"
+)
+DUPLICATE_ID = "case id {case_id!r} appears {count} times in the metadata table"
+MISSING_COLUMN = "column {column!r} ({role}) is not in the metadata table{hint}. Columns: {cols}"
+MISSING_FILE = "{kind} {name!r}: no file at {path}"
+NOT_A_FILE = "{kind} {name!r}: {path} exists but is not a regular file (a folder?)"
+
+
+def _closest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def cache_folder(config: SegfairConfig, cache: bool | str | Path | None) -> str | None:
+    """The run's cache folder: ``None``/``True`` the configuration's, ``False`` none (off), a
+    path that folder."""
+    if cache is None or cache is True:
+        return str(config.resolve(config.cache)) if config.cache else None
+    if cache is False:
+        return None
+    return str(Path(cache))
+
+
+def load_cohort(
+    path: str | Path | SegfairConfig = ".",
+    *,
+    check_geometry: bool = True,
+    cache: bool | str | Path | None = None,
+) -> Cohort:
+    """Load and validate the cohort of a configuration (a file, a folder holding one, or a
+    :class:`~segfair.cohort.config.SegfairConfig`).
+
+    Every problem is collected and raised together as a :class:`~segfair.errors.CohortError`.
+    Headers already read from unchanged files are remembered in the cache folder
+    (:mod:`segfair.cohort.fileindex`; ``cache``: as for :func:`segfair.evaluate.evaluate`).
+
+    Example
+    -------
+    >>> cohort = load_cohort("path/to/segfair.toml")  # doctest: +SKIP
+    >>> len(cohort), cohort.models, cohort.rulers  # doctest: +SKIP
+    """
+    from segfair import io
+
+    config = path if isinstance(path, SegfairConfig) else load_config(path)
+    source = config.source
+    cache_dir = cache_folder(config, cache)
+    index = None
+    if check_geometry and cache_dir is not None:
+        from segfair.cohort.fileindex import file_index
+
+        index = file_index(cache_dir)
+    table = read_table(config.resolve(config.cases), sheet=config.sheet)
+    problems: list[Problem] = []
+
+    cols = [str(c) for c in table.columns]
+    table.columns = pd.Index(cols)
+    needed = [(config.case_id, "case_id")]
+    needed += [(spec.column, f"attribute {name!r}") for name, spec in config.attributes.items()]
+    if config.cluster is not None:
+        needed.append((config.cluster, "cluster"))
+    absent = [(c, role) for c, role in needed if c not in table.columns]
+    if absent:
+        raise CohortError(
+            [
+                Problem(
+                    "missing columns",
+                    MISSING_COLUMN.format(
+                        column=c, role=role, hint=_closest(c, cols), cols=", ".join(cols)
+                    ),
+                    path=str(config.resolve(config.cases)),
+                    fix="rename the column in the table or the key in the configuration",
+                )
+                for c, role in absent
+            ],
+            source=source,
+        )
+
+    ids = table[config.case_id]
+    empty_ids = ids.isna() | ids.map(lambda v: str(v).strip() == "")
+    for row in np.flatnonzero(empty_ids.to_numpy()):
+        problems.append(
+            Problem(
+                "missing case ids",
+                f"row {row + 2} of the metadata table has no {config.case_id!r}",
+                path=str(config.resolve(config.cases)),
+                fix="fill in the id or delete the row",
+            )
+        )
+    table = table.loc[~empty_ids].copy()
+    table[config.case_id] = table[config.case_id].map(_as_id)
+    counts = table[config.case_id].value_counts()
+    for case_id, count in counts[counts > 1].sort_index().items():
+        problems.append(
+            Problem(
+                "duplicate case ids",
+                DUPLICATE_ID.format(case_id=case_id, count=int(count)),
+                case_id=str(case_id),
+                fix="keep one row per case",
+            )
+        )
+    for case_id in sorted(set(table[config.case_id])):
+        if not safe_case_id(case_id):
+            problems.append(
+                Problem(
+                    "unsafe case ids",
+                    UNSAFE_ID.format(case_id=case_id),
+                    case_id=case_id,
+                    fix="rename the case",
+                )
+            )
+    if len(table) == 0 and not problems:
+        problems.append(
+            Problem(
+                "empty cohort",
+                "the metadata table has no cases",
+                path=str(config.resolve(config.cases)),
+                fix="point 'cases' at the table of your cohort",
+            )
+        )
+    if problems:
+        raise CohortError(problems, source=source)
+
+    metadata = table.set_index(config.case_id).sort_index()
+    metadata.index = metadata.index.astype(str)
+    metadata.index.name = "case_id"
+    groups = pd.DataFrame(
+        {
+            name: _derive_groups(name, spec, metadata[spec.column], problems)
+            for name, spec in config.attributes.items()
+        },
+        index=metadata.index,
+    )
+
+    exclusions: list[dict[str, str]] = []
+    # the trusted ruler first: it defines the grid every other mask of the case must share
+    sources = sorted(
+        Cohort(config, metadata, groups).sources(),
+        key=lambda s: (s != ("ruler", config.trusted_ruler), s[0] == "model"),
+    )
+    for case_id in metadata.index:
+        first: tuple[str, io.Geometry] | None = None
+        for kind, name in sources:
+            table_ = config.models if kind == "model" else config.rulers
+            file = config.resolve(table_[name].path.replace("{case_id}", case_id))
+            if file.exists() and not file.is_file():
+                problems.append(
+                    Problem(
+                        "unreadable files",
+                        NOT_A_FILE.format(kind=kind, name=name, path=file),
+                        case_id=case_id,
+                        path=str(file),
+                        fix="point the mask source at a file, not a folder",
+                    )
+                )
+                continue
+            if not file.is_file():
+                if kind == "ruler" and table_[name].partial:
+                    exclusions.append(
+                        {
+                            "case_id": case_id,
+                            "kind": kind,
+                            "source": name,
+                            "reason": "no label from this (partial) ruler",
+                        }
+                    )
+                    continue
+                if kind == "model" and config.missing_predictions == "exclude":
+                    exclusions.append(
+                        {
+                            "case_id": case_id,
+                            "kind": kind,
+                            "source": name,
+                            "reason": "prediction file missing",
+                        }
+                    )
+                    continue
+                fix = (
+                    "declare the ruler partial"
+                    if kind == "ruler"
+                    else 'write the prediction, or set missing_predictions = "exclude" to count '
+                    "it as an exclusion"
+                )
+                problems.append(
+                    Problem(
+                        "missing files",
+                        MISSING_FILE.format(kind=kind, name=name, path=file),
+                        case_id=case_id,
+                        path=str(file),
+                        fix=fix,
+                    )
+                )
+                continue
+            if not check_geometry:
+                continue
+            try:
+                if index is not None:
+                    geom = index.geometry(file, case_id=case_id, max_voxels=config.max_voxels)
+                else:
+                    geom = io.read_geometry(file, case_id=case_id, max_voxels=config.max_voxels)
+            except InputError as exc:
+                problems.append(Problem.from_input_error("unreadable files", exc))
+                continue
+            if first is None:
+                first = (str(file), geom)
+                continue
+            mismatch = io.describe_mismatch(
+                first[1], geom, atol=config.geometry_tolerance, allow_reorient=config.reorient
+            )
+            if mismatch is not None:
+                problems.append(
+                    Problem(
+                        "geometry mismatches",
+                        f"not on the grid of {first[0]}: {mismatch}",
+                        case_id=case_id,
+                        path=str(file),
+                        fix=io.geometry_fix(first[1], geom),
+                    )
+                )
+    if index is not None:
+        index.save()  # what was learnt stays learnt, whatever the verdict
+    if problems:
+        raise CohortError(problems, source=source)
+    ex = pd.DataFrame(exclusions, columns=["case_id", "kind", "source", "reason"])
+    return Cohort(
+        config=config, metadata=metadata, groups=groups, exclusions=ex, cache_dir=cache_dir
+    )

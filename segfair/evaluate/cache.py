@@ -1,0 +1,142 @@
+"""The results cache: one JSON entry per case, keyed by the content hash of its inputs and the
+settings, checked by a digest; looked up in the main process before any worker starts."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import (
+    ThreadPoolExecutor,
+)
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from segfair.errors import InputError, SegfairError
+from segfair.evaluate.tasks import CaseResult, CaseTask
+from segfair.version import __version__
+
+__all__ = ["CACHE_FORMAT", "CACHE_NOT_WRITABLE"]
+
+
+#: Bumped whenever the layout of a cached case result changes.
+CACHE_FORMAT = 2
+CACHE_NOT_WRITABLE = (
+    "the cache folder {path!r} cannot be written ({reason}). Fix its permissions, point `cache` "
+    "at a writable folder, or turn the cache off (cache = false, or --no-cache)"
+)
+
+
+def _cache_key(task: CaseTask, hashes: Callable[[str], str] | None = None) -> str:
+    from segfair.io import content_hash
+
+    hash_of: Callable[[str], str] = hashes or content_hash
+    payload = {
+        "format": CACHE_FORMAT,
+        "segfair": __version__,
+        "case_id": task.case_id,
+        "files": {k: hash_of(v) for k, v in sorted(task.files.items())},
+        "read": {k: dict(v) for k, v in sorted(task.read.items())},
+        "pairs": sorted(list(p) for p in task.pairs),
+        "describe": sorted(task.describe),
+        "metrics": list(task.metrics),
+        "settings": dict(task.settings),
+        "reorient": task.reorient,
+        "atol": task.atol,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _cache_path(cache_dir: str, key: str) -> Path:
+    return Path(cache_dir) / key[:2] / f"{key}.json"
+
+
+def _digest(doc: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in doc.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _read_cache(path: Path, task: CaseTask) -> CaseResult | None:
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("format") != CACHE_FORMAT or doc.get("case_id") != task.case_id:
+            return None
+        if doc.get("sha256") != _digest(doc):
+            return None  # a changed byte (disk error, a hand edit): recompute
+        pairs = {
+            (p["pred"], p["ref"]): {k: float(v) for k, v in p["values"].items()}
+            for p in doc["pairs"]
+        }
+        morph = {k: {d: float(x) for d, x in v.items()} for k, v in doc["morphology"].items()}
+        want = {tuple(p) for p in task.pairs}
+        if set(pairs) != want or set(morph) != set(task.describe):
+            return None
+        if any(set(v) != set(task.metrics) for v in pairs.values()):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        # a corrupt or foreign entry is recomputed, never trusted
+        return None
+    return CaseResult(case_id=task.case_id, pairs=pairs, morphology=morph, cached=True)
+
+
+def _write_cache(path: Path, result: CaseResult) -> None:
+    from segfair.io import atomic_write_text
+
+    doc = {
+        "format": CACHE_FORMAT,
+        "case_id": result.case_id,
+        "pairs": [{"pred": p, "ref": r, "values": v} for (p, r), v in sorted(result.pairs.items())],
+        "morphology": result.morphology,
+    }
+    doc["sha256"] = _digest(doc)
+    # the cache is an optimisation: a full disk costs a recomputation, never the run
+    with contextlib.suppress(OSError):
+        atomic_write_text(path, json.dumps(doc, sort_keys=True))
+
+
+def _look_up(
+    tasks: Sequence[CaseTask], cache_dir: str, workers: int
+) -> list[tuple[CaseTask, CaseResult | None]]:
+    """Each task with its cached result (None: a miss), looked up here rather than in workers.
+
+    A warm re-run then starts no worker process and sends no task. A miss carries its key on to
+    the worker, which does not hash the files again.
+    """
+    from segfair.cohort.fileindex import file_index
+
+    index = file_index(cache_dir)
+
+    def one(task: CaseTask) -> tuple[CaseTask, CaseResult | None]:
+        try:
+            key = _cache_key(task, index.content_hash)
+        except InputError:
+            return task, None  # the worker meets the same error and reports it with the case
+        return replace(task, cache_key=key), _read_cache(_cache_path(cache_dir, key), task)
+
+    # Hashing a file (reading it, OpenSSL) releases the GIL: threads overlap it. A case whose
+    # hashes are all remembered is pure Python (JSON), where threads only contend: serial.
+    known = [all(index.knows(f) for f in t.files.values()) for t in tasks]
+    found = [one(t) for t, k in zip(tasks, known, strict=True) if k]
+    rest = [t for t, k in zip(tasks, known, strict=True) if not k]
+    if len(rest) > 1:
+        with ThreadPoolExecutor(max_workers=max(2, min(workers, 8))) as pool:
+            found += pool.map(one, rest)
+    else:
+        found += map(one, rest)
+    index.save()
+    return found
+
+
+def _check_cache_dir(path: str) -> None:
+    """Fail before any work when the cache cannot be written (a read-only CI cache, a file)."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise SegfairError(
+            CACHE_NOT_WRITABLE.format(path=path, reason=exc.strerror or type(exc).__name__)
+        ) from None

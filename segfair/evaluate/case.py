@@ -1,0 +1,74 @@
+"""Evaluating one case: read its masks once, check their grid, score every pair, describe the
+references (run in worker processes, by reference)."""
+
+from __future__ import annotations
+
+from segfair.errors import InputError, Problem
+from segfair.evaluate.cache import _cache_key, _cache_path, _read_cache, _write_cache
+from segfair.evaluate.tasks import CaseResult, CaseTask
+
+__all__ = ["evaluate_case"]
+
+
+def evaluate_case(task: CaseTask) -> CaseResult:
+    """Evaluate one case: read each file once, check geometry, score every pair, describe refs.
+
+    Bad input is returned as problems (not raised) so that a run reports every bad case at once.
+    """
+    from segfair import io, metrics, morphology
+
+    path = None
+    if task.cache_dir is not None:
+        try:
+            key = task.cache_key or _cache_key(task)
+        except InputError as exc:  # a file vanished or became unreadable since validation
+            return CaseResult(
+                task.case_id, problems=[Problem.from_input_error("unusable masks", exc)]
+            )
+        path = _cache_path(task.cache_dir, key)
+        hit = _read_cache(path, task)
+        if hit is not None:
+            return hit
+
+    result = CaseResult(case_id=task.case_id)
+    masks: dict[str, io.Mask] = {}
+    for name, file in task.files.items():
+        try:
+            masks[name] = io.load_mask(file, case_id=task.case_id, **task.read[name])
+        except InputError as exc:
+            result.problems.append(Problem.from_input_error("unusable masks", exc))
+    if result.problems:
+        return result
+    # every mask is compared on the grid of the first reference (the trusted one when present)
+    anchor_name = next((k for k in task.files if k.startswith("ruler:")), next(iter(masks)))
+    anchor = masks[anchor_name]
+    for name, mask in list(masks.items()):
+        if name == anchor_name:
+            continue
+        try:
+            if task.reorient:
+                mask = io.reorient_like(mask, anchor, case_id=task.case_id)
+                masks[name] = mask
+            io.check_geometry(anchor, mask, case_id=task.case_id, atol=task.atol)
+        except InputError as exc:
+            result.problems.append(Problem.from_input_error("geometry mismatches", exc))
+    if result.problems:
+        return result
+
+    settings = metrics.MetricSettings(
+        hd95_method=task.settings["hd95_method"], nsd_tolerance=task.settings["nsd_tolerance"]
+    )
+    arrays = {k: m.array for k, m in masks.items()}
+    try:
+        result.pairs = metrics.compute_many(
+            arrays, list(task.pairs), anchor.spacing, list(task.metrics), settings=settings
+        )
+        result.morphology = {
+            k: morphology.describe_mask(arrays[k], anchor.spacing) for k in task.describe
+        }
+    except InputError as exc:
+        result.problems.append(Problem.from_input_error("unusable masks", exc))
+        return result
+    if path is not None:
+        _write_cache(path, result)
+    return result
