@@ -42,14 +42,14 @@ _EXPORTS = {
     "Scores": "segfair.scores",
     "batch_weights": "segfair.planner",
     "design_weights": "segfair.planner",
-    "SegfairConfig": "segfair.config",
+    "SegfairConfig": "segfair.cohort",
     "SegfairError": "segfair.errors",
     "SegfairSession": "segfair.session",
     "evaluate": "segfair.evaluate",
     "evaluate_gate": "segfair.gates",
     "evaluate_gates": "segfair.gates",
     "load_cohort": "segfair.cohort",
-    "load_config": "segfair.config",
+    "load_config": "segfair.cohort",
     "load_mask": "segfair.io",
     "make_cohort": "segfair.synth",
     "parse_gate": "segfair.gates",
@@ -63,8 +63,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from segfair.audit import Audit as Audit
     from segfair.cohort import Cohort as Cohort
     from segfair.cohort import load_cohort as load_cohort
-    from segfair.config import SegfairConfig as SegfairConfig
-    from segfair.config import load_config as load_config
+    from segfair.cohort import SegfairConfig as SegfairConfig
+    from segfair.cohort import load_config as load_config
     from segfair.errors import CohortError as CohortError
     from segfair.errors import ConfigError as ConfigError
     from segfair.errors import GeometryError as GeometryError

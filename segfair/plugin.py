@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 STATE_KEY: pytest.StashKey[_State] = pytest.StashKey()
 
-# segfair.config.CONFIG_FILENAMES, repeated so that detecting a configuration imports no pydantic
+# segfair.cohort.config.CONFIG_FILENAMES, repeated: detecting a configuration imports no pydantic
 _CONFIG_FILENAMES = ("segfair.toml", "pyproject.toml")
 
 _OPTIONS = (
@@ -163,7 +163,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if not state.configured:
         return None
     try:
-        from segfair.config import load_config
+        from segfair.cohort.config import load_config
 
         cfg = load_config(state.config_path)  # type: ignore[arg-type]
     except Exception as exc:
@@ -257,7 +257,7 @@ def segfair_session(request: pytest.FixtureRequest) -> SegfairSession:
 
 @pytest.fixture(scope="session")
 def segfair_config(segfair_session: SegfairSession) -> Any:
-    """The validated configuration (:class:`segfair.config.SegfairConfig`)."""
+    """The validated configuration (:class:`segfair.cohort.config.SegfairConfig`)."""
     return segfair_session.config
 
 

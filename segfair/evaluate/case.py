@@ -15,7 +15,8 @@ def evaluate_case(task: CaseTask) -> CaseResult:
 
     Bad input is returned as problems (not raised) so that a run reports every bad case at once.
     """
-    from segfair import io, metrics, morphology
+    from segfair import io, metrics
+    from segfair.metrics import morphology
 
     path = None
     if task.cache_dir is not None:
