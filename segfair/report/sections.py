@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, cast
 
 import numpy as np
+import pandas as pd
 
 from segfair.report.rows import _group_rows, _labels, _overall
 from segfair.report.values import _est, _int, _num
 
 if TYPE_CHECKING:
     from segfair.audit import Audit
+
+#: ``iterrows()`` of a frame with a MultiIndex (pandas-stubs types its keys as ``Hashable``).
+_KeyedRows: TypeAlias = Iterable[tuple[tuple[Any, ...], pd.Series]]
 
 #: Per-case lists (exclusions, missing cases) are cut here so the document stays small.
 MAX_LISTED: Final = 500
@@ -129,8 +133,8 @@ def _distortion_entry(
         "inflation": _est(d.inflation),
         "hidden_gap": _est(d.hidden_gap),
         # both rulers on the same (paired) cases: the chart compares like with like
-        "trusted_groups": _group_rows(d.by_group.loc[d.trusted]),
-        "automated_groups": _group_rows(d.by_group.loc[automated]),
+        "trusted_groups": _group_rows(cast(pd.DataFrame, d.by_group.loc[d.trusted])),
+        "automated_groups": _group_rows(cast(pd.DataFrame, d.by_group.loc[automated])),
         "notes": list(d.notes),
     }
 
@@ -152,8 +156,8 @@ def _amplification_entry(
         "gap_baseline": _est(a.gap_baseline),
         "amplification": _est(a.amplification),
         "added_gap": _est(a.added_gap),
-        "model_groups": _group_rows(a.by_group.loc[model]),
-        "baseline_groups": _group_rows(a.by_group.loc[baseline]),
+        "model_groups": _group_rows(cast(pd.DataFrame, a.by_group.loc[model])),
+        "baseline_groups": _group_rows(cast(pd.DataFrame, a.by_group.loc[baseline])),
         "notes": list(a.notes),
     }
 
@@ -299,7 +303,9 @@ def _unshown_capped(
     for attr in attributes:
         group = frame["case_id"].map(scores.groups[attr].astype(str))
         counts = frame.assign(group=group).groupby(["metric", "model", "ruler", "group"])
-        for (metric, model, ruler, g), row in counts[["n", "capped", "undefined"]].sum().iterrows():
+        summed = counts[["n", "capped", "undefined"]].sum()
+        # a MultiIndex: every key is a (metric, model, ruler, group) tuple
+        for (metric, model, ruler, g), row in cast(_KeyedRows, summed.iterrows()):
             if row["capped"] or row["undefined"]:
                 rows.append(
                     {
@@ -343,7 +349,7 @@ def _coverage(
                 "missing": _int(row["missing"]),
                 "reasons": str(row["reasons"]),
             }
-            for (m, g), row in cov.by_group.iterrows()
+            for (m, g), row in cast(_KeyedRows, cov.by_group.iterrows())
         ]
         predictions.append({"attribute": attr, "rows": rows})
         for _, row in cov.missing.iterrows():
