@@ -7,17 +7,9 @@ from typing import Final
 
 #: Okabe–Ito palette (colour-blind safe), by role.
 TRUSTED_COLOUR: Final = "#0072B2"
-
-
 AUTOMATED_COLOURS: Final = ("#D55E00", "#CC79A7", "#E69F00", "#F0E442")
-
-
 MODEL_COLOURS: Final = ("#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#D55E00")
-
-
 PREDICTION_COLOUR: Final = "#000000"
-
-
 MARKERS: Final = ("circle", "square", "diamond", "triangle", "cross")
 
 

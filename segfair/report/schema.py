@@ -9,7 +9,6 @@ from typing import Any, Final
 #: Version of the document layout; bumped on any incompatible change (``"schema"`` field).
 REPORT_SCHEMA_VERSION: Final = "1"
 
-
 SCHEMA_ID: Final = f"segfair-report/{REPORT_SCHEMA_VERSION}"
 
 

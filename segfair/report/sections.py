@@ -23,7 +23,6 @@ _KeyedRows: TypeAlias = Iterable[tuple[tuple[Any, ...], pd.Series]]
 #: Per-case lists (exclusions, missing cases) are cut here so the document stays small.
 MAX_LISTED: Final = 500
 
-
 T = TypeVar("T")
 
 
