@@ -29,7 +29,8 @@ from segfair.config import SegfairConfig, parse_config
 from segfair.errors import CohortError, ConfigError, SegfairError
 from segfair.gates import _KIND_MODELS, GATE_KINDS, baseline_gap, parse_gates
 from segfair.metrics import ALL_METRICS, compute
-from segfair.report import _escape_data, _escape_property, md_escape
+from segfair.report import md_escape
+from segfair.report.github import _escape_data, _escape_property
 
 #: Examples per property in the test suite; benchmarks/fuzz_long.py runs many more.
 SUITE_EXAMPLES = 60

@@ -4,9 +4,11 @@ the terminal summary and GitHub annotations."""
 from __future__ import annotations
 
 import doctest
+import importlib
 import json
 import math
 import os
+import pkgutil
 import re
 from pathlib import Path
 from typing import Any
@@ -672,7 +674,7 @@ def test_a_rendering_error_writes_nothing(
     def broken(_: Any) -> str:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(report, "render_markdown", broken)
+    monkeypatch.setattr(report.writer, "render_markdown", broken)
     with pytest.raises(RuntimeError, match="boom"):
         write_reports(
             doc, html=tmp_path / "r.html", json_path=tmp_path / "r.json", md=tmp_path / "r.md"
@@ -704,15 +706,19 @@ def test_outline_path_traces_every_boundary_edge() -> None:
 
 
 def test_doctests() -> None:
-    result = doctest.testmod(report, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
-    assert result.attempted >= 5
+    failed = attempted = 0
+    for name in sorted(pkgutil.iter_modules(report.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{report.__name__}.{name.name}")
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        failed, attempted = failed + result.failed, attempted + result.attempted
+    assert failed == 0
+    assert attempted >= 5
 
 
 def test_a_warm_report_draws_the_worst_cases_from_the_cache_without_reading_a_mask(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from segfair import report as report_module
+    from segfair.report import drawings as report_module
     from segfair.synth import make_cohort
 
     path = make_cohort(tmp_path / "c", n_cases=30, shape=(16, 16, 8), preset="hidden", seed=1)

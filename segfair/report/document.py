@@ -1,0 +1,225 @@
+"""Building the report document of an audit and its gate results (:func:`build_report`)."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from segfair.report.drawings import _worst_cases
+from segfair.report.provenance import _provenance
+from segfair.report.schema import SCHEMA_ID
+from segfair.report.sections import (
+    _amplification_entry,
+    _attempt,
+    _cohort_summary,
+    _controlled_entry,
+    _coverage,
+    _distortion_entry,
+    _fairness_entry,
+    _gap_entry,
+    _label_audit_entries,
+    _morphology_entry,
+)
+from segfair.report.values import _jsonable
+from segfair.report.verdict import _gate_ok, verdict
+from segfair.version import __version__
+
+if TYPE_CHECKING:
+    from segfair.audit import Audit
+    from segfair.cohort import Cohort
+    from segfair.config import SegfairConfig
+    from segfair.gates import GateResult
+
+T = TypeVar("T")
+
+#: Metrics shown in the tables (the headline first); others stay in the score table.
+TABLE_METRICS: Final = ("dice", "hd95")
+
+
+def build_report(
+    audit: Audit,
+    results: Sequence[GateResult],
+    *,
+    config: SegfairConfig,
+    seed: int,
+    cohort: Cohort | None = None,
+    worst_per_group: int = 2,
+) -> dict[str, Any]:
+    """Build the report document (JSON-able) of an audit and its gate results.
+
+    Parameters
+    ----------
+    audit
+        The audit the gates were decided on.
+    results
+        Gate results, in the order to show them.
+    config
+        The configuration of the run (recorded with its hash in the provenance).
+    seed
+        The bootstrap seed used.
+    cohort
+        The cohort, to read the masks of the worst cases; without it that section says why it is
+        empty.
+    worst_per_group
+        How many worst cases to draw per group of the headline attribute.
+
+    Returns
+    -------
+    dict
+        The document described in ``docs/report-schema.md``. Deterministic for the same inputs
+        and seed, except the top-level ``generated_at`` timestamp.
+    """
+    scores = audit.scores
+    trusted = scores.trusted_ruler
+    automated = [r for r in scores.rulers if r != trusted]
+    models = list(scores.models)
+    attributes = list(scores.attributes)
+    # the configured order, never the first-seen order of the rows (which depends on row order)
+    declared = [str(m) for m in scores.settings.get("metrics", ()) if m in scores.metrics]
+    metrics = declared + sorted(set(scores.metrics) - set(declared))
+    metric = "dice" if "dice" in metrics else (metrics[0] if metrics else "dice")
+    table_metrics: list[str] = [m for m in TABLE_METRICS if m in metrics] or [metric]
+    notes: list[str] = []
+    gates = [_jsonable(r.to_dict()) for r in results]
+
+    rulers = list(scores.rulers)
+    pairs = _model_pairs(gates, models)
+    descriptors = set(
+        scores.morphology.loc[
+            scores.morphology["ruler"].astype(str) == trusted, "descriptor"
+        ].astype(str)
+    )
+    stratify = "volume_ml" if "volume_ml" in descriptors else None
+    if stratify is None:
+        notes.append("difficulty-controlled gap: no volume_ml descriptor of the trusted masks")
+
+    def each(what: str, fn: Callable[..., T], keys: Iterable[tuple[Any, ...]]) -> list[T]:
+        found = (_attempt(notes, what.format(*k), functools.partial(fn, audit, *k)) for k in keys)
+        return [x for x in found if x is not None]
+
+    tables = each(
+        "{} by {} for {} on {}",
+        _gap_entry,
+        itertools.product(table_metrics, attributes, models, rulers),
+    )
+    label_audit = each(
+        "label audit by {}", _label_audit_entries, ((a, tuple(table_metrics)) for a in attributes)
+    )
+    groups = [t[0] for t in tables]
+    gaps = [t[1] for t in tables]
+    sections = {
+        "fairness": each(
+            "fairness scores of {1} by {2} for {3} on {4}",
+            _fairness_entry,
+            ((tuple(metrics), metric, a, m, r) for a in attributes for m in models for r in rulers),
+        ),
+        "distortion": each(
+            "ruler distortion of {} by {} for {} ({})",
+            _distortion_entry,
+            itertools.product(table_metrics, attributes, models, automated),
+        ),
+        "amplification": each(
+            "amplification of {} by {}: {} over {}",
+            _amplification_entry,
+            ((m, a, mo, b) for m in table_metrics for a in attributes for mo, b in pairs),
+        ),
+        "label_audit": [e for entries in label_audit for e in entries],
+        "controlled_gap": each(
+            "difficulty-controlled gap of {} by {} for {} ({})",
+            _controlled_entry,
+            ((metric, a, m, stratify) for a in attributes for m in models if stratify is not None),
+        ),
+        "morphology": each("morphology by {}", _morphology_entry, ((a,) for a in attributes)),
+    }
+    coverage = _coverage(audit, attributes, groups, notes, shown=table_metrics)
+
+    attribute, model = _headline(gates, attributes, models, gaps, metric, trusted)
+    worst = _worst_cases(
+        audit,
+        cohort,
+        config,
+        metric=metric,
+        attribute=attribute,
+        model=model,
+        per_group=worst_per_group,
+    )
+
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_ID,
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "segfair_version": __version__,
+        "headline": {
+            "metric": metric,
+            "attribute": attribute,
+            "model": model,
+            "trusted": trusted,
+            "automated": automated,
+        },
+        "cohort": _cohort_summary(audit, attributes, metrics),
+        "gates": gates,
+        "verdict": verdict(gates),
+        "groups": groups,
+        "gaps": gaps,
+        **sections,
+        "coverage": coverage,
+        "worst_cases": worst,
+        "provenance": _provenance(audit, config, seed),
+        "notes": sorted(set(notes)),
+    }
+    out: dict[str, Any] = _jsonable(doc)
+    return out
+
+
+def _model_pairs(
+    gates: Sequence[Mapping[str, Any]], models: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(model, baseline) pairs: those of amplification gates first, then every other pair with
+    the earlier-declared model as the baseline."""
+    out: list[tuple[str, str]] = []
+    for g in gates:
+        if g.get("kind") == "amplification":
+            found = [t for t in _gate_tokens(str(g.get("id", ""))) if t in models]
+            if len(found) >= 2 and found[0] != found[1] and (found[0], found[1]) not in out:
+                out.append((found[0], found[1]))
+    for i, base in enumerate(models):
+        for model in models[i + 1 :]:
+            if (model, base) not in out and (base, model) not in out:
+                out.append((model, base))
+    return out
+
+
+def _gate_tokens(gate_id: str) -> list[str]:
+    if "[" not in gate_id:
+        return []
+    inner = gate_id[gate_id.index("[") + 1 : gate_id.rindex("]") if "]" in gate_id else None]
+    return [t for part in inner.split(",") for t in part.split("×")]
+
+
+def _headline(
+    gates: Sequence[Mapping[str, Any]],
+    attributes: Sequence[str],
+    models: Sequence[str],
+    gaps: Sequence[Mapping[str, Any]],
+    metric: str,
+    trusted: str,
+) -> tuple[str | None, str | None]:
+    """The attribute and model the reader should see first: those of the first blocking gate,
+    else of the first gate, else the model with the largest trusted gap."""
+    ordered = [g for g in gates if not _gate_ok(g)] + [g for g in gates if _gate_ok(g)]
+    attribute = model = None
+    for g in ordered:
+        tokens = _gate_tokens(str(g.get("id", "")))
+        attribute = attribute or next((t for t in tokens if t in attributes), None)
+        model = model or next((t for t in tokens if t in models), None)
+    attribute = attribute or (attributes[0] if attributes else None)
+    if model is None and models:
+        best = [
+            (-(g["gap"]["estimate"] or 0.0), models.index(g["model"]), g["model"])
+            for g in gaps
+            if g["metric"] == metric and g["attribute"] == attribute and g["ruler"] == trusted
+        ]
+        model = min(best)[2] if best else models[0]
+    return attribute, model

@@ -1,0 +1,36 @@
+"""GitHub workflow-command annotations for the gates that fail the build."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from segfair.report.verdict import _gate_ok
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotations(doc: Mapping[str, Any]) -> list[str]:
+    """One ``::error`` workflow command per gate that fails the build, escaped per GitHub's rules
+    (``%``, CR, LF everywhere; ``:`` and ``,`` in properties too).
+
+    Examples
+    --------
+    >>> github_annotations({"gates": [{"id": "gap[dice,age]", "status": "failed", "ok": False,
+    ...                                "message": "50% over\\nthe limit"}]})
+    ['::error title=segfair gate failed%3A gap[dice%2Cage]::50%25 over%0Athe limit']
+    """
+    out = []
+    for g in doc.get("gates") or []:
+        if _gate_ok(g):
+            continue
+        title = _escape_property(f"segfair gate failed: {g.get('id', '?')}")
+        message = str(g.get("message") or g.get("decision_rule") or g.get("status"))
+        out.append(f"::error title={title}::{_escape_data(message)}")
+    return out

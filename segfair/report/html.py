@@ -1,0 +1,105 @@
+"""The self-contained HTML report: the Jinja environment over the shipped templates."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Final
+
+from segfair.report.formatting import _status_label, fmt, fmt_interval, fmt_p, fmt_pct
+from segfair.report.values import _jsonable
+from segfair.report.verdict import _gate_ok, verdict
+from segfair.report.views import (
+    _controlled_views,
+    _label_views,
+    _model_views,
+    _morphology_views,
+    _pct_conf,
+    _ruler_views,
+    _worst_view,
+)
+
+if TYPE_CHECKING:
+    import jinja2
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(_jsonable(value), indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _load_template(name: str) -> str:
+    return resources.files("segfair.templates").joinpath(name).read_text("utf-8")
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(_load_template),
+        autoescape=True,  # every value from the data is text, never markup
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(num=fmt, interval=fmt_interval, pct=fmt_pct, p=fmt_p, pretty=_pretty)
+    env.globals.update(status_label=_status_label, gate_ok=_gate_ok)
+    return env
+
+
+_GATE_DEFAULTS: Final[Mapping[str, Any]] = {
+    "id": "?",
+    "name": None,
+    "kind": "",
+    "status": "",
+    "allowed": False,
+    "estimate": None,
+    "lower": None,
+    "upper": None,
+    "threshold": None,
+    "measure": "",
+    "decision_rule": "",
+    "message": "",
+    "notes": [],
+    "next_steps": [],
+    "evidence": [],
+}
+
+
+def _gate_defaults(gate: Mapping[str, Any]) -> dict[str, Any]:
+    out = {**_GATE_DEFAULTS, **gate}
+    out["ok"] = _gate_ok(gate)
+    return out
+
+
+def render_html(doc: Mapping[str, Any]) -> str:
+    """The self-contained HTML report: inline CSS and SVG, no script, no request of any kind."""
+    counter = iter(range(1, 1 << 30))
+
+    def ids() -> str:
+        return f"chart-{next(counter)}"
+
+    # gates may come from other processes (merged xdist results) or older writers: every field
+    # the template reads gets a default, so a missing optional field never breaks the report
+    doc = dict(doc, gates=[_gate_defaults(g) for g in doc.get("gates") or []])
+    v = verdict(doc["gates"])
+    rulers = _ruler_views(doc, ids)
+    head = next((r for r in rulers if r["headline"]), rulers[0] if rulers else None)
+    glance = None
+    if head is not None:
+        glance = {**head, "chart": {**head["chart"], "id": ids()}}
+    view = {
+        "verdict": v,
+        "blocking": [g for g in doc.get("gates") or [] if not _gate_ok(g)],
+        "glance": glance,
+        "rulers": rulers,
+        "models": _model_views(doc, ids),
+        "labels": _label_views(doc, ids),
+        "controlled": _controlled_views(doc, ids),
+        "morphology": _morphology_views(doc, ids),
+        "worst": _worst_view(doc),
+        "confidence": _pct_conf(doc),
+    }
+    return _environment().get_template("report.html.j2").render(doc=doc, v=view)

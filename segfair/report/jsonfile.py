@@ -1,0 +1,33 @@
+"""The report document as strict, byte-stable JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from segfair.report.values import _jsonable
+from segfair.report.verdict import verdict
+
+
+def _with_verdict(doc: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(doc)
+    out["verdict"] = verdict(list(doc.get("gates") or []))
+    return out
+
+
+def render_json(doc: Mapping[str, Any]) -> str:
+    """The document as strict JSON: sorted keys, indent 2, NaN/±inf as null, a final newline.
+
+    The verdict is recomputed from ``doc["gates"]`` first.
+    """
+    return (
+        json.dumps(
+            _jsonable(_with_verdict(doc)),
+            sort_keys=True,
+            indent=2,
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+        + "\n"
+    )

@@ -1,0 +1,158 @@
+"""The Markdown summary (``$GITHUB_STEP_SUMMARY``, PR comments) and Markdown escaping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from segfair.report.formatting import _distortion_sentence, _status_label, fmt, fmt_interval
+from segfair.report.verdict import _gate_ok, verdict
+
+# the backslash first, so one from the data cannot un-escape the characters that follow it
+_MD_ESCAPES: Final = (
+    ("\\", "\\\\"),
+    ("&", "&amp;"),
+    ("|", "\\|"),
+    ("`", "\\`"),
+    ("<", "&lt;"),
+    (">", "&gt;"),
+    # no link or image from the data: `![x](https://…)` would make the job summary fetch it
+    # (a reference definition `[x]: url` needs a line of its own, which data never starts)
+    ("](", "]\\("),
+    # no @-mention from the data: a group or model named `@team` would notify people when the
+    # summary is posted as a pull-request comment (a zero-width space breaks it, as Dependabot)
+    ("@", "@&#8203;"),
+)
+
+
+class _Markdown(str):
+    """Markdown we wrote ourselves (not data): :func:`md_escape` leaves it as it is."""
+
+    __slots__ = ()
+
+
+def md_escape(value: Any) -> str:
+    """Text safe in a Markdown table cell: ``| ` < >`` and friends escaped, newlines as ``<br>``.
+
+    Examples
+    --------
+    >>> md_escape("a|b <c>\\nd")
+    'a\\\\|b &lt;c&gt;<br>d'
+    """
+    if isinstance(value, _Markdown):
+        return str(value)
+    text = str(value)
+    for old, new in _MD_ESCAPES:
+        text = text.replace(old, new)
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    out = [
+        "| " + " | ".join(header) + " |",  # our own words; the data cells are escaped
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    out += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def render_markdown(doc: Mapping[str, Any]) -> str:
+    """A compact summary for ``$GITHUB_STEP_SUMMARY`` and PR comments: the verdict, the gate
+    table and the headline ruler comparison."""
+    v = verdict(list(doc.get("gates") or []))
+    icon = {"passed": "✅", "failed": "❌"}.get(v["status"], "⚠️")
+    lines = [f"## {icon} {md_escape(v['line'])}", ""]
+    gates = list(doc.get("gates") or [])
+    blocking = [g for g in gates if not _gate_ok(g)]
+    for g in blocking:
+        lines.append(f"- **{md_escape(g.get('id', '?'))}**: {md_escape(g.get('message', ''))}")
+        steps = list(g.get("next_steps") or [])
+        if steps:
+            lines.append(f"  - next: {md_escape(steps[0])}")
+    if blocking:
+        lines.append("")
+    planned = [g for g in gates if (g.get("labels_needed") or {}).get("total_additional")]
+    if planned:
+        lines.append("**Labels needed** (trusted labels to add before these gates can decide):")
+        for g in planned:
+            plan_ = g["labels_needed"]
+            per = ", ".join(
+                f"{int(r['additional'])} in {r['group']}"
+                for r in plan_.get("groups") or []
+                if r.get("additional")
+            )
+            tail = "" if plan_.get("feasible") else " — even then it may stay open (see the plan)"
+            lines.append(
+                f"- {md_escape(g.get('id', '?'))}: {int(plan_['total_additional'])} "
+                f"({md_escape(per)}){tail}"
+            )
+        lines += ["", "`segfair plan` writes which cases to send to the annotators.", ""]
+    if gates:
+        lines += _md_table(
+            ["gate", "status", "estimate [interval]", "threshold", "decision rule"],
+            [
+                [
+                    g.get("id", "?"),
+                    _status_label(g),
+                    fmt_interval(g),
+                    fmt(g.get("threshold")),
+                    g.get("decision_rule", ""),
+                ]
+                for g in gates
+            ],
+        )
+        lines.append("")
+    head = doc.get("headline") or {}
+    dist = [
+        d
+        for d in doc.get("distortion") or []
+        if d["metric"] == head.get("metric")
+        and d["attribute"] == head.get("attribute")
+        and d["model"] == head.get("model")
+    ]
+    if dist:
+        metric, attr, model = head["metric"], head["attribute"], head["model"]
+        lines.append(
+            f"### The ruler: {md_escape(metric)} of {md_escape(model)} by {md_escape(attr)}"
+        )
+        lines.append("")
+        rulers = [
+            md_escape(dist[0]["trusted"]) + " (trusted)",
+            *(md_escape(d["automated"]) for d in dist),
+        ]
+        tables = [dist[0]["trusted_groups"], *(d["automated_groups"] for d in dist)]
+        names = [r["group"] for r in tables[0]]
+        rows = []
+        for i, name in enumerate(names):
+            rows.append(
+                [
+                    name,
+                    str(tables[0][i]["n"]),
+                    *(fmt_interval(t[i]) if i < len(t) else "n/a" for t in tables),
+                ]
+            )
+        rows.append(
+            [
+                _Markdown("**gap**"),
+                "",
+                fmt_interval(dist[0]["gap_trusted"]),
+                *(fmt_interval(d["gap_automated"]) for d in dist),
+            ]
+        )
+        lines += _md_table(["group", "n", *rulers], rows)
+        lines.append("")
+        for d in dist:
+            lines.append(f"- {md_escape(_distortion_sentence(d))}")
+        lines.append("")
+    c = doc.get("cohort") or {}
+    prov = doc.get("provenance") or {}
+    lines.append(
+        f"<sub>segfair {md_escape(doc.get('segfair_version', '?'))} · "
+        f"{md_escape(c.get('n_cases', '?'))} cases · seed {md_escape(prov.get('seed'))}"
+        f" · n_boot {md_escape(prov.get('n_boot'))} · the HTML report holds the full "
+        "evidence</sub>"
+    )
+    return "\n".join(lines) + "\n"
+
+
+markdown_report = render_markdown
