@@ -62,8 +62,8 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from segfair.audit import Audit as Audit
     from segfair.cohort import Cohort as Cohort
-    from segfair.cohort import load_cohort as load_cohort
     from segfair.cohort import SegfairConfig as SegfairConfig
+    from segfair.cohort import load_cohort as load_cohort
     from segfair.cohort import load_config as load_config
     from segfair.errors import CohortError as CohortError
     from segfair.errors import ConfigError as ConfigError

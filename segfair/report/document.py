@@ -30,7 +30,7 @@ from segfair.version import __version__
 if TYPE_CHECKING:
     from segfair.audit import Audit
     from segfair.cohort import Cohort
-    from segfair.config import SegfairConfig
+    from segfair.cohort.config import SegfairConfig
     from segfair.gates import GateResult
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ from segfair.version import __version__
 if TYPE_CHECKING:
     from segfair.audit import Audit
     from segfair.cohort import Cohort, SourceKind
-    from segfair.config import SegfairConfig
+    from segfair.cohort.config import SegfairConfig
 
 NO_COHORT_REASON: Final = (
     "the report was built without the cohort (build_report(..., cohort=None)), so the mask files "
@@ -209,7 +209,7 @@ def _cached_drawing(
     """
     if cohort.cache_dir is None:  # the run's cache is off
         return _drawing(cohort, config, case_id, model, trusted, automated)
-    from segfair.fileindex import file_index
+    from segfair.cohort.fileindex import file_index
     from segfair.io import atomic_write_text
 
     sources: list[tuple[SourceKind, str]] = [("model", model), ("ruler", trusted)]

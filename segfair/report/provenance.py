@@ -21,7 +21,7 @@ from segfair.version import __version__
 
 if TYPE_CHECKING:
     from segfair.audit import Audit
-    from segfair.config import SegfairConfig
+    from segfair.cohort.config import SegfairConfig
 
 
 def _sha256_text(parts: Iterable[str]) -> str:
