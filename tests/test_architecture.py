@@ -203,3 +203,17 @@ def test_the_private_name_check_finds_a_planted_use(source: str, module: str) ->
 )
 def test_the_private_name_check_allows_siblings_and_public_names(source: str, module: str) -> None:
     assert list(private_uses(source, module)) == []
+
+
+def test_every_package_is_listed_for_the_wheel() -> None:
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(p.parent.relative_to(PACKAGE.parent).parts)
+        for p in PACKAGE.rglob("__init__.py")
+        if "__pycache__" not in p.parts
+    }
+    assert found | {"segfair.templates"} == listed
