@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import pandas as pd
 from pydantic import Field, model_validator
 
 from segfair.audit import Audit
-from segfair.gates.base import BaseGate, _at_least, _by_text, _make_id
+from segfair.gates.base import Baseline, MetricGate, Only, _at_least, _by_text, _make_id
 from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _fallback
 
 
-class AmplificationGate(BaseGate):
+class AmplificationGate(MetricGate):
     """The model's gap exceeds the baseline's by at most ``max`` (a fraction ≥ -1).
 
     Examples
@@ -24,9 +23,6 @@ class AmplificationGate(BaseGate):
 
     kind: Literal["amplification"] = "amplification"
     trusted_field: ClassVar[str | None] = "ruler"
-    metric: str
-    by: str | tuple[str, ...]
-    model: str
     baseline: str
     ruler: str | None = None
     max: float
@@ -43,14 +39,7 @@ class AmplificationGate(BaseGate):
             self.kind, self.metric, _by_text(self.by), self.model, self.baseline, self.ruler
         )
 
-    def check(
-        self,
-        audit: Audit,
-        conf: float,
-        groups: list[str] | None,
-        baseline: Mapping[str, Any] | None = None,
-    ) -> Outcome:
-        """The checks of this gate on ``audit`` at level ``conf`` (on ``groups`` only, if given)."""
+    def check(self, audit: Audit, conf: float, groups: Only, baseline: Baseline = None) -> Outcome:
         trusted = audit.scores.trusted_ruler
         by = _by_arg(self.by)
         by_name = _by_text(self.by)

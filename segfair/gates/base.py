@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -12,6 +12,10 @@ from segfair.gates.outcome import Outcome
 from segfair.stats import DISTANCE_METRICS, FRACTION_METRICS
 
 DecideOn = Literal["bound", "estimate"]
+#: The groups a check is restricted to (None: all).
+Only: TypeAlias = list[str] | None
+#: A previous JSON report, read by ``no_regression`` gates.
+Baseline: TypeAlias = Mapping[str, Any] | None
 
 FRACTION_RANGE = "{field} must be a fraction in [0, 1]{why}; got {value}"
 AT_LEAST = "{field} must be ≥ {low}{why}; got {value}"
@@ -28,14 +32,6 @@ SCORE_NEEDS_MIN = (
     "(max is for distances, {distances}, and for signed metrics such as volume_error)"
 )
 ONE_OF = "give {options} for a {kind} gate"
-NO_BASELINE = (
-    "no baseline report was given: pass --segfair-baseline PATH to pytest (or --baseline PATH "
-    "to segfair audit) with the JSON report of the last release"
-)
-NOT_IN_BASELINE = (
-    "the baseline report has no {gap_id}: it was made with another configuration; regenerate "
-    "it from the last release with this gate's metric, attribute, model and ruler"
-)
 EMPTY_BY = "by must name an attribute or a non-empty list of attributes"
 
 
@@ -82,6 +78,9 @@ class BaseGate(BaseModel):
     needed_groups: ClassVar[int] = 2
     #: The field that defaults to the trusted ruler (written in by ``parse_gate``), if any.
     trusted_field: ClassVar[str | None] = None
+    #: A count over the whole cohort, not an estimate from a sample (decided on the observed
+    #: values; no interval, so no part in Holm's procedure).
+    census: ClassVar[bool] = False
 
     # a NaN or infinite threshold would make a gate that can never fail: refused
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -116,15 +115,9 @@ class BaseGate(BaseModel):
     @property
     def statistical(self) -> bool:
         """Whether the verdict rests on an interval (and so takes part in Holm's procedure)."""
-        return True
+        return not self.census
 
-    def check(
-        self,
-        audit: Audit,
-        conf: float,
-        groups: list[str] | None,
-        baseline: Mapping[str, Any] | None = None,
-    ) -> Outcome:
+    def check(self, audit: Audit, conf: float, groups: Only, baseline: Baseline = None) -> Outcome:
         """The checks of this gate on ``audit`` at level ``conf`` (on ``groups`` only, if given),
         with the group sizes, evidence and words around them."""
         raise NotImplementedError
@@ -132,6 +125,14 @@ class BaseGate(BaseModel):
 
 #: The old private name of :class:`BaseGate`.
 _Gate = BaseGate
+
+
+class MetricGate(BaseGate):
+    """Fields of a gate on one model's metric across the groups of an attribute."""
+
+    metric: str
+    by: str | tuple[str, ...]
+    model: str
 
 
 def _by_text(by: str | tuple[str, ...]) -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 import pandas as pd
 from pydantic import model_validator
 
 from segfair.audit import Audit, Estimate
-from segfair.gates.base import BaseGate, _by_text, _fraction, _make_id
+from segfair.gates.base import BaseGate, Baseline, Only, _by_text, _fraction, _make_id
 from segfair.gates.outcome import Check, Outcome, _by_arg
 
 
@@ -23,6 +22,7 @@ class CoverageGate(BaseGate):
     """
 
     kind: Literal["coverage"] = "coverage"
+    census: ClassVar[bool] = True
     by: str | tuple[str, ...]
     model: str | None = None
     min: float
@@ -36,18 +36,7 @@ class CoverageGate(BaseGate):
     def id(self) -> str:
         return _make_id(self.kind, _by_text(self.by), self.model)
 
-    @property
-    def statistical(self) -> bool:
-        return False
-
-    def check(
-        self,
-        audit: Audit,
-        conf: float,
-        groups: list[str] | None,
-        baseline: Mapping[str, Any] | None = None,
-    ) -> Outcome:
-        """The checks of this gate on ``audit`` at level ``conf`` (on ``groups`` only, if given)."""
+    def check(self, audit: Audit, conf: float, groups: Only, baseline: Baseline = None) -> Outcome:
         by = _by_arg(self.by)
         by_name = _by_text(self.by)
         cov = audit.coverage(by=by, model=self.model, confidence=conf)

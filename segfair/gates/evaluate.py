@@ -40,6 +40,7 @@ def evaluate_gate(
     Examples
     --------
     >>> from segfair.audit import example_scores
+    >>> from segfair.gates import MinGroupMetricGate
     >>> audit = Audit(example_scores(), n_boot=200)
     >>> r = evaluate_gate(audit, MinGroupMetricGate(metric="dice", by="age", model="m", min=0.6,
     ...                                             min_group_size=10))
@@ -98,6 +99,7 @@ def evaluate_gates(
     Examples
     --------
     >>> from segfair.audit import example_scores
+    >>> from segfair.gates import parse_gates
     >>> audit = Audit(example_scores(), n_boot=200, min_group_size=10)
     >>> gates = parse_gates([
     ...     {"kind": "min_group_metric", "metric": "dice", "by": "age", "model": "m", "min": 0.6},

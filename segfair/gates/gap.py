@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import model_validator
 
@@ -11,7 +10,9 @@ from segfair.audit import Audit
 from segfair.gates.base import (
     GAP_NEEDS_MAX,
     RATIO_NEEDS_MIN,
-    BaseGate,
+    Baseline,
+    MetricGate,
+    Only,
     _by_text,
     _fraction,
     _make_id,
@@ -20,7 +21,7 @@ from segfair.gates.base import (
 from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _look_at
 
 
-class GapGate(BaseGate):
+class GapGate(MetricGate):
     """The gap across groups is small: ``max`` for ``gap``/``to_overall``, ``min`` for ``ratio``.
 
     Examples
@@ -31,9 +32,6 @@ class GapGate(BaseGate):
 
     kind: Literal["gap"] = "gap"
     trusted_field: ClassVar[str | None] = "ruler"
-    metric: str
-    by: str | tuple[str, ...]
-    model: str
     ruler: str | None = None
     statistic: Literal["gap", "ratio", "to_overall"] = "gap"
     max: float | None = None
@@ -56,14 +54,7 @@ class GapGate(BaseGate):
         stat = None if self.statistic == "gap" else self.statistic
         return _make_id("gap", self.metric, _by_text(self.by), self.model, self.ruler, stat)
 
-    def check(
-        self,
-        audit: Audit,
-        conf: float,
-        groups: list[str] | None,
-        baseline: Mapping[str, Any] | None = None,
-    ) -> Outcome:
-        """The checks of this gate on ``audit`` at level ``conf`` (on ``groups`` only, if given)."""
+    def check(self, audit: Audit, conf: float, groups: Only, baseline: Baseline = None) -> Outcome:
         trusted = audit.scores.trusted_ruler
         by = _by_arg(self.by)
         by_name = _by_text(self.by)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import model_validator
 
@@ -11,6 +10,8 @@ from segfair.audit import Audit
 from segfair.gates.base import (
     ONE_OF,
     BaseGate,
+    Baseline,
+    Only,
     _by_text,
     _check_direction,
     _level_limit,
@@ -57,14 +58,7 @@ class LabelAgreementGate(BaseGate):
     def id(self) -> str:
         return _make_id(self.kind, self.metric, _by_text(self.by), self.automated)
 
-    def check(
-        self,
-        audit: Audit,
-        conf: float,
-        groups: list[str] | None,
-        baseline: Mapping[str, Any] | None = None,
-    ) -> Outcome:
-        """The checks of this gate on ``audit`` at level ``conf`` (on ``groups`` only, if given)."""
+    def check(self, audit: Audit, conf: float, groups: Only, baseline: Baseline = None) -> Outcome:
         trusted = audit.scores.trusted_ruler
         by = _by_arg(self.by)
         by_name = _by_text(self.by)

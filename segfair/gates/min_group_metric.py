@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import model_validator
 
 from segfair.audit import Audit
-from segfair.gates.base import ONE_OF, BaseGate, _by_text, _check_direction, _level_limit, _make_id
+from segfair.gates.base import (
+    ONE_OF,
+    Baseline,
+    MetricGate,
+    Only,
+    _by_text,
+    _check_direction,
+    _level_limit,
+    _make_id,
+)
 from segfair.gates.outcome import Outcome, _by_arg, _evidence, _group_checks, _look_at
 from segfair.stats import DISTANCE_METRICS
 
 
-class MinGroupMetricGate(BaseGate):
+class MinGroupMetricGate(MetricGate):
     """Every group's estimate is at least ``min`` (or, for a distance, at most ``max``).
 
     Examples
@@ -25,9 +33,6 @@ class MinGroupMetricGate(BaseGate):
     kind: Literal["min_group_metric"] = "min_group_metric"
     needed_groups: ClassVar[int] = 1
     trusted_field: ClassVar[str | None] = "ruler"
-    metric: str
-    by: str | tuple[str, ...]
-    model: str
     ruler: str | None = None
     min: float | None = None
     max: float | None = None
@@ -45,14 +50,7 @@ class MinGroupMetricGate(BaseGate):
     def id(self) -> str:
         return _make_id(self.kind, self.metric, _by_text(self.by), self.model, self.ruler)
 
-    def check(
-        self,
-        audit: Audit,
-        conf: float,
-        groups: list[str] | None,
-        baseline: Mapping[str, Any] | None = None,
-    ) -> Outcome:
-        """The checks of this gate on ``audit`` at level ``conf`` (on ``groups`` only, if given)."""
+    def check(self, audit: Audit, conf: float, groups: Only, baseline: Baseline = None) -> Outcome:
         trusted = audit.scores.trusted_ruler
         by = _by_arg(self.by)
         by_name = _by_text(self.by)

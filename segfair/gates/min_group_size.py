@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from segfair.audit import Audit, Estimate
-from segfair.gates.base import BaseGate, _by_text, _make_id
+from segfair.gates.base import BaseGate, Baseline, Only, _by_text, _make_id
 from segfair.gates.outcome import Check, Outcome, _by_arg
 
 
@@ -24,6 +23,7 @@ class MinGroupSizeGate(BaseGate):
     """
 
     kind: Literal["min_group_size"] = "min_group_size"
+    census: ClassVar[bool] = True
     by: str | tuple[str, ...]
     ruler: str | None = None
     min: int = Field(ge=1)
@@ -32,18 +32,7 @@ class MinGroupSizeGate(BaseGate):
     def id(self) -> str:
         return _make_id(self.kind, _by_text(self.by), self.ruler)
 
-    @property
-    def statistical(self) -> bool:
-        return False
-
-    def check(
-        self,
-        audit: Audit,
-        conf: float,
-        groups: list[str] | None,
-        baseline: Mapping[str, Any] | None = None,
-    ) -> Outcome:
-        """The checks of this gate on ``audit`` at level ``conf`` (on ``groups`` only, if given)."""
+    def check(self, audit: Audit, conf: float, groups: Only, baseline: Baseline = None) -> Outcome:
         by = _by_arg(self.by)
         by_name = _by_text(self.by)
         sizes = audit.group_sizes(by=by, ruler=self.ruler)

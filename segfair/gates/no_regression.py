@@ -11,7 +11,7 @@ from pydantic import model_validator
 
 from segfair.audit import Audit, Estimate
 from segfair.errors import ConfigError
-from segfair.gates.base import BaseGate, _at_least, _by_text, _make_id, _why
+from segfair.gates.base import Baseline, MetricGate, Only, _at_least, _by_text, _make_id, _why
 from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _look_at
 from segfair.gates.result import Status
 
@@ -25,7 +25,7 @@ NOT_IN_BASELINE = (
 )
 
 
-class NoRegressionGate(BaseGate):
+class NoRegressionGate(MetricGate):
     """The gap may not grow beyond the last release's by more than ``max_increase``.
 
     The last release is a previous JSON report (``--segfair-baseline``); the check is on the
@@ -39,9 +39,6 @@ class NoRegressionGate(BaseGate):
 
     kind: Literal["no_regression"] = "no_regression"
     trusted_field: ClassVar[str | None] = "ruler"
-    metric: str
-    by: str | tuple[str, ...]
-    model: str
     ruler: str | None = None
     max_increase: float = 0.0
 
@@ -59,15 +56,45 @@ class NoRegressionGate(BaseGate):
         """The id of the gap this gate compares with the baseline's."""
         return _make_id("gap", self.metric, _by_text(self.by), self.model, self.ruler)
 
-    def check(
-        self,
-        audit: Audit,
-        conf: float,
-        groups: list[str] | None,
-        baseline: Mapping[str, Any] | None = None,
-    ) -> Outcome:
-        """The checks of this gate on ``audit`` at level ``conf`` (on ``groups`` only, if given)."""
-        return _eval_no_regression(audit, self, conf, groups, baseline)
+    def check(self, audit: Audit, conf: float, groups: Only, baseline: Baseline = None) -> Outcome:
+        by_name = _by_text(self.by)
+        ruler = self.ruler or audit.scores.trusted_ruler
+        r = audit.gap(
+            self.metric,
+            by=_by_arg(self.by),
+            model=self.model,
+            ruler=ruler,
+            groups=groups,
+            confidence=conf,
+        )
+        subject = (
+            f"the growth of the {self.metric} gap across {by_name} for {self.model} on {ruler}"
+        )
+        before = baseline_gap(baseline, self.gap_id) if baseline is not None else None
+        label = f"increase of the {self.metric} gap across {by_name} over the baseline"
+        if before is None:
+            why = NO_BASELINE if baseline is None else NOT_IN_BASELINE.format(gap_id=self.gap_id)
+            value = Estimate(np.nan, np.nan, np.nan, conf)
+            forced: tuple[Status, str] | None = ("insufficient_evidence", why)
+            context = f"for {self.model} on {ruler} labels"
+        else:
+            g = r.gap
+            value = Estimate(g.estimate - before, g.lower - before, g.upper - before, g.confidence)
+            forced = None
+            context = f"for {self.model} on {ruler} labels (baseline gap {_f(before)}, now {g})"
+        return Outcome(
+            checks=[Check(label, value, self.max_increase, "max")],
+            sizes=r.by_group["n"],
+            evidence=_evidence(r.by_group, f"{self.model} @ {ruler}"),
+            context=context,
+            subject=subject,
+            next_steps=[
+                "compare this report's group estimates with the baseline report's",
+                *_look_at(r.min_group, by_name, self.metric),
+            ],
+            notes=list(r.notes),
+            forced=forced,
+        )
 
 
 def baseline_gap(baseline: Mapping[str, Any], gap_id: str) -> float | None:
@@ -113,48 +140,3 @@ def _baseline_number(value: Any, gap_id: str) -> float | None:
             key="baseline",
         )
     return number
-
-
-def _eval_no_regression(
-    audit: Audit,
-    gate: NoRegressionGate,
-    conf: float,
-    groups: list[str] | None,
-    baseline: Mapping[str, Any] | None,
-) -> Outcome:
-    by_name = _by_text(gate.by)
-    ruler = gate.ruler or audit.scores.trusted_ruler
-    r = audit.gap(
-        gate.metric,
-        by=_by_arg(gate.by),
-        model=gate.model,
-        ruler=ruler,
-        groups=groups,
-        confidence=conf,
-    )
-    subject = f"the growth of the {gate.metric} gap across {by_name} for {gate.model} on {ruler}"
-    before = baseline_gap(baseline, gate.gap_id) if baseline is not None else None
-    label = f"increase of the {gate.metric} gap across {by_name} over the baseline"
-    if before is None:
-        why = NO_BASELINE if baseline is None else NOT_IN_BASELINE.format(gap_id=gate.gap_id)
-        value = Estimate(np.nan, np.nan, np.nan, conf)
-        forced: tuple[Status, str] | None = ("insufficient_evidence", why)
-        context = f"for {gate.model} on {ruler} labels"
-    else:
-        g = r.gap
-        value = Estimate(g.estimate - before, g.lower - before, g.upper - before, g.confidence)
-        forced = None
-        context = f"for {gate.model} on {ruler} labels (baseline gap {_f(before)}, now {g})"
-    return Outcome(
-        checks=[Check(label, value, gate.max_increase, "max")],
-        sizes=r.by_group["n"],
-        evidence=_evidence(r.by_group, f"{gate.model} @ {ruler}"),
-        context=context,
-        subject=subject,
-        next_steps=[
-            "compare this report's group estimates with the baseline report's",
-            *_look_at(r.min_group, by_name, gate.metric),
-        ],
-        notes=list(r.notes),
-        forced=forced,
-    )

@@ -2,17 +2,78 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import model_validator
 
-from segfair.audit import Audit
-from segfair.gates.base import BaseGate, _by_text, _fraction, _level_limit, _make_id
+from segfair.audit import Audit, RateResult
+from segfair.gates.base import (
+    Baseline,
+    MetricGate,
+    Only,
+    _by_text,
+    _fraction,
+    _level_limit,
+    _make_id,
+)
 from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _look_at
 
 
-class DpdGate(BaseGate):
+class _RateGate(MetricGate):
+    """Fields, id and check shared by the two gates on success rates (``metric > threshold``)."""
+
+    trusted_field: ClassVar[str | None] = "ruler"
+    ruler: str | None = None
+    threshold: float = 0.8
+
+    @property
+    def id(self) -> str:
+        return _make_id(
+            str(getattr(self, "kind", "")),
+            f"{self.metric}>{self.threshold:g}",
+            _by_text(self.by),
+            self.model,
+            self.ruler,
+        )
+
+    def check(self, audit: Audit, conf: float, groups: Only, baseline: Baseline = None) -> Outcome:
+        trusted = audit.scores.trusted_ruler
+        by = _by_arg(self.by)
+        by_name = _by_text(self.by)
+        ruler = self.ruler or trusted
+        rr = audit.dpd_dir(
+            self.metric,
+            by=by,
+            model=self.model,
+            ruler=ruler,
+            threshold=self.threshold,
+            groups=groups,
+            confidence=conf,
+        )
+        rate = f"rate of {self.metric} > {self.threshold:g}"
+        check = self._rate_check(rr, rate, by_name)
+        lowest: str | None = None
+        if rr.by_group["estimate"].notna().any():
+            lowest = str(rr.by_group["estimate"].idxmin())
+        return Outcome(
+            checks=[check],
+            sizes=rr.by_group["n"],
+            evidence=_evidence(
+                rr.by_group, f"{self.model} @ {ruler}: P({self.metric} > {self.threshold:g})"
+            ),
+            context=f"for {self.model} on {ruler} labels",
+            subject=f"the {rate} across {by_name} for {self.model} on {ruler} labels",
+            next_steps=([f"the {lowest!r} group has the lowest rate"] if lowest else [])
+            + _look_at(lowest, by_name, self.metric),
+            notes=list(rr.notes),
+        )
+
+    def _rate_check(self, rr: RateResult, rate: str, by_name: str) -> Check:
+        """The one comparison: of the difference (DPD) or of the ratio (DIR) of the rates."""
+        raise NotImplementedError
+
+
+class DpdGate(_RateGate):
     """The difference of success rates (``metric > threshold``) across groups is at most ``max``.
 
     Examples
@@ -22,12 +83,6 @@ class DpdGate(BaseGate):
     """
 
     kind: Literal["dpd"] = "dpd"
-    trusted_field: ClassVar[str | None] = "ruler"
-    metric: str
-    by: str | tuple[str, ...]
-    model: str
-    ruler: str | None = None
-    threshold: float = 0.8
     max: float
 
     @model_validator(mode="after")
@@ -36,28 +91,11 @@ class DpdGate(BaseGate):
         _fraction(self.max, "max", " (a difference of rates)")
         return self
 
-    @property
-    def id(self) -> str:
-        return _make_id(
-            self.kind,
-            f"{self.metric}>{self.threshold:g}",
-            _by_text(self.by),
-            self.model,
-            self.ruler,
-        )
-
-    def check(
-        self,
-        audit: Audit,
-        conf: float,
-        groups: list[str] | None,
-        baseline: Mapping[str, Any] | None = None,
-    ) -> Outcome:
-        """The checks of this gate on ``audit`` at level ``conf`` (on ``groups`` only, if given)."""
-        return _rates(audit, self, conf, groups)
+    def _rate_check(self, rr: RateResult, rate: str, by_name: str) -> Check:
+        return Check(f"difference in the {rate} across {by_name} (DPD)", rr.dpd, self.max, "max")
 
 
-class DirGate(BaseGate):
+class DirGate(_RateGate):
     """The ratio of success rates (lowest / highest) is at least ``min`` (four-fifths: 0.8).
 
     Examples
@@ -67,12 +105,6 @@ class DirGate(BaseGate):
     """
 
     kind: Literal["dir"] = "dir"
-    trusted_field: ClassVar[str | None] = "ruler"
-    metric: str
-    by: str | tuple[str, ...]
-    model: str
-    ruler: str | None = None
-    threshold: float = 0.8
     min: float = 0.8
 
     @model_validator(mode="after")
@@ -81,64 +113,10 @@ class DirGate(BaseGate):
         _fraction(self.min, "min", " (a ratio of rates)")
         return self
 
-    @property
-    def id(self) -> str:
-        return _make_id(
-            self.kind,
-            f"{self.metric}>{self.threshold:g}",
-            _by_text(self.by),
-            self.model,
-            self.ruler,
-        )
-
-    def check(
-        self,
-        audit: Audit,
-        conf: float,
-        groups: list[str] | None,
-        baseline: Mapping[str, Any] | None = None,
-    ) -> Outcome:
-        """The checks of this gate on ``audit`` at level ``conf`` (on ``groups`` only, if given)."""
-        return _rates(audit, self, conf, groups)
-
-
-def _rates(audit: Audit, gate: DpdGate | DirGate, conf: float, groups: list[str] | None) -> Outcome:
-    """The one check of a ``dpd`` or ``dir`` gate: both read the same success rates."""
-    trusted = audit.scores.trusted_ruler
-    by = _by_arg(gate.by)
-    by_name = _by_text(gate.by)
-    ruler = gate.ruler or trusted
-    rr = audit.dpd_dir(
-        gate.metric,
-        by=by,
-        model=gate.model,
-        ruler=ruler,
-        threshold=gate.threshold,
-        groups=groups,
-        confidence=conf,
-    )
-    rate = f"rate of {gate.metric} > {gate.threshold:g}"
-    if isinstance(gate, DpdGate):
-        check = Check(f"difference in the {rate} across {by_name} (DPD)", rr.dpd, gate.max, "max")
-    else:
-        check = Check(
+    def _rate_check(self, rr: RateResult, rate: str, by_name: str) -> Check:
+        return Check(
             f"ratio of the lowest to the highest {rate} across {by_name} (DIR)",
             rr.dir,
-            gate.min,
+            self.min,
             "min",
         )
-    lowest: str | None = None
-    if rr.by_group["estimate"].notna().any():
-        lowest = str(rr.by_group["estimate"].idxmin())
-    return Outcome(
-        checks=[check],
-        sizes=rr.by_group["n"],
-        evidence=_evidence(
-            rr.by_group, f"{gate.model} @ {ruler}: P({gate.metric} > {gate.threshold:g})"
-        ),
-        context=f"for {gate.model} on {ruler} labels",
-        subject=f"the {rate} across {by_name} for {gate.model} on {ruler} labels",
-        next_steps=([f"the {lowest!r} group has the lowest rate"] if lowest else [])
-        + _look_at(lowest, by_name, gate.metric),
-        notes=list(rr.notes),
-    )

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import pandas as pd
 from pydantic import Field, model_validator
 
 from segfair.audit import Audit
-from segfair.gates.base import BaseGate, _at_least, _by_text, _fraction, _make_id
+from segfair.gates.base import Baseline, MetricGate, Only, _at_least, _by_text, _fraction, _make_id
 from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _fallback, _neg
 
 
-class _RulerGate(BaseGate):
+class _RulerGate(MetricGate):
     """Fields and id shared by the two gates on how an automated ruler distorts a gap."""
 
-    metric: str
-    by: str | tuple[str, ...]
-    model: str
     automated: str
     trusted: str | None = None
     max: float
@@ -33,14 +29,7 @@ class _RulerGate(BaseGate):
             kind, self.metric, _by_text(self.by), self.model, self.automated, self.trusted
         )
 
-    def check(
-        self,
-        audit: Audit,
-        conf: float,
-        groups: list[str] | None,
-        baseline: Mapping[str, Any] | None = None,
-    ) -> Outcome:
-        """The checks of this gate on ``audit`` at level ``conf`` (on ``groups`` only, if given)."""
+    def check(self, audit: Audit, conf: float, groups: Only, baseline: Baseline = None) -> Outcome:
         by = _by_arg(self.by)
         by_name = _by_text(self.by)
         d = audit.ruler_distortion(

@@ -7,13 +7,13 @@ import math
 import numpy as np
 
 from segfair.audit import Estimate
-from segfair.gates.base import BaseGate
+from segfair.gates.kinds import Gate
 from segfair.gates.outcome import Check, Outcome
 from segfair.gates.result import GateResult, Status, _f, _pct
 
 
 def _verdict(
-    gate: BaseGate, out: Outcome, conf: float, decide_on: str, small: list[str], min_n: int
+    gate: Gate, out: Outcome, conf: float, decide_on: str, small: list[str], min_n: int
 ) -> GateResult:
     status: Status
     sizes = ", ".join(f"{g!r} (n = {int(out.sizes[g])})" for g in small)
@@ -128,7 +128,7 @@ def _rule_text(checks: list[Check], decide_on: str, conf: float) -> str:
 
 
 def _result(
-    gate: BaseGate,
+    gate: Gate,
     out: Outcome,
     status: Status,
     check: Check,
