@@ -50,7 +50,10 @@ from segfair.gates.base import (
     RATIO_NEEDS_MIN,
     SCORE_NEEDS_MIN,
     BaseGate,
+    Baseline,
     DecideOn,
+    MetricGate,
+    Only,
     _Gate,  # noqa: F401 - the old private base, kept importable
 )
 from segfair.gates.coverage import CoverageGate
@@ -105,6 +108,7 @@ __all__ = [
     "UNKNOWN_KIND",
     "AmplificationGate",
     "BaseGate",
+    "Baseline",
     "Check",
     "CoverageGate",
     "DecideOn",
@@ -114,9 +118,11 @@ __all__ = [
     "Gate",
     "GateResult",
     "LabelAgreementGate",
+    "MetricGate",
     "MinGroupMetricGate",
     "MinGroupSizeGate",
     "NoRegressionGate",
+    "Only",
     "Outcome",
     "RulerInflationGate",
     "RulerShrinkageGate",

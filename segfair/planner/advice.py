@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from segfair.gates import Gate, GateResult
+from segfair.gates import Baseline, Gate, GateResult
 from segfair.gates import evaluate_gate as _decide
 from segfair.gates import evaluate_gates as _decide_all
 from segfair.planner.plan import plan
@@ -38,11 +38,7 @@ def with_label_plan(audit: Audit, gate: Gate, result: GateResult, confidence: fl
 
 
 def evaluate_gate(
-    audit: Audit,
-    gate: Gate,
-    *,
-    confidence: float | None = None,
-    baseline: Mapping[str, Any] | None = None,
+    audit: Audit, gate: Gate, *, confidence: float | None = None, baseline: Baseline = None
 ) -> GateResult:
     """Decide one gate (:func:`segfair.gates.evaluate_gate`) and attach its label plan
     (:func:`with_label_plan`) at the level the verdict was computed at.
@@ -62,11 +58,7 @@ def evaluate_gate(
 
 
 def evaluate_gates(
-    audit: Audit,
-    gates: Sequence[Gate],
-    *,
-    holm: bool = False,
-    baseline: Mapping[str, Any] | None = None,
+    audit: Audit, gates: Sequence[Gate], *, holm: bool = False, baseline: Baseline = None
 ) -> list[GateResult]:
     """Decide several gates (:func:`segfair.gates.evaluate_gates`, optionally with Holm's
     procedure) and attach each one's label plan at the level its verdict was computed at (with

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -114,27 +113,6 @@ def plan(
         )
     st = _group_stats(audit, x, by)
 
-    @functools.cache
-    def checks_of() -> list[Any]:  # one evaluation of the gate, only if a calibration needs it
-        return _gate_checks(audit, gate, conf)
-
-    def calibrate(st_: _Stats, v0: float, boot: float | None) -> tuple[_Stats, float]:
-        """The plan's sds scaled to the gate's own bootstrap interval (see _bootstrap_se)."""
-        kappa = _scale(boot, v0)
-        if kappa == 1.0:
-            return st_, v0
-        notes.append(_SCALED.format(kappa=kappa))
-        return replace(st_, sd=st_.sd * kappa), v0 * kappa**2
-
-    def target(margin: float, v0: float, z: float) -> float:
-        """The contrast's target standard error; 0 (with a note) when none is plannable."""
-        if target_halfwidth is not None:
-            return target_halfwidth / z_a
-        se = _target_se(margin, v0, z, power)
-        if se <= 0:
-            notes.append(_UNDECIDABLE.format(margin=margin, se=math.sqrt(v0), power=power))
-        return se
-
     cohort = st.n + st.avail
     lower = np.where(cohort > 0, np.minimum(np.maximum(st.n, min_n), cohort), 0).astype(float)
     upper = cohort.astype(float)
@@ -143,129 +121,33 @@ def plan(
             f"group {st.labels[i]!r} has only {int(cohort[i])} cases in the cohort, fewer than "
             f"min_group_size = {min_n}: label them all, or lower min_group_size"
         )
-    need = lower.copy()
-    feasible = bool(((cohort >= min_n) | (cohort == 0)).all())
-    estimate, threshold, target_se = float("nan"), float("nan"), float("nan")
-    has = np.isfinite(st.mean) & (cohort > 0)
-    contrasts: list[tuple[str, ...]] = []
+    pl = _Planning(
+        audit=audit,
+        gate=gate,
+        by=by,
+        conf=conf,
+        min_n=min_n,
+        power=power,
+        target_halfwidth=target_halfwidth,
+        what=what,
+        z_a=z_a,
+        st=st,
+        need=lower.copy(),
+        upper=upper,
+        has=np.isfinite(st.mean) & (cohort > 0),
+        feasible=bool(((cohort >= min_n) | (cohort == 0)).all()),
+        notes=notes,
+    )
     for kind_, limit in checks:
         if kind_ == "gap":
-            idx = np.where(has)[0]
-            if len(idx) < 2:
-                notes.append("fewer than two groups with values: only min_group_size is planned")
-                continue
-            hi, lo = idx[int(np.argmax(st.mean[idx]))], idx[int(np.argmin(st.mean[idx]))]
-            gap = float(st.mean[hi] - st.mean[lo])
-            passing = gap <= limit
-            estimate, threshold = gap, limit
-            n_pairs = len(idx) * (len(idx) - 1) // 2
-            z_side = z_a if passing else _z(1 - (1 - conf) / (2 * n_pairs))
-            margin = abs(gap - limit)
-            v0 = _pair_variance(st, hi, lo)
-            decidable = bool((st.n[has] >= min_n).all())  # else the interval is not the gate's
-            if decidable and getattr(gate, "statistic", "gap") == "gap":
-                st, v0 = calibrate(st, v0, _bootstrap_se(checks_of(), limit, None, z_side, passing))
-            se = target_se = target(margin, v0, z_side)
-            if se <= 0:
-                feasible = False
-                continue
-            pair = np.array([hi, lo])
-            n_pair, ok = _neyman(st.sd[pair], need[pair], upper[pair], se**2)
-            need[pair] = np.maximum(need[pair], n_pair)
-            feasible &= ok
-            contrasts.append((st.labels[hi], st.labels[lo]))
-            # passing needs every pair below the limit: pairs close to it are topped up alike
-            # (a failing gap is decided by its extreme pair alone)
-            for a_ in idx if passing else ():
-                for b_ in idx:
-                    if a_ >= b_ or {a_, b_} == {hi, lo}:
-                        continue
-                    d = abs(float(st.mean[a_] - st.mean[b_]))
-                    m2 = abs(d - limit)
-                    se2 = (
-                        target_se
-                        if target_halfwidth is not None
-                        else _target_se(m2, _pair_variance(st, a_, b_), z_side, power)
-                    )
-                    cur = st.sd[a_] ** 2 / need[a_] + st.sd[b_] ** 2 / need[b_]
-                    if d + z_a * math.sqrt(cur) <= limit or se2 <= 0 or cur <= se2**2:
-                        continue
-                    p2 = np.array([a_, b_])
-                    n2, ok2 = _neyman(st.sd[p2], need[p2], upper[p2], se2**2)
-                    need[p2] = np.maximum(need[p2], n2)
-                    feasible &= ok2
-                    contrasts.append((st.labels[a_], st.labels[b_]))
+            _plan_gap(pl, limit)
         elif kind_ == "share":
-            sh = _share_parts(audit, gate, by)
-            assert sh is not None  # _gate_parts gave a "share" check only with one
-            st = replace(st, mean=sh.trusted.mean)  # the table shows the trusted group means
-            estimate, threshold = sh.estimate, limit
-            k_ = max(int(has.sum()), 2)
-            z_side = z_a if sh.passing else _z(1 - (1 - conf) / (k_ * (k_ - 1)))
-            margin = abs(sh.estimate - limit)
-            v0 = _sum_variance(st)
-            # the linearisation of a ratio of two max − min gaps is rough where groups nearly
-            # tie; the gate's own bootstrap interval of the share corrects it, also when a group
-            # is below min_group_size (the interval is still the data's; the clip guards it)
-            decidable = bool((st.n[has] >= 2).all())
-            if decidable:
-                boot = _bootstrap_se(checks_of(), limit, None, z_side, sh.passing)
-                st, v0 = calibrate(st, v0, boot)
-            se = target_se = target(margin, v0, z_side)
-            if se <= 0:
-                feasible = False
-            else:
-                n_all, ok = _neyman(st.sd, need, upper, se**2)
-                need = np.maximum(need, n_all)
-                feasible &= ok
-            contrasts += [(st.labels[i], st.labels[j]) for i, j in sh.pairs]
-            z_low = _z(1 - (1 - conf) / (k_ * (k_ - 1)))  # the trusted gap's lower bound
-            pair = np.array(sh.pairs[0])
-            n_def, more = _defined_labels(
-                audit, gate, sh.trusted, pair, (need, upper), z_low, power, decidable
-            )
-            notes += more
-            if n_def is None:
-                feasible = False
-            else:
-                need[pair] = np.maximum(need[pair], n_def)
+            _plan_share(pl, limit)
         else:
-            threshold = limit
-            worst = float("inf")
-            for i in np.where(has)[0]:
-                margin = (st.mean[i] - limit) if kind_ == "min" else (limit - st.mean[i])
-                if margin < worst:
-                    worst, estimate = margin, float(st.mean[i])
-                v0 = float(st.sd[i] ** 2 / st.n[i]) if st.n[i] > 0 else float("inf")
-                if what == "level" and st.n[i] >= min_n:
-                    up = kind_ == "max"
-                    boot = _bootstrap_se(checks_of(), limit, st.labels[i], z_a, up)
-                    kappa = _scale(boot, v0)
-                    st.sd[i] *= kappa
-                    v0 *= kappa**2
-                se = (
-                    target_halfwidth / z_a
-                    if target_halfwidth is not None
-                    else _target_se(abs(margin), v0, z_a, power)
-                )
-                if se <= 0:
-                    notes.append(
-                        f"group {st.labels[i]!r}: "
-                        + _UNDECIDABLE.format(margin=abs(margin), se=math.sqrt(v0), power=power)
-                    )
-                    feasible = False
-                    continue
-                n_i = math.ceil((st.sd[i] / se) ** 2)
-                if n_i > upper[i]:
-                    feasible = False
-                need[i] = min(max(need[i], n_i), upper[i])
-            if target_halfwidth is not None:
-                target_se = target_halfwidth / z_a
-            elif math.isfinite(worst):
-                i_w = int(np.nanargmin(np.where(has, np.abs(st.mean - limit), np.nan)))
-                v_w = float(st.sd[i_w] ** 2 / max(int(st.n[i_w]), 1))
-                target_se = _target_se(abs(worst), v_w, z_a, power)
-    need = np.maximum(need, st.n)
+            _plan_level(pl, kind_, limit)
+    st, feasible = pl.st, pl.feasible
+    estimate, threshold, target_se = pl.estimate, pl.threshold, pl.target_se
+    need = np.maximum(pl.need, st.n)
     frame = pd.DataFrame(
         {
             "labelled": st.n,
@@ -293,13 +175,190 @@ def plan(
         power=power,
         feasible=feasible,
         notes=tuple(notes),
-        contrasts=tuple(contrasts),
+        contrasts=tuple(pl.contrasts),
     )
     if simulate and checks:
         out = replace(
             out, simulated_power=simulate_plan(audit, out, gate, n_sim=simulate, seed=seed)
         )
     return out
+
+
+@dataclass
+class _Planning:
+    """What :func:`plan` works on: the gate, the group statistics and the plan so far."""
+
+    audit: Audit
+    gate: Any
+    by: Any
+    conf: float
+    min_n: int
+    power: float
+    target_halfwidth: float | None
+    what: str
+    z_a: float
+    st: _Stats
+    need: np.ndarray
+    upper: np.ndarray
+    has: np.ndarray
+    feasible: bool
+    notes: list[str]
+    estimate: float = float("nan")
+    threshold: float = float("nan")
+    target_se: float = float("nan")
+    contrasts: list[tuple[str, ...]] = field(default_factory=list)
+    checks: list[Any] | None = None
+
+    def checks_of(self) -> list[Any]:
+        """The gate's checks: one evaluation of the gate, only if a calibration needs it."""
+        if self.checks is None:
+            self.checks = _gate_checks(self.audit, self.gate, self.conf)
+        return self.checks
+
+    def calibrate(self, st_: _Stats, v0: float, boot: float | None) -> tuple[_Stats, float]:
+        """The plan's sds scaled to the gate's own bootstrap interval (see _bootstrap_se)."""
+        kappa = _scale(boot, v0)
+        if kappa == 1.0:
+            return st_, v0
+        self.notes.append(_SCALED.format(kappa=kappa))
+        return replace(st_, sd=st_.sd * kappa), v0 * kappa**2
+
+    def target(self, margin: float, v0: float, z: float) -> float:
+        """The contrast's target standard error; 0 (with a note) when none is plannable."""
+        if self.target_halfwidth is not None:
+            return self.target_halfwidth / self.z_a
+        se = _target_se(margin, v0, z, self.power)
+        if se <= 0:
+            undecidable = _UNDECIDABLE.format(margin=margin, se=math.sqrt(v0), power=self.power)
+            self.notes.append(undecidable)
+        return se
+
+
+def _plan_gap(pl: _Planning, limit: float) -> None:
+    """A gap's extreme pair (and, when it passes, every pair close to the limit)."""
+    idx = np.where(pl.has)[0]
+    if len(idx) < 2:
+        pl.notes.append("fewer than two groups with values: only min_group_size is planned")
+        return
+    hi, lo = idx[int(np.argmax(pl.st.mean[idx]))], idx[int(np.argmin(pl.st.mean[idx]))]
+    gap = float(pl.st.mean[hi] - pl.st.mean[lo])
+    passing = gap <= limit
+    pl.estimate, pl.threshold = gap, limit
+    n_pairs = len(idx) * (len(idx) - 1) // 2
+    z_side = pl.z_a if passing else _z(1 - (1 - pl.conf) / (2 * n_pairs))
+    margin = abs(gap - limit)
+    v0 = _pair_variance(pl.st, hi, lo)
+    decidable = bool((pl.st.n[pl.has] >= pl.min_n).all())  # else the interval is not the gate's
+    if decidable and getattr(pl.gate, "statistic", "gap") == "gap":
+        pl.st, v0 = pl.calibrate(
+            pl.st, v0, _bootstrap_se(pl.checks_of(), limit, None, z_side, passing)
+        )
+    se = pl.target_se = pl.target(margin, v0, z_side)
+    if se <= 0:
+        pl.feasible = False
+        return
+    pair = np.array([hi, lo])
+    n_pair, ok = _neyman(pl.st.sd[pair], pl.need[pair], pl.upper[pair], se**2)
+    pl.need[pair] = np.maximum(pl.need[pair], n_pair)
+    pl.feasible &= ok
+    pl.contrasts.append((pl.st.labels[hi], pl.st.labels[lo]))
+    # passing needs every pair below the limit: pairs close to it are topped up alike
+    # (a failing gap is decided by its extreme pair alone)
+    for a_ in idx if passing else ():
+        for b_ in idx:
+            if a_ >= b_ or {a_, b_} == {hi, lo}:
+                continue
+            d = abs(float(pl.st.mean[a_] - pl.st.mean[b_]))
+            m2 = abs(d - limit)
+            se2 = (
+                pl.target_se
+                if pl.target_halfwidth is not None
+                else _target_se(m2, _pair_variance(pl.st, a_, b_), z_side, pl.power)
+            )
+            cur = pl.st.sd[a_] ** 2 / pl.need[a_] + pl.st.sd[b_] ** 2 / pl.need[b_]
+            if d + pl.z_a * math.sqrt(cur) <= limit or se2 <= 0 or cur <= se2**2:
+                continue
+            p2 = np.array([a_, b_])
+            n2, ok2 = _neyman(pl.st.sd[p2], pl.need[p2], pl.upper[p2], se2**2)
+            pl.need[p2] = np.maximum(pl.need[p2], n2)
+            pl.feasible &= ok2
+            pl.contrasts.append((pl.st.labels[a_], pl.st.labels[b_]))
+
+
+def _plan_share(pl: _Planning, limit: float) -> None:
+    """A ruler shrinkage/inflation share, and the trusted gap that makes it defined."""
+    sh = _share_parts(pl.audit, pl.gate, pl.by)
+    assert sh is not None  # _gate_parts gave a "share" check only with one
+    pl.st = replace(pl.st, mean=sh.trusted.mean)  # the table shows the trusted group means
+    pl.estimate, pl.threshold = sh.estimate, limit
+    k_ = max(int(pl.has.sum()), 2)
+    z_side = pl.z_a if sh.passing else _z(1 - (1 - pl.conf) / (k_ * (k_ - 1)))
+    margin = abs(sh.estimate - limit)
+    v0 = _sum_variance(pl.st)
+    # the linearisation of a ratio of two max − min gaps is rough where groups nearly
+    # tie; the gate's own bootstrap interval of the share corrects it, also when a group
+    # is below min_group_size (the interval is still the data's; the clip guards it)
+    decidable = bool((pl.st.n[pl.has] >= 2).all())
+    if decidable:
+        boot = _bootstrap_se(pl.checks_of(), limit, None, z_side, sh.passing)
+        pl.st, v0 = pl.calibrate(pl.st, v0, boot)
+    se = pl.target_se = pl.target(margin, v0, z_side)
+    if se <= 0:
+        pl.feasible = False
+    else:
+        n_all, ok = _neyman(pl.st.sd, pl.need, pl.upper, se**2)
+        pl.need = np.maximum(pl.need, n_all)
+        pl.feasible &= ok
+    pl.contrasts += [(pl.st.labels[i], pl.st.labels[j]) for i, j in sh.pairs]
+    z_low = _z(1 - (1 - pl.conf) / (k_ * (k_ - 1)))  # the trusted gap's lower bound
+    pair = np.array(sh.pairs[0])
+    n_def, more = _defined_labels(
+        pl.audit, pl.gate, sh.trusted, pair, (pl.need, pl.upper), z_low, pl.power, decidable
+    )
+    pl.notes += more
+    if n_def is None:
+        pl.feasible = False
+    else:
+        pl.need[pair] = np.maximum(pl.need[pair], n_def)
+
+
+def _plan_level(pl: _Planning, kind_: str, limit: float) -> None:
+    """A per-group level (``min`` or ``max``): every group on its own."""
+    pl.threshold = limit
+    worst = float("inf")
+    for i in np.where(pl.has)[0]:
+        margin = (pl.st.mean[i] - limit) if kind_ == "min" else (limit - pl.st.mean[i])
+        if margin < worst:
+            worst, pl.estimate = margin, float(pl.st.mean[i])
+        v0 = float(pl.st.sd[i] ** 2 / pl.st.n[i]) if pl.st.n[i] > 0 else float("inf")
+        if pl.what == "level" and pl.st.n[i] >= pl.min_n:
+            up = kind_ == "max"
+            boot = _bootstrap_se(pl.checks_of(), limit, pl.st.labels[i], pl.z_a, up)
+            kappa = _scale(boot, v0)
+            pl.st.sd[i] *= kappa
+            v0 *= kappa**2
+        se = (
+            pl.target_halfwidth / pl.z_a
+            if pl.target_halfwidth is not None
+            else _target_se(abs(margin), v0, pl.z_a, pl.power)
+        )
+        if se <= 0:
+            pl.notes.append(
+                f"group {pl.st.labels[i]!r}: "
+                + _UNDECIDABLE.format(margin=abs(margin), se=math.sqrt(v0), power=pl.power)
+            )
+            pl.feasible = False
+            continue
+        n_i = math.ceil((pl.st.sd[i] / se) ** 2)
+        if n_i > pl.upper[i]:
+            pl.feasible = False
+        pl.need[i] = min(max(pl.need[i], n_i), pl.upper[i])
+    if pl.target_halfwidth is not None:
+        pl.target_se = pl.target_halfwidth / pl.z_a
+    elif math.isfinite(worst):
+        i_w = int(np.nanargmin(np.where(pl.has, np.abs(pl.st.mean - limit), np.nan)))
+        v_w = float(pl.st.sd[i_w] ** 2 / max(int(pl.st.n[i_w]), 1))
+        pl.target_se = _target_se(abs(worst), v_w, pl.z_a, pl.power)
 
 
 def plan_all(audit: Audit, gates: Sequence[Any], **kwargs: Any) -> list[GatePlan]:
