@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from segfair.audit import Audit
-from segfair.gates import evaluate_gates, parse_gates
+from segfair.gates import parse_gates
+from segfair.planner import evaluate_gates
 from segfair.scores import Scores
 
 METRICS = ("dice", "iou", "hd95", "nsd")

@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 
 from segfair.audit import Audit
-from segfair.config import parse_config
-from segfair.gates import evaluate_gates, parse_gates
+from segfair.cohort.config import parse_config
+from segfair.gates import parse_gates
 from segfair.metrics.morphology import DESCRIPTORS
+from segfair.planner import evaluate_gates
 from segfair.report import build_report, render_html, render_json, render_markdown
 from segfair.scores import Scores
 

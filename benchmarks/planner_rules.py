@@ -12,7 +12,7 @@ Rules:
 
 * ``estimate``: the pilot estimate taken as the truth, ``m̂ = (z + z_p)·SE``.
 * ``predictive``: segfair's rule, predictive power under a flat prior
-  (``segfair.planner._target_se``).
+  (``segfair.planner.allocation._target_se``).
 * ``lower-bound c``: the predictive rule on ``m̂ − c`` (a deliberately pessimistic margin).
 
 Run: ``python benchmarks/planner_rules.py``. The point it makes: below a true margin of about
@@ -33,7 +33,7 @@ from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from segfair.planner import _target_se
+from segfair.planner.allocation import _target_se
 
 
 def rule_se(rule: str, m_hat: float, z: float, power: float) -> float:

@@ -1,4 +1,4 @@
-"""Command-line front of segfair: ``segfair audit | demo | synth | init``.
+"""Command-line front of segfair: ``segfair audit | demo | synth | init | plan``.
 
 Exit status: 0 when every gate passes, 1 when a gate fails, 2 for bad input or usage (with the
 error, never a traceback).
@@ -10,10 +10,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from segfair.errors import SegfairError
 from segfair.version import __version__
+
+if TYPE_CHECKING:
+    from segfair.audit import Audit
+    from segfair.session import SegfairSession
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -165,9 +169,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         if args.command == "init":
             return _init(args, out)
         if args.command == "plan":
-            from segfair.planner import cli_plan
-
-            return cli_plan(args, out)
+            return _plan(args, out)
     except SegfairError as exc:
         print(f"segfair: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -264,3 +266,53 @@ def _init(args: argparse.Namespace, out: TextIO) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+def _session_audit(session: SegfairSession) -> Audit:
+    """The audit of a :class:`~segfair.session.SegfairSession` (which applies ``[design]``)."""
+    audit: Audit = session.audit
+    return audit
+
+
+def _plan(args: argparse.Namespace, out: TextIO) -> int:
+    """``segfair plan``: print the per-gate plans and write the annotation list."""
+    import math
+
+    from segfair.planner import plan_all, select_cases
+    from segfair.session import SegfairSession
+
+    session = SegfairSession.from_path(
+        args.config,
+        seed=args.seed,
+        workers=args.workers,
+        progress=False if args.quiet else None,
+    )
+    audit = _session_audit(session)
+    plans = plan_all(
+        audit,
+        session.gates,
+        power=args.power,
+        target_halfwidth=args.target_halfwidth,
+        simulate=200,
+        seed=session.seed,
+    )
+    cases = select_cases(audit, plans, within=args.within, seed=session.seed)
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    cases.to_csv(tmp, index=False)
+    tmp.replace(path)
+    for p in plans:
+        if not args.quiet:
+            print(f"{p.gate_id}: {p.sentence()}", file=out)
+            if math.isfinite(p.simulated_power):
+                print(f"  simulated power at the planned sizes: {p.simulated_power:.0%}", file=out)
+    print(f"wrote {len(cases)} case(s) to annotate to {path}", file=out)
+    if len(cases) and not args.quiet:
+        print(
+            "once they are labelled, weight the enlarged sample: 1 for the cases labelled before, "
+            "the list's `weight` for these (segfair.planner.batch_weights; "
+            "docs/partial-labels.md)",
+            file=out,
+        )
+    return 0

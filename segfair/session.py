@@ -189,7 +189,8 @@ class SegfairSession:
     # ---- gates -----------------------------------------------------------------------------
     def check(self, gate: Gate | Mapping[str, Any]) -> GateResult:
         """Evaluate one gate (a model or a mapping like a ``[[gates]]`` entry) and record it."""
-        from segfair.gates import evaluate_gate, parse_gate
+        from segfair.gates import parse_gate
+        from segfair.planner import evaluate_gate
 
         spec = (
             parse_gate(gate, source=self.config.source, trusted_ruler=self.config.trusted_ruler)
@@ -205,7 +206,7 @@ class SegfairSession:
 
     def check_config_gates(self) -> list[GateResult]:
         """Evaluate every gate of the configuration (Holm-adjusted when configured)."""
-        from segfair.gates import evaluate_gates
+        from segfair.planner import evaluate_gates
 
         results = evaluate_gates(
             self.audit, self.gates, holm=self.config.holm, baseline=self.baseline

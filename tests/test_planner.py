@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from segfair.audit import Audit
-from segfair.gates import GapGate, MinGroupMetricGate, RulerShrinkageGate, evaluate_gate
-from segfair.planner import CASE_COLUMNS, PlanError, _neyman, plan, select_cases
+from segfair.gates import GapGate, MinGroupMetricGate, RulerShrinkageGate
+from segfair.planner import CASE_COLUMNS, PlanError, evaluate_gate, plan, select_cases
+from segfair.planner.allocation import _neyman
 from segfair.scores import Scores
 from tests.test_partial import keep_expert, make_scores
 
@@ -42,7 +43,7 @@ def test_an_insufficient_gate_says_how_many_labels_per_group_it_needs() -> None:
     result = evaluate_gate(audit, gate)
     assert result.status == "insufficient_evidence"
     assert "more cases with the trusted ruler" in result.next_steps[0]
-    p = audit.plan(gate)
+    p = plan(audit, gate)
     young = p.groups.loc["young"]
     assert young["labelled"] + young["additional"] >= 20
     assert f"{int(young['additional'])} in 'young'" in result.next_steps[0]
@@ -180,7 +181,8 @@ def test_a_gate_on_a_partial_ruler_carries_its_label_plan_into_the_report(
 def test_batch_weights_make_the_mean_unbiased_after_a_disagreement_batch() -> None:
     """Simulation: a uniform first sample, then a PPS batch favouring hard cases (low Dice).
     The plain mean of the enlarged sample is biased low; the batch-weighted Hajek mean is not."""
-    from segfair.planner import _pps, batch_weights
+    from segfair.planner import batch_weights
+    from segfair.planner.selection import _pps
 
     rng = np.random.default_rng(11)
     n_pop = 400
@@ -223,7 +225,7 @@ def test_the_target_standard_error_gives_the_asked_predictive_power(
 ) -> None:
     from scipy.stats import norm
 
-    from segfair.planner import _target_se
+    from segfair.planner.allocation import _target_se
 
     u = _target_se(margin, v0, z, power)
     assert 0 < u < np.sqrt(v0)
@@ -232,7 +234,7 @@ def test_the_target_standard_error_gives_the_asked_predictive_power(
 
 
 def test_a_margin_within_the_pilots_noise_gets_no_plan_and_a_decided_one_needs_no_labels() -> None:
-    from segfair.planner import _target_se
+    from segfair.planner.allocation import _target_se
 
     assert _target_se(0.5, 1.0, 1.96, 0.8) == 0.0  # Φ(0.5) < 0.8: no number of labels
     assert _target_se(2.5, 1.0, 1.96, 0.8) == 1.0  # already beyond z·SE0: today's SE will do

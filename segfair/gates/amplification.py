@@ -1,0 +1,91 @@
+"""The ``amplification`` gate: the model's gap exceeds the baseline model's by little."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import pandas as pd
+from pydantic import Field, model_validator
+
+from segfair.audit import Audit
+from segfair.gates.base import Baseline, MetricGate, Only, _at_least, _by_text, _make_id
+from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _fallback
+
+
+class AmplificationGate(MetricGate):
+    """The model's gap exceeds the baseline's by at most ``max`` (a fraction ≥ -1).
+
+    Examples
+    --------
+    >>> AmplificationGate(metric="dice", by="age_group", model="m", baseline="b", max=0.1).id
+    'amplification[dice,age_group,m,b]'
+    """
+
+    kind: Literal["amplification"] = "amplification"
+    trusted_field: ClassVar[str | None] = "ruler"
+    baseline: str
+    ruler: str | None = None
+    max: float
+    negligible: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _limits(self) -> AmplificationGate:
+        _at_least(self.max, "max", -1, " (a fraction: 0.1 allows a 10% larger gap)")
+        return self
+
+    @property
+    def id(self) -> str:
+        return _make_id(
+            self.kind, self.metric, _by_text(self.by), self.model, self.baseline, self.ruler
+        )
+
+    def check(self, audit: Audit, conf: float, groups: Only, baseline: Baseline = None) -> Outcome:
+        trusted = audit.scores.trusted_ruler
+        by = _by_arg(self.by)
+        by_name = _by_text(self.by)
+        ruler = self.ruler or trusted
+        a = audit.amplification(
+            self.metric,
+            by=by,
+            model=self.model,
+            baseline=self.baseline,
+            ruler=ruler,
+            negligible=self.negligible,
+            groups=groups,
+            confidence=conf,
+        )
+        ev = pd.concat(
+            [
+                _evidence(a.by_group.loc[src], f"{src} @ {ruler}")
+                for src in dict.fromkeys((self.model, self.baseline))
+            ],
+            ignore_index=True,
+        )
+        label = f"amplification of the {self.metric} gap across {by_name}"
+        out = Outcome(
+            checks=[Check(label, a.amplification, self.max, "max")],
+            sizes=a.by_group.loc[self.model]["n"],
+            evidence=ev,
+            context=f"from {self.baseline} ({a.gap_baseline}) to {self.model} ({a.gap_model}) "
+            f"on {ruler} labels",
+            subject=f"the {label} from {self.baseline} to {self.model}",
+            next_steps=[
+                f"compare the group estimates of {self.model} and {self.baseline}; if "
+                f"{self.model} learnt from automated labels, read the label audit "
+                f"(audit.label_audit(by={by_name!r}))"
+            ],
+            notes=list(a.notes),
+        )
+        if not a.defined:
+            label = (
+                f"{self.metric} gap across {by_name} added by {self.model} over "
+                f"{self.baseline} ({self.metric} units)"
+            )
+            out.context = f"on {ruler} labels"
+            why = (
+                f"the {self.baseline} gap ({a.gap_baseline}) is not shown to exceed "
+                f"negligible = {_f(a.negligible)}, so the amplification is undefined"
+            )
+            out.checks = [Check(label, a.added_gap, a.negligible, "max")]
+            out.forced = _fallback(a.added_gap, a.negligible, self.decide_on, conf, label, why)
+        return out

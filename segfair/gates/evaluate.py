@@ -1,0 +1,145 @@
+"""Deciding gates on an audit: :func:`evaluate_gate`, and :func:`evaluate_gates` with Holm."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from segfair.audit import Audit
+from segfair.gates.kinds import Gate
+from segfair.gates.outcome import Check
+from segfair.gates.result import GateResult
+from segfair.gates.verdict import _verdict
+
+
+def evaluate_gate(
+    audit: Audit,
+    gate: Gate,
+    *,
+    confidence: float | None = None,
+    baseline: Mapping[str, Any] | None = None,
+) -> GateResult:
+    """Decide one gate on an audit.
+
+    Parameters
+    ----------
+    audit
+        The audit of the scores.
+    gate
+        A gate model (see :func:`parse_gate`).
+    confidence
+        Interval level; default: the gate's own, else the audit's.
+    baseline
+        A previous JSON report (the release to compare with), read by ``no_regression`` gates.
+
+    Returns
+    -------
+    GateResult
+
+    Examples
+    --------
+    >>> from segfair.audit import example_scores
+    >>> from segfair.gates import MinGroupMetricGate
+    >>> audit = Audit(example_scores(), n_boot=200)
+    >>> r = evaluate_gate(audit, MinGroupMetricGate(metric="dice", by="age", model="m", min=0.6,
+    ...                                             min_group_size=10))
+    >>> r.status, r.ok
+    ('passed', True)
+    """
+    conf = (
+        confidence
+        if confidence is not None
+        else (gate.confidence if gate.confidence is not None else audit.confidence)
+    )
+    min_n = gate.min_group_size if gate.min_group_size is not None else audit.min_group_size
+    full = gate.check(audit, conf, None, baseline)
+    decide_on = "estimate" if full.deterministic else gate.decide_on
+    small = [str(g) for g, n in full.sizes.items() if n < min_n]
+    outcome = full
+    if small and not full.deterministic:
+        keep = [str(g) for g, n in full.sizes.items() if n >= min_n]
+        if len(keep) >= gate.needed_groups:
+            # decide on the groups that are large enough; a failure there is a failure
+            part = gate.check(audit, conf, keep, baseline)
+            outcome = replace(
+                part,
+                evidence=full.evidence,
+                sizes=full.sizes,
+                notes=full.notes + [n for n in part.notes if n not in full.notes],
+            )
+        else:
+            outcome = replace(full, checks=[], forced=None)
+    return _verdict(gate, outcome, conf, decide_on, small, min_n)
+
+
+def gate_checks(audit: Audit, gate: Gate, confidence: float) -> list[Check]:
+    """The checks (estimate and interval at ``confidence`` against a limit) a gate decides on,
+    on every group: what the label planner calibrates its normal approximation to."""
+    return list(gate.check(audit, confidence, None).checks)
+
+
+def evaluate_gates(
+    audit: Audit,
+    gates: Sequence[Gate],
+    *,
+    holm: bool = False,
+    baseline: Mapping[str, Any] | None = None,
+) -> list[GateResult]:
+    """Decide several gates, optionally with Holm's step-down procedure across them.
+
+    With ``holm=True`` the family is every gate whose verdict rests on an interval bound
+    (``decide_on = "bound"``, not ``coverage``/``min_group_size``, and not insufficient at its own
+    level). Holm's procedure controls the chance that *any* harmful gate passes at ``1 -
+    confidence``: with ``r`` gates still undecided, each is evaluated with its interval at level
+    ``1 - (1 - confidence) / r``; those that pass are accepted and leave the family; this repeats
+    until no remaining gate passes, and those are reported failed at the last (strictest) level.
+    Each result states its step, the family size and the level its interval was computed at.
+
+    Examples
+    --------
+    >>> from segfair.audit import example_scores
+    >>> from segfair.gates import parse_gates
+    >>> audit = Audit(example_scores(), n_boot=200, min_group_size=10)
+    >>> gates = parse_gates([
+    ...     {"kind": "min_group_metric", "metric": "dice", "by": "age", "model": "m", "min": 0.6},
+    ...     {"kind": "gap", "metric": "dice", "by": "age", "model": "m", "max": 0.2}])
+    >>> [(r.status, r.holm["step"]) for r in evaluate_gates(audit, gates, holm=True)]
+    [('passed', 1), ('passed', 1)]
+    """
+    results = [evaluate_gate(audit, g, baseline=baseline) for g in gates]
+    if not holm:
+        return results
+    family = [
+        i
+        for i, (g, r) in enumerate(zip(gates, results, strict=True))
+        if g.statistical and g.decide_on == "bound" and r.status != "insufficient_evidence"
+    ]
+    m = len(family)
+    remaining = list(family)
+    step = 0
+    while remaining:
+        step += 1
+        r_left = len(remaining)
+        trial = {}
+        for i in remaining:
+            own = gates[i].confidence
+            base = own if own is not None else audit.confidence
+            level = 1 - (1 - base) / r_left
+            trial[i] = (
+                level,
+                evaluate_gate(audit, gates[i], confidence=level, baseline=baseline),
+            )
+        accepted = [i for i in remaining if trial[i][1].status == "passed"]
+        finals = accepted if accepted else list(remaining)
+        for i in finals:
+            level, res = trial[i]
+            results[i] = replace(
+                res,
+                holm={"family_size": m, "step": step, "confidence": level},
+                decision_rule=f"{res.decision_rule} (Holm step {step} of {m})",
+            )
+        if not accepted:
+            break
+        remaining = [i for i in remaining if i not in accepted]
+    return results

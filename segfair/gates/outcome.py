@@ -1,0 +1,122 @@
+"""What a gate's check finds: its comparisons (:class:`Check`) and their :class:`Outcome`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from segfair.audit import Estimate
+from segfair.gates.result import EVIDENCE_COLUMNS, Status, _f, _pct
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison of a quantity with a limit."""
+
+    label: str  # e.g. "dice gap across age_group", "dice of group 'young'"
+    value: Estimate
+    limit: float
+    side: Literal["max", "min"]
+    group: str | None = None
+
+    def decisive(self, decide_on: str) -> float:
+        if decide_on == "estimate":
+            return self.value.estimate
+        return self.value.upper if self.side == "max" else self.value.lower
+
+    def margin(self, decide_on: str) -> float:
+        """Positive: within the limit; negative: beyond it; NaN: undecidable."""
+        v = self.decisive(decide_on)
+        return self.limit - v if self.side == "max" else v - self.limit
+
+    def rule(self, decide_on: str, confidence: float) -> str:
+        op = "≤" if self.side == "max" else "≥"
+        if decide_on == "estimate":
+            return f"estimate of the {self.label} {op} {_f(self.limit)}"
+        end = "upper" if self.side == "max" else "lower"
+        return f"{end} {_pct(confidence)} bound of the {self.label} {op} {_f(self.limit)}"
+
+
+@dataclass
+class Outcome:
+    """What an evaluator found: the checks, the group sizes and the words around them."""
+
+    checks: list[Check]
+    sizes: pd.Series
+    evidence: pd.DataFrame
+    context: str  # appended to a check's label: "for candidate on expert labels"
+    subject: str  # what the gate is about, for "cannot decide ..." sentences
+    next_steps: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # a verdict that does not come from the checks (the fallback of ratio gates), with its rule
+    forced: tuple[Status, str] | None = None
+    deterministic: bool = False
+
+
+def _evidence(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    out = frame.reset_index()
+    out = out.rename(columns={out.columns[0]: "group"})
+    out.insert(0, "source", source)
+    for c in EVIDENCE_COLUMNS:
+        if c not in out.columns:
+            out[c] = np.nan
+    out = out.loc[:, list(EVIDENCE_COLUMNS)]
+    out["group"] = out["group"].astype(str)
+    return out
+
+
+def _look_at(group: str | None, by: str, metric: str) -> list[str]:
+    if group is None:
+        return []
+    return [
+        f"look at the label audit for the {group!r} group "
+        f"(audit.label_audit(by={by!r})) and its morphology shift "
+        f"(audit.morphology_shift(by={by!r}))",
+        f"check whether the gap persists with lesion size held fixed "
+        f"(audit.controlled_gap({metric!r}, by={by!r}, ..., stratify='volume_ml'))",
+    ]
+
+
+def _by_arg(by: str | tuple[str, ...]) -> str | list[str]:
+    return by if isinstance(by, str) else list(by)
+
+
+def _neg(e: Estimate) -> Estimate:
+    return Estimate(-e.estimate, -e.upper, -e.lower, e.confidence)
+
+
+def _group_checks(
+    frame: pd.DataFrame, what: str, low: float | None, high: float | None
+) -> list[Check]:
+    out = []
+    for g, row in frame.iterrows():
+        if row["n"] == 0:
+            continue
+        value = Estimate(float(row["estimate"]), float(row["lower"]), float(row["upper"]), 0.0)
+        if low is not None:
+            out.append(Check(f"{what} of group {g!r}", value, low, "min", group=str(g)))
+        if high is not None:
+            out.append(Check(f"{what} of group {g!r}", value, high, "max", group=str(g)))
+    return out
+
+
+def _fallback(
+    diff: Estimate, negligible: float, decide_on: str, conf: float, label: str, why: str
+) -> tuple[Status, str]:
+    """Verdict on a difference of gaps (metric units) when the ratio is undefined."""
+    if decide_on == "estimate":
+        status: Status = "passed" if diff.estimate <= negligible else "failed"
+        return status, f"{why}: estimate of the {label} ≤ {_f(negligible)}"
+    if diff.upper <= negligible:
+        status = "passed"
+    elif diff.lower > negligible:
+        status = "failed"
+    else:
+        status = "insufficient_evidence"
+    return status, (
+        f"{why}: passed if the upper {_pct(conf)} bound of the {label} ≤ "
+        f"{_f(negligible)}, failed if its lower bound > {_f(negligible)}"
+    )

@@ -1,0 +1,116 @@
+"""The plan of one gate (:class:`GatePlan`): labels to add per group, and its text forms."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+#: Columns of :attr:`GatePlan.groups`.
+PLAN_COLUMNS = ("labelled", "unlabelled", "estimate", "sd", "needed", "additional")
+
+
+@dataclass(frozen=True, eq=False)
+class GatePlan:
+    """How many more trusted labels per group a gate needs (:func:`plan`).
+
+    Attributes
+    ----------
+    gate_id, kind
+        The gate.
+    method
+        ``"normal"`` (closed form, Neyman allocation) or ``"min_group_size"`` (this kind of gate
+        has no closed form: the plan only brings every group to ``min_group_size``).
+    by
+        The attribute whose groups are planned.
+    groups
+        Per group: ``labelled`` (trusted labels now), ``unlabelled`` (cases that could still
+        be labelled), ``estimate`` and ``sd`` (per-label standard deviation, design effect
+        included), ``needed`` (labelled cases wanted) and ``additional`` (= needed − labelled).
+    estimate, threshold
+        The decisive quantity now and its limit.
+    target_se
+        The standard error the plan aims for.
+    feasible
+        False when even labelling every remaining case would not make the gate conclusive.
+    simulated_power
+        Share of bootstrap simulations at the planned sizes where the decision was conclusive
+        (:func:`simulate_plan`); NaN when not run.
+    """
+
+    gate_id: str
+    kind: str
+    method: str
+    by: tuple[str, ...]
+    model: str | None
+    groups: pd.DataFrame
+    estimate: float
+    threshold: float
+    target_se: float
+    confidence: float
+    power: float
+    feasible: bool
+    notes: tuple[str, ...] = ()
+    simulated_power: float = float("nan")
+    contrasts: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
+
+    @property
+    def total_additional(self) -> int:
+        """Trusted labels to add over all groups."""
+        return int(self.groups["additional"].sum())
+
+    @property
+    def additional(self) -> dict[str, int]:
+        """Group → labels to add (groups needing none left out)."""
+        a = self.groups["additional"]
+        return {str(g): int(v) for g, v in a.items() if v > 0}
+
+    def sentence(self) -> str:
+        """One line for a gate's next steps."""
+        if not self.additional:
+            if not self.feasible:
+                return (
+                    "no more labels can be planned: with the cases available this gate may "
+                    "stay inconclusive"
+                )
+            return "the current trusted labels should suffice"
+        parts = ", ".join(f"{v} in {g!r}" for g, v in self.additional.items())
+        goal = (
+            f"to make this gate conclusive with power {self.power:.0%}"
+            if self.feasible
+            else "— even then the gate may stay open (see the plan's notes)"
+        )
+        return (
+            f"label about {self.total_additional} more cases with the trusted ruler ({parts}) "
+            f"{goal}; 'segfair plan' lists which"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+
+        def num(x: float) -> float | None:
+            return None if x is None or not math.isfinite(float(x)) else float(x)
+
+        return {
+            "gate": self.gate_id,
+            "kind": self.kind,
+            "method": self.method,
+            "by": list(self.by),
+            "estimate": num(self.estimate),
+            "threshold": num(self.threshold),
+            "target_se": num(self.target_se),
+            "power": self.power,
+            "feasible": self.feasible,
+            "total_additional": self.total_additional,
+            "simulated_power": num(self.simulated_power),
+            "groups": [
+                {
+                    "group": str(g),
+                    **{k: (num(v) if k in ("estimate", "sd") else int(v)) for k, v in row.items()},
+                }
+                for g, row in self.groups.iterrows()
+            ],
+            "notes": list(self.notes),
+        }
