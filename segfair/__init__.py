@@ -46,8 +46,8 @@ _EXPORTS = {
     "SegfairError": "segfair.errors",
     "SegfairSession": "segfair.session",
     "evaluate": "segfair.evaluate",
-    "evaluate_gate": "segfair.gates",
-    "evaluate_gates": "segfair.gates",
+    "evaluate_gate": "segfair.planner",
+    "evaluate_gates": "segfair.planner",
     "load_cohort": "segfair.cohort",
     "load_config": "segfair.cohort",
     "load_mask": "segfair.io",
@@ -72,8 +72,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from segfair.errors import SegfairError as SegfairError
     from segfair.evaluate import evaluate as evaluate
     from segfair.gates import GateResult as GateResult
-    from segfair.gates import evaluate_gate as evaluate_gate
-    from segfair.gates import evaluate_gates as evaluate_gates
     from segfair.gates import parse_gate as parse_gate
     from segfair.io import Mask as Mask
     from segfair.io import load_mask as load_mask
@@ -81,6 +79,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from segfair.planner import GatePlan as GatePlan
     from segfair.planner import batch_weights as batch_weights
     from segfair.planner import design_weights as design_weights
+    from segfair.planner import evaluate_gate as evaluate_gate
+    from segfair.planner import evaluate_gates as evaluate_gates
     from segfair.planner import plan as plan
     from segfair.planner import select_cases as select_cases
     from segfair.scores import Scores as Scores

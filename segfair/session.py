@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segfair.config import SegfairConfig, load_config
+from segfair.cohort.config import SegfairConfig, load_config
 from segfair.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import pandas as pd
 from segfair.planner.errors import PlanError
 
 if TYPE_CHECKING:
-    from segfair.config import DesignSpec, SegfairConfig
+    from segfair.cohort.config import DesignSpec, SegfairConfig
     from segfair.scores import Scores
 
 
