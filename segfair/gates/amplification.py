@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 import pandas as pd
 from pydantic import Field, model_validator
@@ -56,7 +56,7 @@ class AmplificationGate(MetricGate):
         )
         ev = pd.concat(
             [
-                _evidence(a.by_group.loc[src], f"{src} @ {ruler}")
+                _evidence(cast(pd.DataFrame, a.by_group.loc[src]), f"{src} @ {ruler}")
                 for src in dict.fromkeys((self.model, self.baseline))
             ],
             ignore_index=True,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Iterable
+from typing import ClassVar, Literal, TypeAlias, cast
 
 import pandas as pd
 from pydantic import model_validator
@@ -10,6 +11,9 @@ from pydantic import model_validator
 from segfair.audit import Audit, Estimate
 from segfair.gates.base import BaseGate, Baseline, Only, _by_text, _fraction, _make_id
 from segfair.gates.outcome import Check, Outcome, _by_arg
+
+# (model, group) rows of a coverage table, as iterrows yields them
+_KeyedRows: TypeAlias = Iterable[tuple[tuple[str, str], pd.Series]]
 
 
 class CoverageGate(BaseGate):
@@ -49,7 +53,7 @@ class CoverageGate(BaseGate):
                 "min",
                 group=str(g),
             )
-            for (m, g), row in table.iterrows()
+            for (m, g), row in cast(_KeyedRows, table.iterrows())
         ]
         ev = pd.DataFrame(
             {
@@ -65,7 +69,7 @@ class CoverageGate(BaseGate):
         steps = [
             f"{m} misses {int(row['missing'])} case(s) of {g!r} ({row['reasons']}); "
             "predict them or record why they are excluded"
-            for (m, g), row in short.iterrows()
+            for (m, g), row in cast(_KeyedRows, short.iterrows())
         ]
         return Outcome(
             checks=checks,

@@ -73,7 +73,7 @@ class GapGate(MetricGate):
         side: Literal["max", "min"] = "min" if self.statistic == "ratio" else "max"
         steps = []
         if r.min_group is not None:
-            low = _f(float(r.by_group.loc[r.min_group, "estimate"]))
+            low = _f(float(r.by_group["estimate"][r.min_group]))
             steps = [
                 f"the {r.min_group!r} group scores lowest ({low})",
                 *_look_at(r.min_group, by_name, self.metric),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 import pandas as pd
 from pydantic import Field, model_validator
@@ -45,7 +45,7 @@ class _RulerGate(MetricGate):
         shrink = isinstance(self, RulerShrinkageGate)
         ev = pd.concat(
             [
-                _evidence(d.by_group.loc[src], f"{self.model} @ {src}")
+                _evidence(cast(pd.DataFrame, d.by_group.loc[src]), f"{self.model} @ {src}")
                 for src in dict.fromkeys((d.trusted, d.automated))
             ],
             ignore_index=True,

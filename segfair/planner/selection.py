@@ -89,7 +89,7 @@ def select_cases(
         g = audit.grouping(list(key) if len(key) > 1 else key[0])
         for i, lab in enumerate(g.labels):
             asks = [
-                (int(q.groups.loc[lab, "additional"]), n, q)
+                (int(q.groups["additional"][lab]), n, q)
                 for n, q in enumerate(attr_plans)
                 if lab in q.groups.index
             ]
@@ -122,7 +122,7 @@ def select_cases(
             for j in pick:
                 cid = str(audit.cases[pool[j]])
                 chosen.add(cid)
-                asked = int(p.groups.loc[lab, "additional"])
+                asked = int(p.groups["additional"][lab])
                 why = f"{p.gate_id}: Neyman allocation asks {asked} more in {lab!r}"
                 if dis is not None:
                     why += f"; model vs {auto} disagreement 1 − Dice = {score[j]:.2f}"
