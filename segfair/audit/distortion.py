@@ -13,159 +13,196 @@ from segfair.audit.core import AuditCore, ByArg, Series
 from segfair.audit.results import AmplificationResult, DistortionResult, Estimate, _fmt
 from segfair.stats import percentile_interval
 
-__all__ = ["amplification", "ruler_distortion"]
+__all__ = ["DistortionEstimands"]
 
 
-def _paired(
-    audit: AuditCore,
-    a: Series,
-    b: Series,
-    *,
-    by: ByArg,
-    groups: Sequence[str] | None,
-    conf: float,
-    names: tuple[str, str],
-) -> tuple[dict[str, Any], list[str]]:
-    """Gaps of two series on their common cases, with paired replicates."""
-    valid = a.valid & b.valid
-    present = a.present & b.present
-    ra = a.restrict(valid, present, ("paired", b.key))
-    rb = b.restrict(valid, present, ("paired", a.key))
-    g = audit.grouping(by)
-    sel = audit._select(g, groups)
-    reps = audit._reps(g, [ra, rb], audit.statistic)
-    notes: list[str] = []
-    dropped = int((a.valid ^ b.valid).sum())
-    if dropped:
-        notes.append(
-            f"{dropped} case(s) scored on only one side (or undefined on one) are "
-            "left out so that both gaps use the same cases"
+class DistortionEstimands(AuditCore):
+    """Paired comparisons of gaps (a part of :class:`~segfair.audit.Audit`)."""
+
+    def _paired(
+        self,
+        a: Series,
+        b: Series,
+        *,
+        by: ByArg,
+        groups: Sequence[str] | None,
+        conf: float,
+        names: tuple[str, str],
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Gaps of two series on their common cases, with paired replicates."""
+        valid = a.valid & b.valid
+        present = a.present & b.present
+        ra = a.restrict(valid, present, ("paired", b.key))
+        rb = b.restrict(valid, present, ("paired", a.key))
+        g = self.grouping(by)
+        sel = self._select(g, groups)
+        reps = self._reps(g, [ra, rb], self.statistic)
+        notes: list[str] = []
+        dropped = int((a.valid ^ b.valid).sum())
+        if dropped:
+            notes.append(
+                f"{dropped} case(s) scored on only one side (or undefined on one) are "
+                "left out so that both gaps use the same cases"
+            )
+        tables = []
+        for s, series in enumerate((ra, rb)):
+            frame, _, tnotes = self._group_table(g, reps, s, series, conf)
+            tables.append(frame.loc[[g.labels[i] for i in sel]])
+            notes += [t for t in tnotes if t not in notes]
+        gap_a, used, n1 = self._contrast_gap(g, reps, 0, sel, conf)
+        gap_b, _, n2 = self._contrast_gap(g, reps, 1, sel, conf)
+        notes += [t for t in n1 + n2 if t not in notes]
+        pa = self._plugin_gap_reps(reps, 0, used)
+        pb = self._plugin_gap_reps(reps, 1, used)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = pa / pb - 1
+            rel_est = gap_a.estimate / gap_b.estimate - 1 if gap_b.estimate else float("nan")
+        ok = not (math.isnan(gap_a.lower) or math.isnan(gap_b.lower))
+        lo, hi = (float(v) for v in percentile_interval(rel, conf))
+        dlo, dhi = (float(v) for v in percentile_interval(pa - pb, conf))
+        if not ok:
+            lo = hi = dlo = dhi = float("nan")
+        by_group = pd.concat(dict(zip(names, tables, strict=True)), names=["source", g.name])
+        return {
+            "key": g.key,
+            "gap_a": gap_a,
+            "gap_b": gap_b,
+            "rel": Estimate(float(rel_est), float(lo), float(hi), conf),
+            "diff": Estimate(gap_a.estimate - gap_b.estimate, float(dlo), float(dhi), conf),
+            "by_group": by_group,
+        }, notes
+
+    def ruler_distortion(
+        self,
+        metric: str,
+        *,
+        by: ByArg,
+        model: str,
+        automated: str,
+        trusted: str | None = None,
+        negligible: float | None = None,
+        groups: Sequence[str] | None = None,
+        confidence: float | None = None,
+    ) -> DistortionResult:
+        """How scoring on an automated ruler changes the gap: shrinkage, inflation, hidden gap.
+
+        Both gaps are computed on the cases scored on both rulers with the *same* resamples, so
+        ``distortion = gap(automated) / gap(trusted) − 1`` and ``hidden_gap = gap(trusted) −
+        gap(automated)`` have paired percentile intervals (identical rulers give exactly 0).
+
+        Parameters
+        ----------
+        metric, by, model, confidence
+            As in :meth:`gap`.
+        automated
+            The automated ruler.
+        trusted
+            The trusted ruler (default: ``scores.trusted_ruler``).
+        negligible
+            A trusted gap not shown to exceed this (its lower bound ≤ ``negligible``) makes the
+            ratios undefined (``defined=False``). Default 0.01 (1 mm for distances).
+        groups
+            Restrict to these groups.
+
+        Examples
+        --------
+        >>> from segfair.audit import Audit, example_scores
+        >>> audit = Audit(example_scores(), n_boot=200)
+        >>> r = audit.ruler_distortion("dice", by="age", model="m", automated="auto")
+        >>> round(r.shrinkage.estimate, 2), round(r.hidden_gap.estimate, 3)
+        (0.5, 0.05)
+        """
+        trusted = self.scores.trusted_ruler if trusted is None else trusted
+        conf = self._conf(confidence)
+        neg = self.negligible_for(metric, negligible)
+        t = self.series(metric, model=model, ruler=trusted)
+        a = self.series(metric, model=model, ruler=automated)
+        out, notes = self._paired(a, t, by=by, groups=groups, conf=conf, names=(automated, trusted))
+        gap_t: Estimate = out["gap_b"]
+        defined = bool(gap_t.lower > neg)
+        if not defined:
+            notes.append(
+                f"the trusted gap is not shown to exceed negligible = {neg:g} (lower "
+                f"bound {_fmt(gap_t.lower)}): distortion is undefined, read the hidden "
+                "gap in metric units"
+            )
+        rel: Estimate = out["rel"]
+        diff: Estimate = out["diff"]
+        by_group = out["by_group"]
+        by_group.index = by_group.index.set_names(["ruler", by_group.index.names[1]])
+        return DistortionResult(
+            metric=metric,
+            by=out["key"],
+            model=model,
+            automated=automated,
+            trusted=trusted,
+            confidence=conf,
+            negligible=neg,
+            defined=defined,
+            gap_trusted=gap_t,
+            gap_automated=out["gap_a"],
+            distortion=rel,
+            shrinkage=_negative_side(rel),
+            inflation=_positive_side(rel),
+            hidden_gap=Estimate(0.0 - diff.estimate, 0.0 - diff.upper, 0.0 - diff.lower, conf),
+            by_group=by_group,
+            notes=tuple(notes),
         )
-    tables = []
-    for s, series in enumerate((ra, rb)):
-        frame, _, tnotes = audit._group_table(g, reps, s, series, conf)
-        tables.append(frame.loc[[g.labels[i] for i in sel]])
-        notes += [t for t in tnotes if t not in notes]
-    gap_a, used, n1 = audit._contrast_gap(g, reps, 0, sel, conf)
-    gap_b, _, n2 = audit._contrast_gap(g, reps, 1, sel, conf)
-    notes += [t for t in n1 + n2 if t not in notes]
-    pa = audit._plugin_gap_reps(reps, 0, used)
-    pb = audit._plugin_gap_reps(reps, 1, used)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = pa / pb - 1
-        rel_est = gap_a.estimate / gap_b.estimate - 1 if gap_b.estimate else float("nan")
-    ok = not (math.isnan(gap_a.lower) or math.isnan(gap_b.lower))
-    lo, hi = (float(v) for v in percentile_interval(rel, conf))
-    dlo, dhi = (float(v) for v in percentile_interval(pa - pb, conf))
-    if not ok:
-        lo = hi = dlo = dhi = float("nan")
-    by_group = pd.concat(dict(zip(names, tables, strict=True)), names=["source", g.name])
-    return {
-        "key": g.key,
-        "gap_a": gap_a,
-        "gap_b": gap_b,
-        "rel": Estimate(float(rel_est), float(lo), float(hi), conf),
-        "diff": Estimate(gap_a.estimate - gap_b.estimate, float(dlo), float(dhi), conf),
-        "by_group": by_group,
-    }, notes
 
+    def amplification(
+        self,
+        metric: str,
+        *,
+        by: ByArg,
+        model: str,
+        baseline: str,
+        ruler: str | None = None,
+        negligible: float | None = None,
+        groups: Sequence[str] | None = None,
+        confidence: float | None = None,
+    ) -> AmplificationResult:
+        """``gap(model) / gap(baseline) − 1`` on one ruler (default trusted), paired.
 
-def ruler_distortion(
-    audit: AuditCore,
-    metric: str,
-    *,
-    by: ByArg,
-    model: str,
-    automated: str,
-    trusted: str | None = None,
-    negligible: float | None = None,
-    groups: Sequence[str] | None = None,
-    confidence: float | None = None,
-) -> DistortionResult:
-    """The work of :meth:`segfair.audit.Audit.ruler_distortion`, which documents it."""
-    trusted = audit.scores.trusted_ruler if trusted is None else trusted
-    conf = audit._conf(confidence)
-    neg = audit.negligible_for(metric, negligible)
-    t = audit.series(metric, model=model, ruler=trusted)
-    a = audit.series(metric, model=model, ruler=automated)
-    out, notes = _paired(audit, a, t, by=by, groups=groups, conf=conf, names=(automated, trusted))
-    gap_t: Estimate = out["gap_b"]
-    defined = bool(gap_t.lower > neg)
-    if not defined:
-        notes.append(
-            f"the trusted gap is not shown to exceed negligible = {neg:g} (lower "
-            f"bound {_fmt(gap_t.lower)}): distortion is undefined, read the hidden "
-            "gap in metric units"
+        Examples
+        --------
+        >>> from segfair.audit import Audit, example_scores
+        >>> audit = Audit(example_scores(), n_boot=200)
+        >>> r = audit.amplification("dice", by="age", model="m2", baseline="m")
+        >>> round(r.amplification.estimate, 2)
+        0.5
+        """
+        ruler = self.scores.trusted_ruler if ruler is None else ruler
+        conf = self._conf(confidence)
+        neg = self.negligible_for(metric, negligible)
+        m = self.series(metric, model=model, ruler=ruler)
+        b = self.series(metric, model=baseline, ruler=ruler)
+        out, notes = self._paired(m, b, by=by, groups=groups, conf=conf, names=(model, baseline))
+        gap_b: Estimate = out["gap_b"]
+        defined = bool(gap_b.lower > neg)
+        if not defined:
+            notes.append(
+                f"the baseline gap is not shown to exceed negligible = {neg:g} (lower "
+                f"bound {_fmt(gap_b.lower)}): amplification is undefined, read the "
+                "added gap in metric units"
+            )
+        by_group = out["by_group"]
+        by_group.index = by_group.index.set_names(["model", by_group.index.names[1]])
+        return AmplificationResult(
+            metric=metric,
+            by=out["key"],
+            model=model,
+            baseline=baseline,
+            ruler=ruler,
+            confidence=conf,
+            negligible=neg,
+            defined=defined,
+            gap_model=out["gap_a"],
+            gap_baseline=gap_b,
+            amplification=out["rel"],
+            added_gap=out["diff"],
+            by_group=by_group,
+            notes=tuple(notes),
         )
-    rel: Estimate = out["rel"]
-    diff: Estimate = out["diff"]
-    by_group = out["by_group"]
-    by_group.index = by_group.index.set_names(["ruler", by_group.index.names[1]])
-    return DistortionResult(
-        metric=metric,
-        by=out["key"],
-        model=model,
-        automated=automated,
-        trusted=trusted,
-        confidence=conf,
-        negligible=neg,
-        defined=defined,
-        gap_trusted=gap_t,
-        gap_automated=out["gap_a"],
-        distortion=rel,
-        shrinkage=_negative_side(rel),
-        inflation=_positive_side(rel),
-        hidden_gap=Estimate(0.0 - diff.estimate, 0.0 - diff.upper, 0.0 - diff.lower, conf),
-        by_group=by_group,
-        notes=tuple(notes),
-    )
-
-
-def amplification(
-    audit: AuditCore,
-    metric: str,
-    *,
-    by: ByArg,
-    model: str,
-    baseline: str,
-    ruler: str | None = None,
-    negligible: float | None = None,
-    groups: Sequence[str] | None = None,
-    confidence: float | None = None,
-) -> AmplificationResult:
-    """The work of :meth:`segfair.audit.Audit.amplification`, which documents it."""
-    ruler = audit.scores.trusted_ruler if ruler is None else ruler
-    conf = audit._conf(confidence)
-    neg = audit.negligible_for(metric, negligible)
-    m = audit.series(metric, model=model, ruler=ruler)
-    b = audit.series(metric, model=baseline, ruler=ruler)
-    out, notes = _paired(audit, m, b, by=by, groups=groups, conf=conf, names=(model, baseline))
-    gap_b: Estimate = out["gap_b"]
-    defined = bool(gap_b.lower > neg)
-    if not defined:
-        notes.append(
-            f"the baseline gap is not shown to exceed negligible = {neg:g} (lower "
-            f"bound {_fmt(gap_b.lower)}): amplification is undefined, read the "
-            "added gap in metric units"
-        )
-    by_group = out["by_group"]
-    by_group.index = by_group.index.set_names(["model", by_group.index.names[1]])
-    return AmplificationResult(
-        metric=metric,
-        by=out["key"],
-        model=model,
-        baseline=baseline,
-        ruler=ruler,
-        confidence=conf,
-        negligible=neg,
-        defined=defined,
-        gap_model=out["gap_a"],
-        gap_baseline=gap_b,
-        amplification=out["rel"],
-        added_gap=out["diff"],
-        by_group=by_group,
-        notes=tuple(notes),
-    )
 
 
 def _clip0(x: float) -> float:
