@@ -10,14 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
 from segfair.errors import SegfairError
 from segfair.version import __version__
-
-if TYPE_CHECKING:
-    from segfair.audit import Audit
-    from segfair.session import SegfairSession
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -268,12 +264,6 @@ if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
 
 
-def _session_audit(session: SegfairSession) -> Audit:
-    """The audit of a :class:`~segfair.session.SegfairSession` (which applies ``[design]``)."""
-    audit: Audit = session.audit
-    return audit
-
-
 def _plan(args: argparse.Namespace, out: TextIO) -> int:
     """``segfair plan``: print the per-gate plans and write the annotation list."""
     import math
@@ -287,7 +277,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         workers=args.workers,
         progress=False if args.quiet else None,
     )
-    audit = _session_audit(session)
+    audit = session.audit
     plans = plan_all(
         audit,
         session.gates,
