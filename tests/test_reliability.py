@@ -886,7 +886,7 @@ def test_a_run_killed_mid_evaluation_leaves_a_valid_cache_and_the_old_report(
     assert 3 <= len(entries) < n
     for entry in entries:
         doc = json.loads(entry.read_text())  # every entry complete: written atomically
-        assert doc["sha256"]
+        assert doc["hmac"]
     # all a kill can leave besides whole entries: hidden temporary files, which no lookup reads
     strays = [p for p in cache.glob("??/*") if p not in entries]
     assert all(p.name.startswith(".") and ".tmp." in p.name for p in strays), strays

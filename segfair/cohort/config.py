@@ -191,6 +191,8 @@ class SegfairConfig(_Strict):
 
     # where things go
     cache: str | Literal[False] = ".segfair_cache"
+    # release mode: recompute this fraction of the cached cases and refuse the run on a mismatch
+    cache_verify: float = Field(default=0.0, ge=0, le=1)
     workers: int | None = Field(default=None, ge=1)
     scheduler: str | None = None
     html: str | None = None
