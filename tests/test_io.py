@@ -1101,6 +1101,8 @@ def _variants(tmp_path: Path) -> dict[str, Path]:
     sform_only = nib.Nifti1Image(data, None)
     sform_only.set_sform(affine, code=2)
     sform_only.set_qform(None, code=0)
+    # a writer keeps pixdim equal to the voxel sizes the sform implies (see the test below)
+    sform_only.header.set_zooms(tuple(np.linalg.norm(affine[:3, :3], axis=0)))
     save("sform_only.nii", sform_only)
     no_transform = nib.Nifti1Image(data, None)
     no_transform.set_sform(None, code=0)
@@ -1128,6 +1130,36 @@ def test_every_kind_of_nifti_header_reads_as_nibabel_reads_it(tmp_path: Path) ->
         np.testing.assert_array_equal(
             loaded.array, np.asanyarray(img.dataobj).reshape(img.shape[:3]) == 1, err_msg=name
         )
+
+
+@pytest.mark.parametrize(
+    ("pixdim", "message"),
+    [
+        ((5.0, 5.0, 5.0), "its pixdim says voxels of (5.0, 5.0, 5.0) mm, its sform places them"),
+        ((1.0, 1.0, 1.0), "its pixdim says voxels of (1.0, 1.0, 1.0) mm, its sform places them"),
+        ((0.7, 0.7, 0.0), "voxel spacing (0.7, 0.7, 0.0) from the NIfTI header is not finite"),
+        ((-0.7, 0.7, 1.5), "voxel spacing (-0.7, 0.7, 1.5) from the NIfTI header is not finite"),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_nifti_header_that_contradicts_itself_is_refused_before_any_repair(
+    tmp_path: Path, pixdim: tuple[float, ...], message: str, suffix: str
+) -> None:
+    """pixdim is what distances were computed from, the sform where voxels are: a 5 mm pixdim
+    under a 0.7 mm sform turned HD95 from 1.5 into 5.0 mm; nibabel turns a 0 into 1 mm and a
+    negative size into its absolute value without a word."""
+    affine = np.diag([0.7, 0.7, 1.5, 1.0])
+    img = nib.Nifti1Image(blob((9, 8, 7)).astype(np.uint8), affine)
+    img.header["pixdim"][1:4] = pixdim
+    path = tmp_path / f"stale{suffix}"
+    nib.save(img, path)
+    with pytest.raises(InputError) as err:
+        read_geometry(path)
+    text = str(err.value).replace("0.699999988079071", "0.7")
+    assert message in text
+    assert str(path) in text
+    with pytest.raises(InputError):
+        load_mask(path)
 
 
 def test_a_whole_gzip_stream_is_inflated_at_once_into_the_promised_size(tmp_path: Path) -> None:

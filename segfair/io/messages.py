@@ -17,6 +17,7 @@ __all__ = [
     "FIX_GZIP_NAMED_NII",
     "FIX_LABELS_NOT_FOUND",
     "FIX_MISSING",
+    "FIX_NIFTI_SPACING",
     "FIX_NONFINITE",
     "FIX_NOT_A_FILE",
     "FIX_NOT_GZIP_BUT_NIFTI",
@@ -47,6 +48,7 @@ __all__ = [
     "MSG_GZIP_NAMED_NII",
     "MSG_LABELS_NOT_FOUND",
     "MSG_MISSING",
+    "MSG_NIFTI_SPACING",
     "MSG_NONFINITE",
     "MSG_NOT_A_FILE",
     "MSG_NOT_GZIP",
@@ -121,6 +123,14 @@ MSG_AFFINE_SPACING = (
 )
 FIX_AFFINE_SPACING = (
     "store consistent geometry: spacing = column lengths of affine[:3, :ndim] (save_mask does this)"
+)
+MSG_NIFTI_SPACING = (
+    "the header contradicts itself: its pixdim says voxels of {spacing} mm, its {form} places "
+    "them {implied} mm apart; distances would depend on which one a tool reads"
+)
+FIX_NIFTI_SPACING = (
+    "re-save the mask with the image's geometry, e.g. nibabel.Nifti1Image(mask, image.affine, "
+    "image.header), so that pixdim and the sform/qform agree"
 )
 MSG_SAVE_AFFINE_SPACING = (
     "the affine argument implies voxel sizes {implied} mm but the spacing argument says {spacing}"
