@@ -653,6 +653,56 @@ def test_a_truncated_nii_gz_is_refused_with_input_error(tmp_path: Path) -> None:
     assert "cut.nii.gz" in str(caught.value)
 
 
+@pytest.mark.parametrize("cut", [4, 8])
+def test_a_nii_gz_whose_gzip_trailer_is_cut_is_refused_as_truncated(
+    tmp_path: Path, cut: int
+) -> None:
+    """The trailer holds the CRC-32: without it, corrupt voxels would go unnoticed."""
+    save_mask(tmp_path / "full.nii.gz", blob((30, 30, 30)))
+    data = (tmp_path / "full.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(data[:-cut])
+
+    with pytest.raises(InputError) as caught:
+        load_mask(tmp_path / "cut.nii.gz", case_id="A1")
+
+    assert "without its trailer" in str(caught.value)
+    assert "truncated" in caught.value.reason
+
+
+def test_a_mask_that_cannot_be_opened_is_not_called_not_gzip_compressed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without read permission (simulated: the tests may run as root, who reads anything)."""
+    import builtins
+
+    path = tmp_path / "locked.nii.gz"
+    save_mask(path, blob())
+    real_open = builtins.open
+
+    def no_permission(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_permission)
+    monkeypatch.setattr(nib.openers, "open", no_permission, raising=False)
+    with pytest.raises(InputError) as caught:
+        load_mask(path, case_id="A1")
+    assert "not gzip" not in str(caught.value)
+    assert "Permission denied" in str(caught.value)
+
+
+def test_an_npz_with_thousands_of_arrays_is_refused_with_a_short_message(tmp_path: Path) -> None:
+    path = tmp_path / "many.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(20_000):
+            zf.writestr(f"a{i:05d}.npy", b"")
+    with pytest.raises(InputError) as caught:
+        load_mask(path)
+    assert len(str(caught.value)) < 1_000
+    assert "'a00009', …] and 19,990 more" in str(caught.value)
+
+
 def test_an_uncompressed_nifti_named_nii_gz_is_refused_with_the_rename_fix(
     tmp_path: Path,
 ) -> None:
@@ -1181,6 +1231,10 @@ def test_a_gzip_bomb_whose_trailer_lies_about_its_size_still_reads_only_the_head
     # The trailer claims the promised size; the stream holds megabytes more. 16 MiB: small enough
     # for the one-shot inflate to try (bounded by 8x the promise + 64 MiB), which then sees the
     # wrong size and hands over to the capped streaming path; 128 MiB: too large to try at all.
+    # Either way memory stays bounded. 16 MiB: the streaming path reads on to the trailer, whose
+    # length check fails: refused (until the trailer was checked, it was read). 128 MiB: a file
+    # far larger than its data goes to nibabel, which reads the promised voxels and ignores
+    # the rest, as before.
     save_mask(tmp_path / "small.nii", np.zeros((8, 8, 8), bool))
     raw = (tmp_path / "small.nii").read_bytes()
     bomb = bytearray(gzip.compress(raw + bytes(zeros_mib << 20)))
@@ -1189,11 +1243,15 @@ def test_a_gzip_bomb_whose_trailer_lies_about_its_size_still_reads_only_the_head
 
     tracemalloc.start()
     try:
-        loaded = load_mask(tmp_path / "bomb.nii.gz")
+        if zeros_mib == 16:
+            with pytest.raises(InputError, match="truncated or corrupt"):
+                load_mask(tmp_path / "bomb.nii.gz")
+        else:
+            loaded = load_mask(tmp_path / "bomb.nii.gz")
+            assert loaded.shape == (8, 8, 8)
+            assert not loaded.array.any()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
 
-    assert loaded.shape == (8, 8, 8)
-    assert not loaded.array.any()
     assert peak < 8 * len(raw) + (80 << 20)

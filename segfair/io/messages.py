@@ -12,6 +12,7 @@ __all__ = [
     "FIX_BAD_LABELS",
     "FIX_BAD_SPACING",
     "FIX_BAD_THRESHOLD",
+    "FIX_CANNOT_OPEN",
     "FIX_DTYPE",
     "FIX_EMPTY_SHAPE",
     "FIX_GZIP_NAMED_NII",
@@ -42,6 +43,7 @@ __all__ = [
     "MSG_BAD_LABELS",
     "MSG_BAD_SPACING",
     "MSG_BAD_THRESHOLD",
+    "MSG_CANNOT_OPEN",
     "MSG_DTYPE",
     "MSG_EMPTY_SHAPE",
     "MSG_GEOMETRY",
@@ -75,6 +77,10 @@ MSG_NOT_A_FILE = "is not a regular file"
 FIX_NOT_A_FILE = "point the mask source at a file, not a directory"
 MSG_SUFFIX = "unsupported file type {suffix!r}; segfair reads {supported}"
 FIX_SUFFIX = "convert the mask to NIfTI (.nii.gz) or NumPy (.npy / .npz)"
+MSG_CANNOT_OPEN = "cannot be opened ({reason})"
+FIX_CANNOT_OPEN = (
+    "give the user that runs segfair read access to the file (and its folders), e.g. chmod a+r"
+)
 MSG_UNREADABLE = "cannot read this {kind} file; it is truncated or corrupt ({reason})"
 FIX_UNREADABLE = (
     "re-export or re-copy the file (an interrupted copy or download truncates files); "

@@ -174,6 +174,10 @@ def _parse_nifti_header(
     return header, layout, raw_pixdim
 
 
+# How much uncompressed data past the promised voxels is read to reach the gzip trailer.
+_MAX_TRAILING: Final = 64 << 20
+
+
 def _read_nifti_voxels(path: str, layout: _Layout) -> NDArray[Any] | None:
     """The voxels of a single-file NIfTI: one read, one inflate, no copy; None: ask nibabel.
 
@@ -212,9 +216,23 @@ def _read_nifti_voxels(path: str, layout: _Layout) -> NDArray[Any] | None:
             if inflater.eof and inflater.unused_data:
                 return None  # a multi-member gzip file: nibabel reads across members
             raise EOFError(f"the data end after {len(buffer):,} of {end:,} bytes")
-        # One more byte at most: with no more data this reads the gzip trailer and checks its CRC
-        # (zlib.error on a mismatch); data beyond the promised size are ignored, as nibabel does.
-        inflater.decompress(inflater.unconsumed_tail, 1)
+        # Read on to the end of the stream: its trailer holds the CRC-32 and length of the data
+        # (zlib.error on a mismatch). Data beyond the promised size are ignored, as nibabel does
+        # (within a bound); a stream cut before its trailer is a truncated file.
+        extra = 0
+        while not inflater.eof:
+            tail = inflater.unconsumed_tail
+            if not tail:
+                raise EOFError(
+                    "the gzip stream ends without its trailer (CRC-32 and length): the file is "
+                    "truncated"
+                )
+            extra += len(inflater.decompress(tail, 1 << 20))
+            if extra > _MAX_TRAILING:
+                raise ValueError(
+                    f"the gzip stream holds more than {_MAX_TRAILING >> 20} MiB beyond the "
+                    f"{end:,} bytes its header promises"
+                )
     else:
         buffer = raw
         if len(buffer) < end:
