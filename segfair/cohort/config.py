@@ -112,6 +112,19 @@ class AttributeSpec(_Strict):
                     f"{len(self.bins)} bin edges make {len(self.bins) + 1} groups, but "
                     f"{len(self.labels)} labels were given: {self.labels}"
                 )
+            if self.labels is not None:
+                repeated = sorted({x for x in self.labels if self.labels.count(x) > 1})
+                if repeated:
+                    raise ValueError(
+                        f"labels must name each bin once; {repeated} name several bins, which "
+                        "would merge different groups"
+                    )
+                if self.missing_label in self.labels:
+                    raise ValueError(
+                        f"the label {self.missing_label!r} is also the missing_label: cases "
+                        "without a value would join that bin; rename the bin or set "
+                        "missing_label"
+                    )
         elif self.labels is not None:
             raise ValueError("labels name the bins of a numeric attribute; give bins as well")
         if self.valid_range is not None:

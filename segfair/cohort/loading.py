@@ -23,6 +23,7 @@ from segfair.cohort.table import _as_id, _derive_groups, read_table, safe_case_i
 from segfair.errors import CohortError, InputError, Problem
 
 __all__ = [
+    "CASE_ONLY_IDS",
     "DUPLICATE_ID",
     "MISSING_COLUMN",
     "MISSING_FILE",
@@ -37,6 +38,9 @@ UNSAFE_ID = (
     "spaces; no '/', '\\', '..' or leading '.')"
 )
 DUPLICATE_ID = "case id {case_id!r} appears {count} times in the metadata table"
+CASE_ONLY_IDS = (
+    "case ids {ids} differ only in letter case: on macOS and Windows they name the same file"
+)
 MISSING_COLUMN = "column {column!r} ({role}) is not in the metadata table{hint}. Columns: {cols}"
 MISSING_FILE = "{kind} {name!r}: no file at {path}"
 NOT_A_FILE = "{kind} {name!r}: {path} exists but is not a regular file (a folder?)"
@@ -134,6 +138,19 @@ def load_cohort(
                 fix="keep one row per case",
             )
         )
+    # ids that differ only in letter case name one file on macOS and Windows: one case, twice
+    unique_ids = pd.Series(sorted(set(table[config.case_id])), dtype=object)
+    folded = unique_ids.str.casefold()
+    for _, same in unique_ids.groupby(folded.to_numpy(), sort=True):
+        if len(same) > 1:
+            problems.append(
+                Problem(
+                    "duplicate case ids",
+                    CASE_ONLY_IDS.format(ids=", ".join(repr(i) for i in same)),
+                    case_id=str(same.iloc[0]),
+                    fix="keep one row per case; ids must differ by more than letter case",
+                )
+            )
     for case_id in sorted(set(table[config.case_id])):
         if not safe_case_id(case_id):
             problems.append(
