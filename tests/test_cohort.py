@@ -329,3 +329,15 @@ def test_a_declared_site_column_the_table_lacks_is_refused_naming_it(repo: Repo)
     repo.write_config(site_columns=["hospital"])
     with pytest.raises(CohortError, match=r"'hospital' \(site column\)"):
         load_cohort(repo.config_path)
+
+
+def test_the_cluster_counts_a_warning_gives_are_those_the_bootstrap_resamples(repo: Repo) -> None:
+    from segfair.session import SegfairSession
+
+    repo.write_config(cluster="site")
+    session = SegfairSession.from_path(repo.config_path, progress=False)
+    (few,) = [w for w in session.warnings if "'age_group'" in w]
+    grouping = session.audit.grouping("age_group")
+    assert grouping.design.clustered
+    for label, k in zip(grouping.labels, grouping.design.n_clusters, strict=True):
+        assert f"{label!r} {int(k)}" in few
