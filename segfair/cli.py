@@ -206,6 +206,8 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
     except OSError as exc:
         where = f" {exc.filename!r}" if exc.filename else ""
         raise SegfairError(f"cannot write the report{where}: {exc.strerror or exc}") from None
+    for warning in session.warnings:  # on stderr, even with --quiet: said, never silent
+        print(f"segfair: warning: {warning}", file=sys.stderr)
     lines = summary_lines(results, written)
     for line in lines if not args.quiet else lines[-1:]:
         print(line, file=out)

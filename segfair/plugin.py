@@ -478,14 +478,30 @@ def _write(state: _State) -> None:
         state.error = f"could not write the reports: {exc}"
 
 
+def _run_warnings(state: _State) -> list[str]:
+    """The run's warnings (sites without ``cluster``, too few clusters): the report's, else the
+    loaded cohort's; none when no cohort was loaded."""
+    if state.document is not None:
+        return [str(w) for w in state.document.get("warnings") or ()]
+    session = state._session
+    if session is not None and "cohort" in session.__dict__:
+        return session.warnings
+    return []
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = _state(config)
-    if _is_worker(config) or (not state.results and state.error is None):
+    if _is_worker(config):
+        return
+    warnings = _run_warnings(state)
+    if not state.results and state.error is None and not warnings:
         return
     tr = terminalreporter
     tr.write_sep("-", "segfair")
     for line in state.annotations:
         tr.write_line(line)
+    for w in warnings:  # quoted and escaped where they hold data (segfair.cohort.sites)
+        tr.write_line(f"segfair: warning: {w}", yellow=True)
     from segfair.report import summary_lines_from_dicts
 
     for line in summary_lines_from_dicts(list(state.results.values()), state.written):

@@ -132,6 +132,12 @@ class SegfairSession:
 
         return load_cohort(self.config, cache=self.cache)
 
+    @property
+    def warnings(self) -> list[str]:
+        """What this run should say without refusing it (site columns while ``cluster`` is not
+        set, groups with too few clusters), as text safe to print; loads the cohort."""
+        return list(self.cohort.warnings)
+
     @cached_property
     def scores(self) -> Scores:
         from segfair.evaluate import dask_executor, evaluate

@@ -127,6 +127,59 @@ def test_init_writes_a_config_and_a_test_for_a_mama_mia_layout(tmp_path: Path) -
     assert run("init", str(root), "--force")[0] == EXIT_OK
 
 
+def test_audit_warns_on_stderr_of_a_site_column_while_cluster_is_not_set(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the repository's metadata table has a `site` column (A or B)
+    repo.write_config(gates=[PASSING])
+    code, _out = run("audit", "--config", str(repo.config_path), "--quiet")
+    assert code == EXIT_OK
+    err = capsys.readouterr().err
+    assert "segfair: warning: 'site' (2 values) looks like a site" in err
+    assert 'cluster = "site"' in err
+    repo.write_config(gates=[PASSING], cluster="site")
+    assert run("audit", "--config", str(repo.config_path), "--quiet")[0] == EXIT_OK
+    err = capsys.readouterr().err
+    assert "looks like a site" not in err
+    # 12 cases in two sites: every age group spans at most two clusters, and that is said
+    assert "segfair: warning: cluster 'site': groups of 'age_group' span only a handful" in err
+
+
+def test_init_sets_cluster_to_the_dataset_column_of_a_mama_mia_layout(tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+    from conftest import write_nifti
+
+    root = tmp_path / "model-repo"
+    ids = [f"{site}_{i:03d}" for site in ("DUKE", "ISPY1", "NACT") for i in range(2)]
+    pd.DataFrame(
+        {
+            "patient_id": ids,
+            "dataset": [i.split("_")[0] for i in ids],
+            "age": [38, 61, 45, 52, 70, 33],
+            "manufacturer": ["GE", "SIEMENS"] * 3,
+        }
+    ).to_excel(
+        root.mkdir() or root / "clinical_and_imaging_info.xlsx",
+        sheet_name="dataset_info",
+        index=False,
+    )
+    for folder in ("segmentations/expert", "predictions/unet"):
+        for cid in ids:
+            write_nifti(root / folder / f"{cid}.nii.gz", np.zeros((4, 4, 4)))
+    assert run("init", str(root))[0] == EXIT_OK
+    from segfair.config import load_config
+
+    config = load_config(root)
+    assert config.cluster == "dataset"
+    # a group of the cluster column would lie in one cluster: it is not made an attribute
+    assert "dataset" not in {a.column for a in config.attributes.values()}
+    assert "manufacturer" in config.attributes
+    from segfair.cohort import load_cohort
+
+    assert not any("sets no cluster" in w for w in load_cohort(root).warnings)
+
+
 def test_the_demo_prints_the_headline_and_writes_the_reports(tmp_path: Path) -> None:
     code, out = run(
         "demo", "--out", str(tmp_path / "demo"), "--n-cases", "60", "--workers", "1", "--quiet"

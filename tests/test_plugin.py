@@ -268,3 +268,33 @@ def test_a_configured_repository_whose_fixtures_are_unused_and_without_gates_wri
     result.assert_outcomes(passed=1)
     after = {p for p in pytester.path.rglob("*") if "__pycache__" not in p.parts}
     assert after == before
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_a_site_column_while_cluster_is_not_set_is_warned_in_the_summary_and_the_reports(
+    pytester: pytest.Pytester, segtester: Repo, xdist: list[str]
+) -> None:
+    # the repository's metadata table has a `site` column (A or B)
+    segtester.write_config(gates=[GAP_GATE])
+    result = pytester.runpytest("--segfair-json", "r.json", "--segfair-md", "r.md", *xdist)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*- segfair -*", "segfair: warning: 'site' (2 values) looks like a site*"]
+    )
+    (warning,) = json.loads((pytester.path / "r.json").read_text())["warnings"]
+    assert 'cluster = "site"' in warning
+    assert "looks like a site" in (pytester.path / "r.md").read_text()
+
+
+def test_with_cluster_set_the_site_warning_gives_way_to_the_cluster_count(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    segtester.write_config(gates=[GAP_GATE], cluster="site")
+    result = pytester.runpytest("--segfair-json", "r.json")
+    out = result.stdout.str()
+    assert "looks like a site" not in out
+    # 24 cases in two sites: a handful of clusters per group, said rather than silently used
+    result.stdout.fnmatch_lines(["segfair: warning: cluster 'site': groups of 'age_group'*"])
+    warnings = json.loads((pytester.path / "r.json").read_text())["warnings"]
+    assert warnings
+    assert not any("sets no cluster" in w for w in warnings)

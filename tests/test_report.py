@@ -72,6 +72,7 @@ TOP_LEVEL = {
     "worst_cases",
     "provenance",
     "notes",
+    "warnings",
 }
 
 
@@ -753,3 +754,42 @@ def test_a_run_without_the_cache_keeps_no_drawings(tmp_path: Path) -> None:
     doc = build_report(session.audit, results, config=cfg, seed=0, cohort=session.cohort)
     assert doc["worst_cases"]["available"]
     assert not (tmp_path / "c" / ".segfair_cache").exists()
+
+
+# ---- warnings ---------------------------------------------------------------------------------
+
+
+def test_a_site_column_while_cluster_is_not_set_is_warned_in_every_report(
+    doc: dict[str, Any], html: str
+) -> None:
+    # synthetic MAMA-MIA metadata: four datasets and three manufacturers, no cluster configured
+    (warning,) = doc["warnings"]
+    assert warning.startswith("'dataset' (4 values), 'manufacturer' (")
+    assert 'Set cluster = "dataset"' in warning
+    assert "looks like a site" not in warning
+    assert "look like sites" in warning
+    assert 'class="warnings"' in html
+    assert "look like sites" in html
+    md = render_markdown(doc)
+    assert "> ⚠️ **Warnings**" in md
+    assert "look like sites" in md
+
+
+def test_warnings_holding_markup_or_newlines_are_escaped_in_html_and_markdown(
+    doc: dict[str, Any],
+) -> None:
+    hostile = dict(doc, warnings=[f"cluster {XSS}: group '@team\\n' ![x](https://x) |"])
+    assert XSS not in render_html(hostile)
+    md = render_markdown(hostile)
+    assert XSS not in md
+    assert "](https" not in md
+    assert "@team" not in md
+    assert render_markdown(dict(doc, warnings=[])).count("Warnings") == 0
+
+
+def test_a_report_built_without_the_cohort_carries_the_same_warnings(
+    synth: tuple[SegfairSession, Any], doc: dict[str, Any]
+) -> None:
+    session, results = synth
+    alone = build_report(session.audit, results, config=session.config, seed=session.seed)
+    assert alone["warnings"] == doc["warnings"] == session.warnings

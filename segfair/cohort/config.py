@@ -201,6 +201,8 @@ class SegfairConfig(_Strict):
     min_group_size: int = Field(default=20, ge=1)
     holm: bool = False
     cluster: str | None = None
+    # the metadata columns that identify a site; None: detected by name (segfair.cohort.sites)
+    site_columns: list[str] | None = None
 
     # where things go
     cache: str | Literal[False] = ".segfair_cache"

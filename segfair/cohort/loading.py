@@ -19,6 +19,7 @@ import pandas as pd
 
 from segfair.cohort.cohort import Cohort
 from segfair.cohort.config import SegfairConfig, load_config
+from segfair.cohort.sites import cluster_warnings
 from segfair.cohort.table import _as_id, _derive_groups, read_table, safe_case_id
 from segfair.errors import CohortError, InputError, Problem
 
@@ -98,6 +99,7 @@ def load_cohort(
     needed += [(spec.column, f"attribute {name!r}") for name, spec in config.attributes.items()]
     if config.cluster is not None:
         needed.append((config.cluster, "cluster"))
+    needed += [(c, "site column") for c in config.site_columns or ()]
     absent = [(c, role) for c, role in needed if c not in table.columns]
     if absent:
         raise CohortError(
@@ -275,5 +277,10 @@ def load_cohort(
         raise CohortError(problems, source=source)
     ex = pd.DataFrame(exclusions, columns=["case_id", "kind", "source", "reason"])
     return Cohort(
-        config=config, metadata=metadata, groups=groups, exclusions=ex, cache_dir=cache_dir
+        config=config,
+        metadata=metadata,
+        groups=groups,
+        exclusions=ex,
+        cache_dir=cache_dir,
+        warnings=tuple(cluster_warnings(config, metadata, groups)),
     )

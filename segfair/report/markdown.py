@@ -56,12 +56,19 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]
     return out
 
 
+def _md_warnings(warnings: Iterable[Any]) -> list[str]:
+    """The run's warnings (sites without ``cluster``, too few clusters) as a quoted block."""
+    items = [f"> - {md_escape(w)}" for w in warnings]
+    return ["> ⚠️ **Warnings**", ">", *items, ""] if items else []
+
+
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """A compact summary for ``$GITHUB_STEP_SUMMARY`` and PR comments: the verdict, the gate
     table and the headline ruler comparison."""
     v = verdict(list(doc.get("gates") or []))
     icon = {"passed": "✅", "failed": "❌"}.get(v["status"], "⚠️")
     lines = [f"## {icon} {md_escape(v['line'])}", ""]
+    lines += _md_warnings(doc.get("warnings") or ())
     gates = list(doc.get("gates") or [])
     blocking = [g for g in gates if not _gate_ok(g)]
     for g in blocking:
