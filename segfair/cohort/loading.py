@@ -36,7 +36,7 @@ __all__ = [
 
 UNSAFE_ID = (
     "case id {case_id!r} is not safe in a file path (only letters, digits, '_', '-', '.' and "
-    "spaces; no '/', '\\', '..' or leading '.')"
+    "spaces, at most 128 characters; no '/', '\\', '..' or leading '.')"
 )
 DUPLICATE_ID = "case id {case_id!r} appears {count} times in the metadata table"
 CASE_ONLY_IDS = (

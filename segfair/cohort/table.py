@@ -43,9 +43,18 @@ DEFAULT_AGE_RANGE = (0.0, 130.0)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\- ]*$")
 
 
+#: Longer ids are refused: with a template's folder and suffix, a file name has 255 bytes.
+MAX_ID_LENGTH = 128
+
+
 def safe_case_id(case_id: str) -> bool:
     """Whether a case id can be substituted into a path template without escaping its folder."""
-    return bool(_SAFE_ID.match(case_id)) and ".." not in case_id and case_id == case_id.strip()
+    return (
+        bool(_SAFE_ID.match(case_id))
+        and ".." not in case_id
+        and case_id == case_id.strip()
+        and len(case_id) <= MAX_ID_LENGTH
+    )
 
 
 def read_table(path: Path, *, sheet: str | int | None = None) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from segfair.cohort import Cohort
+from segfair.cohort.config import MAX_WORKERS
 from segfair.errors import CohortError, SegfairError
 from segfair.evaluate.cache import _check_cache_dir, _look_up
 from segfair.evaluate.executors import _default_progress, _Progress, _run
@@ -83,7 +84,8 @@ def evaluate(
     if cache_dir is not None:
         _check_cache_dir(cache_dir)
     tasks = build_tasks(cohort, metrics=metrics, cache_dir=cache_dir)
-    n_workers = workers or cfg.workers or os.cpu_count() or 1
+    # never more processes than cases to score (nor than the configuration allows)
+    n_workers = max(1, min(workers or cfg.workers or os.cpu_count() or 1, len(tasks), MAX_WORKERS))
     bar = _Progress(len(tasks), enabled=_default_progress() if progress is None else progress)
     results: dict[str, CaseResult] = {}
     hits: dict[str, CaseResult] = {}
