@@ -1255,3 +1255,25 @@ def test_a_gzip_bomb_whose_trailer_lies_about_its_size_still_reads_only_the_head
         tracemalloc.stop()
 
     assert peak < 8 * len(raw) + (80 << 20)
+
+
+def test_an_atomic_write_never_follows_a_link_planted_at_a_temporary_name(
+    tmp_path: Path,
+) -> None:
+    """Before, the temporary name was predictable (.<pid>.<thread>.tmp.<name>) and opened with
+    open(..., "w"): a symbolic link planted there made segfair overwrite the link's target."""
+    import threading
+
+    from segfair.io import atomic_write_text
+
+    target = tmp_path / "victim.txt"
+    target.write_text("precious")
+    name = "out.json"
+    planted = tmp_path / f".{os.getpid()}.{threading.get_ident()}.tmp.{name}"
+    planted.symlink_to(target)
+    atomic_write_text(tmp_path / name, "new content")
+    assert target.read_text() == "precious"
+    assert (tmp_path / name).read_text() == "new content"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask  # as open() would give
