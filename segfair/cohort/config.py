@@ -187,6 +187,9 @@ class SegfairConfig(_Strict):
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     min_group_size: int = Field(default=20, ge=1)
     holm: bool = False
+    # what an inconclusive gate does to the build: "fail" (block, the conservative default),
+    # "warn" or "pass"; a gate's own on_inconclusive wins, an error always blocks
+    on_inconclusive: Literal["fail", "warn", "pass"] = "fail"
     cluster: str | None = None
 
     # where things go
