@@ -186,7 +186,8 @@ class GateResult:
             threshold=nan,
             decision_rule="(not evaluated)",
             evidence=pd.DataFrame(columns=list(EVIDENCE_COLUMNS)),
-            message=f"Could not evaluate the gate: {message}",
+            # one line: it heads a terminal summary line and a GitHub annotation
+            message=f"Could not evaluate the gate: {' '.join(message.split())}",
             next_steps=("fix the gate or its input, then re-run",),
         )
 
