@@ -244,7 +244,7 @@ def test_a_ratio_gate_below_its_precondition_is_inconclusive_under_its_declared_
     }
     repo.write_config(gates=[shrink])
     report = tmp_path / "r.json"
-    code, out = run("audit", "--config", str(repo.config_path), "--json", str(report))
+    code, _ = run("audit", "--config", str(repo.config_path), "--json", str(report))
     assert code == EXIT_FAILED
     gate = json.loads(report.read_text())["gates"][0]
     assert (gate["status"], gate["reason"]) == ("inconclusive", "precondition_not_met")
@@ -253,7 +253,7 @@ def test_a_ratio_gate_below_its_precondition_is_inconclusive_under_its_declared_
     assert "cannot be applied" in gate["message"]
     # a declared fallback decides it, in metric units, and says so
     repo.write_config(gates=[{**shrink, "max_difference": 0.5}])
-    code, out = run("audit", "--config", str(repo.config_path), "--json", str(report))
+    code, _ = run("audit", "--config", str(repo.config_path), "--json", str(report))
     gate = json.loads(report.read_text())["gates"][0]
     assert (code, gate["status"], gate["threshold"]) == (EXIT_OK, "passed", 0.5)
     assert "(max_difference)" in gate["decision_rule"]

@@ -319,7 +319,8 @@ def test_each_verdict_reads_the_same_in_the_terminal_junit_json_summary_and_anno
         result.stdout.fnmatch_lines([line])
     assert "segfair: PASSED" not in result.stdout.str()
     text = summary.read_text()
-    assert "ERROR" in text and "dice_score" in text
+    assert "ERROR" in text
+    assert "dice_score" in text
     for line in (
         "::error title=segfair gate error%3A gap[[]dice_score*",
         "::error title=segfair gate inconclusive%3A gap*",
@@ -356,7 +357,8 @@ def test_an_erroring_gate_next_to_a_passing_one_makes_the_verdict_error(
     assert "segfair: PASSED" not in result.stdout.str()
     assert summary.read_text().startswith("## 🛑 segfair: ERROR")
     html = (pytester.path / "r.html").read_text()
-    assert "VERDICT: ERROR" in html and "VERDICT: PASSED" not in html
+    assert "VERDICT: ERROR" in html
+    assert "VERDICT: PASSED" not in html
     result.stdout.fnmatch_lines(["::error title=segfair gate error*dice_score*"])
 
 
@@ -402,9 +404,11 @@ def test_on_inconclusive_decides_whether_an_undecided_gate_blocks(
     result.stdout.fnmatch_lines([f"{label.replace('[', '[[]')}*"])
     annotations = [line for line in result.stdout.lines if line.startswith("::")]
     if code == 1:
-        assert annotations and annotations[0].startswith("::error title=segfair gate inconclusive")
+        assert annotations
+        assert annotations[0].startswith("::error title=segfair gate inconclusive")
     elif "warning" in label:
-        assert annotations and annotations[0].startswith("::warning title=")
+        assert annotations
+        assert annotations[0].startswith("::warning title=")
     else:
         assert annotations == []
 
