@@ -148,6 +148,9 @@ def _ratio_undefined(
     """A ratio gate whose denominator gap is not established: inconclusive under its declared
     rule, or decided on the declared ``max_difference`` (metric units) when one is given."""
     if max_difference is None:
+        # the share is undefined: no number stands for it, the declared limit and rule stay
+        nan = Estimate(np.nan, np.nan, np.nan, conf)
+        out.checks = [Check(share.label, nan, share.limit, share.side, share.group)]
         out.forced = (
             "inconclusive",
             f"{share.rule(decide_on, conf)} (not applicable: {why})",
