@@ -44,6 +44,7 @@ _OPTIONS = (
     ),
 )
 
+# segfair.gates.ON_INCONCLUSIVE, repeated: reading the option imports no numeric stack
 _ON_INCONCLUSIVE = ("fail", "warn", "pass")
 BAD_ON_INCONCLUSIVE_INI = "segfair_on_inconclusive must be one of {valid}; got {value!r}"
 

@@ -769,3 +769,14 @@ def test_a_run_without_the_cache_keeps_no_drawings(tmp_path: Path) -> None:
     doc = build_report(session.audit, results, config=cfg, seed=0, cohort=session.cohort)
     assert doc["worst_cases"]["available"]
     assert not (tmp_path / "c" / ".segfair_cache").exists()
+
+
+def test_the_schema_lists_every_gate_status_reason_and_policy() -> None:
+    from segfair.gates import ON_INCONCLUSIVE, REASONS, STATUSES
+
+    gate = report.load_schema()["$defs"]["gate"]["properties"]
+    assert tuple(gate["status"]["enum"]) == STATUSES
+    assert tuple(gate["reason"]["enum"]) == REASONS
+    assert tuple(gate["on_inconclusive"]["enum"]) == ON_INCONCLUSIVE
+    verdict_status = report.load_schema()["properties"]["verdict"]["properties"]["status"]["enum"]
+    assert verdict_status == [*STATUSES, "no_gates"]

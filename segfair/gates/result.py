@@ -5,18 +5,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 Status = Literal["passed", "failed", "inconclusive", "error"]
 #: Every status, in the order the reports list them.
-STATUSES: tuple[Status, ...] = ("passed", "failed", "inconclusive", "error")
+STATUSES: tuple[Status, ...] = get_args(Status)
 #: What an inconclusive verdict does to the build: ``"fail"`` (block, the default), ``"warn"``
 #: (do not block, say so as a warning) or ``"pass"`` (do not block).
 OnInconclusive = Literal["fail", "warn", "pass"]
-ON_INCONCLUSIVE: tuple[OnInconclusive, ...] = ("fail", "warn", "pass")
+ON_INCONCLUSIVE: tuple[OnInconclusive, ...] = get_args(OnInconclusive)
 BAD_ON_INCONCLUSIVE = "on_inconclusive must be one of {valid}; got {value!r}"
 #: Why a verdict is what it is (``GateResult.reason``).
 Reason = Literal[
@@ -30,17 +30,7 @@ Reason = Literal[
     "no_baseline",
     "error",
 ]
-REASONS: tuple[Reason, ...] = (
-    "limit_cleared",
-    "evidence_of_harm",
-    "beyond_limit",
-    "interval_straddles_limit",
-    "groups_below_min_size",
-    "no_decidable_group",
-    "precondition_not_met",
-    "no_baseline",
-    "error",
-)
+REASONS: tuple[Reason, ...] = get_args(Reason)
 #: The reasons of an inconclusive verdict *for lack of data*: the ones the legacy
 #: ``allow_insufficient = true`` lets through.
 LACK_OF_DATA: frozenset[str] = frozenset(
