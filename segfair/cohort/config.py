@@ -206,6 +206,9 @@ class SegfairConfig(_Strict):
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     min_group_size: int = Field(default=20, ge=1)
     holm: bool = False
+    # what an inconclusive gate does to the build: "fail" (block, the conservative default),
+    # "warn" or "pass"; a gate's own on_inconclusive wins, an error always blocks
+    on_inconclusive: Literal["fail", "warn", "pass"] = "fail"
     cluster: str | None = None
     # the metadata columns that identify a site; None: detected by name (segfair.cohort.sites)
     site_columns: list[str] | None = None
