@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from segfair.errors import SegfairError
 from segfair.version import __version__
@@ -251,14 +251,48 @@ def _synth(args: argparse.Namespace, out: TextIO) -> int:
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from segfair.demo import run_demo
 
-    return run_demo(
-        Path(args.out),
-        n_cases=args.n_cases,
-        seed=args.seed,
-        workers=args.workers,
-        quiet=args.quiet,
-        out=out,
-    )
+    folder = Path(args.out)
+    if folder.exists() and not folder.is_dir():
+        raise SegfairError(
+            f"--out {str(folder)!r} is a file; the demo writes a folder (its cohort and reports): "
+            "give a folder name"
+        )
+    try:
+        return run_demo(
+            folder,
+            n_cases=args.n_cases,
+            seed=args.seed,
+            workers=args.workers,
+            quiet=args.quiet,
+            out=out,
+        )
+    except OSError as exc:
+        raise SegfairError(f"cannot write the demo to {str(folder)!r}: {exc}") from None
+
+
+def _check_out_file(path: Path, flag: str) -> None:
+    if path.is_dir():
+        raise SegfairError(
+            f"{flag} {str(path)!r} is a folder; give the name of the file to write, e.g. "
+            f"{str(path / 'labels_to_annotate.csv')!r}"
+        )
+
+
+# A cell a spreadsheet would run as a formula (OWASP's list): written with a leading quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_safe(table: Any) -> Any:
+    """``table`` with every text cell that a spreadsheet would evaluate made inert."""
+    import pandas as pd
+
+    safe = table.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = safe[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+            )
+    return safe
 
 
 def _init(args: argparse.Namespace, out: TextIO) -> int:
@@ -271,10 +305,6 @@ def _init(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
-
-
 def _plan(args: argparse.Namespace, out: TextIO) -> int:
     """``segfair plan``: print the per-gate plans and write the annotation list."""
     import math
@@ -282,6 +312,8 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
     from segfair.planner import plan_all, select_cases
     from segfair.session import SegfairSession
 
+    path = Path(args.out)
+    _check_out_file(path, "--out")  # before the audit, not after minutes of work
     session = SegfairSession.from_path(
         args.config,
         seed=args.seed,
@@ -298,11 +330,12 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         seed=session.seed,
     )
     cases = select_cases(audit, plans, within=args.within, seed=session.seed)
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    cases.to_csv(tmp, index=False)
-    tmp.replace(path)
+    from segfair.io import atomic_write_text
+
+    try:
+        atomic_write_text(path, _spreadsheet_safe(cases).to_csv(index=False))
+    except OSError as exc:
+        raise SegfairError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     for p in plans:
         if not args.quiet:
             print(f"{p.gate_id}: {p.sentence()}", file=out)
@@ -317,3 +350,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
             file=out,
         )
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SegfairSession", "check_gate_names"]
 
+#: A baseline report larger than this is refused (a report of a million cases is far smaller).
+BASELINE_LIMIT = 256 << 20
 UNKNOWN_NAME = "{where}{field} = {value!r} is not a configured {what}{hint}; configured: {valid}"
 
 
@@ -182,11 +184,19 @@ class SegfairSession:
         """A previous JSON report, for ``no_regression`` gates."""
         if self.baseline_path is None:
             return None
+        from segfair.io import read_regular_text
+
         try:
-            doc = json.loads(self.baseline_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            text = read_regular_text(self.baseline_path, limit=BASELINE_LIMIT)
+            doc = json.loads(text)
+        except (OSError, ValueError, RecursionError) as exc:
+            why = (
+                "it is nested too deeply to be a segfair report"
+                if isinstance(exc, RecursionError)
+                else (exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc))
+            )
             raise ConfigError(
-                f"cannot read the baseline report {str(self.baseline_path)!r}: {exc}",
+                f"cannot read the baseline report {str(self.baseline_path)!r}: {why}",
                 key="baseline",
             ) from None
         if not isinstance(doc, Mapping):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from segfair.io import messages
 from segfair.io.atomic import atomic_write_bytes, atomic_write_text
-from segfair.io.files import SUPPORTED_SUFFIXES, content_hash
+from segfair.io.files import SUPPORTED_SUFFIXES, content_hash, read_regular_text
 from segfair.io.geometry import check_geometry, describe_mismatch, geometry_fix, reorient_like
 from segfair.io.load import load_mask, read_geometry, read_shape
 from segfair.io.mask import Geometry, Mask
@@ -48,6 +48,7 @@ __all__ = [
     "geometry_fix",
     "load_mask",
     "read_geometry",
+    "read_regular_text",
     "read_shape",
     "reorient_like",
     "save_mask",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tokenize
 import zipfile
 import zlib
@@ -170,3 +171,20 @@ def content_hash(path: str | os.PathLike[str]) -> str:
     except OSError as error:
         _unreadable(error, "input", "a plain read (check its permissions)", where)
     return digest.hexdigest()
+
+
+def read_regular_text(path: str | os.PathLike[str], *, limit: int) -> str:
+    """The text of a regular file of at most ``limit`` bytes, else :class:`OSError` saying why.
+
+    A FIFO would block a run forever and ``/dev/zero`` would be read until memory runs out: a
+    file segfair is pointed at from outside (a baseline report) is opened without blocking,
+    checked to be a regular file, and read no further than ``limit``.
+    """
+    fd = os.open(os.fspath(path), os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError("it is not a regular file (a pipe, a device or a folder)")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"it is larger than {limit:,} bytes")
+    return data.decode("utf-8")
