@@ -219,3 +219,17 @@ def test_an_empty_key_variable_counts_as_unset(
     monkeypatch.setenv(signing.KEY_ENV, "")
     assert len(signing.cache_key()) >= 32
     assert (tmp_path / "segfair" / "cache.key").is_file()
+
+
+def test_a_forged_cached_drawing_is_redrawn(repo: Repo, tmp_path: Path) -> None:
+    from segfair.report.drawings import _cached_drawing
+
+    repo.write_config(cache=str(tmp_path / "cache"))
+    cohort = load_cohort(repo.config_path)
+    args = (cohort, cohort.config, repo.case_ids[0], "candidate", "expert", ["automated"])
+    true = _cached_drawing(*args)
+    (entry,) = (tmp_path / "cache" / "drawings").rglob("*.json")
+    doc = json.loads(entry.read_text())
+    doc["drawing"] = {"forged": True}
+    entry.write_text(json.dumps(doc))
+    assert _cached_drawing(*args) == true

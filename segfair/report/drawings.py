@@ -191,7 +191,7 @@ def _draw_case(
 
 
 #: Bumped whenever what :func:`_drawing` returns changes.
-DRAWING_FORMAT = 1
+DRAWING_FORMAT = 2  # 2: entries carry an HMAC
 
 
 def _cached_drawing(
@@ -211,6 +211,7 @@ def _cached_drawing(
         return _drawing(cohort, config, case_id, model, trusted, automated)
     from segfair.cohort.fileindex import file_index
     from segfair.io import atomic_write_text
+    from segfair.io.signing import sign_document, verify_document
 
     sources: list[tuple[SourceKind, str]] = [("model", model), ("ruler", trusted)]
     sources += [("ruler", n) for n in automated]
@@ -240,11 +241,13 @@ def _cached_drawing(
     path = Path(cohort.cache_dir) / "drawings" / key[:2] / f"{key}.json"
     with contextlib.suppress(OSError, ValueError):
         cached = json.loads(path.read_text("utf-8"))
-        if isinstance(cached, dict) and cached.get("key") == key:
+        # signed like the results (SECURITY.md): a forged drawing would show another case
+        if isinstance(cached, dict) and cached.get("key") == key and verify_document(cached):
             return dict(cached["drawing"])
     drawing = _drawing(cohort, config, case_id, model, trusted, automated)
-    with contextlib.suppress(OSError):  # the cache is an optimisation, never the run
-        atomic_write_text(path, json.dumps({"key": key, "drawing": drawing}, sort_keys=True))
+    with contextlib.suppress(OSError, SegfairError):  # an optimisation, never the run
+        entry = sign_document({"key": key, "drawing": drawing})
+        atomic_write_text(path, json.dumps(entry, sort_keys=True))
     index.save()
     return drawing
 
