@@ -13,6 +13,7 @@ Example
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,11 @@ CATEGORICAL = (
     "field_strength",
 )
 REFUSE_OVERWRITE = "{path} already has {what}; pass --force to overwrite it"
+BAD_FOLDER_NAME = (
+    "the folder {path!r} holds masks but its name cannot name a ruler or a model (letters, "
+    "digits, '_', '-' and '.' only, starting with a letter, digit or '_'): rename the folder, or "
+    "write [tool.segfair] by hand"
+)
 
 
 @dataclass
@@ -63,12 +69,19 @@ def _mask_template(folder: Path, root: Path) -> str | None:
 
 
 def _sources(parent: Path, root: Path) -> dict[str, str]:
+    from segfair.cohort.config import valid_name
+
     found = {}
     if parent.is_dir():
         for sub in sorted(p for p in parent.iterdir() if p.is_dir()):
             template = _mask_template(sub, root)
-            if template is not None:
-                found[sub.name] = template
+            if template is None:
+                continue
+            # a folder name becomes a name in the configuration and in the test code: one from
+            # a dataset someone else wrote must not carry quotes, '=' or code into them
+            if not valid_name(sub.name):
+                raise SegfairError(BAD_FOLDER_NAME.format(path=str(sub)))
+            found[sub.name] = template
     return found
 
 
@@ -149,9 +162,9 @@ def render_config(layout: Layout) -> str:
             f"cluster = {q(layout.cluster)}",
         ]
     lines += ["", "[tool.segfair.rulers]"]
-    lines += [f"{name} = {q(t)}" for name, t in layout.rulers.items()]
+    lines += [f"{_toml_key(name)} = {q(t)}" for name, t in layout.rulers.items()]
     lines += ["", "[tool.segfair.models]"]
-    lines += [f"{name} = {q(t)}" for name, t in layout.models.items()]
+    lines += [f"{_toml_key(name)} = {q(t)}" for name, t in layout.models.items()]
     if "age" in layout.columns:
         lines += [
             "",
@@ -161,8 +174,18 @@ def render_config(layout: Layout) -> str:
             'labels = ["young", "middle", "older"]',
         ]
     for col in _attributes(layout):
-        lines += ["", f"[tool.segfair.attributes.{col}]", f"column = {q(col)}"]
+        lines += ["", f"[tool.segfair.attributes.{_toml_key(col)}]", f"column = {q(col)}"]
     return "\n".join(lines) + "\n"
+
+
+def _toml_key(name: str) -> str:
+    """A TOML key: bare when it may be (no '.', which would make a dotted key), else quoted."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
+
+
+def _identifier(text: str) -> str:
+    """``text`` as part of a Python function name."""
+    return re.sub(r"\W", "_", text, flags=re.ASCII)
 
 
 def _attributes(layout: Layout) -> list[str]:
@@ -176,20 +199,24 @@ def render_test(layout: Layout) -> str:
     automated = [r for r in layout.rulers if r != trusted]
     model = next(iter(layout.models))
     by = "age_group" if "age" in layout.columns else next(iter(_attributes(layout)), "age_group")
+    # names are written as string literals (JSON's are Python's too) and identifiers (\W → _),
+    # never spliced in raw
+    q = json.dumps
+    i_by, i_trusted = _identifier(by), _identifier(trusted)
     text = f'''"""Fairness gates of this model, checked by segfair on every test run."""
 
 
-def test_the_dice_gap_across_{by}_on_{trusted}_labels_is_small(segfair_audit):
-    segfair_audit.assert_gap("dice", by="{by}", model="{model}", ruler="{trusted}", max=0.05)
+def test_the_dice_gap_across_{i_by}_on_{i_trusted}_labels_is_small(segfair_audit):
+    segfair_audit.assert_gap("dice", by={q(by)}, model={q(model)}, ruler={q(trusted)}, max=0.05)
 '''
     for auto in automated:
-        text += f'''
+        text += f"""
 
-def test_{auto}_labels_do_not_hide_the_{by}_gap(segfair_audit):
+def test_{_identifier(auto)}_labels_do_not_hide_the_{i_by}_gap(segfair_audit):
     segfair_audit.assert_ruler_shrinkage(
-        "dice", by="{by}", model="{model}", automated="{auto}", max=0.25
+        "dice", by={q(by)}, model={q(model)}, automated={q(auto)}, max=0.25
     )
-'''
+"""
     return text
 
 

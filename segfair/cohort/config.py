@@ -29,6 +29,7 @@ __all__ = [
     "BAD_TEMPLATE",
     "CONFIG_FILENAMES",
     "NAME_CLASH",
+    "NAME_PATTERN",
     "NO_CONFIG",
     "NO_TOOL_TABLE",
     "UNKNOWN_KEY",
@@ -40,6 +41,7 @@ __all__ = [
     "find_config",
     "load_config",
     "parse_config",
+    "valid_name",
 ]
 
 #: Files searched, in order, when a folder is given instead of a file.
@@ -61,7 +63,17 @@ BAD_TEMPLATE = (
 UNKNOWN_TRUSTED = "trusted_ruler {name!r} is not among the configured rulers {valid}"
 NAME_CLASH = "{name!r} is configured both as a ruler and as a model; give them different names"
 
-_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
+#: What a ruler or model may be called (it becomes part of ids, file names and report keys).
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
+_NAME = NAME_PATTERN
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` may name a ruler or a model (:data:`NAME_PATTERN`)."""
+    import re
+
+    # fullmatch: with re.match, "$" also matches before a trailing newline
+    return re.fullmatch(NAME_PATTERN, name) is not None
 
 
 class _Strict(BaseModel):
@@ -242,13 +254,12 @@ class SegfairConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_names(self) -> SegfairConfig:
-        import re
 
         for kind, table in (("ruler", self.rulers), ("model", self.models)):
             if not table:
                 raise ValueError(f"at least one {kind} must be configured under [{kind}s]")
             for name, spec in table.items():
-                if not re.match(_NAME, name):
+                if not valid_name(name):
                     raise ValueError(
                         f"{kind} name {name!r} may only hold letters, digits, '_', '-' and '.'"
                     )
