@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from segfair.errors import SegfairError
+from segfair.sinks import for_terminal
 from segfair.version import __version__
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
@@ -175,7 +176,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         if args.command == "plan":
             return _plan(args, out)
     except SegfairError as exc:
-        print(f"segfair: error: {exc}", file=sys.stderr)
+        print(for_terminal(f"segfair: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("segfair: interrupted", file=sys.stderr)
@@ -186,7 +187,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
 
 def _say(args: argparse.Namespace, out: TextIO, text: str) -> None:
     if not getattr(args, "quiet", False):
-        print(text, file=out)
+        print(for_terminal(text), file=out)
 
 
 def _audit(args: argparse.Namespace, out: TextIO) -> int:
@@ -216,10 +217,10 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
         where = f" {exc.filename!r}" if exc.filename else ""
         raise SegfairError(f"cannot write the report{where}: {exc.strerror or exc}") from None
     for warning in session.warnings:  # on stderr, even with --quiet: said, never silent
-        print(f"segfair: warning: {warning}", file=sys.stderr)
+        print(for_terminal(f"segfair: warning: {warning}"), file=sys.stderr)
     lines = summary_lines(results, written)
     for line in lines if not args.quiet else lines[-1:]:
-        print(line, file=out)
+        print(for_terminal(line), file=out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
@@ -338,7 +339,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         raise SegfairError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     for p in plans:
         if not args.quiet:
-            print(f"{p.gate_id}: {p.sentence()}", file=out)
+            print(for_terminal(f"{p.gate_id}: {p.sentence()}"), file=out)
             if math.isfinite(p.simulated_power):
                 print(f"  simulated power at the planned sizes: {p.simulated_power:.0%}", file=out)
     print(f"wrote {len(cases)} case(s) to annotate to {path}", file=out)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from segfair.sinks import for_terminal
+
 if TYPE_CHECKING:
     from segfair.audit import Audit
     from segfair.gates import Gate, GateResult
@@ -221,11 +223,11 @@ class GateItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, GateFailure):
-            return excinfo.value.result.explain()
+            return for_terminal(excinfo.value.result.explain())
         from segfair.errors import SegfairError
 
         if isinstance(excinfo.value, SegfairError):
-            return f"segfair: {excinfo.value}"
+            return for_terminal(f"segfair: {excinfo.value}")
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -299,7 +301,7 @@ def pytest_collection_modifyitems(
         from segfair.errors import SegfairError
 
         if isinstance(exc, SegfairError):
-            raise pytest.UsageError(f"segfair: {exc}") from None
+            raise pytest.UsageError(for_terminal(f"segfair: {exc}")) from None
         raise
     items.extend(gates)
 
@@ -373,7 +375,7 @@ class AuditAssertions:
         self._state.record(result, self._node.nodeid)
         _record_properties(self._node.user_properties, result)
         if not result.ok:
-            raise AssertionError(result.explain())
+            raise AssertionError(for_terminal(result.explain()))
         return result
 
     def assert_gap(
@@ -567,10 +569,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for line in state.annotations:
         tr.write_line(line)
     for w in warnings:  # quoted and escaped where they hold data (segfair.cohort.sites)
-        tr.write_line(f"segfair: warning: {w}", yellow=True)
+        tr.write_line(for_terminal(f"segfair: warning: {w}"), yellow=True)
     from segfair.report import summary_lines_from_dicts
 
     for line in summary_lines_from_dicts(list(state.results.values()), state.written):
-        tr.write_line(line)
+        tr.write_line(for_terminal(line))
     if state.error:
-        tr.write_line(f"segfair: {state.error}", red=True)
+        tr.write_line(for_terminal(f"segfair: {state.error}"), red=True)

@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from segfair.report.formatting import _distortion_sentence, _status_label, fmt, fmt_interval
 from segfair.report.verdict import _gate_ok, _warns, verdict
+from segfair.sinks import for_markdown_text
 
 # the backslash first, so one from the data cannot un-escape the characters that follow it
 _MD_ESCAPES: Final = (
@@ -41,10 +42,11 @@ def md_escape(value: Any) -> str:
     """
     if isinstance(value, _Markdown):
         return str(value)
-    text = str(value)
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n")
     for old, new in _MD_ESCAPES:
         text = text.replace(old, new)
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
+    # after the escapes: the zero-width spaces it inserts are entities that must stay entities
+    return for_markdown_text(text).replace("\n", "<br>")
 
 
 def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
