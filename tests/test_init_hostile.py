@@ -78,3 +78,20 @@ def test_names_with_dots_and_odd_columns_are_written_as_literals_that_parse(
     functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
     assert all(name.isidentifier() for name in functions)
     assert len(functions) == 2
+
+
+def test_a_name_with_a_trailing_newline_is_not_a_valid_name() -> None:
+    from segfair.cohort.config import parse_config, valid_name
+    from segfair.errors import ConfigError
+
+    assert valid_name("expert")
+    assert not valid_name("expert\n")
+    data = {
+        "cases": "c.csv",
+        "case_id": "id",
+        "trusted_ruler": "expert\n",
+        "rulers": {"expert\n": "{case_id}.nii"},
+        "models": {"m": "p/{case_id}.nii"},
+    }
+    with pytest.raises(ConfigError, match="may only hold letters"):
+        parse_config(data)
