@@ -820,3 +820,22 @@ def test_the_schema_lists_every_gate_status_reason_and_policy() -> None:
     assert tuple(gate["on_inconclusive"]["enum"]) == ON_INCONCLUSIVE
     verdict_status = report.load_schema()["properties"]["verdict"]["properties"]["status"]["enum"]
     assert verdict_status == [*STATUSES, "no_gates"]
+
+
+def test_a_report_that_cannot_be_written_leaves_the_earlier_set_whole(
+    doc: dict[str, Any], tmp_path: Path
+) -> None:
+    from segfair.errors import SegfairError
+
+    html, md = tmp_path / "r.html", tmp_path / "r.md"
+    html.write_text("old html")
+    md.write_text("old md")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with pytest.raises(SegfairError) as err:
+        write_reports(doc, html=html, json_path=blocked / "r.json", md=md)
+    assert str(blocked / "r.json") in str(err.value)  # the report's path, not a temporary one
+    assert ".tmp" not in str(err.value)
+    assert html.read_text() == "old html"
+    assert md.read_text() == "old md"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "r.html", "r.md"]

@@ -9,12 +9,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from segfair.errors import SegfairError
 from segfair.report.html import render_html
 from segfair.report.jsonfile import render_json
 from segfair.report.markdown import render_markdown
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _stage(path: Path, text: str) -> str:
+    """Write ``text`` to a new hidden file next to ``path``; returns its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -23,11 +25,17 @@ def _atomic_write(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the report from a CI artifact reader
-        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    return tmp
+
+
+CANNOT_WRITE = (
+    "cannot write the report {path!r} ({reason}); no report of this run was written, the "
+    "earlier ones are as they were"
+)
 
 
 def write_reports(
@@ -51,6 +59,21 @@ def write_reports(
     if md is not None:
         jobs.append((Path(md), render_markdown))
     rendered = [(path, render(doc)) for path, render in jobs]
-    for path, text in rendered:
-        _atomic_write(path, text)
+    # every report is staged before any is replaced: a report that cannot be written leaves the
+    # earlier set whole, not a mix of this run's and the last run's
+    staged: list[tuple[Path, str]] = []
+    try:
+        for path, text in rendered:
+            try:
+                staged.append((path, _stage(path, text)))
+            except OSError as exc:
+                raise SegfairError(
+                    CANNOT_WRITE.format(path=str(path), reason=exc.strerror or str(exc))
+                ) from None
+        for path, tmp in staged:
+            os.replace(tmp, path)
+    finally:
+        for _, tmp in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return [path for path, _ in rendered]
