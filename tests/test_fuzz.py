@@ -13,6 +13,7 @@ import contextlib
 import csv
 import io
 import math
+import struct
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -330,6 +331,130 @@ def check_metrics(example: tuple[np.ndarray, np.ndarray, tuple[float, ...]]) -> 
         assert m["volume_error"] == pytest.approx((pred.sum() - ref.sum()) / ref.sum())
 
 
+# ---- the CLI as a whole ---------------------------------------------------------------------
+
+#: Mutations of one mask's NIfTI header: (byte offset, struct format, values).
+_HEADER_FIELDS = {
+    "dim": (40, "<8h"),
+    "datatype": (70, "<h"),
+    "pixdim": (76, "<8f"),
+    "vox_offset": (108, "<f"),
+    "scl_slope": (112, "<f"),
+    "sform_code": (254, "<h"),
+    "srow_x": (280, "<4f"),
+}
+_header_values = st.one_of(
+    st.integers(-(2**15), 2**15 - 1),
+    st.floats(width=32, allow_nan=True, allow_infinity=True),
+)
+
+
+@st.composite
+def cli_runs(draw: st.DrawFn) -> dict[str, Any]:
+    """A small repository with hostile configuration values, table cells and mask headers."""
+    # half the runs keep a valid configuration, so that hostile tables and headers reach the
+    # evaluation; the others get hostile values for settings and gates
+    hostile = draw(st.booleans())
+    keys = st.sampled_from(
+        [
+            "n_boot",
+            "seed",
+            "workers",
+            "cap",
+            "confidence",
+            "min_group_size",
+            "cluster",
+            "metrics",
+            "on_inconclusive",
+            "holm",
+            "cache_verify",
+            "nsd_tolerance",
+        ]
+    )
+    overrides = (
+        draw(st.dictionaries(keys, scalars | st.lists(scalars, max_size=3), max_size=3))
+        if hostile
+        else {}
+    )
+    valid_gate = {"kind": "gap", "metric": "dice", "by": "age_group", "model": "candidate"}
+    gates = draw(st.lists(gate_dicts, max_size=2)) if hostile else [{**valid_gate, "max": 0.1}]
+    edits = draw(st.just({}) | st.dictionaries(st.integers(0, 5), cells | st.none(), max_size=2))
+    # most runs keep their masks whole, so that the rest reaches the evaluation
+    field_ = draw(st.none() | st.none() | st.none() | st.sampled_from(sorted(_HEADER_FIELDS)))
+    header = None
+    if field_ is not None:
+        fmt = _HEADER_FIELDS[field_][1]
+        count = len(struct.unpack(fmt, bytes(struct.calcsize(fmt))))
+        header = (field_, draw(st.lists(_header_values, min_size=count, max_size=count)))
+    truncate = draw(st.none() | st.none() | st.none() | st.integers(0, 400))
+    return {
+        "overrides": overrides,
+        "gates": gates,
+        "cells": edits,
+        "header": header,
+        "truncate": truncate,
+    }
+
+
+def check_cli_audit(run: dict[str, Any]) -> None:
+    """`segfair audit` on anything: exit 0, 1 or 2, a message and never a traceback, and done
+    within a bound."""
+    import signal
+
+    from conftest import make_repo
+
+    from segfair.cli import main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = make_repo(Path(tmp) / "r", n_cases=6, shape=(8, 8, 6))
+        repo.config.update({"n_boot": 100, "min_group_size": 2})
+        repo.config["gates"] = run["gates"]
+        try:
+            repo.write_config(**run["overrides"])
+        except (TypeError, ValueError):
+            return  # a value TOML cannot hold (e.g. None) cannot reach segfair from a file
+        table = (repo.root / "cases.csv").read_text().splitlines()
+        for row, value in run["cells"].items():
+            if value is not None and row + 1 < len(table):
+                cells_ = table[row + 1].split(",")
+                cells_[1] = '"' + value.replace('"', '""') + '"'
+                table[row + 1] = ",".join(cells_)
+        (repo.root / "cases.csv").write_text("\n".join(table) + "\n")
+        mask = repo.mask_path("model", "candidate", repo.case_ids[0])
+        if run["header"] is not None or run["truncate"] is not None:
+            import gzip
+
+            raw = bytearray(gzip.decompress(mask.read_bytes()))
+            if run["header"] is not None:
+                field_, values = run["header"]
+                offset, fmt = _HEADER_FIELDS[field_]
+                with contextlib.suppress(struct.error, OverflowError):
+                    struct.pack_into(fmt, raw, offset, *values)
+            if run["truncate"] is not None:
+                raw = raw[: run["truncate"]]
+            mask.write_bytes(gzip.compress(bytes(raw)))
+        err = io.StringIO()
+
+        def too_long(*_: Any) -> None:
+            raise TimeoutError("segfair audit ran past 120 s on a tiny repository")
+
+        previous = signal.signal(signal.SIGALRM, too_long)
+        signal.alarm(120)
+        try:
+            with contextlib.redirect_stderr(err):
+                code = main(
+                    ["audit", "--config", str(repo.config_path), "--quiet", "--no-cache"],
+                    stdout=io.StringIO(),
+                )
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+        assert code in (0, 1, 2), code
+        assert "Traceback" not in err.getvalue()
+        if code == 2:
+            assert err.getvalue().strip()
+
+
 #: Every property with its strategy, shared with benchmarks/fuzz_long.py.
 PROPERTIES: dict[str, tuple[Callable[[Any], None], st.SearchStrategy[Any]]] = {
     "parse_config": (check_parse_config, config_dicts),
@@ -339,13 +464,14 @@ PROPERTIES: dict[str, tuple[Callable[[Any], None], st.SearchStrategy[Any]]] = {
     "baseline": (check_baseline, baselines),
     "escaping": (check_escaping, st.text() | cells),
     "metrics": (check_metrics, mask_pairs()),
+    "cli_audit": (check_cli_audit, cli_runs()),
 }
 
 
-def _fuzz(name: str) -> Callable[[], None]:
+def _fuzz(name: str, examples: int = SUITE_EXAMPLES) -> Callable[[], None]:
     check, strategy = PROPERTIES[name]
     return settings(
-        max_examples=SUITE_EXAMPLES,
+        max_examples=examples,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         database=None,
@@ -361,3 +487,4 @@ test_any_bytes_as_the_metadata_file_raise_only_segfair_errors = _fuzz("load_coho
 test_any_baseline_document_gives_a_number_or_a_config_error = _fuzz("baseline")
 test_no_text_breaks_out_of_a_markdown_cell_or_a_workflow_command = _fuzz("escaping")
 test_metric_properties_hold_on_random_masks_and_spacings = _fuzz("metrics")
+test_segfair_audit_on_anything_exits_0_1_or_2_without_a_traceback = _fuzz("cli_audit", 12)
