@@ -20,6 +20,11 @@ from segfair.version import __version__
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+NO_GATES = (
+    "no gate is configured in {where}: nothing would be checked. Declare gates as "
+    '[[tool.segfair.gates]] (segfair init writes some; README "Gates"), or pass '
+    "--allow-no-gates to audit without a verdict"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="what an inconclusive gate does to the exit status: fail (default), warn or pass "
         "(default: the configured on_inconclusive); an error always fails",
+    )
+    audit.add_argument(
+        "--allow-no-gates",
+        action="store_true",
+        help="audit and write the reports even when no gate is configured (exit 0); without it, "
+        "a configuration with no [[tool.segfair.gates]] exits 2: nothing would be checked",
     )
 
     demo = sub.add_parser(
@@ -205,7 +216,9 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
         on_inconclusive=args.on_inconclusive,
     )
     cfg = session.config
-    _ = session.gates  # validate gates before any heavy work
+    # validate gates before any heavy work; with none, a green exit would check nothing
+    if not session.gates and not args.allow_no_gates:
+        raise SegfairError(NO_GATES.format(where=cfg.source or args.config))
     results = session.check_config_gates()
     try:
         written = session.write_reports(
@@ -321,6 +334,8 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         workers=args.workers,
         progress=False if args.quiet else None,
     )
+    if not session.gates:  # labels are planned for gates: with none, there is nothing to plan
+        raise SegfairError(NO_GATES.format(where=session.config.source or args.config))
     audit = session.audit
     plans = plan_all(
         audit,

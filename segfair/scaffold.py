@@ -161,6 +161,12 @@ def render_config(layout: Layout) -> str:
             "# cases of one site resemble each other: the bootstrap resamples whole sites",
             f"cluster = {q(layout.cluster)}",
         ]
+    lines += [
+        "# the reports, from `pytest` and from `segfair audit` alike (CI uploads reports/)",
+        'html = "reports/fairness.html"',
+        'json = "reports/fairness.json"',
+        'md = "reports/fairness.md"',
+    ]
     lines += ["", "[tool.segfair.rulers]"]
     lines += [f"{_toml_key(name)} = {q(t)}" for name, t in layout.rulers.items()]
     lines += ["", "[tool.segfair.models]"]
@@ -175,17 +181,43 @@ def render_config(layout: Layout) -> str:
         ]
     for col in _attributes(layout):
         lines += ["", f"[tool.segfair.attributes.{_toml_key(col)}]", f"column = {q(col)}"]
+    # the gates live here, where `pytest` (one test item each) and `segfair audit` both see them
+    trusted = _trusted(layout.rulers)
+    model = next(iter(layout.models))
+    by = _by(layout)
+    lines += [
+        "",
+        "# the Dice gap across groups, on the trusted labels, is below 0.05",
+        "[[tool.segfair.gates]]",
+        'kind = "gap"',
+        'metric = "dice"',
+        f"by = {q(by)}",
+        f"model = {q(model)}",
+        f"ruler = {q(trusted)}",
+        "max = 0.05",
+    ]
+    for auto in (r for r in layout.rulers if r != trusted):
+        lines += [
+            "",
+            f"# the {auto} labels hide at most a quarter of that gap",
+            "[[tool.segfair.gates]]",
+            'kind = "ruler_shrinkage"',
+            'metric = "dice"',
+            f"by = {q(by)}",
+            f"model = {q(model)}",
+            f"automated = {q(auto)}",
+            "max = 0.25",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _by(layout: Layout) -> str:
+    return "age_group" if "age" in layout.columns else next(iter(_attributes(layout)), "age_group")
 
 
 def _toml_key(name: str) -> str:
     """A TOML key: bare when it may be (no '.', which would make a dotted key), else quoted."""
     return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
-
-
-def _identifier(text: str) -> str:
-    """``text`` as part of a Python function name."""
-    return re.sub(r"\W", "_", text, flags=re.ASCII)
 
 
 def _attributes(layout: Layout) -> list[str]:
@@ -194,30 +226,27 @@ def _attributes(layout: Layout) -> list[str]:
 
 
 def render_test(layout: Layout) -> str:
-    """A starter ``tests/test_fairness.py`` using the segfair fixtures."""
-    trusted = _trusted(layout.rulers)
-    automated = [r for r in layout.rulers if r != trusted]
+    """A starter ``tests/test_fairness.py``: the gates are in the configuration; this file shows
+    how to add one that needs code (an example, not a second copy of a configured gate, which
+    would be counted twice)."""
     model = next(iter(layout.models))
-    by = "age_group" if "age" in layout.columns else next(iter(_attributes(layout)), "age_group")
-    # names are written as string literals (JSON's are Python's too) and identifiers (\W → _),
-    # never spliced in raw
+    by = _by(layout)
     q = json.dumps
-    i_by, i_trusted = _identifier(by), _identifier(trusted)
-    text = f'''"""Fairness gates of this model, checked by segfair on every test run."""
+    # names are written as string literals (JSON's are Python's too), never spliced in raw
+    return f'''"""Fairness checks of this model.
 
+The gates are declared in pyproject.toml ([[tool.segfair.gates]]): `pytest` runs each as a test
+item, and `segfair audit` checks the same ones. Add a test here for a check that needs code, for
+example a floor on every group's Dice:
 
-def test_the_dice_gap_across_{i_by}_on_{i_trusted}_labels_is_small(segfair_audit):
-    segfair_audit.assert_gap("dice", by={q(by)}, model={q(model)}, ruler={q(trusted)}, max=0.05)
-'''
-    for auto in automated:
-        text += f"""
-
-def test_{_identifier(auto)}_labels_do_not_hide_the_{i_by}_gap(segfair_audit):
-    segfair_audit.assert_ruler_shrinkage(
-        "dice", by={q(by)}, model={q(model)}, automated={q(auto)}, max=0.25
-    )
+    def test_every_group_keeps_a_dice_of_0_6(segfair_audit):
+        segfair_audit.assert_min_group_metric("dice", by={q(by)}, model={q(model)}, min=0.6)
 """
-    return text
+
+
+def test_the_fairness_configuration_is_valid(segfair_config):
+    assert segfair_config.gates, "declare gates under [[tool.segfair.gates]]"
+'''
 
 
 def init_repository(root: Path, *, force: bool = False) -> list[Path]:

@@ -52,6 +52,7 @@ def test_audit_exits_1_when_a_gate_fails_and_still_writes_the_reports(
 def test_audit_exits_2_with_the_error_not_a_traceback_on_bad_input(
     repo: Repo, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    repo.write_config(gates=[PASSING])
     repo.mask_path("model", "candidate", repo.case_ids[0]).unlink()
     code, _ = run("audit", "--config", str(repo.config_path))
     err = capsys.readouterr().err
@@ -116,12 +117,18 @@ def test_init_writes_a_config_and_a_test_for_a_mama_mia_layout(tmp_path: Path) -
     assert 'case_id = "patient_id"' in text
     assert 'expert = "segmentations/expert/{case_id}.nii.gz"' in text
     assert 'unet = "predictions/unet/{case_id}.nii.gz"' in text
-    test = (root / "tests" / "test_fairness.py").read_text()
-    assert "assert_ruler_shrinkage" in test
-    assert 'automated="automatic"' in test
+    # the gates are in the configuration, where pytest and `segfair audit` both see them
     from segfair.config import load_config
 
-    assert load_config(root).trusted_ruler == "expert"
+    config = load_config(root)
+    assert config.trusted_ruler == "expert"
+    assert [(g["kind"], g.get("automated")) for g in config.gates] == [
+        ("gap", None),
+        ("ruler_shrinkage", "automatic"),
+    ]
+    assert config.html == "reports/fairness.html"
+    test = (root / "tests" / "test_fairness.py").read_text()
+    assert "assert_min_group_metric" in test  # an example of a gate that needs code
     code, _ = run("init", str(root))
     assert code == EXIT_USAGE  # refuses to overwrite without --force
     assert run("init", str(root), "--force")[0] == EXIT_OK
@@ -310,3 +317,20 @@ def test_a_ratio_gate_below_its_precondition_is_inconclusive_under_its_declared_
     gate = json.loads(report.read_text())["gates"][0]
     assert (code, gate["status"], gate["threshold"]) == (EXIT_OK, "passed", 0.5)
     assert "(max_difference)" in gate["decision_rule"]
+
+
+def test_audit_and_plan_with_no_gate_exit_2_saying_how_to_add_one(
+    repo: Repo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A green exit that checked nothing would read as 'all gates pass'."""
+    assert not repo.config.get("gates")
+    code, _ = run("audit", "--config", str(repo.config_path))
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert "no gate is configured" in err
+    assert "[[tool.segfair.gates]]" in err
+    code, _ = run("plan", "--config", str(repo.config_path), "--out", str(tmp_path / "p.csv"))
+    assert code == EXIT_USAGE
+    assert "no gate is configured" in capsys.readouterr().err
+    code, _out = run("audit", "--config", str(repo.config_path), "--allow-no-gates")
+    assert code == EXIT_OK

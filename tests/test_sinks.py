@@ -53,7 +53,8 @@ def test_a_hostile_column_name_in_an_error_reaches_stderr_inert(
     table.to_csv(repo.root / "cases.csv", index=False)
     attributes = dict(repo.config["attributes"])
     attributes["sex"] = {"column": "sexx"}
-    repo.write_config(attributes=attributes)
+    gate = {"kind": "gap", "metric": "dice", "by": "age_group", "model": "candidate", "max": 0.5}
+    repo.write_config(attributes=attributes, gates=[gate])
     code = main(["audit", "--config", str(repo.config_path)], stdout=io.StringIO())
     err = capsys.readouterr().err
     assert code == EXIT_USAGE
