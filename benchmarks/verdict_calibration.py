@@ -283,17 +283,20 @@ def main(argv: list[str] | None = None) -> int:
             continue
         mine = [int(s) for s in seeds[k * args.reps : (k + 1) * args.reps]]
         tasks += [(sc, mine[i : i + 50], args.n_boot) for i in range(0, len(mine), 50)]
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        chunks = list(pool.map(run_chunk, tasks))
-    results: dict[str, list[dict[str, float]]] = {sc.name: [] for sc in all_sc}
-    for (sc, _, _), chunk in zip(tasks, chunks, strict=True):
-        results[sc.name].extend(chunk)
-    rows = [(sc, pd.DataFrame(results[sc.name]).astype(float)) for sc in all_sc]
     print(
         f"<!-- {args.reps} simulations per row, n_boot = {args.n_boot}, confidence 0.95, "
-        f"seed {args.seed}, {time.perf_counter() - started:.0f} s -->\n"
+        f"seed {args.seed} -->\n",
+        flush=True,
     )
-    print(summarise(rows))
+    print(summarise([]), end="", flush=True)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for sc in all_sc:
+            # one scenario at a time, its row printed as soon as it is done
+            mine = [t for t in tasks if t[0] == sc]
+            rows = [r for chunk in pool.map(run_chunk, mine) for r in chunk]
+            line = summarise([(sc, pd.DataFrame(rows).astype(float))]).splitlines()[-1]
+            print(line, flush=True)
+    print(f"\n<!-- {time.perf_counter() - started:.0f} s -->")
     return 0
 
 

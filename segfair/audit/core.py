@@ -437,6 +437,9 @@ class AuditCore:
         n = reps.n[:, s]
         lo, hi = self.group_interval(reps, s, conf)
         lo, hi = self._guard_rare(g, reps, s, series, conf, lo, hi)
+        low, high = _metric_range(series, self.cap)
+        # a mean lies in its metric's range: clipping there never loses coverage
+        lo, hi = np.clip(lo, low, high), np.clip(hi, low, high)
         ok = self._interval_ok(g, n)
         lo = np.where(ok, lo, np.nan)
         hi = np.where(ok, hi, np.nan)
@@ -588,6 +591,8 @@ class AuditCore:
         )
         if series is not None and not math.isnan(hi):
             hi = max(hi, self._rare_gap_upper(g, reps, s, series, used, conf))
+            low, high = _metric_range(series, self.cap)
+            hi = min(hi, high - low)
         if not self._interval_ok(g, reps.n[:, s])[used].all():
             lo = hi = float("nan")
             notes.append(
@@ -683,6 +688,18 @@ class AuditCore:
         if not isinstance(negligible, int | float) or not negligible >= 0:
             raise AuditError(BAD_NEGLIGIBLE.format(value=negligible))
         return float(negligible)
+
+
+def _metric_range(series: Series, cap: float) -> tuple[float, float]:
+    """The values a mean of this series can take: [0, 1] for overlaps; for distances from 0 to
+    the cap (or the largest finite distance above it)."""
+    metric = str(series.key[1]) if series.key[0] != "descriptor" else ""
+    if metric in FRACTION_METRICS:
+        return 0.0, 1.0
+    if metric in DISTANCE_METRICS:
+        top = float(np.nanmax(series.x)) if series.valid.any() else cap
+        return 0.0, max(cap, top)
+    return -math.inf, math.inf
 
 
 def _check_confidence(confidence: Any) -> None:

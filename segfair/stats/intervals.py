@@ -63,7 +63,8 @@ def studentized_interval(
     The quantiles of ``t* = (θ* − θ̂) / se*`` replace those of ``θ*``: ``[θ̂ − t*_{1−α/2} se,
     θ̂ − t*_{α/2} se]``. For a skewed statistic (a mean of zero-inflated Dice, of capped
     distances) each tail then holds its one-sided rate, where the percentile interval misses on
-    the long-tail side. A resample with ``se* = 0`` and ``θ* ≠ θ̂`` gives ``t* = ±inf``; an
+    the long-tail side. ``se*`` is floored at ``SE_FLOOR · se`` so that a resample of a few tied
+    values cannot give a near-infinite ``t*``; an
     estimate with ``se = 0`` gets the zero-width interval ``[θ̂, θ̂]``.
 
     Examples
@@ -74,15 +75,24 @@ def studentized_interval(
     (0.9, 1.1)
     """
     alpha = 1.0 - confidence
-    t = _t_reps(estimate, reps, se_reps)
+    t = _t_reps(estimate, reps, se_reps, se)
     q = _quantiles(t, (alpha / 2, 1 - alpha / 2))
     return _t_bounds(np.asarray(estimate, dtype=np.float64), np.asarray(se, dtype=np.float64), q)
 
 
-def _t_reps(estimate: np.ndarray, reps: np.ndarray, se_reps: np.ndarray) -> np.ndarray:
+#: A resample's standard error is floored at this share of the sample's in ``t*``: a resample
+#: that drew a handful of tied values (a tiny group, many capped distances) has ``se* ≈ 0`` and
+#: a near-infinite ``t*``, the classic way a bootstrap-t interval explodes.
+SE_FLOOR = 0.25
+
+
+def _t_reps(
+    estimate: np.ndarray, reps: np.ndarray, se_reps: np.ndarray, se: np.ndarray
+) -> np.ndarray:
     diff = np.asarray(reps, dtype=np.float64) - np.asarray(estimate, dtype=np.float64)
+    floor = SE_FLOOR * np.asarray(se, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = diff / np.asarray(se_reps, dtype=np.float64)
+        t = diff / np.fmax(np.asarray(se_reps, dtype=np.float64), floor)
     # a resample that reproduces the estimate exactly is a t of 0, whatever its spread
     return np.asarray(np.where(diff == 0, 0.0, t))
 
@@ -157,10 +167,13 @@ def max_abs_interval(
         lo, hi, blo, bhi = _quantiles(reps, qs)
     else:
         s_e = np.asarray(se, dtype=np.float64).reshape(estimates.shape)
-        t = _t_reps(estimates, reps, np.asarray(se_reps, dtype=np.float64).reshape(reps.shape))
+        t = _t_reps(estimates, reps, np.asarray(se_reps, dtype=np.float64).reshape(reps.shape), s_e)
         q = _quantiles(t, qs)
+        # the far Bonferroni quantiles rest on a handful of resamples; their noise would make
+        # the lower bound err more often than α/2, so they are never narrower than normal ones
+        z = float(sps.norm.ppf(1 - alpha / (4 * k)))
         lo, hi = _t_bounds(estimates, s_e, q[:2])
-        blo, bhi = _t_bounds(estimates, s_e, q[2:])
+        blo, bhi = _t_bounds(estimates, s_e, np.stack([np.fmin(q[2], -z), np.fmax(q[3], z)]))
     if np.isnan(lo).any() or np.isnan(blo).any():
         return est, float("nan"), float("nan")
     upper = float(np.maximum(np.abs(lo), np.abs(hi)).max())
@@ -319,6 +332,8 @@ def rare_extreme_bound(
         half = t * float(finite.std(ddof=1)) / math.sqrt(finite.size)
         # toward the extreme: a lower bound for a miss at 0, an upper one for a miss at the cap
         bound_f = mu_f - half if extreme < mu_f else mu_f + half
+        # a few values give a huge t quantile: the bound never leaves the values' range
+        bound_f = float(np.clip(bound_f, min(x.min(), extreme), max(x.max(), extreme)))
     else:
         bound_f = mu_f
     return float((1 - p_up) * bound_f + p_up * extreme)
