@@ -1,7 +1,8 @@
 """Command-line front of segfair: ``segfair audit | demo | synth | init | plan``.
 
-Exit status: 0 when every gate passes, 1 when a gate fails, 2 for bad input or usage (with the
-error, never a traceback).
+Exit status: 0 when every gate passes (or is inconclusive and let through by
+``on_inconclusive``), 1 when a gate blocks (failed, error, or inconclusive under
+``on_inconclusive = "fail"``), 2 for bad input or usage (with the error, never a traceback).
 """
 
 from __future__ import annotations
@@ -96,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         default=None,
         help="a previous JSON report, for no_regression gates",
+    )
+    audit.add_argument(
+        "--on-inconclusive",
+        choices=("fail", "warn", "pass"),
+        default=None,
+        help="what an inconclusive gate does to the exit status: fail (default), warn or pass "
+        "(default: the configured on_inconclusive); an error always fails",
     )
 
     demo = sub.add_parser(
@@ -193,6 +201,7 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
         cache=False if args.no_cache else None,
         baseline=args.baseline,
         scheduler=args.scheduler,
+        on_inconclusive=args.on_inconclusive,
     )
     cfg = session.config
     _ = session.gates  # validate gates before any heavy work
@@ -206,6 +215,8 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
     except OSError as exc:
         where = f" {exc.filename!r}" if exc.filename else ""
         raise SegfairError(f"cannot write the report{where}: {exc.strerror or exc}") from None
+    for warning in session.warnings:  # on stderr, even with --quiet: said, never silent
+        print(f"segfair: warning: {warning}", file=sys.stderr)
     lines = summary_lines(results, written)
     for line in lines if not args.quiet else lines[-1:]:
         print(line, file=out)

@@ -59,7 +59,8 @@ def run_demo(
     out: TextIO | None = None,
 ) -> int:
     """Generate the ``hidden`` preset cohort in ``out_dir``, audit it, write the reports and
-    print the headline. Returns 0: failing gates are the point of the demo, not an error."""
+    print the headline and each gate's verdict. Returns 0: gates that do not hold are the point
+    of the demo, not an error."""
     from segfair.report import summary_lines
     from segfair.session import SegfairSession
     from segfair.synth import make_cohort
@@ -102,7 +103,10 @@ def run_demo(
     for line in summary_lines(results, written):
         print(line, file=stream)
     say(
-        f"(demo finished in {time.perf_counter() - start:.1f} s; the failing gates above are "
-        "what segfair is for — in a model repository they would fail the build)"
+        f"(demo finished in {time.perf_counter() - start:.1f} s. FAILED is evidence of harm; "
+        "INCONCLUSIVE means this cohort cannot tell either way, and says how many cases would "
+        "likely decide; ERROR is a gate that could not be evaluated. In a model repository each "
+        'of them fails the build under the default on_inconclusive = "fail" ("warn" or "pass" '
+        "let an undecided gate through); see docs/verdicts.md)"
     )
     return 0

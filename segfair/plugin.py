@@ -36,7 +36,17 @@ _OPTIONS = (
     ("md", "segfair_md", "write the Markdown summary to PATH"),
     ("seed", "segfair_seed", "seed of the bootstrap (default: the configured seed)"),
     ("baseline", "segfair_baseline", "a previous JSON report, for no_regression gates"),
+    (
+        "on-inconclusive",
+        "segfair_on_inconclusive",
+        "fail (default), warn or pass: what an inconclusive gate does to the run "
+        "(default: the configured on_inconclusive)",
+    ),
 )
+
+# segfair.gates.ON_INCONCLUSIVE, repeated: reading the option imports no numeric stack
+_ON_INCONCLUSIVE = ("fail", "warn", "pass")
+BAD_ON_INCONCLUSIVE_INI = "segfair_on_inconclusive must be one of {valid}; got {value!r}"
 
 
 def _seed(text: str) -> int:
@@ -57,6 +67,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if suffix == "seed":
             kwargs["type"] = _seed
             kwargs["metavar"] = "N"
+        elif suffix == "on-inconclusive":
+            kwargs["choices"] = _ON_INCONCLUSIVE
         else:
             kwargs["metavar"] = "PATH"
         group.addoption(f"--segfair-{suffix}", **kwargs)
@@ -71,6 +83,15 @@ class _State:
         self.config_path = self._find_config(config)
         seed = self._value("seed")
         self.seed = int(seed) if seed is not None else None
+        policy = self._value("on_inconclusive")
+        if policy is not None and policy not in _ON_INCONCLUSIVE:
+            raise pytest.UsageError(
+                "segfair: "
+                + BAD_ON_INCONCLUSIVE_INI.format(
+                    valid=", ".join(map(repr, _ON_INCONCLUSIVE)), value=policy
+                )
+            )
+        self.on_inconclusive: str | None = policy
         self._session: SegfairSession | None = None
         self.used = False
         self.results: dict[str, dict[str, Any]] = {}
@@ -118,6 +139,7 @@ class _State:
                 seed=self.seed,
                 baseline=self._value("baseline"),
                 progress=False,
+                on_inconclusive=self.on_inconclusive,
             )
         self.used = True
         return self._session
@@ -186,7 +208,12 @@ class GateItem(pytest.Item):
 
     def runtest(self) -> None:
         state = _state(self.config)
-        result = state.session.check(self.gate)
+        try:
+            result = state.session.check(self.gate)
+        except Exception as exc:
+            # an error never reads as a pass: the gate is recorded as `error`, then raised
+            _record_error(state, self.gate, exc, self.nodeid, self.user_properties)
+            raise
         state.record(result, self.nodeid)
         _record_properties(self.user_properties, result)
         if not result.ok:
@@ -223,9 +250,38 @@ class GateFailure(AssertionError):
 
 def _record_properties(props: list[tuple[str, object]], result: GateResult) -> None:
     data = result.to_dict()
-    for key in ("status", "estimate", "lower", "upper", "threshold", "decision_rule"):
+    for key in (
+        "status",
+        "reason",
+        "blocking",
+        "on_inconclusive",
+        "estimate",
+        "lower",
+        "upper",
+        "threshold",
+        "decision_rule",
+        "decidable_limit",
+        "cases_needed",
+    ):
         if key in data:
             props.append((f"segfair_{key}", data[key]))
+
+
+def _record_error(
+    state: _State,
+    gate: Any,
+    exc: BaseException,
+    nodeid: str,
+    props: list[tuple[str, object]],
+) -> None:
+    if isinstance(exc, pytest.UsageError) or state._session is None:
+        return  # no session: nothing was configured, the usage error says so
+    try:
+        result = state.session.error_result(gate, exc)
+    except Exception:  # recording must never hide the original error
+        return
+    state.record(result, nodeid)
+    _record_properties(props, result)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -300,10 +356,20 @@ class AuditAssertions:
     def assert_gate(
         self, spec: Gate | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> GateResult:
-        """Evaluate a gate given as a model, a mapping or keywords; fail if it does not hold."""
+        """Evaluate a gate given as a model, a mapping or keywords; fail if it blocks.
+
+        A failed gate, an error and an inconclusive gate under ``on_inconclusive = "fail"``
+        (the default; pass ``on_inconclusive="warn"`` or ``"pass"`` to let an undecided gate
+        through) raise ``AssertionError`` with the explanation; a gate that cannot be evaluated
+        is recorded as ``error`` and its exception re-raised."""
         __tracebackhide__ = True
         gate = dict(spec or {}, **fields) if spec is None or isinstance(spec, Mapping) else spec
-        result = self._state.session.check(gate)
+        try:
+            result = self._state.session.check(gate)
+        except Exception as exc:
+            # an error never reads as a pass: the gate is recorded as `error`, then raised
+            _record_error(self._state, gate, exc, self._node.nodeid, self._node.user_properties)
+            raise
         self._state.record(result, self._node.nodeid)
         _record_properties(self._node.user_properties, result)
         if not result.ok:
@@ -478,14 +544,30 @@ def _write(state: _State) -> None:
         state.error = f"could not write the reports: {exc}"
 
 
+def _run_warnings(state: _State) -> list[str]:
+    """The run's warnings (sites without ``cluster``, too few clusters): the report's, else the
+    loaded cohort's; none when no cohort was loaded."""
+    if state.document is not None:
+        return [str(w) for w in state.document.get("warnings") or ()]
+    session = state._session
+    if session is not None and "cohort" in session.__dict__:
+        return session.warnings
+    return []
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = _state(config)
-    if _is_worker(config) or (not state.results and state.error is None):
+    if _is_worker(config):
+        return
+    warnings = _run_warnings(state)
+    if not state.results and state.error is None and not warnings:
         return
     tr = terminalreporter
     tr.write_sep("-", "segfair")
     for line in state.annotations:
         tr.write_line(line)
+    for w in warnings:  # quoted and escaped where they hold data (segfair.cohort.sites)
+        tr.write_line(f"segfair: warning: {w}", yellow=True)
     from segfair.report import summary_lines_from_dicts
 
     for line in summary_lines_from_dicts(list(state.results.values()), state.written):

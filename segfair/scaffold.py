@@ -1,7 +1,8 @@
 """``segfair init``: inspect a model repository and write its segfair configuration and test.
 
 Detects the MAMA-MIA layout (``segmentations/<ruler>/{case_id}.nii.gz``,
-``clinical_and_imaging_info.xlsx``), other metadata tables, and prediction folders.
+``clinical_and_imaging_info.xlsx``), other metadata tables, prediction folders, and a column that
+identifies the site of each case (MAMA-MIA's ``dataset``), written as ``cluster``.
 
 Example
 -------
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from segfair.errors import SegfairError
 
@@ -49,6 +51,7 @@ class Layout:
     rulers: dict[str, str] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)
+    cluster: str | None = None
 
 
 def _mask_template(folder: Path, root: Path) -> str | None:
@@ -88,11 +91,23 @@ def detect_layout(root: Path) -> Layout:
         layout.columns = [str(c) for c in frame.columns]
         ids = [c for c in ID_COLUMNS if c in layout.columns]
         layout.case_id = ids[0] if ids else layout.columns[0]
+        layout.cluster = _site_column(frame, layout.case_id)
     for name in ("segmentations", "labels", "references", "ground_truth"):
         layout.rulers.update(_sources(root / name, root))
     for name in ("predictions", "preds", "outputs"):
         layout.models.update(_sources(root / name, root))
     return layout
+
+
+def _site_column(frame: Any, case_id: str) -> str | None:
+    """The most site-like column that groups the cases (2 to n − 1 distinct values)."""
+    from segfair.cohort import site_columns
+
+    for column in site_columns(c for c in frame.columns if str(c) != case_id):
+        k = int(frame[column].nunique(dropna=True))
+        if 2 <= k < len(frame):
+            return str(column)
+    return None
 
 
 def _trusted(rulers: dict[str, str]) -> str:
@@ -127,9 +142,13 @@ def render_config(layout: Layout) -> str:
         f"case_id = {q(layout.case_id)}",
         f"trusted_ruler = {q(_trusted(layout.rulers))}",
         "seed = 0",
-        "",
-        "[tool.segfair.rulers]",
     ]
+    if layout.cluster is not None:
+        lines += [
+            "# cases of one site resemble each other: the bootstrap resamples whole sites",
+            f"cluster = {q(layout.cluster)}",
+        ]
+    lines += ["", "[tool.segfair.rulers]"]
     lines += [f"{name} = {q(t)}" for name, t in layout.rulers.items()]
     lines += ["", "[tool.segfair.models]"]
     lines += [f"{name} = {q(t)}" for name, t in layout.models.items()]
@@ -141,10 +160,14 @@ def render_config(layout: Layout) -> str:
             "bins = [40, 55]",
             'labels = ["young", "middle", "older"]',
         ]
-    for col in layout.columns:
-        if col.lower() in CATEGORICAL:
-            lines += ["", f"[tool.segfair.attributes.{col}]", f"column = {q(col)}"]
+    for col in _attributes(layout):
+        lines += ["", f"[tool.segfair.attributes.{col}]", f"column = {q(col)}"]
     return "\n".join(lines) + "\n"
+
+
+def _attributes(layout: Layout) -> list[str]:
+    # not the cluster: each of its groups would lie in a single cluster, with no interval
+    return [c for c in layout.columns if c.lower() in CATEGORICAL and c != layout.cluster]
 
 
 def render_test(layout: Layout) -> str:
@@ -152,11 +175,7 @@ def render_test(layout: Layout) -> str:
     trusted = _trusted(layout.rulers)
     automated = [r for r in layout.rulers if r != trusted]
     model = next(iter(layout.models))
-    by = (
-        "age_group"
-        if "age" in layout.columns
-        else next((c for c in layout.columns if c.lower() in CATEGORICAL), "age_group")
-    )
+    by = "age_group" if "age" in layout.columns else next(iter(_attributes(layout)), "age_group")
     text = f'''"""Fairness gates of this model, checked by segfair on every test run."""
 
 

@@ -88,8 +88,13 @@ class SegfairSession:
         progress: bool | None = None,
         cache: bool | None = None,
         baseline: str | Path | None = None,
+        on_inconclusive: str | None = None,
     ) -> None:
+        from segfair.gates import check_on_inconclusive
+
         self.config = config
+        #: The run's release policy for inconclusive gates (argument, else the config's).
+        self.on_inconclusive = check_on_inconclusive(on_inconclusive or config.on_inconclusive)
         self.seed = config.seed if seed is None else seed
         self.workers = workers
         self.executor = executor
@@ -131,6 +136,12 @@ class SegfairSession:
         from segfair.cohort import load_cohort
 
         return load_cohort(self.config, cache=self.cache)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What this run should say without refusing it (site columns while ``cluster`` is not
+        set, groups with too few clusters), as text safe to print; loads the cohort."""
+        return list(self.cohort.warnings)
 
     @cached_property
     def scores(self) -> Scores:
@@ -200,7 +211,36 @@ class SegfairSession:
         problems = check_gate_names(spec, self.config, None)
         if problems:
             raise ConfigError("invalid gate:\n  - " + "\n  - ".join(problems), key="gate")
-        result = evaluate_gate(self.audit, spec, baseline=self.baseline)
+        result = evaluate_gate(
+            self.audit, spec, baseline=self.baseline, on_inconclusive=self.on_inconclusive
+        )
+        self.results[result.id] = result
+        return result
+
+    def error_result(self, gate: Gate | Mapping[str, Any], exc: BaseException) -> GateResult:
+        """The ``error`` verdict of a gate that raised ``exc`` (an unknown name, bad input, a
+        bug), recorded so that no report reads as a pass; its id is the gate's when it parses,
+        else built from the fields given."""
+        from segfair.gates import GateResult, parse_gate
+
+        spec: Any = gate
+        if isinstance(gate, Mapping):
+            try:
+                spec = parse_gate(
+                    gate, source=self.config.source, trusted_ruler=self.config.trusted_ruler
+                )
+            except Exception:
+                spec = None
+        if spec is not None and not isinstance(spec, Mapping):
+            gate_id, kind, name = spec.id, spec.kind, spec.name
+        else:
+            fields = dict(gate) if isinstance(gate, Mapping) else {}
+            kind = str(fields.get("kind", "?"))
+            parts = [fields.get(k) for k in ("metric", "by", "model", "automated", "baseline")]
+            gate_id = f"{kind}[{','.join(str(p) for p in parts if p)}]"
+            name = fields.get("name")
+        text = str(exc).strip() or type(exc).__name__
+        result = GateResult.error(id=gate_id, kind=kind, name=name, message=text)
         self.results[result.id] = result
         return result
 
@@ -209,7 +249,12 @@ class SegfairSession:
         from segfair.planner import evaluate_gates
 
         results = evaluate_gates(
-            self.audit, self.gates, holm=self.config.holm, baseline=self.baseline
+            self.audit,
+            self.gates,
+            holm=self.config.holm,
+            baseline=self.baseline,
+            on_inconclusive=self.on_inconclusive,
+            errors="record",
         )
         for r in results:
             self.results[r.id] = r

@@ -15,6 +15,16 @@ import pytest
 AFFINE = np.diag([-0.8, -0.8, 1.5, 1.0])
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_key_outside_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The cache key file (segfair.io.signing) of this test session, not the user's: tests never
+    write to ~/.config. Subprocesses (the CLI, the example repository) inherit it."""
+    import os
+
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config-home"))
+    os.environ.pop("SEGFAIR_CACHE_KEY", None)
+
+
 def ball(shape: Sequence[int], center: Sequence[float], radius: float) -> np.ndarray:
     grid = np.indices(shape, dtype=float)
     d2 = sum((g - c) ** 2 for g, c in zip(grid, center, strict=True))

@@ -127,6 +127,59 @@ def test_init_writes_a_config_and_a_test_for_a_mama_mia_layout(tmp_path: Path) -
     assert run("init", str(root), "--force")[0] == EXIT_OK
 
 
+def test_audit_warns_on_stderr_of_a_site_column_while_cluster_is_not_set(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the repository's metadata table has a `site` column (A or B)
+    repo.write_config(gates=[PASSING])
+    code, _out = run("audit", "--config", str(repo.config_path), "--quiet")
+    assert code == EXIT_OK
+    err = capsys.readouterr().err
+    assert "segfair: warning: 'site' (2 values) looks like a site" in err
+    assert 'cluster = "site"' in err
+    repo.write_config(gates=[PASSING], cluster="site")
+    assert run("audit", "--config", str(repo.config_path), "--quiet")[0] == EXIT_OK
+    err = capsys.readouterr().err
+    assert "looks like a site" not in err
+    # 12 cases in two sites: every age group spans at most two clusters, and that is said
+    assert "segfair: warning: cluster 'site': groups of 'age_group' span only a handful" in err
+
+
+def test_init_sets_cluster_to_the_dataset_column_of_a_mama_mia_layout(tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+    from conftest import write_nifti
+
+    root = tmp_path / "model-repo"
+    ids = [f"{site}_{i:03d}" for site in ("DUKE", "ISPY1", "NACT") for i in range(2)]
+    pd.DataFrame(
+        {
+            "patient_id": ids,
+            "dataset": [i.split("_")[0] for i in ids],
+            "age": [38, 61, 45, 52, 70, 33],
+            "manufacturer": ["GE", "SIEMENS"] * 3,
+        }
+    ).to_excel(
+        root.mkdir() or root / "clinical_and_imaging_info.xlsx",
+        sheet_name="dataset_info",
+        index=False,
+    )
+    for folder in ("segmentations/expert", "predictions/unet"):
+        for cid in ids:
+            write_nifti(root / folder / f"{cid}.nii.gz", np.zeros((4, 4, 4)))
+    assert run("init", str(root))[0] == EXIT_OK
+    from segfair.config import load_config
+
+    config = load_config(root)
+    assert config.cluster == "dataset"
+    # a group of the cluster column would lie in one cluster: it is not made an attribute
+    assert "dataset" not in {a.column for a in config.attributes.values()}
+    assert "manufacturer" in config.attributes
+    from segfair.cohort import load_cohort
+
+    assert not any("sets no cluster" in w for w in load_cohort(root).warnings)
+
+
 def test_the_demo_prints_the_headline_and_writes_the_reports(tmp_path: Path) -> None:
     code, out = run(
         "demo", "--out", str(tmp_path / "demo"), "--n-cases", "60", "--workers", "1", "--quiet"
@@ -138,3 +191,122 @@ def test_the_demo_prints_the_headline_and_writes_the_reports(tmp_path: Path) -> 
     for name in ("report.html", "report.json", "summary.md"):
         assert (tmp_path / "demo" / name).is_file()
     assert out.splitlines()[-1].startswith("segfair: ")
+
+
+# ---- four verdicts and the release policy -----------------------------------------------------
+# repo_factory(n_cases=24, young_penalty=1.5): the age gap is 0.365 [0.293, 0.436]
+GAP_OF = {**PASSING, "max": 0.9}
+UNDECIDED = {**PASSING, "max": 0.4}
+HARMFUL = {**PASSING, "max": 0.2}
+
+
+@pytest.mark.parametrize(
+    ("gate", "status", "code"),
+    [
+        (GAP_OF, "PASSED", EXIT_OK),
+        (HARMFUL, "FAILED", EXIT_FAILED),
+        (UNDECIDED, "INCONCLUSIVE", EXIT_FAILED),
+    ],
+)
+def test_audit_prints_each_verdict_and_exits_by_it(
+    repo_factory: type, tmp_path: Path, gate: dict[str, object], status: str, code: int
+) -> None:
+    import json
+
+    repo = repo_factory(n_cases=24, young_penalty=1.5)
+    repo.write_config(gates=[gate])
+    report = tmp_path / "r.json"
+    got, out = run("audit", "--config", str(repo.config_path), "--json", str(report))
+    assert got == code
+    assert f"{status} gap[dice,age_group,candidate,expert]" in out
+    assert out.splitlines()[-1].startswith(f"segfair: {status}")
+    doc = json.loads(report.read_text())
+    assert doc["schema"] == "segfair-report/2"
+    assert doc["gates"][0]["status"] == status.lower()
+    assert doc["gates"][0]["blocking"] is (code != EXIT_OK)
+
+
+@pytest.mark.parametrize(
+    ("policy", "code"), [("fail", EXIT_FAILED), ("warn", EXIT_OK), ("pass", EXIT_OK)]
+)
+def test_on_inconclusive_sets_the_exit_status_of_an_undecided_gate(
+    repo_factory: type, policy: str, code: int
+) -> None:
+    repo = repo_factory(n_cases=24, young_penalty=1.5)
+    repo.write_config(gates=[UNDECIDED])
+    got, out = run("audit", "--config", str(repo.config_path), "--on-inconclusive", policy)
+    assert got == code
+    assert "INCONCLUSIVE" in out
+    # the configuration says the same, and a gate's own key wins over both
+    repo.write_config(gates=[UNDECIDED], on_inconclusive=policy)
+    assert run("audit", "--config", str(repo.config_path))[0] == code
+    repo.write_config(gates=[{**UNDECIDED, "on_inconclusive": "fail"}], on_inconclusive=policy)
+    assert run("audit", "--config", str(repo.config_path))[0] == EXIT_FAILED
+
+
+def test_a_gate_that_raises_is_an_error_that_fails_the_audit_next_to_a_passing_one(
+    repo_factory: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from segfair.gates import CoverageGate
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the coverage table is broken")
+
+    monkeypatch.setattr(CoverageGate, "check", boom)
+    repo = repo_factory(n_cases=24, young_penalty=1.5)
+    repo.write_config(gates=[GAP_OF, {"kind": "coverage", "by": "age_group", "min": 0.9}])
+    report = tmp_path / "r.json"
+    code, out = run(
+        "audit",
+        "--config",
+        str(repo.config_path),
+        "--json",
+        str(report),
+        "--on-inconclusive",
+        "pass",
+    )
+    assert code == EXIT_FAILED  # an error always blocks, whatever on_inconclusive says
+    assert (
+        "ERROR coverage[age_group]: Could not evaluate the gate: RuntimeError: the coverage" in out
+    )
+    assert out.splitlines()[-1] == (
+        "segfair: ERROR — 1 of 2 gates could not be evaluated: coverage[age_group]"
+    )
+    doc = json.loads(report.read_text())
+    assert [g["status"] for g in doc["gates"]] == ["passed", "error"]
+    assert doc["verdict"]["status"] == "error"
+
+
+def test_a_ratio_gate_below_its_precondition_is_inconclusive_under_its_declared_share(
+    repo_factory: type, tmp_path: Path
+) -> None:
+    import json
+
+    repo = repo_factory(n_cases=24)  # no age effect: the expert gap is not established
+    shrink = {
+        "kind": "ruler_shrinkage",
+        "metric": "dice",
+        "by": "age_group",
+        "model": "candidate",
+        "automated": "automated",
+        "max": 0.25,
+        "min_group_size": 2,
+        "negligible": 0.05,
+    }
+    repo.write_config(gates=[shrink])
+    report = tmp_path / "r.json"
+    code, _ = run("audit", "--config", str(repo.config_path), "--json", str(report))
+    assert code == EXIT_FAILED
+    gate = json.loads(report.read_text())["gates"][0]
+    assert (gate["status"], gate["reason"]) == ("inconclusive", "precondition_not_met")
+    assert gate["threshold"] == 0.25  # the declared share, not negligible in dice units
+    assert "≤ 0.25 (not applicable: the expert gap" in gate["decision_rule"]
+    assert "cannot be applied" in gate["message"]
+    # a declared fallback decides it, in metric units, and says so
+    repo.write_config(gates=[{**shrink, "max_difference": 0.5}])
+    code, _ = run("audit", "--config", str(repo.config_path), "--json", str(report))
+    gate = json.loads(report.read_text())["gates"][0]
+    assert (code, gate["status"], gate["threshold"]) == (EXIT_OK, "passed", 0.5)
+    assert "(max_difference)" in gate["decision_rule"]

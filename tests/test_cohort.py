@@ -10,7 +10,16 @@ import pandas as pd
 import pytest
 from conftest import AFFINE, Repo, write_nifti
 
-from segfair.cohort import bin_labels, load_cohort, safe_case_id
+from segfair.cohort import (
+    FEW_CLUSTERS,
+    SegfairConfig,
+    bin_labels,
+    cluster_warnings,
+    load_cohort,
+    parse_config,
+    safe_case_id,
+    site_columns,
+)
 from segfair.errors import CohortError, ConfigError
 
 
@@ -215,3 +224,120 @@ def test_paths_resolve_relative_to_the_config_file_not_the_working_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert len(load_cohort(repo.config_path)) == 12
+
+
+# ---- sites and clusters -----------------------------------------------------------------------
+
+
+def _site_table(sites: dict[str, list[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metadata (one ``dataset`` per case) and groups (``age_group``) from group → sites."""
+    rows = [(g, s) for g, ss in sites.items() for s in ss]
+    index = pd.Index([f"c{i:03d}" for i in range(len(rows))], name="case_id")
+    metadata = pd.DataFrame({"dataset": [s for _, s in rows]}, index=index)
+    groups = pd.DataFrame(
+        {"age_group": pd.Categorical([g for g, _ in rows], categories=list(sites))}, index=index
+    )
+    return metadata, groups
+
+
+def _config(**keys: object) -> SegfairConfig:
+    return parse_config(
+        {"cases": "m.csv", "rulers": {"expert": "e/{case_id}.nii"}, "models": {"m": "p/{case_id}"}}
+        | keys
+    )
+
+
+def test_columns_named_like_a_site_are_found_the_most_site_like_first() -> None:
+    columns = ["age", "Manufacturer", "acquisition_site", "website", "centres", "ScannerModel"]
+    assert site_columns(columns) == ["acquisition_site", "centres", "ScannerModel", "Manufacturer"]
+    assert site_columns(columns, declared=["hosp"]) == ["hosp"]
+    assert site_columns(columns, declared=[]) == []
+
+
+def test_a_dataset_column_without_cluster_is_a_warning_that_says_how_to_set_it() -> None:
+    metadata, groups = _site_table({"young": ["DUKE", "ISPY1"] * 5, "older": ["ISPY2"] * 10})
+    (warning,) = cluster_warnings(_config(), metadata, groups)
+    assert "'dataset' (3 values) looks like a site" in warning
+    assert "the configuration sets no cluster" in warning
+    assert 'cluster = "dataset"' in warning
+
+
+def test_with_cluster_set_a_dataset_column_is_not_a_warning() -> None:
+    sites = [f"S{i}" for i in range(10)]
+    metadata, groups = _site_table({"young": sites * 2, "older": sites * 2})
+    assert cluster_warnings(_config(cluster="dataset"), metadata, groups) == []
+
+
+def test_a_site_column_of_one_value_or_one_per_case_is_no_warning() -> None:
+    metadata, groups = _site_table({"young": ["DUKE"] * 5, "older": ["DUKE"] * 5})
+    assert cluster_warnings(_config(), metadata, groups) == []
+    metadata["dataset"] = [f"S{i}" for i in range(len(metadata))]
+    assert cluster_warnings(_config(), metadata, groups) == []
+
+
+def test_declaring_no_site_columns_silences_the_warning() -> None:
+    metadata, groups = _site_table({"young": ["A", "B"] * 5, "older": ["A", "B"] * 5})
+    assert cluster_warnings(_config(site_columns=[]), metadata, groups) == []
+    metadata["hosp"] = metadata.pop("dataset")
+    (warning,) = cluster_warnings(_config(site_columns=["hosp"]), metadata, groups)
+    assert "'hosp' (2 values) looks like a site" in warning
+
+
+def test_a_group_in_a_single_cluster_is_said_to_have_no_interval() -> None:
+    metadata, groups = _site_table({"young": ["DUKE"] * 6, "older": ["ISPY1", "ISPY2"] * 3})
+    single, few = cluster_warnings(_config(cluster="dataset"), metadata, groups)
+    assert "group 'young' of 'age_group' lies in a single cluster" in single
+    assert "no interval" in single
+    assert "'older' 2" in few
+    assert f"fewer than {FEW_CLUSTERS} clusters" in few
+
+
+def test_a_handful_of_clusters_per_group_is_said_to_give_rough_intervals() -> None:
+    metadata, groups = _site_table(
+        {"young": ["A", "B", "C", "D"] * 3, "older": [f"S{i}" for i in range(FEW_CLUSTERS)]}
+    )
+    (warning,) = cluster_warnings(_config(cluster="dataset"), metadata, groups)
+    assert "'young' 4" in warning
+    assert "'older'" not in warning
+    assert "rough intervals" in warning
+
+
+def test_names_from_the_data_reach_a_warning_escaped() -> None:
+    column = "site\n::error::forged\x1b[31m\u202e"
+    metadata, groups = _site_table({"young": ["A", "B"] * 5, "older": ["A", "B"] * 5})
+    metadata[column] = metadata.pop("dataset")
+    (warning,) = cluster_warnings(_config(), metadata, groups)
+    assert warning.isprintable()
+    assert "\\n::error::forged\\x1b[31m\\u202e" in warning
+    metadata = metadata.rename(columns={column: "dataset"})
+    groups["age_group"] = groups["age_group"].cat.rename_categories(["young\r\n::x", "older"])
+    metadata["dataset"] = ["A"] * 10 + ["A", "B"] * 5
+    warnings = cluster_warnings(_config(cluster="dataset"), metadata, groups)
+    assert warnings
+    assert all(w.isprintable() for w in warnings)
+
+
+def test_a_loaded_cohort_carries_its_site_warning(repo: Repo) -> None:
+    # the repository's metadata table has a `site` column (A or B) and no cluster
+    (warning,) = load_cohort(repo.config_path).warnings
+    assert "'site' (2 values) looks like a site" in warning
+    repo.write_config(cluster="site")
+    assert not any("sets no cluster" in w for w in load_cohort(repo.config_path).warnings)
+
+
+def test_a_declared_site_column_the_table_lacks_is_refused_naming_it(repo: Repo) -> None:
+    repo.write_config(site_columns=["hospital"])
+    with pytest.raises(CohortError, match=r"'hospital' \(site column\)"):
+        load_cohort(repo.config_path)
+
+
+def test_the_cluster_counts_a_warning_gives_are_those_the_bootstrap_resamples(repo: Repo) -> None:
+    from segfair.session import SegfairSession
+
+    repo.write_config(cluster="site")
+    session = SegfairSession.from_path(repo.config_path, progress=False)
+    (few,) = [w for w in session.warnings if "'age_group'" in w]
+    grouping = session.audit.grouping("age_group")
+    assert grouping.design.clustered
+    for label, k in zip(grouping.labels, grouping.design.n_clusters, strict=True):
+        assert f"{label!r} {int(k)}" in few

@@ -154,7 +154,8 @@ def test_a_gap_above_the_threshold_fails_the_build(audit: Audit) -> None:
     assert r.estimate == pytest.approx(0.10)
     assert r.lower <= 0.10 <= r.upper
     assert r.threshold == 0.05
-    assert "its upper bound is above the limit 0.05" in r.message
+    assert "its whole interval is above the limit 0.05 (evidence of harm)" in r.message
+    assert r.reason == "evidence_of_harm"
     assert "the 'young' group scores lowest (0.7)" in r.message
 
 
@@ -162,8 +163,9 @@ def test_a_gap_gate_decides_on_the_bound_unless_told_to_use_the_estimate(audit: 
     on_bound = check(audit, **GAP, model="wide", max=0.045)
     on_estimate = check(audit, **GAP, model="wide", max=0.045, decide_on="estimate")
     assert on_bound.estimate == pytest.approx(0.04)
-    assert on_bound.upper > 0.045
-    assert on_bound.status == "failed"
+    assert on_bound.lower < 0.045 < on_bound.upper
+    assert (on_bound.status, on_bound.reason) == ("inconclusive", "interval_straddles_limit")
+    assert not on_bound.ok
     assert on_estimate.status == "passed"
     assert on_estimate.decision_rule == "estimate of the dice gap across age_group ≤ 0.045"
 
@@ -179,26 +181,28 @@ def test_the_ratio_and_distance_to_overall_can_be_gated(audit: Audit) -> None:
     assert overall.estimate == pytest.approx(0.05)
 
 
-def test_a_group_below_min_group_size_makes_a_passing_gate_insufficient(
+def test_a_group_below_min_group_size_makes_a_passing_gate_inconclusive(
     tiny_audit: Audit,
 ) -> None:
     r = check(tiny_audit, **GAP, model="fair", max=0.05)
-    assert (r.status, r.ok, r.allowed) == ("insufficient_evidence", False, False)
+    assert (r.status, r.ok, r.allowed) == ("inconclusive", False, False)
+    assert r.reason == "groups_below_min_size"
     assert r.message.startswith(
         "Cannot decide the dice gap across age_group for fair on expert "
         "labels: group 'older' (n = 8) is below min_group_size = 20"
     )
     assert r.next_steps[0] == (
-        "add cases (or trusted labels) to 'older', or set allow_insufficient = true"
+        "add cases (or trusted labels) to 'older', or set on_inconclusive = 'warn' to let an "
+        "undecided gate through"
     )
     assert set(r.evidence["group"]) == set(AGES)  # the small group is still shown
 
 
-def test_allow_insufficient_accepts_insufficient_evidence_without_passing(
+def test_allow_insufficient_accepts_an_inconclusive_verdict_for_lack_of_data_without_passing(
     tiny_audit: Audit,
 ) -> None:
     r = check(tiny_audit, **GAP, model="fair", max=0.05, allow_insufficient=True)
-    assert (r.status, r.allowed, r.ok) == ("insufficient_evidence", True, True)
+    assert (r.status, r.allowed, r.ok) == ("inconclusive", True, True)
     assert "(allowed)" in r.explain().splitlines()[0]
 
 
@@ -235,22 +239,35 @@ def test_a_shrinkage_gate_passes_when_its_upper_bound_is_within_the_limit(audit:
     assert r.upper < 0.75
 
 
-def test_a_negligible_trusted_gap_passes_shrinkage_on_the_hidden_gap_in_metric_units(
+def test_a_negligible_trusted_gap_makes_shrinkage_inconclusive_under_its_declared_share(
     audit: Audit,
 ) -> None:
     r = check(audit, **SHRINK, model="fair", max=0.25)
-    assert r.status == "passed"
-    assert r.threshold == 0.01  # the negligible gap, in dice units
+    assert (r.status, r.reason, r.ok) == ("inconclusive", "precondition_not_met", False)
+    assert r.threshold == 0.25  # the declared share, never silently replaced
+    assert "(not applicable: the expert gap (0.004" in r.decision_rule
+    assert "so the share is undefined" in r.message
+    assert "max_difference" in r.message
+
+
+def test_a_declared_max_difference_decides_shrinkage_on_the_hidden_gap_in_metric_units(
+    audit: Audit,
+) -> None:
+    r = check(audit, **SHRINK, model="fair", max=0.25, max_difference=0.01)
+    assert (r.status, r.reason) == ("passed", "limit_cleared")
+    assert r.threshold == 0.01  # the declared max_difference, in dice units
     assert r.estimate == pytest.approx(0.0)
     assert r.decision_rule.startswith("the expert gap (0.004")
     assert "so the share is undefined" in r.decision_rule
 
 
-def test_an_uncertain_negligible_trusted_gap_makes_shrinkage_insufficient(audit: Audit) -> None:
-    r = check(audit, **SHRINK, model="noisy", max=0.25)
-    assert r.status == "insufficient_evidence"
+def test_an_uncertain_hidden_gap_makes_shrinkage_with_max_difference_inconclusive(
+    audit: Audit,
+) -> None:
+    r = check(audit, **SHRINK, model="noisy", max=0.25, max_difference=0.01)
+    assert (r.status, r.reason) == ("inconclusive", "interval_straddles_limit")
     assert r.lower < 0.01 < r.upper
-    r_loose = check(audit, **SHRINK, model="noisy", max=0.25, negligible=0.2)
+    r_loose = check(audit, **SHRINK, model="noisy", max=0.25, negligible=0.2, max_difference=0.2)
     assert r_loose.status == "passed"
 
 
@@ -290,18 +307,21 @@ def test_a_model_that_doubles_the_baseline_gap_fails_an_amplification_gate(audit
     assert reverse.estimate == pytest.approx(1 / (1 + r.estimate) - 1)
 
 
-def test_amplification_over_a_negligible_baseline_gap_is_judged_in_metric_units(
+def test_amplification_over_a_negligible_baseline_gap_is_judged_on_a_declared_max_difference(
     audit: Audit,
 ) -> None:
-    r = check(
-        audit,
-        kind="amplification",
-        metric="dice",
-        by="age_group",
-        model="candidate",
-        baseline="fair",
-        max=0.25,
-    )
+    amp = {
+        "kind": "amplification",
+        "metric": "dice",
+        "by": "age_group",
+        "model": "candidate",
+        "baseline": "fair",
+        "max": 0.25,
+    }
+    undeclared = check(audit, **amp)
+    assert (undeclared.status, undeclared.reason) == ("inconclusive", "precondition_not_met")
+    assert undeclared.threshold == 0.25
+    r = check(audit, **amp, max_difference=0.01)
     assert r.status == "failed"  # the added gap (≈ 0.096) is shown to exceed 0.01
     assert r.estimate == pytest.approx(0.096)
     assert r.threshold == 0.01
@@ -418,7 +438,9 @@ def test_holm_makes_a_marginal_gate_fail_in_a_family_of_failures(audit: Audit) -
     plain = evaluate_gates(audit, gates)
     assert [r.status for r in plain] == ["passed", "failed", "failed"]
     holm = evaluate_gates(audit, gates, holm=True)
-    assert [r.status for r in holm] == ["failed", "failed", "failed"]
+    # at the Holm level the marginal gate's interval straddles its limit: inconclusive, blocking
+    assert [r.status for r in holm] == ["inconclusive", "failed", "failed"]
+    assert not holm[0].ok
     first = holm[0]
     assert first.holm == {"family_size": 3, "step": 1, "confidence": pytest.approx(1 - 0.05 / 3)}
     assert first.confidence == pytest.approx(1 - 0.05 / 3)
@@ -673,8 +695,8 @@ def test_no_regression_compares_the_gap_with_the_baseline_report() -> None:
     assert evaluate_gate(audit, gate, baseline=grown).status == "failed"
     assert evaluate_gate(audit, gate, baseline=same).status == "passed"
     missing = evaluate_gate(audit, gate, baseline=None)
-    assert missing.status == "insufficient_evidence"
+    assert (missing.status, missing.reason) == ("inconclusive", "no_baseline")
     assert "--segfair-baseline" in missing.decision_rule
     other = evaluate_gate(audit, gate, baseline={"gaps": []})
-    assert other.status == "insufficient_evidence"
+    assert other.status == "inconclusive"
     assert "has no gap[dice,age,m]" in other.decision_rule

@@ -653,6 +653,56 @@ def test_a_truncated_nii_gz_is_refused_with_input_error(tmp_path: Path) -> None:
     assert "cut.nii.gz" in str(caught.value)
 
 
+@pytest.mark.parametrize("cut", [4, 8])
+def test_a_nii_gz_whose_gzip_trailer_is_cut_is_refused_as_truncated(
+    tmp_path: Path, cut: int
+) -> None:
+    """The trailer holds the CRC-32: without it, corrupt voxels would go unnoticed."""
+    save_mask(tmp_path / "full.nii.gz", blob((30, 30, 30)))
+    data = (tmp_path / "full.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(data[:-cut])
+
+    with pytest.raises(InputError) as caught:
+        load_mask(tmp_path / "cut.nii.gz", case_id="A1")
+
+    assert "without its trailer" in str(caught.value)
+    assert "truncated" in caught.value.reason
+
+
+def test_a_mask_that_cannot_be_opened_is_not_called_not_gzip_compressed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without read permission (simulated: the tests may run as root, who reads anything)."""
+    import builtins
+
+    path = tmp_path / "locked.nii.gz"
+    save_mask(path, blob())
+    real_open = builtins.open
+
+    def no_permission(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_permission)
+    monkeypatch.setattr(nib.openers, "open", no_permission, raising=False)
+    with pytest.raises(InputError) as caught:
+        load_mask(path, case_id="A1")
+    assert "not gzip" not in str(caught.value)
+    assert "Permission denied" in str(caught.value)
+
+
+def test_an_npz_with_thousands_of_arrays_is_refused_with_a_short_message(tmp_path: Path) -> None:
+    path = tmp_path / "many.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(20_000):
+            zf.writestr(f"a{i:05d}.npy", b"")
+    with pytest.raises(InputError) as caught:
+        load_mask(path)
+    assert len(str(caught.value)) < 1_000
+    assert "'a00009', …] and 19,990 more" in str(caught.value)
+
+
 def test_an_uncompressed_nifti_named_nii_gz_is_refused_with_the_rename_fix(
     tmp_path: Path,
 ) -> None:
@@ -1101,6 +1151,8 @@ def _variants(tmp_path: Path) -> dict[str, Path]:
     sform_only = nib.Nifti1Image(data, None)
     sform_only.set_sform(affine, code=2)
     sform_only.set_qform(None, code=0)
+    # a writer keeps pixdim equal to the voxel sizes the sform implies (see the test below)
+    sform_only.header.set_zooms(tuple(np.linalg.norm(affine[:3, :3], axis=0)))
     save("sform_only.nii", sform_only)
     no_transform = nib.Nifti1Image(data, None)
     no_transform.set_sform(None, code=0)
@@ -1130,6 +1182,36 @@ def test_every_kind_of_nifti_header_reads_as_nibabel_reads_it(tmp_path: Path) ->
         )
 
 
+@pytest.mark.parametrize(
+    ("pixdim", "message"),
+    [
+        ((5.0, 5.0, 5.0), "its pixdim says voxels of (5.0, 5.0, 5.0) mm, its sform places them"),
+        ((1.0, 1.0, 1.0), "its pixdim says voxels of (1.0, 1.0, 1.0) mm, its sform places them"),
+        ((0.7, 0.7, 0.0), "voxel spacing (0.7, 0.7, 0.0) from the NIfTI header is not finite"),
+        ((-0.7, 0.7, 1.5), "voxel spacing (-0.7, 0.7, 1.5) from the NIfTI header is not finite"),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_nifti_header_that_contradicts_itself_is_refused_before_any_repair(
+    tmp_path: Path, pixdim: tuple[float, ...], message: str, suffix: str
+) -> None:
+    """pixdim is what distances were computed from, the sform where voxels are: a 5 mm pixdim
+    under a 0.7 mm sform turned HD95 from 1.5 into 5.0 mm; nibabel turns a 0 into 1 mm and a
+    negative size into its absolute value without a word."""
+    affine = np.diag([0.7, 0.7, 1.5, 1.0])
+    img = nib.Nifti1Image(blob((9, 8, 7)).astype(np.uint8), affine)
+    img.header["pixdim"][1:4] = pixdim
+    path = tmp_path / f"stale{suffix}"
+    nib.save(img, path)
+    with pytest.raises(InputError) as err:
+        read_geometry(path)
+    text = str(err.value).replace("0.699999988079071", "0.7")
+    assert message in text
+    assert str(path) in text
+    with pytest.raises(InputError):
+        load_mask(path)
+
+
 def test_a_whole_gzip_stream_is_inflated_at_once_into_the_promised_size(tmp_path: Path) -> None:
     import segfair.io.inflate as sio
 
@@ -1149,6 +1231,10 @@ def test_a_gzip_bomb_whose_trailer_lies_about_its_size_still_reads_only_the_head
     # The trailer claims the promised size; the stream holds megabytes more. 16 MiB: small enough
     # for the one-shot inflate to try (bounded by 8x the promise + 64 MiB), which then sees the
     # wrong size and hands over to the capped streaming path; 128 MiB: too large to try at all.
+    # Either way memory stays bounded. 16 MiB: the streaming path reads on to the trailer, whose
+    # length check fails: refused (until the trailer was checked, it was read). 128 MiB: a file
+    # far larger than its data goes to nibabel, which reads the promised voxels and ignores
+    # the rest, as before.
     save_mask(tmp_path / "small.nii", np.zeros((8, 8, 8), bool))
     raw = (tmp_path / "small.nii").read_bytes()
     bomb = bytearray(gzip.compress(raw + bytes(zeros_mib << 20)))
@@ -1157,11 +1243,37 @@ def test_a_gzip_bomb_whose_trailer_lies_about_its_size_still_reads_only_the_head
 
     tracemalloc.start()
     try:
-        loaded = load_mask(tmp_path / "bomb.nii.gz")
+        if zeros_mib == 16:
+            with pytest.raises(InputError, match="truncated or corrupt"):
+                load_mask(tmp_path / "bomb.nii.gz")
+        else:
+            loaded = load_mask(tmp_path / "bomb.nii.gz")
+            assert loaded.shape == (8, 8, 8)
+            assert not loaded.array.any()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
 
-    assert loaded.shape == (8, 8, 8)
-    assert not loaded.array.any()
     assert peak < 8 * len(raw) + (80 << 20)
+
+
+def test_an_atomic_write_never_follows_a_link_planted_at_a_temporary_name(
+    tmp_path: Path,
+) -> None:
+    """Before, the temporary name was predictable (.<pid>.<thread>.tmp.<name>) and opened with
+    open(..., "w"): a symbolic link planted there made segfair overwrite the link's target."""
+    import threading
+
+    from segfair.io import atomic_write_text
+
+    target = tmp_path / "victim.txt"
+    target.write_text("precious")
+    name = "out.json"
+    planted = tmp_path / f".{os.getpid()}.{threading.get_ident()}.tmp.{name}"
+    planted.symlink_to(target)
+    atomic_write_text(tmp_path / name, "new content")
+    assert target.read_text() == "precious"
+    assert (tmp_path / name).read_text() == "new content"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask  # as open() would give

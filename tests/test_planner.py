@@ -1,4 +1,4 @@
-"""The label planner: insufficient_evidence → plan → annotation list."""
+"""The label planner: inconclusive → plan → annotation list."""
 
 from __future__ import annotations
 
@@ -37,11 +37,11 @@ def test_neyman_allocation_respects_the_labels_already_there_and_the_cohort() ->
     assert not ok  # 1/500 + 1/30 > 0.01
 
 
-def test_an_insufficient_gate_says_how_many_labels_per_group_it_needs() -> None:
+def test_an_inconclusive_gate_says_how_many_labels_per_group_it_needs() -> None:
     audit = small_sample()
     gate = MinGroupMetricGate(metric="dice", by="age", model="m", min=0.5)
     result = evaluate_gate(audit, gate)
-    assert result.status == "insufficient_evidence"
+    assert result.status == "inconclusive"
     assert "more cases with the trusted ruler" in result.next_steps[0]
     p = plan(audit, gate)
     young = p.groups.loc["young"]
@@ -279,7 +279,7 @@ def _ruler_scores(n: int, *, gap: float, share: float, sd: float, seed: int = 0)
 
 def test_a_shrinkage_plan_also_shows_the_trusted_gap_above_negligible() -> None:
     # A share of a gap is defined only once the trusted gap's lower bound exceeds `negligible`;
-    # until then the gate is insufficient_evidence whatever the share. With the share far from
+    # until then the gate is inconclusive whatever the share. With the share far from
     # its limit, that is all the plan must buy — a plan on the hidden gap alone bought nothing.
     scores = _ruler_scores(1500, gap=0.05, share=0.6, sd=0.1)
     ids = np.array(scores.groups.index)
@@ -295,7 +295,7 @@ def test_a_shrinkage_plan_also_shows_the_trusted_gap_above_negligible() -> None:
         audit = Audit(keep_expert(scores, keep), n_boot=300, seed=seed, min_group_size=20)
         if defined(audit):
             continue
-        assert evaluate_gate(audit, gate).status == "insufficient_evidence"
+        assert evaluate_gate(audit, gate).status == "inconclusive"
         p = plan(audit, gate)
         if not p.feasible:  # a pilot within its noise of a limit: the notes say which
             why = ("within the noise", "too few cases", "every remaining case")

@@ -268,3 +268,203 @@ def test_a_configured_repository_whose_fixtures_are_unused_and_without_gates_wri
     result.assert_outcomes(passed=1)
     after = {p for p in pytester.path.rglob("*") if "__pycache__" not in p.parts}
     assert after == before
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_a_site_column_while_cluster_is_not_set_is_warned_in_the_summary_and_the_reports(
+    pytester: pytest.Pytester, segtester: Repo, xdist: list[str]
+) -> None:
+    # the repository's metadata table has a `site` column (A or B)
+    segtester.write_config(gates=[GAP_GATE])
+    result = pytester.runpytest("--segfair-json", "r.json", "--segfair-md", "r.md", *xdist)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*- segfair -*", "segfair: warning: 'site' (2 values) looks like a site*"]
+    )
+    (warning,) = json.loads((pytester.path / "r.json").read_text())["warnings"]
+    assert 'cluster = "site"' in warning
+    assert "looks like a site" in (pytester.path / "r.md").read_text()
+
+
+def test_with_cluster_set_the_site_warning_gives_way_to_the_cluster_count(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    segtester.write_config(gates=[GAP_GATE], cluster="site")
+    result = pytester.runpytest("--segfair-json", "r.json")
+    out = result.stdout.str()
+    assert "looks like a site" not in out
+    # 24 cases in two sites: a handful of clusters per group, said rather than silently used
+    result.stdout.fnmatch_lines(["segfair: warning: cluster 'site': groups of 'age_group'*"])
+    warnings = json.loads((pytester.path / "r.json").read_text())["warnings"]
+    assert warnings
+    assert not any("sets no cluster" in w for w in warnings)
+
+
+# ---- four verdicts: passed, failed, inconclusive, error ---------------------------------------
+# the segtester gap is 0.365 [0.293, 0.436]: 0.9 clears it, 0.2 lies below the whole interval,
+# 0.4 lies inside it
+OUTCOME_TESTS = """
+def test_passes(segfair_audit):
+    segfair_audit.assert_gap("dice", by="age_group", model="candidate", max=0.9)
+
+def test_fails(segfair_audit):
+    segfair_audit.assert_gap("dice", by="ethnicity", model="candidate", max=0.01)
+
+def test_undecided(segfair_audit):
+    segfair_audit.assert_gap("dice", by="age_group", model="candidate", max=0.4{extra})
+
+def test_typo(segfair_audit):
+    segfair_audit.assert_gap("dice_score", by="age_group", model="candidate", max=0.9)
+"""
+
+
+def _statuses(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {g["id"] + f" <{g['threshold']}>": (g["status"], g["reason"]) for g in report["gates"]}
+
+
+def test_each_verdict_reads_the_same_in_the_terminal_junit_json_summary_and_annotations(
+    pytester: pytest.Pytester, segtester: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    pytester.makepyfile(test_outcomes=OUTCOME_TESTS.format(extra=""))
+    result = pytester.runpytest("--junitxml=junit.xml", "--segfair-json", "r.json")
+    result.assert_outcomes(passed=1, failed=3)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report = json.loads((pytester.path / "r.json").read_text())
+    statuses = sorted(s for s, _ in _statuses(report).values())
+    assert statuses == ["error", "failed", "inconclusive", "passed"]
+    reasons = sorted(r for _, r in _statuses(report).values())
+    assert reasons == ["error", "evidence_of_harm", "interval_straddles_limit", "limit_cleared"]
+    assert report["verdict"]["status"] == "error"
+    for line in (
+        "PASSED gap[[]dice,age_group,candidate,expert[]]*",
+        "FAILED gap[[]dice,ethnicity,candidate,expert[]]*",
+        "INCONCLUSIVE gap[[]dice,age_group,candidate,expert[]]*",
+        "ERROR gap[[]dice_score,age_group,candidate,expert[]]: Could not evaluate the gate*",
+        "1 gate error, 1 failed, 1 passed, 1 inconclusive",
+        "segfair: ERROR — 1 of 4 gates could not be evaluated: gap[[]dice_score*",
+    ):
+        result.stdout.fnmatch_lines([line])
+    assert "segfair: PASSED" not in result.stdout.str()
+    text = summary.read_text()
+    assert "ERROR" in text
+    assert "dice_score" in text
+    for line in (
+        "::error title=segfair gate error%3A gap[[]dice_score*",
+        "::error title=segfair gate inconclusive%3A gap*",
+        "::error title=segfair gate failed%3A gap*",
+    ):
+        result.stdout.fnmatch_lines([line])
+    props = {
+        case.get("name"): {
+            p.get("name"): p.get("value") for p in case.iter("property") if p.get("name")
+        }
+        for case in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
+    }
+    assert props["test_passes"]["segfair_status"] == "passed"
+    assert props["test_fails"]["segfair_status"] == "failed"
+    assert props["test_undecided"]["segfair_status"] == "inconclusive"
+    assert props["test_undecided"]["segfair_reason"] == "interval_straddles_limit"
+    assert props["test_typo"]["segfair_status"] == "error"
+
+
+def test_an_erroring_gate_next_to_a_passing_one_makes_the_verdict_error(
+    pytester: pytest.Pytester, segtester: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    tests = OUTCOME_TESTS.format(extra="")
+    pytester.makepyfile(
+        test_two=tests[: tests.index("def test_fails")] + tests[tests.index("def test_typo") :]
+    )
+    result = pytester.runpytest("--segfair-html", "r.html")
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["segfair: ERROR — 1 of 2 gates could not be evaluated*"])
+    assert "segfair: PASSED" not in result.stdout.str()
+    assert summary.read_text().startswith("## 🛑 segfair: ERROR")
+    html = (pytester.path / "r.html").read_text()
+    assert "VERDICT: ERROR" in html
+    assert "VERDICT: PASSED" not in html
+    result.stdout.fnmatch_lines(["::error title=segfair gate error*dice_score*"])
+
+
+@pytest.mark.parametrize(
+    ("how", "code", "label"),
+    [
+        ("default", 1, "INCONCLUSIVE gap"),
+        ("option-warn", 0, "INCONCLUSIVE (warning) gap"),
+        ("option-pass", 0, "INCONCLUSIVE (not blocking) gap"),
+        ("ini-warn", 0, "INCONCLUSIVE (warning) gap"),
+        ("config-warn", 0, "INCONCLUSIVE (warning) gap"),
+        ("keyword-warn", 0, "INCONCLUSIVE (warning) gap"),
+        ("keyword-fail-over-option-pass", 1, "INCONCLUSIVE gap"),
+    ],
+)
+def test_on_inconclusive_decides_whether_an_undecided_gate_blocks(
+    pytester: pytest.Pytester,
+    segtester: Repo,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+    code: int,
+    label: str,
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    extra = {"keyword-warn": ", on_inconclusive='warn'"}.get(how, "")
+    extra = ", on_inconclusive='fail'" if how.startswith("keyword-fail") else extra
+    tests = OUTCOME_TESTS.format(extra=extra)
+    pytester.makepyfile(
+        test_one=tests[tests.index("def test_undecided") : tests.index("def test_typo")]
+    )
+    args: list[str] = []
+    if how in ("option-warn", "option-pass"):
+        args = ["--segfair-on-inconclusive", how.split("-")[1]]
+    elif how.endswith("option-pass"):
+        args = ["--segfair-on-inconclusive", "pass"]
+    elif how == "ini-warn":
+        pytester.makeini("[pytest]\nsegfair_on_inconclusive = warn\n")
+    elif how == "config-warn":
+        segtester.write_config(on_inconclusive="warn")
+    result = pytester.runpytest(*args)
+    assert result.ret == code
+    result.stdout.fnmatch_lines([f"{label.replace('[', '[[]')}*"])
+    annotations = [line for line in result.stdout.lines if line.startswith("::")]
+    if code == 1:
+        assert annotations
+        assert annotations[0].startswith("::error title=segfair gate inconclusive")
+    elif "warning" in label:
+        assert annotations
+        assert annotations[0].startswith("::warning title=")
+    else:
+        assert annotations == []
+
+
+def test_a_bad_on_inconclusive_ini_value_is_a_usage_error(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    pytester.makeini("[pytest]\nsegfair_on_inconclusive = maybe\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*segfair_on_inconclusive must be one of 'fail', 'warn', 'pass'*"])
+
+
+def test_an_undecided_gate_says_how_far_the_cohort_is_from_deciding_it(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    tests = OUTCOME_TESTS.format(extra="")
+    pytester.makepyfile(
+        test_one=tests[tests.index("def test_undecided") : tests.index("def test_typo")]
+    )
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(
+        [
+            "*INCONCLUSIVE*",
+            "*reason:        interval_straddles_limit*",
+            "*decidable:     * (the tightest limit this cohort could pass with 80% power*",
+            "*to decide:     about * cases in all would likely decide it*",
+        ]
+    )

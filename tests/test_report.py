@@ -72,6 +72,7 @@ TOP_LEVEL = {
     "worst_cases",
     "provenance",
     "notes",
+    "warnings",
 }
 
 
@@ -453,24 +454,33 @@ def test_verdict_counts_and_line() -> None:
     gates = [
         {"id": "a", "status": "passed", "ok": True},
         {"id": "b", "status": "failed", "ok": False},
-        {"id": "c", "status": "insufficient_evidence", "ok": False},
-        {"id": "d", "status": "insufficient_evidence", "allowed": True},
+        {"id": "c", "status": "inconclusive", "ok": False},
+        {"id": "d", "status": "inconclusive", "allowed": True, "on_inconclusive": "warn"},
     ]
     v = verdict(gates)
     assert v["counts"] == {
         "total": 4,
         "passed": 1,
         "failed": 1,
-        "insufficient_evidence": 2,
+        "inconclusive": 2,
+        "error": 0,
         "allowed": 1,
     }
     assert v["blocking"] == ["b", "c"]
+    assert v["warnings"] == ["d"]
     assert not v["ok"]
     assert v["line"] == "segfair: FAILED — 2 of 4 gates do not hold: b, c"
     assert verdict(gates[:1])["line"] == "segfair: PASSED — 1 gate passed"
     assert verdict([gates[0], gates[3]])["line"] == (
-        "segfair: PASSED — 1 gate passed, 1 with insufficient evidence (allowed)"
+        "segfair: PASSED — 1 gate passed, 1 inconclusive (not blocking)"
     )
+    assert verdict([gates[0], gates[2]])["line"] == (
+        "segfair: INCONCLUSIVE — 1 of 2 gates is undecided: c"
+    )
+    assert verdict([gates[0], {"id": "e", "status": "error", "ok": False}])["status"] == "error"
+    # a report written before schema 2 still reads
+    old = verdict([{"id": "f", "status": "insufficient_evidence", "ok": False}])
+    assert old["counts"]["inconclusive"] == 1
     assert verdict([])["status"] == "no_gates"
 
 
@@ -517,7 +527,7 @@ def test_html_shows_the_gates_and_their_status(doc: dict[str, Any], html: str) -
         assert g["id"] in gates
     assert "FAILED" in gates
     assert "PASSED" in gates
-    assert "INSUFFICIENT EVIDENCE (allowed)" in gates
+    assert "INCONCLUSIVE (warning)" in gates
     assert "Okabe" not in html  # a palette, not a word on the page
     assert report.TRUSTED_COLOUR in html
     assert report.AUTOMATED_COLOURS[0] in html
@@ -572,7 +582,10 @@ def test_markdown_summary(doc: dict[str, Any]) -> None:
     assert md == render_markdown(doc)
     lines = md.splitlines()
     assert lines[0].startswith("## ❌ segfair: FAILED")
-    assert "| gate | status | estimate [interval] | threshold | decision rule |" in md
+    assert (
+        "| gate | status | reason | estimate [interval] | threshold | "
+        "decidable limit (80% power) | decision rule |"
+    ) in md
     assert "### The ruler: dice of trained_on_automated by age_group" in md
     assert "expert (trusted)" in md
     assert "**gap**" in md
@@ -605,7 +618,7 @@ def test_summary_lines(tmp_path: Path) -> None:
         _gate(id="b", status="passed", ok=True),
         _gate(
             id="c",
-            status="insufficient_evidence",
+            status="inconclusive",
             ok=False,
             estimate=None,
             message="Cannot decide: group 'young' is too small.",
@@ -617,8 +630,8 @@ def test_summary_lines(tmp_path: Path) -> None:
         "FAILED gap[dice,age_group,candidate,expert]: 0.083 [0.051, 0.112], "
         "rule: upper 95% bound < 0.05"
     )
-    assert lines[3] == "INSUFFICIENT EVIDENCE c: Cannot decide: group 'young' is too small."
-    assert lines[4] == "1 gate failed, 2 passed, 1 insufficient evidence"
+    assert lines[3] == "INCONCLUSIVE c: Cannot decide: group 'young' is too small."
+    assert lines[4] == "1 gate failed, 2 passed, 1 inconclusive"
     assert lines[5] == f"reports: {html}, {tmp_path / 'r.json'}"
     assert lines[6] == f"open {html} for the evidence"
     assert lines[-1].startswith("segfair: FAILED — 2 of 4 gates do not hold")
@@ -642,11 +655,15 @@ def test_github_annotations_escape_per_workflow_command_rules() -> None:
     gates = [
         _gate(message="50% over\r\nthe limit: see report"),
         _gate(id="ok", status="passed", ok=True),
-        _gate(id="allowed", status="insufficient_evidence", allowed=True, ok=True),
+        _gate(id="allowed", status="inconclusive", allowed=True, ok=True, message="open"),
+        _gate(id="quiet", status="inconclusive", ok=True, on_inconclusive="pass"),
+        _gate(id="broken", status="error", ok=False, message="unknown metric"),
     ]
     assert github_annotations({"gates": gates}) == [
         "::error title=segfair gate failed%3A gap[dice%2Cage_group%2Ccandidate%2Cexpert]::"
-        "50%25 over%0D%0Athe limit: see report"
+        "50%25 over%0D%0Athe limit: see report",
+        "::warning title=segfair gate inconclusive (not blocking)%3A allowed::open",
+        "::error title=segfair gate error%3A broken::unknown metric",
     ]
 
 
@@ -660,7 +677,7 @@ def test_write_reports_atomically(doc: dict[str, Any], tmp_path: Path) -> None:
     js.write_text("old")
     written = write_reports(doc, html=html, json_path=str(js), md=md)
     assert written == [html, js, md]
-    assert json.loads(js.read_text())["schema"] == "segfair-report/1"
+    assert json.loads(js.read_text())["schema"] == "segfair-report/2"
     assert html.read_text().startswith("<!DOCTYPE html>")
     assert md.read_text().startswith("## ")
     leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
@@ -753,3 +770,53 @@ def test_a_run_without_the_cache_keeps_no_drawings(tmp_path: Path) -> None:
     doc = build_report(session.audit, results, config=cfg, seed=0, cohort=session.cohort)
     assert doc["worst_cases"]["available"]
     assert not (tmp_path / "c" / ".segfair_cache").exists()
+
+
+# ---- warnings ---------------------------------------------------------------------------------
+
+
+def test_a_site_column_while_cluster_is_not_set_is_warned_in_every_report(
+    doc: dict[str, Any], html: str
+) -> None:
+    # synthetic MAMA-MIA metadata: four datasets and three manufacturers, no cluster configured
+    (warning,) = doc["warnings"]
+    assert warning.startswith("'dataset' (4 values), 'manufacturer' (")
+    assert 'Set cluster = "dataset"' in warning
+    assert "looks like a site" not in warning
+    assert "look like sites" in warning
+    assert 'class="warnings"' in html
+    assert "look like sites" in html
+    md = render_markdown(doc)
+    assert "> ⚠️ **Warnings**" in md
+    assert "look like sites" in md
+
+
+def test_warnings_holding_markup_or_newlines_are_escaped_in_html_and_markdown(
+    doc: dict[str, Any],
+) -> None:
+    hostile = dict(doc, warnings=[f"cluster {XSS}: group '@team\\n' ![x](https://x) |"])
+    assert XSS not in render_html(hostile)
+    md = render_markdown(hostile)
+    assert XSS not in md
+    assert "](https" not in md
+    assert "@team" not in md
+    assert render_markdown(dict(doc, warnings=[])).count("Warnings") == 0
+
+
+def test_a_report_built_without_the_cohort_carries_the_same_warnings(
+    synth: tuple[SegfairSession, Any], doc: dict[str, Any]
+) -> None:
+    session, results = synth
+    alone = build_report(session.audit, results, config=session.config, seed=session.seed)
+    assert alone["warnings"] == doc["warnings"] == session.warnings
+
+
+def test_the_schema_lists_every_gate_status_reason_and_policy() -> None:
+    from segfair.gates import ON_INCONCLUSIVE, REASONS, STATUSES
+
+    gate = report.load_schema()["$defs"]["gate"]["properties"]
+    assert tuple(gate["status"]["enum"]) == STATUSES
+    assert tuple(gate["reason"]["enum"]) == REASONS
+    assert tuple(gate["on_inconclusive"]["enum"]) == ON_INCONCLUSIVE
+    verdict_status = report.load_schema()["properties"]["verdict"]["properties"]["status"]["enum"]
+    assert verdict_status == [*STATUSES, "no_gates"]

@@ -2,6 +2,7 @@
 
 ``config`` (the ``[tool.segfair]`` settings) → ``table`` (the metadata table and its subgroups) →
 ``cohort`` (:class:`Cohort`) → ``loading`` (:func:`load_cohort`, every problem at once);
+``sites`` says what a cluster bootstrap needs (site columns, clusters per group);
 ``fileindex`` remembers what was learnt about input files. Names are resolved on first use
 (PEP 562), so reading the configuration imports neither numpy nor pandas.
 """
@@ -33,6 +34,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         cache_folder,
         load_cohort,
     )
+    from segfair.cohort.sites import (
+        FEW_CLUSTERS,
+        SITE_WORDS,
+        cluster_warnings,
+        quote,
+        site_columns,
+    )
     from segfair.cohort.table import (
         DEFAULT_AGE_RANGE,
         NON_FINITE,
@@ -48,12 +56,14 @@ __all__ = [
     "CONFIG_FILENAMES",
     "DEFAULT_AGE_RANGE",
     "DUPLICATE_ID",
+    "FEW_CLUSTERS",
     "MISSING_COLUMN",
     "MISSING_FILE",
     "NON_FINITE",
     "NON_NUMERIC",
     "NOT_A_FILE",
     "OUT_OF_RANGE",
+    "SITE_WORDS",
     "SUPPORTED_TABLES",
     "UNSAFE_ID",
     "AttributeSpec",
@@ -65,13 +75,16 @@ __all__ = [
     "SourceSpec",
     "bin_labels",
     "cache_folder",
+    "cluster_warnings",
     "file_index",
     "find_config",
     "load_cohort",
     "load_config",
     "parse_config",
+    "quote",
     "read_table",
     "safe_case_id",
+    "site_columns",
 ]
 
 # Submodule → the public names it provides (resolved on first use).
@@ -82,6 +95,7 @@ _MODULES = {
     "fileindex": "FileIndex file_index",
     "loading": "DUPLICATE_ID MISSING_COLUMN MISSING_FILE NOT_A_FILE UNSAFE_ID cache_folder "
     "load_cohort",
+    "sites": "FEW_CLUSTERS SITE_WORDS cluster_warnings quote site_columns",
     "table": "DEFAULT_AGE_RANGE NON_FINITE NON_NUMERIC OUT_OF_RANGE SUPPORTED_TABLES bin_labels "
     "read_table safe_case_id",
 }

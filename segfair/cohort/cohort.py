@@ -35,6 +35,9 @@ class Cohort:
     cache_dir
         The cache folder of the run that loaded it (None: the cache is off), where what is
         learnt about its files is kept (:mod:`segfair.cohort.fileindex`, the report's drawings).
+    warnings
+        What the run should say about the cohort without refusing it: site columns while
+        ``cluster`` is not set, groups with too few clusters (:mod:`segfair.cohort.sites`).
     """
 
     config: SegfairConfig
@@ -44,6 +47,7 @@ class Cohort:
         default_factory=lambda: pd.DataFrame(columns=["case_id", "kind", "source", "reason"])
     )
     cache_dir: str | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def case_ids(self) -> tuple[str, ...]:

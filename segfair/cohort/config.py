@@ -112,6 +112,19 @@ class AttributeSpec(_Strict):
                     f"{len(self.bins)} bin edges make {len(self.bins) + 1} groups, but "
                     f"{len(self.labels)} labels were given: {self.labels}"
                 )
+            if self.labels is not None:
+                repeated = sorted({x for x in self.labels if self.labels.count(x) > 1})
+                if repeated:
+                    raise ValueError(
+                        f"labels must name each bin once; {repeated} name several bins, which "
+                        "would merge different groups"
+                    )
+                if self.missing_label in self.labels:
+                    raise ValueError(
+                        f"the label {self.missing_label!r} is also the missing_label: cases "
+                        "without a value would join that bin; rename the bin or set "
+                        "missing_label"
+                    )
         elif self.labels is not None:
             raise ValueError("labels name the bins of a numeric attribute; give bins as well")
         if self.valid_range is not None:
@@ -154,6 +167,11 @@ class DesignSpec(_Strict):
         return self
 
 
+#: Upper bounds of numeric settings that size memory or processes.
+MAX_N_BOOT = 100_000
+MAX_WORKERS = 256
+
+
 class SegfairConfig(_Strict):
     """The validated ``[tool.segfair]`` configuration."""
 
@@ -161,7 +179,7 @@ class SegfairConfig(_Strict):
     sheet: str | int | None = None
     case_id: str = "case_id"
     trusted_ruler: str = "expert"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
     rulers: dict[str, SourceSpec]
     models: dict[str, SourceSpec]
     attributes: dict[str, AttributeSpec] = Field(default_factory=dict)
@@ -183,15 +201,24 @@ class SegfairConfig(_Strict):
 
     # how the audit decides
     cap: float = Field(default=150.0, gt=0)
-    n_boot: int = Field(default=2000, ge=100)
+    # the bootstrap holds n_boot × groups replicates per series; 10**12 would ask for TiB
+    n_boot: int = Field(default=2000, ge=100, le=MAX_N_BOOT)
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     min_group_size: int = Field(default=20, ge=1)
     holm: bool = False
+    # what an inconclusive gate does to the build: "fail" (block, the conservative default),
+    # "warn" or "pass"; a gate's own on_inconclusive wins, an error always blocks
+    on_inconclusive: Literal["fail", "warn", "pass"] = "fail"
     cluster: str | None = None
+    # the metadata columns that identify a site; None: detected by name (segfair.cohort.sites)
+    site_columns: list[str] | None = None
 
     # where things go
     cache: str | Literal[False] = ".segfair_cache"
-    workers: int | None = Field(default=None, ge=1)
+    # release mode: recompute this fraction of the cached cases and refuse the run on a mismatch
+    cache_verify: float = Field(default=0.0, ge=0, le=1)
+    # each worker is a process: a typo of 1000000 must not fork until the process table is full
+    workers: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
     scheduler: str | None = None
     html: str | None = None
     json_report: str | None = Field(default=None, alias="json")
@@ -377,6 +404,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", source=path) from None
+    except RecursionError:
+        # tomllib recurses once per nesting level: thousands of levels exhaust the stack
+        raise ConfigError(
+            "not valid TOML for segfair: tables or arrays nested too deeply to read", source=path
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", source=path) from None
 

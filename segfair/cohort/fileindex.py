@@ -36,13 +36,15 @@ from typing import Any, Final
 
 import numpy as np
 
+from segfair.errors import SegfairError
+from segfair.io.signing import sign_document, verify_document
 from segfair.version import __version__
 
 __all__ = ["SETTLE_NS", "FileIndex", "file_index"]
 
 #: A fact about a file is kept only when the file had not changed for this long (ns).
 SETTLE_NS: Final = 2_000_000_000
-_FORMAT: Final = 1
+_FORMAT: Final = 2  # 2: the index carries an HMAC
 _NAME: Final = "file-index.json"
 
 
@@ -56,7 +58,13 @@ class FileIndex:
         self._lock = threading.Lock()
         with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError):
             doc = json.loads(self.path.read_text(encoding="utf-8"))
-            if doc.get("format") == _FORMAT and doc.get("segfair") == __version__:
+            # signed like the result cache (segfair.io.signing): a forged fact (a new file
+            # "known" under an old file's hash) would select a stale cached result
+            if (
+                doc.get("format") == _FORMAT
+                and doc.get("segfair") == __version__
+                and verify_document(doc)
+            ):
                 self.entries = {
                     str(k): v
                     for k, v in doc["entries"].items()
@@ -140,10 +148,14 @@ class FileIndex:
         with self._lock:
             if not self.added:
                 return
-            doc = {"format": _FORMAT, "segfair": __version__, "entries": dict(self.entries)}
+            doc: dict[str, Any] = {
+                "format": _FORMAT,
+                "segfair": __version__,
+                "entries": dict(self.entries),
+            }
             self.added = 0
-        with contextlib.suppress(OSError):
-            atomic_write_text(self.path, json.dumps(doc, sort_keys=True))
+        with contextlib.suppress(OSError, SegfairError):
+            atomic_write_text(self.path, json.dumps(sign_document(doc), sort_keys=True))
 
 
 @functools.lru_cache(maxsize=8)

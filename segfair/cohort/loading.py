@@ -19,10 +19,12 @@ import pandas as pd
 
 from segfair.cohort.cohort import Cohort
 from segfair.cohort.config import SegfairConfig, load_config
+from segfair.cohort.sites import cluster_warnings
 from segfair.cohort.table import _as_id, _derive_groups, read_table, safe_case_id
 from segfair.errors import CohortError, InputError, Problem
 
 __all__ = [
+    "CASE_ONLY_IDS",
     "DUPLICATE_ID",
     "MISSING_COLUMN",
     "MISSING_FILE",
@@ -34,9 +36,12 @@ __all__ = [
 
 UNSAFE_ID = (
     "case id {case_id!r} is not safe in a file path (only letters, digits, '_', '-', '.' and "
-    "spaces; no '/', '\\', '..' or leading '.')"
+    "spaces, at most 128 characters; no '/', '\\', '..' or leading '.')"
 )
 DUPLICATE_ID = "case id {case_id!r} appears {count} times in the metadata table"
+CASE_ONLY_IDS = (
+    "case ids {ids} differ only in letter case: on macOS and Windows they name the same file"
+)
 MISSING_COLUMN = "column {column!r} ({role}) is not in the metadata table{hint}. Columns: {cols}"
 MISSING_FILE = "{kind} {name!r}: no file at {path}"
 NOT_A_FILE = "{kind} {name!r}: {path} exists but is not a regular file (a folder?)"
@@ -94,6 +99,7 @@ def load_cohort(
     needed += [(spec.column, f"attribute {name!r}") for name, spec in config.attributes.items()]
     if config.cluster is not None:
         needed.append((config.cluster, "cluster"))
+    needed += [(c, "site column") for c in config.site_columns or ()]
     absent = [(c, role) for c, role in needed if c not in table.columns]
     if absent:
         raise CohortError(
@@ -134,6 +140,19 @@ def load_cohort(
                 fix="keep one row per case",
             )
         )
+    # ids that differ only in letter case name one file on macOS and Windows: one case, twice
+    unique_ids = pd.Series(sorted(set(table[config.case_id])), dtype=object)
+    folded = unique_ids.str.casefold()
+    for _, same in unique_ids.groupby(folded.to_numpy(), sort=True):
+        if len(same) > 1:
+            problems.append(
+                Problem(
+                    "duplicate case ids",
+                    CASE_ONLY_IDS.format(ids=", ".join(repr(i) for i in same)),
+                    case_id=str(same.iloc[0]),
+                    fix="keep one row per case; ids must differ by more than letter case",
+                )
+            )
     for case_id in sorted(set(table[config.case_id])):
         if not safe_case_id(case_id):
             problems.append(
@@ -258,5 +277,10 @@ def load_cohort(
         raise CohortError(problems, source=source)
     ex = pd.DataFrame(exclusions, columns=["case_id", "kind", "source", "reason"])
     return Cohort(
-        config=config, metadata=metadata, groups=groups, exclusions=ex, cache_dir=cache_dir
+        config=config,
+        metadata=metadata,
+        groups=groups,
+        exclusions=ex,
+        cache_dir=cache_dir,
+        warnings=tuple(cluster_warnings(config, metadata, groups)),
     )

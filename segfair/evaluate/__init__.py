@@ -19,7 +19,7 @@ from __future__ import annotations
 from segfair.evaluate.cache import CACHE_FORMAT, CACHE_NOT_WRITABLE
 from segfair.evaluate.case import evaluate_case
 from segfair.evaluate.executors import WORKER_DIED, dask_executor
-from segfair.evaluate.run import evaluate
+from segfair.evaluate.run import CACHE_MISMATCH, evaluate
 from segfair.evaluate.tasks import CaseResult, CaseTask, build_tasks
 
 # The worker's entry point keeps its public home: pickled by reference (a process pool, Dask) as
@@ -28,6 +28,7 @@ evaluate_case.__module__ = __name__
 
 __all__ = [
     "CACHE_FORMAT",
+    "CACHE_MISMATCH",
     "CACHE_NOT_WRITABLE",
     "WORKER_DIED",
     "CaseResult",

@@ -1,29 +1,36 @@
 """The results cache: one JSON entry per case, keyed by the content hash of its inputs and the
-settings, checked by a digest; looked up in the main process before any worker starts."""
+settings, authenticated by an HMAC under a key kept outside the repository (a forged or moved
+entry is recomputed, never believed); looked up in the main process before any worker starts."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import subprocess
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import (
     ThreadPoolExecutor,
 )
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from segfair.errors import InputError, SegfairError
 from segfair.evaluate.tasks import CaseResult, CaseTask
+from segfair.io.signing import cache_key, sign_document, verify_document
 from segfair.version import __version__
 
-__all__ = ["CACHE_FORMAT", "CACHE_NOT_WRITABLE"]
+__all__ = ["CACHE_FORMAT", "CACHE_NOT_WRITABLE", "CACHE_TRACKED"]
 
 
-#: Bumped whenever the layout of a cached case result changes.
-CACHE_FORMAT = 2
+#: Bumped whenever the layout of a cached case result changes (3: entries carry an HMAC).
+CACHE_FORMAT = 3
+CACHE_TRACKED = (
+    "the cache folder {path!r} holds files tracked by git ({example!r}, …): anyone who can "
+    "open a pull request could feed it. Remove it from git (git rm -r --cached <folder>) and "
+    "ignore it (.gitignore), or point `cache` at a folder outside the repository"
+)
 CACHE_NOT_WRITABLE = (
     "the cache folder {path!r} cannot be written ({reason}). Fix its permissions, point `cache` "
     "at a writable folder, or turn the cache off (cache = false, or --no-cache)"
@@ -54,18 +61,15 @@ def _cache_path(cache_dir: str, key: str) -> Path:
     return Path(cache_dir) / key[:2] / f"{key}.json"
 
 
-def _digest(doc: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in doc.items() if k != "sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
 def _read_cache(path: Path, task: CaseTask) -> CaseResult | None:
     try:
         doc = json.loads(path.read_text())
         if doc.get("format") != CACHE_FORMAT or doc.get("case_id") != task.case_id:
             return None
-        if doc.get("sha256") != _digest(doc):
-            return None  # a changed byte (disk error, a hand edit): recompute
+        # the entry must be for this lookup key (a genuine entry of another version of the case,
+        # moved here, is refused) and signed under our key (an edited one is refused)
+        if doc.get("key") != path.stem or not verify_document(doc):
+            return None
         pairs = {
             (p["pred"], p["ref"]): {k: float(v) for k, v in p["values"].items()}
             for p in doc["pairs"]
@@ -87,14 +91,14 @@ def _write_cache(path: Path, result: CaseResult) -> None:
 
     doc = {
         "format": CACHE_FORMAT,
+        "key": path.stem,
         "case_id": result.case_id,
         "pairs": [{"pred": p, "ref": r, "values": v} for (p, r), v in sorted(result.pairs.items())],
         "morphology": result.morphology,
     }
-    doc["sha256"] = _digest(doc)
     # the cache is an optimisation: a full disk costs a recomputation, never the run
     with contextlib.suppress(OSError):
-        atomic_write_text(path, json.dumps(doc, sort_keys=True))
+        atomic_write_text(path, json.dumps(sign_document(doc), sort_keys=True))
 
 
 def _look_up(
@@ -131,7 +135,9 @@ def _look_up(
 
 
 def _check_cache_dir(path: str) -> None:
-    """Fail before any work when the cache cannot be written (a read-only CI cache, a file)."""
+    """Fail before any work when the cache cannot be used safely: it cannot be written (a
+    read-only CI cache, a file), git tracks files in it (anyone who opens a pull request could
+    feed it), or there is no key to authenticate its entries."""
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
@@ -140,3 +146,23 @@ def _check_cache_dir(path: str) -> None:
         raise SegfairError(
             CACHE_NOT_WRITABLE.format(path=path, reason=exc.strerror or type(exc).__name__)
         ) from None
+    tracked = _tracked_by_git(path)
+    if tracked:
+        raise SegfairError(CACHE_TRACKED.format(path=path, example=tracked))
+    cache_key()  # raises with the fix when no key can be had
+
+
+def _tracked_by_git(path: str) -> str | None:
+    """One file under ``path`` that git tracks, or None (also when git is not there)."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", path, "ls-files", "--full-name", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = done.stdout.splitlines()[:1] if done.returncode == 0 else []
+    return first[0] if first else None

@@ -3,18 +3,22 @@ per-case results into a :class:`~segfair.scores.Scores` table."""
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import (
     Executor,
 )
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from segfair.cohort import Cohort
-from segfair.errors import CohortError
+from segfair.cohort.config import MAX_WORKERS
+from segfair.errors import CohortError, SegfairError
 from segfair.evaluate.cache import _check_cache_dir, _look_up
 from segfair.evaluate.executors import _default_progress, _Progress, _run
 from segfair.evaluate.tasks import CaseResult, build_tasks
@@ -26,7 +30,13 @@ from segfair.scores import (
     Scores,
 )
 
-__all__ = ["evaluate"]
+__all__ = ["CACHE_MISMATCH", "evaluate"]
+
+CACHE_MISMATCH = (
+    "{n} cached value(s) differ from a recomputation (cache_verify):\n  - {cases}\nThe cache "
+    "folder {path!r} was altered, or restored from a run of other inputs or another segfair: "
+    "delete it and run again, and never restore a cache from a source you do not trust"
+)
 
 
 def evaluate(
@@ -74,26 +84,81 @@ def evaluate(
     if cache_dir is not None:
         _check_cache_dir(cache_dir)
     tasks = build_tasks(cohort, metrics=metrics, cache_dir=cache_dir)
-    n_workers = workers or cfg.workers or os.cpu_count() or 1
+    # never more processes than cases to score (nor than the configuration allows)
+    n_workers = max(1, min(workers or cfg.workers or os.cpu_count() or 1, len(tasks), MAX_WORKERS))
     bar = _Progress(len(tasks), enabled=_default_progress() if progress is None else progress)
     results: dict[str, CaseResult] = {}
+    hits: dict[str, CaseResult] = {}
     if cache_dir is not None:
         tasks_to_run = []
         for task, hit in _look_up(tasks, cache_dir, n_workers):
             if hit is None:
                 tasks_to_run.append(task)
             else:
-                results[task.case_id] = hit
-                bar.update(hit)
+                hits[task.case_id] = hit
+        checked = _to_verify(sorted(hits), cfg.cache_verify, cfg.seed)
+        by_id = {t.case_id: t for t in tasks}
+        # a checked case is computed afresh (and not written back): the run then compares
+        tasks_to_run += [replace(by_id[c], cache_dir=None, cache_key=None) for c in checked]
+        for cid in sorted(set(hits) - set(checked)):
+            results[cid] = hits[cid]
+            bar.update(hits[cid])
     else:
         tasks_to_run = tasks
     results.update(_run(tasks_to_run, executor, n_workers, bar.update))
+    if cache_dir is not None:
+        _check_against_cache(results, hits, cache_dir)
 
     problems = [p for cid in sorted(results) for p in results[cid].problems]
     if problems:
         raise CohortError(problems, source=cfg.source)
     chosen = tasks[0].metrics if tasks else list(metrics or [])
     return _assemble(cohort, [results[t.case_id] for t in tasks], chosen)
+
+
+def _to_verify(case_ids: Sequence[str], fraction: float, seed: int) -> list[str]:
+    """The cached cases recomputed in release mode: a seeded random ``fraction`` (at least one
+    when the fraction is positive), the same for the same cache and seed."""
+    if fraction <= 0 or not case_ids:
+        return []
+    k = min(len(case_ids), max(1, math.ceil(fraction * len(case_ids))))
+    rng = np.random.default_rng([0x5EC0CAC4E, seed & 0xFFFFFFFF])  # its own stream
+    return sorted(str(c) for c in rng.choice(np.asarray(case_ids, dtype=object), k, replace=False))
+
+
+def _check_against_cache(
+    results: Mapping[str, CaseResult], hits: Mapping[str, CaseResult], cache_dir: str
+) -> None:
+    """Refuse the run when a recomputed case differs from its cache entry."""
+    wrong = []
+    for cid, hit in sorted(hits.items()):
+        fresh = results.get(cid)
+        if fresh is None or fresh is hit or fresh.problems:
+            continue
+        wrong += _differences(cid, "", fresh.pairs, hit.pairs)
+        wrong += _differences(cid, "shape ", fresh.morphology, hit.morphology)
+    if wrong:
+        raise SegfairError(
+            CACHE_MISMATCH.format(n=len(wrong), cases="\n  - ".join(wrong[:10]), path=cache_dir)
+        )
+
+
+def _differences(
+    case_id: str,
+    what: str,
+    fresh: Mapping[Any, Mapping[str, float]],
+    cached: Mapping[Any, Mapping[str, float]],
+) -> list[str]:
+    out = []
+    for source, values in sorted(fresh.items()):
+        for name, value in sorted(values.items()):
+            old = cached.get(source, {}).get(name, math.nan)
+            if not (old == value or (math.isnan(old) and math.isnan(value))):
+                where = " vs ".join(source) if isinstance(source, tuple) else str(source)
+                out.append(
+                    f"{case_id}: {what}{name} of {where} cached {old!r}, recomputed {value!r}"
+                )
+    return out
 
 
 def _assemble(cohort: Cohort, results: Iterable[CaseResult], metrics: Sequence[str]) -> Scores:

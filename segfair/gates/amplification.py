@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from segfair.audit import Audit
 from segfair.gates.base import Baseline, MetricGate, Only, _at_least, _by_text, _make_id
-from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _fallback
+from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _ratio_undefined
 
 
 class AmplificationGate(MetricGate):
@@ -27,6 +27,12 @@ class AmplificationGate(MetricGate):
     ruler: str | None = None
     max: float
     negligible: float | None = Field(default=None, ge=0)
+    max_difference: float | None = Field(
+        default=None,
+        ge=0,
+        description="when the share is undefined (its denominator gap not shown above "
+        "negligible), decide on the difference of gaps, in metric units, against this limit",
+    )
 
     @model_validator(mode="after")
     def _limits(self) -> AmplificationGate:
@@ -81,11 +87,20 @@ class AmplificationGate(MetricGate):
                 f"{self.metric} gap across {by_name} added by {self.model} over "
                 f"{self.baseline} ({self.metric} units)"
             )
-            out.context = f"on {ruler} labels"
+            if self.max_difference is not None:
+                out.context = f"on {ruler} labels"
             why = (
                 f"the {self.baseline} gap ({a.gap_baseline}) is not shown to exceed "
                 f"negligible = {_f(a.negligible)}, so the amplification is undefined"
             )
-            out.checks = [Check(label, a.added_gap, a.negligible, "max")]
-            out.forced = _fallback(a.added_gap, a.negligible, self.decide_on, conf, label, why)
+            _ratio_undefined(
+                out,
+                share=out.checks[0],
+                diff=a.added_gap,
+                diff_label=label,
+                max_difference=self.max_difference,
+                decide_on=self.decide_on,
+                conf=conf,
+                why=why,
+            )
         return out

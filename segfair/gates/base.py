@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from segfair.audit import Audit
 from segfair.gates.outcome import Outcome
+from segfair.gates.result import OnInconclusive
 from segfair.stats import DISTANCE_METRICS, FRACTION_METRICS
 
 DecideOn = Literal["bound", "estimate"]
@@ -91,7 +92,14 @@ class BaseGate(BaseModel):
         default=None, ge=1, description="smallest group decided on (default: the audit's, 20)"
     )
     allow_insufficient: bool = Field(
-        default=False, description="an insufficient_evidence verdict does not fail the build"
+        default=False,
+        description="legacy: an inconclusive verdict for lack of data (groups below "
+        "min_group_size, nothing decidable, no baseline) does not fail the build",
+    )
+    on_inconclusive: OnInconclusive | None = Field(
+        default=None,
+        description="'fail' (block), 'warn' or 'pass' on an inconclusive verdict "
+        "(default: the run's, itself 'fail' by default)",
     )
     confidence: float | None = Field(default=None, description="interval level (default: audit)")
 

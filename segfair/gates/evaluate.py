@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from segfair.audit import Audit
 from segfair.gates.kinds import Gate
 from segfair.gates.outcome import Check
-from segfair.gates.result import GateResult
+from segfair.gates.result import GateResult, OnInconclusive, check_on_inconclusive
 from segfair.gates.verdict import _verdict
 
 
@@ -19,6 +19,7 @@ def evaluate_gate(
     *,
     confidence: float | None = None,
     baseline: Mapping[str, Any] | None = None,
+    on_inconclusive: OnInconclusive = "fail",
 ) -> GateResult:
     """Decide one gate on an audit.
 
@@ -32,6 +33,9 @@ def evaluate_gate(
         Interval level; default: the gate's own, else the audit's.
     baseline
         A previous JSON report (the release to compare with), read by ``no_regression`` gates.
+    on_inconclusive
+        The run's release policy for an inconclusive verdict (``"fail"``, ``"warn"``,
+        ``"pass"``); the gate's own ``on_inconclusive`` wins.
 
     Returns
     -------
@@ -70,7 +74,9 @@ def evaluate_gate(
             )
         else:
             outcome = replace(full, checks=[], forced=None)
-    return _verdict(gate, outcome, conf, decide_on, small, min_n)
+    return _verdict(
+        gate, outcome, conf, decide_on, small, min_n, check_on_inconclusive(on_inconclusive)
+    )
 
 
 def gate_checks(audit: Audit, gate: Gate, confidence: float) -> list[Check]:
@@ -85,15 +91,19 @@ def evaluate_gates(
     *,
     holm: bool = False,
     baseline: Mapping[str, Any] | None = None,
+    on_inconclusive: OnInconclusive = "fail",
+    errors: Literal["raise", "record"] = "raise",
 ) -> list[GateResult]:
     """Decide several gates, optionally with Holm's step-down procedure across them.
 
     With ``holm=True`` the family is every gate whose verdict rests on an interval bound
-    (``decide_on = "bound"``, not ``coverage``/``min_group_size``, and not insufficient at its own
-    level). Holm's procedure controls the chance that *any* harmful gate passes at ``1 -
-    confidence``: with ``r`` gates still undecided, each is evaluated with its interval at level
-    ``1 - (1 - confidence) / r``; those that pass are accepted and leave the family; this repeats
-    until no remaining gate passes, and those are reported failed at the last (strictest) level.
+    (``decide_on = "bound"``, not ``coverage``/``min_group_size``, and not inconclusive for lack
+    of data or a precondition at its own level). With ``errors="record"`` a gate that raises is
+    an ``error`` result (which always blocks) instead of stopping the others. Holm's procedure
+    controls the chance that *any* harmful gate passes at ``1 - confidence``: with ``r`` gates
+    still undecided, each is evaluated with its interval at level ``1 - (1 - confidence) / r``;
+    those that pass are accepted and leave the family; this repeats until no remaining gate
+    passes, and those are reported (failed or inconclusive) at the last, strictest level.
     Each result states its step, the family size and the level its interval was computed at.
 
     Examples
@@ -107,13 +117,29 @@ def evaluate_gates(
     >>> [(r.status, r.holm["step"]) for r in evaluate_gates(audit, gates, holm=True)]
     [('passed', 1), ('passed', 1)]
     """
-    results = [evaluate_gate(audit, g, baseline=baseline) for g in gates]
+
+    def decide(gate: Gate, level: float | None = None) -> GateResult:
+        try:
+            return evaluate_gate(
+                audit, gate, confidence=level, baseline=baseline, on_inconclusive=on_inconclusive
+            )
+        except Exception as exc:
+            if errors == "raise":
+                raise
+            return GateResult.error(
+                id=gate.id, kind=gate.kind, name=gate.name, message=f"{type(exc).__name__}: {exc}"
+            )
+
+    results = [decide(g) for g in gates]
     if not holm:
         return results
     family = [
         i
         for i, (g, r) in enumerate(zip(gates, results, strict=True))
-        if g.statistical and g.decide_on == "bound" and r.status != "insufficient_evidence"
+        if g.statistical
+        and g.decide_on == "bound"
+        and r.status in ("passed", "failed", "inconclusive")
+        and r.reason in ("limit_cleared", "evidence_of_harm", "interval_straddles_limit")
     ]
     m = len(family)
     remaining = list(family)
@@ -126,10 +152,7 @@ def evaluate_gates(
             own = gates[i].confidence
             base = own if own is not None else audit.confidence
             level = 1 - (1 - base) / r_left
-            trial[i] = (
-                level,
-                evaluate_gate(audit, gates[i], confidence=level, baseline=baseline),
-            )
+            trial[i] = (level, decide(gates[i], level))
         accepted = [i for i in remaining if trial[i][1].status == "passed"]
         finals = accepted if accepted else list(remaining)
         for i in finals:

@@ -75,7 +75,7 @@ class NoRegressionGate(MetricGate):
         if before is None:
             why = NO_BASELINE if baseline is None else NOT_IN_BASELINE.format(gap_id=self.gap_id)
             value = Estimate(np.nan, np.nan, np.nan, conf)
-            forced: tuple[Status, str] | None = ("insufficient_evidence", why)
+            forced: tuple[Status, str] | None = ("inconclusive", why)
             context = f"for {self.model} on {ruler} labels"
         else:
             g = r.gap
@@ -94,6 +94,8 @@ class NoRegressionGate(MetricGate):
             ],
             notes=list(r.notes),
             forced=forced,
+            forced_reason="no_baseline" if forced is not None else "",
+            forced_why=forced[1] if forced is not None else "",
         )
 
 

@@ -23,8 +23,12 @@ class Check:
     group: str | None = None
 
     def decisive(self, decide_on: str) -> float:
+        """The value compared with the limit: the estimate, the deciding bound (``"bound"``) or
+        the far bound (``"far"``: the one that shows harm when it too is beyond the limit)."""
         if decide_on == "estimate":
             return self.value.estimate
+        if decide_on == "far":
+            return self.value.lower if self.side == "max" else self.value.upper
         return self.value.upper if self.side == "max" else self.value.lower
 
     def margin(self, decide_on: str) -> float:
@@ -51,8 +55,12 @@ class Outcome:
     subject: str  # what the gate is about, for "cannot decide ..." sentences
     next_steps: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # a verdict that does not come from the checks (the fallback of ratio gates), with its rule
+    # a verdict that does not come from the checks (a ratio gate whose precondition does not
+    # hold, a no_regression gate without a baseline), with its rule, its reason and, for an
+    # inconclusive one, why the declared rule could not be applied
     forced: tuple[Status, str] | None = None
+    forced_reason: str = ""
+    forced_why: str = ""
     deterministic: bool = False
 
 
@@ -104,19 +112,58 @@ def _group_checks(
 
 
 def _fallback(
-    diff: Estimate, negligible: float, decide_on: str, conf: float, label: str, why: str
-) -> tuple[Status, str]:
-    """Verdict on a difference of gaps (metric units) when the ratio is undefined."""
+    diff: Estimate, limit: float, decide_on: str, conf: float, label: str, why: str
+) -> tuple[Status, str, str]:
+    """Verdict, rule and reason on a difference of gaps (metric units) against the declared
+    ``max_difference`` when the ratio is undefined."""
     if decide_on == "estimate":
-        status: Status = "passed" if diff.estimate <= negligible else "failed"
-        return status, f"{why}: estimate of the {label} ≤ {_f(negligible)}"
-    if diff.upper <= negligible:
-        status = "passed"
-    elif diff.lower > negligible:
-        status = "failed"
+        status: Status = "passed" if diff.estimate <= limit else "failed"
+        reason = "limit_cleared" if status == "passed" else "beyond_limit"
+        return status, f"{why}: estimate of the {label} ≤ {_f(limit)} (max_difference)", reason
+    if diff.upper <= limit:
+        status, reason = "passed", "limit_cleared"
+    elif diff.lower > limit:
+        status, reason = "failed", "evidence_of_harm"
     else:
-        status = "insufficient_evidence"
-    return status, (
-        f"{why}: passed if the upper {_pct(conf)} bound of the {label} ≤ "
-        f"{_f(negligible)}, failed if its lower bound > {_f(negligible)}"
+        status, reason = "inconclusive", "interval_straddles_limit"
+    return (
+        status,
+        f"{why}: passed if the upper {_pct(conf)} bound of the {label} ≤ {_f(limit)} "
+        f"(max_difference), failed if its lower bound > {_f(limit)}",
+        reason,
     )
+
+
+def _ratio_undefined(
+    out: Outcome,
+    *,
+    share: Check,
+    diff: Estimate,
+    diff_label: str,
+    max_difference: float | None,
+    decide_on: str,
+    conf: float,
+    why: str,
+) -> None:
+    """A ratio gate whose denominator gap is not established: inconclusive under its declared
+    rule, or decided on the declared ``max_difference`` (metric units) when one is given."""
+    if max_difference is None:
+        # the share is undefined: no number stands for it, the declared limit and rule stay
+        nan = Estimate(np.nan, np.nan, np.nan, conf)
+        out.checks = [Check(share.label, nan, share.limit, share.side, share.group)]
+        out.forced = (
+            "inconclusive",
+            f"{share.rule(decide_on, conf)} (not applicable: {why})",
+        )
+        out.forced_reason = "precondition_not_met"
+        out.forced_why = (
+            f"{why}; the declared rule ({share.rule(decide_on, conf)}) cannot be applied. "
+            "Add cases to establish that gap, or declare max_difference (a limit on the "
+            "difference of gaps in metric units) to decide on when the share is undefined"
+        )
+        out.next_steps.insert(0, "add cases, or declare max_difference for this case")
+        return
+    out.checks = [Check(diff_label, diff, max_difference, "max")]
+    status, rule, reason = _fallback(diff, max_difference, decide_on, conf, diff_label, why)
+    out.forced, out.forced_reason = (status, rule), reason
+    out.notes.append(f"{why}: decided on the declared max_difference = {_f(max_difference)}")

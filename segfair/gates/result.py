@@ -5,12 +5,74 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
-Status = Literal["passed", "failed", "insufficient_evidence"]
+Status = Literal["passed", "failed", "inconclusive", "error"]
+#: Every status, in the order the reports list them.
+STATUSES: tuple[Status, ...] = get_args(Status)
+#: What an inconclusive verdict does to the build: ``"fail"`` (block, the default), ``"warn"``
+#: (do not block, say so as a warning) or ``"pass"`` (do not block).
+OnInconclusive = Literal["fail", "warn", "pass"]
+ON_INCONCLUSIVE: tuple[OnInconclusive, ...] = get_args(OnInconclusive)
+BAD_ON_INCONCLUSIVE = "on_inconclusive must be one of {valid}; got {value!r}"
+#: Why a verdict is what it is (``GateResult.reason``).
+Reason = Literal[
+    "limit_cleared",
+    "evidence_of_harm",
+    "beyond_limit",
+    "interval_straddles_limit",
+    "groups_below_min_size",
+    "no_decidable_group",
+    "precondition_not_met",
+    "no_baseline",
+    "error",
+]
+REASONS: tuple[Reason, ...] = get_args(Reason)
+#: The reasons of an inconclusive verdict *for lack of data*: the ones the legacy
+#: ``allow_insufficient = true`` lets through.
+LACK_OF_DATA: frozenset[str] = frozenset(
+    {"groups_below_min_size", "no_decidable_group", "no_baseline"}
+)
+
+
+def check_on_inconclusive(value: str) -> OnInconclusive:
+    """``value`` if it is a valid ``on_inconclusive`` policy, else a ``ValueError`` that lists
+    the valid ones.
+
+    Examples
+    --------
+    >>> check_on_inconclusive("warn")
+    'warn'
+    """
+    if value not in ON_INCONCLUSIVE:
+        raise ValueError(
+            BAD_ON_INCONCLUSIVE.format(valid=", ".join(map(repr, ON_INCONCLUSIVE)), value=value)
+        )
+    return value
+
+
+def lets_through(
+    status: str, reason: str, *, on_inconclusive: str, allow_insufficient: bool
+) -> bool:
+    """Whether an inconclusive verdict does not block the build under the release policy
+    (``error`` and ``failed`` always block, ``passed`` never does).
+
+    Examples
+    --------
+    >>> lets_through("inconclusive", "interval_straddles_limit", on_inconclusive="warn",
+    ...              allow_insufficient=False)
+    True
+    >>> lets_through("inconclusive", "interval_straddles_limit", on_inconclusive="fail",
+    ...              allow_insufficient=True)
+    False
+    """
+    if status != "inconclusive":
+        return False
+    return on_inconclusive != "fail" or (allow_insufficient and reason in LACK_OF_DATA)
+
 
 EVIDENCE_COLUMNS = ("source", "group", "n", "estimate", "lower", "upper")
 
@@ -24,7 +86,13 @@ class GateResult:
     id, kind, name
         The gate's identity.
     status
-        ``"passed"``, ``"failed"`` or ``"insufficient_evidence"``.
+        ``"passed"`` (the deciding bound clears the limit), ``"failed"`` (the whole interval lies
+        beyond it: evidence of harm; the estimate, for ``decide_on = "estimate"`` and counts),
+        ``"inconclusive"`` (the interval straddles the limit, groups are too small, nothing is
+        decidable or a precondition does not hold) or ``"error"`` (the gate could not be
+        evaluated).
+    reason
+        Why, in one machine-readable word (see :data:`REASONS`).
     estimate, lower, upper
         The decisive quantity and its interval at ``confidence`` (for per-group gates, the group
         closest to failing).
@@ -37,7 +105,16 @@ class GateResult:
     message
         One sentence to act on.
     allowed
-        Insufficient evidence that the gate accepts (``allow_insufficient``).
+        An inconclusive verdict that the release policy lets through (``on_inconclusive`` of
+        ``"warn"``/``"pass"``, or ``allow_insufficient`` for lack of data).
+    on_inconclusive
+        The release policy the verdict was judged under.
+    decidable_limit
+        The smallest limit (the largest, for a lower limit) this cohort could pass with 80%
+        power given its spread; NaN when not estimable.
+    cases_needed
+        For an inconclusive gate whose interval straddles the limit: about how many cases in
+        all (the current count scaled) would likely decide it; None otherwise.
     holm
         With Holm's procedure: ``family_size``, ``step`` and the ``confidence`` used.
     """
@@ -61,11 +138,48 @@ class GateResult:
     next_steps: tuple[str, ...] = ()
     holm: Mapping[str, Any] | None = None
     labels_needed: Mapping[str, Any] | None = None
+    reason: str = ""
+    on_inconclusive: str = "fail"
+    decidable_limit: float = float("nan")
+    cases_needed: int | None = None
 
     @property
     def ok(self) -> bool:
-        """Passed, or insufficient evidence that the gate allows."""
-        return self.status == "passed" or (self.status == "insufficient_evidence" and self.allowed)
+        """Passed, or inconclusive and let through by the release policy."""
+        return self.status == "passed" or (self.status == "inconclusive" and self.allowed)
+
+    @property
+    def blocking(self) -> bool:
+        """Whether this verdict blocks the release (``not ok``)."""
+        return not self.ok
+
+    @classmethod
+    def error(cls, *, id: str, kind: str, message: str, name: str | None = None) -> GateResult:
+        """The verdict of a gate that could not be evaluated: it always blocks.
+
+        Examples
+        --------
+        >>> r = GateResult.error(id="gap[dice_score,age]", kind="gap", message="unknown metric")
+        >>> r.status, r.reason, r.ok
+        ('error', 'error', False)
+        """
+        nan = float("nan")
+        return cls(
+            id=id,
+            kind=kind,
+            name=name,
+            status="error",
+            reason="error",
+            estimate=nan,
+            lower=nan,
+            upper=nan,
+            threshold=nan,
+            decision_rule="(not evaluated)",
+            evidence=pd.DataFrame(columns=list(EVIDENCE_COLUMNS)),
+            # one line: it heads a terminal summary line and a GitHub annotation
+            message=f"Could not evaluate the gate: {' '.join(message.split())}",
+            next_steps=("fix the gate or its input, then re-run",),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (NaN → None)."""
@@ -75,8 +189,11 @@ class GateResult:
             "name": self.name,
             "kind": self.kind,
             "status": self.status,
+            "reason": self.reason,
             "ok": self.ok,
+            "blocking": self.blocking,
             "allowed": self.allowed,
+            "on_inconclusive": self.on_inconclusive,
             "estimate": _clean(self.estimate),
             "lower": _clean(self.lower),
             "upper": _clean(self.upper),
@@ -90,6 +207,8 @@ class GateResult:
             "next_steps": list(self.next_steps),
             "holm": dict(self.holm) if self.holm is not None else None,
             "labels_needed": dict(self.labels_needed) if self.labels_needed else None,
+            "decidable_limit": _clean(self.decidable_limit),
+            "cases_needed": self.cases_needed,
             "evidence": [
                 {k: _clean(v) for k, v in row.items()} for row in ev.to_dict(orient="records")
             ],
@@ -113,7 +232,7 @@ class GateResult:
         return cls(
             id=str(data["id"]),
             kind=str(data["kind"]),
-            status=data["status"],
+            status=_status(data),
             estimate=_unclean(data.get("estimate")),
             lower=_unclean(data.get("lower")),
             upper=_unclean(data.get("upper")),
@@ -130,6 +249,12 @@ class GateResult:
             next_steps=tuple(data.get("next_steps") or ()),
             holm=dict(data["holm"]) if data.get("holm") else None,
             labels_needed=dict(data["labels_needed"]) if data.get("labels_needed") else None,
+            reason=str(data.get("reason") or _legacy_reason(data)),
+            on_inconclusive=str(data.get("on_inconclusive") or "fail"),
+            decidable_limit=_unclean(data.get("decidable_limit")),
+            cases_needed=(
+                int(data["cases_needed"]) if data.get("cases_needed") is not None else None
+            ),
         )
 
     def __str__(self) -> str:
@@ -140,14 +265,23 @@ class GateResult:
         pct = _pct(self.confidence)
         lines = [
             f"{self.id}{f' ({self.name})' if self.name else ''}: "
-            f"{self.status.replace('_', ' ').upper()}"
-            f"{' (allowed)' if self.allowed else ''}",
+            f"{self.status.upper()}{_allowed_text(self)}",
             f"  {self.message}",
+            f"  reason:        {self.reason}",
             f"  measure:       {self.measure} = {_f(self.estimate)} "
             f"({pct} interval {_f(self.lower)} to {_f(self.upper)})",
             f"  threshold:     {_f(self.threshold)}",
             f"  decision rule: {self.decision_rule}",
         ]
+        if not math.isnan(self.decidable_limit):
+            lines.append(
+                f"  decidable:     {_f(self.decidable_limit)} (the tightest limit this cohort "
+                "could pass with 80% power, given its spread)"
+            )
+        if self.cases_needed is not None:
+            lines.append(
+                f"  to decide:     about {self.cases_needed} cases in all would likely decide it"
+            )
         if self.holm is not None:
             lines.append(
                 f"  holm:          step {self.holm['step']} of a family of "
@@ -167,6 +301,30 @@ class GateResult:
             lines.append("  next:")
             lines.extend(f"    - {n}" for n in self.next_steps)
         return "\n".join(lines)
+
+
+def _allowed_text(result: GateResult) -> str:
+    if not result.allowed:
+        return ""
+    if result.on_inconclusive != "fail":
+        return f" (not blocking: on_inconclusive = {result.on_inconclusive!r})"
+    return " (allowed)"
+
+
+def _status(data: Mapping[str, Any]) -> Status:
+    # a report written before schema 2 said "insufficient_evidence" for inconclusive
+    status = str(data["status"])
+    return "inconclusive" if status == "insufficient_evidence" else status  # type: ignore[return-value]
+
+
+def _legacy_reason(data: Mapping[str, Any]) -> str:
+    status = str(data.get("status"))
+    return {
+        "passed": "limit_cleared",
+        "failed": "evidence_of_harm",
+        "insufficient_evidence": "no_decidable_group",
+        "error": "error",
+    }.get(status, "")
 
 
 def _clean(v: Any) -> Any:

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from segfair.audit import Audit
 from segfair.gates.base import Baseline, MetricGate, Only, _at_least, _by_text, _fraction, _make_id
-from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _fallback, _neg
+from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _neg, _ratio_undefined
 
 
 class _RulerGate(MetricGate):
@@ -19,6 +19,12 @@ class _RulerGate(MetricGate):
     trusted: str | None = None
     max: float
     negligible: float | None = Field(default=None, ge=0)
+    max_difference: float | None = Field(
+        default=None,
+        ge=0,
+        description="when the share is undefined (its denominator gap not shown above "
+        "negligible), decide on the difference of gaps, in metric units, against this limit",
+    )
 
     trusted_field: ClassVar[str | None] = "trusted"
 
@@ -74,13 +80,22 @@ class _RulerGate(MetricGate):
                 f"{'hidden' if shrink else 'added'} by {d.automated} labels "
                 f"({self.metric} units)"
             )
-            out.context = f"for {self.model}"
+            if self.max_difference is not None:
+                out.context = f"for {self.model}"
             why = (
                 f"the {d.trusted} gap ({d.gap_trusted}) is not shown to exceed negligible = "
                 f"{_f(d.negligible)}, so the share is undefined"
             )
-            out.checks = [Check(label, diff, d.negligible, "max")]
-            out.forced = _fallback(diff, d.negligible, self.decide_on, conf, label, why)
+            _ratio_undefined(
+                out,
+                share=out.checks[0],
+                diff=diff,
+                diff_label=label,
+                max_difference=self.max_difference,
+                decide_on=self.decide_on,
+                conf=conf,
+                why=why,
+            )
         return out
 
 

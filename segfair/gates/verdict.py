@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 
 from segfair.audit import Estimate
 from segfair.gates.kinds import Gate
 from segfair.gates.outcome import Check, Outcome
-from segfair.gates.result import GateResult, Status, _f, _pct
+from segfair.gates.result import GateResult, Status, _f, _pct, lets_through
 
 
 def _verdict(
-    gate: Gate, out: Outcome, conf: float, decide_on: str, small: list[str], min_n: int
+    gate: Gate,
+    out: Outcome,
+    conf: float,
+    decide_on: str,
+    small: list[str],
+    min_n: int,
+    on_inconclusive: str = "fail",
 ) -> GateResult:
     status: Status
+    reason: str
     sizes = ", ".join(f"{g!r} (n = {int(out.sizes[g])})" for g in small)
     small_text = (
         f"group{'s' if len(small) > 1 else ''} {sizes} "
@@ -23,8 +31,9 @@ def _verdict(
     )
     fix_small = (
         f"add cases (or trusted labels) to {', '.join(repr(g) for g in small)}, or set "
-        "allow_insufficient = true"
+        "on_inconclusive = 'warn' to let an undecided gate through"
     )
+    policy = gate.on_inconclusive or on_inconclusive
     if not out.checks:
         why = small_text if small else "no group has values to decide on"
         message = (
@@ -37,7 +46,8 @@ def _verdict(
         return _result(
             gate,
             out,
-            "insufficient_evidence",
+            "inconclusive",
+            "groups_below_min_size" if small else "no_decidable_group",
             nothing,
             "no decidable group",
             message,
@@ -45,23 +55,42 @@ def _verdict(
             decide_on,
             small,
             fix_small,
+            policy,
         )
     if out.forced is not None:
         status, rule = out.forced
+        reason = out.forced_reason or _reason_of(status)
         check = out.checks[0]
         if status == "passed" and small:
-            status = "insufficient_evidence"
+            status, reason = "inconclusive", "groups_below_min_size"
     else:
         margins = [c.margin(decide_on) for c in out.checks]
         undecidable = [c for c, m in zip(out.checks, margins, strict=True) if math.isnan(m)]
-        failing = [(m, c) for c, m in zip(out.checks, margins, strict=True) if m < 0]
-        if failing:
-            status, check = "failed", min(failing, key=lambda t: t[0])[1]
+        # evidence of harm: the whole interval (the estimate, when deciding on it) is beyond
+        harm = [
+            (c.margin("estimate" if decide_on == "estimate" else "far"), c)
+            for c, m in zip(out.checks, margins, strict=True)
+            if m < 0 and c.margin("estimate" if decide_on == "estimate" else "far") < 0
+        ]
+        straddling = [(m, c) for c, m in zip(out.checks, margins, strict=True) if m < 0]
+        if harm:
+            status, check = "failed", min(harm, key=_first)[1]
+            # a bound-based failure is evidence of harm; an estimate or a count is only beyond
+            reason = (
+                "beyond_limit"
+                if decide_on == "estimate" or out.deterministic
+                else "evidence_of_harm"
+            )
+        elif straddling:
+            status, reason = "inconclusive", "interval_straddles_limit"
+            check = min(straddling, key=_first)[1]
         elif undecidable:
-            status, check = "insufficient_evidence", undecidable[0]
+            status, reason, check = "inconclusive", "no_decidable_group", undecidable[0]
         else:
-            status = "insufficient_evidence" if small else "passed"
-            check = min(zip(margins, out.checks, strict=True), key=lambda t: t[0])[1]
+            status, reason = (
+                ("inconclusive", "groups_below_min_size") if small else ("passed", "limit_cleared")
+            )
+            check = min(zip(margins, out.checks, strict=True), key=_first)[1]
         rule = _rule_text(out.checks, decide_on, conf)
     v = check.value
     if out.deterministic:
@@ -83,12 +112,18 @@ def _verdict(
             if out.deterministic
             else "its estimate is"
             if decide_on == "estimate"
-            else "its upper bound is"
-            if check.side == "max"
-            else "its lower bound is"
+            else "its whole interval is"
         )
         hint = f": {out.next_steps[0]}" if out.next_steps else ""
-        message = f"{_cap(said)}; {which} {op} the limit {_f(check.limit)}{hint}."
+        shown = "" if out.deterministic or decide_on == "estimate" else " (evidence of harm)"
+        message = f"{_cap(said)}; {which} {op} the limit {_f(check.limit)}{shown}{hint}."
+    elif out.forced_why:
+        message = f"Cannot decide {out.subject}: {out.forced_why}."
+    elif reason == "interval_straddles_limit":
+        message = (
+            f"{_cap(said)}; the interval straddles the limit {_f(check.limit)}: neither harm nor "
+            "its absence is shown."
+        )
     elif small:
         message = (
             f"Cannot decide {out.subject}: {small_text} (on the other groups, {said}); {fix_small}."
@@ -99,7 +134,53 @@ def _verdict(
             f"is missing or reaches past the limit {_f(check.limit)} on both counts; add "
             "cases or trusted labels."
         )
-    return _result(gate, out, status, check, rule, message, conf, decide_on, small, fix_small)
+    return _result(
+        gate, out, status, reason, check, rule, message, conf, decide_on, small, fix_small, policy
+    )
+
+
+def _first(t: tuple[float, Check]) -> float:
+    return t[0]
+
+
+def _reason_of(status: str) -> str:
+    return {
+        "passed": "limit_cleared",
+        "failed": "evidence_of_harm",
+        "inconclusive": "interval_straddles_limit",
+    }.get(status, "error")
+
+
+_Z_POWER = NormalDist().inv_cdf(0.8)
+
+
+def _power(
+    check: Check, out: Outcome, conf: float, decide_on: str, reason: str
+) -> tuple[float, int | None]:
+    """The decidable limit (80% power) and, for a straddling interval, the cases that would
+    likely decide it, from the check's own interval half-width."""
+    v = check.value
+    if out.deterministic or not all(map(math.isfinite, (v.estimate, v.lower, v.upper))):
+        return float("nan"), None
+    z_a = NormalDist().inv_cdf(1 - (1 - conf) / 2)
+    se = (v.upper - v.lower) / (2 * z_a)
+    k = _Z_POWER if decide_on == "estimate" else z_a + _Z_POWER
+    sign = 1 if check.side == "max" else -1
+    decidable = float(v.estimate + sign * k * se)
+    if reason == "precondition_not_met":
+        return float("nan"), None  # the declared quantity is undefined: no limit is decidable
+    if reason != "interval_straddles_limit" or se <= 0:
+        return decidable, None
+    n_now = int(sum(int(n) for n in out.sizes if n > 0))
+    margin = abs(v.estimate - check.limit)
+    # the estimate on the limit: no sample size decides it; say nothing rather than infinity
+    if n_now == 0 or margin <= 0 or (k * se / margin) ** 2 > _MAX_SCALE:
+        return decidable, None
+    return decidable, max(math.ceil(n_now * (k * se / margin) ** 2), n_now + 1)
+
+
+#: Past this many times the current cohort, "cases that would decide it" is not advice.
+_MAX_SCALE = 100.0
 
 
 def _cap(text: str) -> str:
@@ -131,6 +212,7 @@ def _result(
     gate: Gate,
     out: Outcome,
     status: Status,
+    reason: str,
     check: Check,
     rule: str,
     message: str,
@@ -138,15 +220,21 @@ def _result(
     decide_on: str,
     small: list[str],
     fix_small: str,
+    policy: str,
 ) -> GateResult:
     steps = list(out.next_steps) if status != "passed" else []
-    if status == "insufficient_evidence" and small:
+    if status == "inconclusive" and small:
         steps.insert(0, fix_small)
+    decidable, cases = _power(check, out, conf, decide_on, reason)
+    if cases is not None:
+        n_now = int(sum(int(n) for n in out.sizes if n > 0))
+        message += f" About {cases} cases in all (now {n_now}) would likely decide it."
     return GateResult(
         id=gate.id,
         kind=gate.kind,
         name=gate.name,
         status=status,
+        reason=reason,
         estimate=float(check.value.estimate),
         lower=float(check.value.lower),
         upper=float(check.value.upper),
@@ -154,10 +242,15 @@ def _result(
         decision_rule=rule,
         evidence=out.evidence,
         message=message,
-        allowed=status == "insufficient_evidence" and gate.allow_insufficient,
+        allowed=lets_through(
+            status, reason, on_inconclusive=policy, allow_insufficient=gate.allow_insufficient
+        ),
+        on_inconclusive=policy,
         confidence=conf,
         decide_on=decide_on,
         measure=check.label,
         notes=tuple(out.notes),
         next_steps=tuple(steps),
+        decidable_limit=decidable,
+        cases_needed=cases,
     )

@@ -28,7 +28,7 @@ exactly.
 from __future__ import annotations
 
 from segfair.io import messages
-from segfair.io.atomic import atomic_write_text
+from segfair.io.atomic import atomic_write_bytes, atomic_write_text
 from segfair.io.files import SUPPORTED_SUFFIXES, content_hash
 from segfair.io.geometry import check_geometry, describe_mismatch, geometry_fix, reorient_like
 from segfair.io.load import load_mask, read_geometry, read_shape
@@ -40,6 +40,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "Geometry",
     "Mask",
+    "atomic_write_bytes",
     "atomic_write_text",
     "check_geometry",
     "content_hash",

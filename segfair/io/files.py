@@ -16,12 +16,14 @@ from nibabel.spatialimages import HeaderDataError
 from segfair.errors import InputError
 from segfair.io.inflate import _GZIP_MAGIC, _INFLATE_ERRORS
 from segfair.io.messages import (
+    FIX_CANNOT_OPEN,
     FIX_GZIP_NAMED_NII,
     FIX_MISSING,
     FIX_NOT_A_FILE,
     FIX_NOT_GZIP_BUT_NIFTI,
     FIX_SUFFIX,
     FIX_UNREADABLE,
+    MSG_CANNOT_OPEN,
     MSG_GZIP_NAMED_NII,
     MSG_MISSING,
     MSG_NOT_A_FILE,
@@ -107,8 +109,14 @@ def _unreadable(error: BaseException, kind: str, check: str, where: _Where) -> N
         try:
             with open(where.path, "rb") as f:
                 head = f.read(4)
-        except OSError:
-            head = b""
+        except OSError as cannot:
+            # no permission (or gone since): say so, not "not gzip-compressed"
+            raise InputError(
+                MSG_CANNOT_OPEN.format(reason=_reason(cannot)),
+                case_id=where.case_id,
+                path=where.path,
+                fix=FIX_CANNOT_OPEN,
+            ) from error
         lower = where.path.lower()
         if lower.endswith(".nii.gz") and not head.startswith(_GZIP_MAGIC):
             looks_nifti = head[:4] in (

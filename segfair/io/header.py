@@ -18,6 +18,7 @@ from segfair.io.messages import (
     FIX_BAD_SPACING,
     FIX_DTYPE,
     FIX_EMPTY_SHAPE,
+    FIX_NIFTI_SPACING,
     FIX_SPACING_LENGTH,
     FIX_TOO_FEW_DIMS,
     FIX_TOO_LARGE,
@@ -27,6 +28,7 @@ from segfair.io.messages import (
     MSG_BAD_SPACING,
     MSG_DTYPE,
     MSG_EMPTY_SHAPE,
+    MSG_NIFTI_SPACING,
     MSG_SPACING_LENGTH,
     MSG_TOO_FEW_DIMS,
     MSG_TOO_LARGE,
@@ -46,6 +48,10 @@ class _Header:
     affine: NDArray[np.float64] | None  # None: the file holds no affine
     affine_source: str
     read: Callable[[], NDArray[Any]]  # the voxel data, in the file's memory order
+    # NIfTI: pixdim as stored, before nibabel repairs it (a 0 becomes 1 mm, a negative its
+    # absolute value) and which form (sform, qform) the affine came from
+    raw_spacing: tuple[float, ...] | None = None
+    affine_form: str = "affine"
 
 
 def _mask_shape(shape: tuple[int, ...], where: _Where) -> tuple[int, ...]:
@@ -104,6 +110,9 @@ def _geometry(
         zooms = header.spacing
         if header.spacing_source == _NIFTI:
             zooms = zooms[:ndim]  # zooms also cover squeezed trailing axes (and time)
+            if header.raw_spacing is not None:
+                # refuse what the library silently repaired (0 → 1 mm, −0.7 → 0.7 mm)
+                _valid_spacing(header.raw_spacing[:ndim], ndim, _NIFTI, where)
         elif len(zooms) > ndim and all(z == 1 for z in zooms[ndim:]):
             zooms = zooms[:ndim]
         spacing = _valid_spacing(zooms, ndim, header.spacing_source, where)
@@ -113,6 +122,19 @@ def _geometry(
         spacing = (1.0,) * ndim
     if header.affine is not None:
         affine = _valid_affine(header.affine, header.affine_source, where)
+        if header.spacing_source == _NIFTI:
+            # one source of truth: the voxel sizes pixdim states must be the ones the affine
+            # (sform or qform) places the voxels at; float32 storage rounds at ~1e-7
+            implied = np.linalg.norm(affine[:3, :ndim], axis=0)
+            if not np.allclose(implied, spacing, rtol=1e-3, atol=1e-4):
+                where.fail(
+                    MSG_NIFTI_SPACING.format(
+                        spacing=tuple(round(float(v), 6) for v in spacing),
+                        form=header.affine_form,
+                        implied=tuple(round(float(v), 6) for v in implied),
+                    ),
+                    FIX_NIFTI_SPACING,
+                )
         if header.spacing_source == "the `spacing` array":
             implied = np.linalg.norm(affine[:3, :ndim], axis=0)
             if not np.allclose(implied, spacing, rtol=1e-5, atol=1e-6):

@@ -12,11 +12,13 @@ __all__ = [
     "FIX_BAD_LABELS",
     "FIX_BAD_SPACING",
     "FIX_BAD_THRESHOLD",
+    "FIX_CANNOT_OPEN",
     "FIX_DTYPE",
     "FIX_EMPTY_SHAPE",
     "FIX_GZIP_NAMED_NII",
     "FIX_LABELS_NOT_FOUND",
     "FIX_MISSING",
+    "FIX_NIFTI_SPACING",
     "FIX_NONFINITE",
     "FIX_NOT_A_FILE",
     "FIX_NOT_GZIP_BUT_NIFTI",
@@ -41,12 +43,14 @@ __all__ = [
     "MSG_BAD_LABELS",
     "MSG_BAD_SPACING",
     "MSG_BAD_THRESHOLD",
+    "MSG_CANNOT_OPEN",
     "MSG_DTYPE",
     "MSG_EMPTY_SHAPE",
     "MSG_GEOMETRY",
     "MSG_GZIP_NAMED_NII",
     "MSG_LABELS_NOT_FOUND",
     "MSG_MISSING",
+    "MSG_NIFTI_SPACING",
     "MSG_NONFINITE",
     "MSG_NOT_A_FILE",
     "MSG_NOT_GZIP",
@@ -73,6 +77,10 @@ MSG_NOT_A_FILE = "is not a regular file"
 FIX_NOT_A_FILE = "point the mask source at a file, not a directory"
 MSG_SUFFIX = "unsupported file type {suffix!r}; segfair reads {supported}"
 FIX_SUFFIX = "convert the mask to NIfTI (.nii.gz) or NumPy (.npy / .npz)"
+MSG_CANNOT_OPEN = "cannot be opened ({reason})"
+FIX_CANNOT_OPEN = (
+    "give the user that runs segfair read access to the file (and its folders), e.g. chmod a+r"
+)
 MSG_UNREADABLE = "cannot read this {kind} file; it is truncated or corrupt ({reason})"
 FIX_UNREADABLE = (
     "re-export or re-copy the file (an interrupted copy or download truncates files); "
@@ -121,6 +129,14 @@ MSG_AFFINE_SPACING = (
 )
 FIX_AFFINE_SPACING = (
     "store consistent geometry: spacing = column lengths of affine[:3, :ndim] (save_mask does this)"
+)
+MSG_NIFTI_SPACING = (
+    "the header contradicts itself: its pixdim says voxels of {spacing} mm, its {form} places "
+    "them {implied} mm apart; distances would depend on which one a tool reads"
+)
+FIX_NIFTI_SPACING = (
+    "re-save the mask with the image's geometry, e.g. nibabel.Nifti1Image(mask, image.affine, "
+    "image.header), so that pixdim and the sform/qform agree"
 )
 MSG_SAVE_AFFINE_SPACING = (
     "the affine argument implies voxel sizes {implied} mm but the spacing argument says {spacing}"

@@ -36,8 +36,9 @@ def _nifti_header(path: str, where: _Where) -> _Header:
     check = "nibabel.load(path).get_fdata()"
     quick = _quick_nifti_header(path)
     layout: _Layout | None
+    raw_pixdim: tuple[float, ...] | None = None
     if quick is not None:
-        header, layout = quick
+        header, layout, raw_pixdim = quick
         shape_of: Callable[[], Any] = header.get_data_shape
         affine_of: Callable[[], Any] = header.get_best_affine  # = image.affine of a loaded file
     else:
@@ -61,6 +62,7 @@ def _nifti_header(path: str, where: _Where) -> _Header:
             else None
         )
         shape_of, affine_of = (lambda: img.shape), (lambda: img.affine)
+        raw_pixdim = _raw_pixdim(path, type(header))
     try:
         shape = tuple(int(n) for n in shape_of())
         zooms = tuple(float(z) for z in header.get_zooms())
@@ -82,7 +84,30 @@ def _nifti_header(path: str, where: _Where) -> _Header:
         except _READ_ERRORS as error:
             _unreadable(error, "NIfTI", check, where)
 
-    return _Header(shape, None, zooms, _NIFTI, affine, _NIFTI, read)
+    form = _affine_form(header)
+    return _Header(shape, None, zooms, _NIFTI, affine, _NIFTI, read, raw_pixdim, form)
+
+
+def _affine_form(header: Any) -> str:
+    """Which part of the header the affine comes from (nibabel's get_best_affine order)."""
+    try:
+        if int(header["sform_code"]) > 0:
+            return "sform"
+        if int(header["qform_code"]) > 0:
+            return "qform"
+    except (KeyError, TypeError, ValueError):
+        pass
+    return "default affine"
+
+
+def _raw_pixdim(path: str, klass: type[nib.Nifti1Header]) -> tuple[float, ...] | None:
+    """pixdim[1:] as the file stores it (nibabel.load has already repaired its copy)."""
+    try:
+        with nib.openers.ImageOpener(path) as f:
+            raw = klass.from_fileobj(f, check=False)
+        return tuple(float(v) for v in raw["pixdim"][1:])
+    except Exception:  # the full load already succeeded: its repaired values stand
+        return None
 
 
 # The first bytes of a single-file NIfTI: sizeof_hdr (348 for NIfTI-1, 540 for NIfTI-2, in the
@@ -95,7 +120,9 @@ _NIFTI_SIZES: Final = {
 }
 
 
-def _quick_nifti_header(path: str) -> tuple[nib.Nifti1Header, _Layout] | None:
+def _quick_nifti_header(
+    path: str,
+) -> tuple[nib.Nifti1Header, _Layout, tuple[float, ...]] | None:
     """The header of a plain single-file NIfTI, parsed from its first bytes; None: ask nibabel.
 
     ``nibabel.load`` sniffs the file type by opening the file more than once and builds a whole
@@ -125,11 +152,17 @@ def _quick_nifti_header(path: str) -> tuple[nib.Nifti1Header, _Layout] | None:
 @functools.lru_cache(maxsize=256)
 def _parse_nifti_header(
     klass: type[nib.Nifti1Header], block: bytes
-) -> tuple[nib.Nifti1Header, _Layout] | None:
+) -> tuple[nib.Nifti1Header, _Layout, tuple[float, ...]] | None:
     """Parse (and check) a header block once: a case's masks usually share their header byte for
     byte (one grid, one dtype), and nibabel's checks are most of the parsing time. The header is
-    shared between callers, who only read it."""
-    header = klass.from_fileobj(_stdio.BytesIO(block), check=True)
+    shared between callers, who only read it. Also returns pixdim[1:] as stored: nibabel's
+    check repairs a zero or negative voxel size, which segfair refuses instead."""
+    raw_pixdim = tuple(
+        float(v) for v in klass.from_fileobj(_stdio.BytesIO(block), check=False)["pixdim"][1:]
+    )
+    # the repair's log lines would only precede segfair's own refusal of such a header
+    with nib.imageglobals.LoggingOutputSuppressor():
+        header = klass.from_fileobj(_stdio.BytesIO(block), check=True)
     if header.single_magic not in bytes(header["magic"]):
         return None  # a .hdr/.img pair, or no NIfTI magic at all
     layout = _Layout(
@@ -138,7 +171,11 @@ def _parse_nifti_header(
         header.get_data_offset(),
         *header.get_slope_inter(),
     )
-    return header, layout
+    return header, layout, raw_pixdim
+
+
+# How much uncompressed data past the promised voxels is read to reach the gzip trailer.
+_MAX_TRAILING: Final = 64 << 20
 
 
 def _read_nifti_voxels(path: str, layout: _Layout) -> NDArray[Any] | None:
@@ -179,9 +216,23 @@ def _read_nifti_voxels(path: str, layout: _Layout) -> NDArray[Any] | None:
             if inflater.eof and inflater.unused_data:
                 return None  # a multi-member gzip file: nibabel reads across members
             raise EOFError(f"the data end after {len(buffer):,} of {end:,} bytes")
-        # One more byte at most: with no more data this reads the gzip trailer and checks its CRC
-        # (zlib.error on a mismatch); data beyond the promised size are ignored, as nibabel does.
-        inflater.decompress(inflater.unconsumed_tail, 1)
+        # Read on to the end of the stream: its trailer holds the CRC-32 and length of the data
+        # (zlib.error on a mismatch). Data beyond the promised size are ignored, as nibabel does
+        # (within a bound); a stream cut before its trailer is a truncated file.
+        extra = 0
+        while not inflater.eof:
+            tail = inflater.unconsumed_tail
+            if not tail:
+                raise EOFError(
+                    "the gzip stream ends without its trailer (CRC-32 and length): the file is "
+                    "truncated"
+                )
+            extra += len(inflater.decompress(tail, 1 << 20))
+            if extra > _MAX_TRAILING:
+                raise ValueError(
+                    f"the gzip stream holds more than {_MAX_TRAILING >> 20} MiB beyond the "
+                    f"{end:,} bytes its header promises"
+                )
     else:
         buffer = raw
         if len(buffer) < end:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+from collections.abc import Iterable
 from typing import IO, Any
 
 import numpy as np
@@ -69,6 +70,15 @@ def _npy_header(path: str, where: _Where) -> _Header:
     return _Header(shape, dtype, None, "", None, "", read)
 
 
+def _some(names: Iterable[str], n: int = 10) -> str:
+    """The names, sorted, as a list; past ``n`` of them, the first ``n`` and how many more: a
+    hostile archive with 20,000 members must not turn one error into a 200 KB message."""
+    ordered = sorted(names)
+    if len(ordered) <= n:
+        return repr(ordered)
+    return repr(ordered[:n])[:-1] + f", …] and {len(ordered) - n:,} more"
+
+
 def _npz_header(path: str, where: _Where) -> _Header:
     check = "np.load(path, allow_pickle=False)"
     try:
@@ -81,9 +91,9 @@ def _npz_header(path: str, where: _Where) -> _Header:
             else:
                 candidates = [k for k in members if k not in _NPZ_GEOMETRY_KEYS]
                 if not candidates:
-                    where.fail(MSG_NPZ_NO_MASK.format(keys=sorted(members)), FIX_NPZ_NO_MASK)
+                    where.fail(MSG_NPZ_NO_MASK.format(keys=_some(members)), FIX_NPZ_NO_MASK)
                 if len(candidates) > 1:
-                    where.fail(MSG_NPZ_KEYS.format(keys=sorted(members)), FIX_NPZ_KEYS)
+                    where.fail(MSG_NPZ_KEYS.format(keys=_some(members)), FIX_NPZ_KEYS)
                 key = candidates[0]
             # Only the member's header is decompressed here; the voxel data waits for read().
             with zf.open(members[key]) as fp:

@@ -168,9 +168,23 @@ def build_report(
         "worst_cases": worst,
         "provenance": _provenance(audit, config, seed),
         "notes": sorted(set(notes)),
+        "warnings": _warnings(audit, config, cohort),
     }
     out: dict[str, Any] = _jsonable(doc)
     return out
+
+
+def _warnings(audit: Audit, config: SegfairConfig, cohort: Cohort | None) -> list[str]:
+    """The run's warnings (sites without ``cluster``, too few clusters): the cohort's, or,
+    without it, the same computed from the metadata the scores carry."""
+    if cohort is not None:
+        return list(cohort.warnings)
+    from segfair.cohort import cluster_warnings
+
+    meta = audit.scores.metadata
+    if meta is None or (config.cluster is not None and config.cluster not in meta.columns):
+        return []
+    return cluster_warnings(config, meta, audit.scores.groups)
 
 
 def _model_pairs(

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-from segfair.report.verdict import _gate_ok
+from segfair.report.verdict import STATUS_WORDS, _gate_ok, _status, _warns
 
 
 def fmt(x: Any, digits: int = 3) -> str:
@@ -55,17 +55,14 @@ def fmt_p(x: Any) -> str:
     return "< 0.001" if v < 0.001 else f"{v:.2g}"
 
 
-STATUS_LABELS: Final = {
-    "passed": "PASSED",
-    "failed": "FAILED",
-    "insufficient_evidence": "INSUFFICIENT EVIDENCE",
-}
+STATUS_LABELS: Final = dict(STATUS_WORDS)
 
 
 def _status_label(gate: Mapping[str, Any]) -> str:
-    label = STATUS_LABELS.get(str(gate.get("status")), str(gate.get("status", "?")).upper())
-    if gate.get("status") == "insufficient_evidence" and _gate_ok(gate):
-        label += " (allowed)"
+    status = _status(gate)
+    label = STATUS_LABELS.get(status, status.upper() or "?")
+    if status == "inconclusive" and _gate_ok(gate):
+        label += " (warning)" if _warns(gate) else " (not blocking)"
     return label
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from segfair.report.verdict import _gate_ok
+from segfair.report.verdict import _gate_ok, _status, _warns
 
 
 def _escape_data(text: str) -> str:
@@ -17,8 +17,10 @@ def _escape_property(text: str) -> str:
 
 
 def github_annotations(doc: Mapping[str, Any]) -> list[str]:
-    """One ``::error`` workflow command per gate that fails the build, escaped per GitHub's rules
-    (``%``, CR, LF everywhere; ``:`` and ``,`` in properties too).
+    """One ``::error`` workflow command per gate that fails the build (``error``, ``failed`` or a
+    blocking ``inconclusive``) and one ``::warning`` per inconclusive gate let through with a
+    warning, escaped per GitHub's rules (``%``, CR, LF everywhere; ``:`` and ``,`` in properties
+    too).
 
     Examples
     --------
@@ -28,9 +30,15 @@ def github_annotations(doc: Mapping[str, Any]) -> list[str]:
     """
     out = []
     for g in doc.get("gates") or []:
+        status = _status(g)
         if _gate_ok(g):
-            continue
-        title = _escape_property(f"segfair gate failed: {g.get('id', '?')}")
+            if not _warns(g):
+                continue
+            level, word = "warning", "inconclusive (not blocking)"
+        else:
+            level = "error"
+            word = {"error": "error", "inconclusive": "inconclusive"}.get(status, "failed")
+        title = _escape_property(f"segfair gate {word}: {g.get('id', '?')}")
         message = str(g.get("message") or g.get("decision_rule") or g.get("status"))
-        out.append(f"::error title={title}::{_escape_data(message)}")
+        out.append(f"::{level} title={title}::{_escape_data(message)}")
     return out

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from segfair.report.formatting import _status_label, fmt, fmt_interval, fmt_p, fmt_pct
 from segfair.report.values import _jsonable
-from segfair.report.verdict import _gate_ok, verdict
+from segfair.report.verdict import _gate_ok, _status, verdict
 from segfair.report.views import (
     _controlled_views,
     _label_views,
@@ -54,7 +54,10 @@ _GATE_DEFAULTS: Final[Mapping[str, Any]] = {
     "name": None,
     "kind": "",
     "status": "",
+    "reason": "",
     "allowed": False,
+    "decidable_limit": None,
+    "cases_needed": None,
     "estimate": None,
     "lower": None,
     "upper": None,
@@ -71,6 +74,7 @@ _GATE_DEFAULTS: Final[Mapping[str, Any]] = {
 def _gate_defaults(gate: Mapping[str, Any]) -> dict[str, Any]:
     out = {**_GATE_DEFAULTS, **gate}
     out["ok"] = _gate_ok(gate)
+    out["status"] = _status(gate)
     return out
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from segfair.report.formatting import _distortion_sentence, _status_label, fmt, fmt_interval
-from segfair.report.verdict import _gate_ok, verdict
+from segfair.report.verdict import _gate_ok, _warns, verdict
 
 # the backslash first, so one from the data cannot un-escape the characters that follow it
 _MD_ESCAPES: Final = (
@@ -56,20 +56,30 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]
     return out
 
 
+def _md_warnings(warnings: Iterable[Any]) -> list[str]:
+    """The run's warnings (sites without ``cluster``, too few clusters) as a quoted block."""
+    items = [f"> - {md_escape(w)}" for w in warnings]
+    return ["> ⚠️ **Warnings**", ">", *items, ""] if items else []
+
+
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """A compact summary for ``$GITHUB_STEP_SUMMARY`` and PR comments: the verdict, the gate
     table and the headline ruler comparison."""
     v = verdict(list(doc.get("gates") or []))
-    icon = {"passed": "✅", "failed": "❌"}.get(v["status"], "⚠️")
+    icon = {"passed": "✅", "failed": "❌", "error": "🛑"}.get(v["status"], "⚠️")
     lines = [f"## {icon} {md_escape(v['line'])}", ""]
+    lines += _md_warnings(doc.get("warnings") or ())
     gates = list(doc.get("gates") or [])
     blocking = [g for g in gates if not _gate_ok(g)]
-    for g in blocking:
-        lines.append(f"- **{md_escape(g.get('id', '?'))}**: {md_escape(g.get('message', ''))}")
+    for g in blocking + [g for g in gates if _warns(g)]:
+        lines.append(
+            f"- **{md_escape(g.get('id', '?'))}** ({_status_label(g)}): "
+            f"{md_escape(g.get('message', ''))}"
+        )
         steps = list(g.get("next_steps") or [])
         if steps:
             lines.append(f"  - next: {md_escape(steps[0])}")
-    if blocking:
+    if blocking or v["warnings"]:
         lines.append("")
     planned = [g for g in gates if (g.get("labels_needed") or {}).get("total_additional")]
     if planned:
@@ -89,13 +99,23 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         lines += ["", "`segfair plan` writes which cases to send to the annotators.", ""]
     if gates:
         lines += _md_table(
-            ["gate", "status", "estimate [interval]", "threshold", "decision rule"],
+            [
+                "gate",
+                "status",
+                "reason",
+                "estimate [interval]",
+                "threshold",
+                "decidable limit (80% power)",
+                "decision rule",
+            ],
             [
                 [
                     g.get("id", "?"),
                     _status_label(g),
+                    g.get("reason") or "",
                     fmt_interval(g),
                     fmt(g.get("threshold")),
+                    fmt(g.get("decidable_limit")),
                     g.get("decision_rule", ""),
                 ]
                 for g in gates

@@ -7,7 +7,7 @@ from importlib import resources
 from typing import Any, Final
 
 #: Version of the document layout; bumped on any incompatible change (``"schema"`` field).
-REPORT_SCHEMA_VERSION: Final = "1"
+REPORT_SCHEMA_VERSION: Final = "2"
 
 SCHEMA_ID: Final = f"segfair-report/{REPORT_SCHEMA_VERSION}"
 

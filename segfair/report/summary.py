@@ -54,15 +54,16 @@ def summary_lines_from_dicts(
     v = verdict(list(results))
     c = v["counts"]
     parts = [
+        (c["error"], "error" if c["error"] == 1 else "errors"),
         (c["failed"], "failed"),
         (c["passed"], "passed"),
-        (c["insufficient_evidence"] - c["allowed"], "insufficient evidence"),
-        (c["allowed"], "insufficient evidence (allowed)"),
+        (c["inconclusive"] - c["allowed"], "inconclusive"),
+        (c["allowed"], "inconclusive (not blocking)"),
     ]
     shown = [(n, w) for n, w in parts if n]
     if shown:
         n0, w0 = shown[0]
-        first = f"{_plural(n0, 'gate')} {'with ' if w0.startswith('insufficient') else ''}{w0}"
+        first = f"{n0} gate {w0}" if w0 in ("error", "errors") else f"{_plural(n0, 'gate')} {w0}"
         lines.append(", ".join([first, *(f"{n} {w}" for n, w in shown[1:])]))
     paths = [Path(p) for p in written]
     lines.append("reports: " + (", ".join(str(p) for p in paths) if paths else "none written"))

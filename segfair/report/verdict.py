@@ -5,13 +5,39 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+#: The four words every front uses for a gate, in upper case.
+STATUS_WORDS = {
+    "passed": "PASSED",
+    "failed": "FAILED",
+    "inconclusive": "INCONCLUSIVE",
+    "error": "ERROR",
+}
+
+
+def _status(gate: Mapping[str, Any]) -> str:
+    status = str(gate.get("status", ""))
+    # a report written before schema 2
+    return "inconclusive" if status == "insufficient_evidence" else status
+
 
 def _gate_ok(gate: Mapping[str, Any]) -> bool:
+    status = _status(gate)
+    if status == "error":
+        return False  # an error never reads as a pass, whatever a document says
     ok = gate.get("ok")
     if isinstance(ok, bool):
         return ok
-    status = gate.get("status")
-    return status == "passed" or (status == "insufficient_evidence" and bool(gate.get("allowed")))
+    return status == "passed" or (status == "inconclusive" and bool(gate.get("allowed")))
+
+
+def _warns(gate: Mapping[str, Any]) -> bool:
+    """An inconclusive gate let through with ``on_inconclusive = "warn"`` (or the legacy
+    ``allow_insufficient``): shown as a warning, not a failure."""
+    return (
+        _status(gate) == "inconclusive"
+        and _gate_ok(gate)
+        and gate.get("on_inconclusive", "fail") != "pass"
+    )
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
@@ -24,29 +50,39 @@ def verdict(gates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``status`` (``"passed"``, ``"failed"`` or ``"no_gates"``), ``ok``, ``counts``
-        (``total, passed, failed, insufficient_evidence, allowed``), ``blocking`` (the ids of the
-        gates that fail the build, in order) and ``line`` (the one-line verdict).
+        ``status`` (``"error"`` if a gate could not be evaluated, else ``"failed"`` if a gate
+        shows harm, else ``"inconclusive"`` if an undecided gate blocks, else ``"passed"``; or
+        ``"no_gates"``), ``ok``, ``counts`` (``total, passed, failed, inconclusive, error,
+        allowed``), ``blocking`` (the ids of the gates that fail the build, in order),
+        ``warnings`` (inconclusive gates let through with a warning) and ``line`` (the one-line
+        verdict).
 
     Examples
     --------
     >>> verdict([{"id": "gap[dice,age,m]", "status": "failed", "ok": False}])["line"]
     'segfair: FAILED — 1 of 1 gate does not hold: gap[dice,age,m]'
+    >>> verdict([{"id": "a", "status": "passed", "ok": True},
+    ...          {"id": "b", "status": "error", "ok": False}])["line"]
+    'segfair: ERROR — 1 of 2 gates could not be evaluated: b'
     """
     counts = {
         "total": len(gates),
         "passed": 0,
         "failed": 0,
-        "insufficient_evidence": 0,
+        "inconclusive": 0,
+        "error": 0,
         "allowed": 0,
     }
     blocking: list[str] = []
+    warnings: list[str] = []
     for g in gates:
-        status = str(g.get("status", ""))
-        if status in ("passed", "failed", "insufficient_evidence"):
+        status = _status(g)
+        if status in STATUS_WORDS:
             counts[status] += 1
-        if status == "insufficient_evidence" and _gate_ok(g):
+        if status == "inconclusive" and _gate_ok(g):
             counts["allowed"] += 1
+        if _warns(g):
+            warnings.append(str(g.get("id", "?")))
         if not _gate_ok(g):
             blocking.append(str(g.get("id", "?")))
     n = len(gates)
@@ -56,21 +92,31 @@ def verdict(gates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "segfair: NO GATES — nothing was checked; declare [[gates]] in the configuration "
             "or assert them in tests"
         )
+    elif counts["error"]:
+        errors = [str(g.get("id", "?")) for g in gates if _status(g) == "error"]
+        status = "error"
+        verb = "could not be evaluated"
+        line = f"segfair: ERROR — {len(errors)} of {_plural(n, 'gate')} {verb}: {_shown(errors)}"
+        others = [b for b in blocking if b not in errors]
+        if others:
+            line += f"; {len(others)} more block{'s' if len(others) == 1 else ''}"
     elif blocking:
-        shown = ", ".join(blocking[:3]) + (
-            f" and {len(blocking) - 3} more" if len(blocking) > 3 else ""
-        )
         verb = "does not hold" if len(blocking) == 1 else "do not hold"
-        status = "failed"
-        line = f"segfair: FAILED — {len(blocking)} of {_plural(n, 'gate')} {verb}: {shown}"
+        if counts["failed"]:
+            status, word = "failed", "FAILED"
+        else:
+            status, word = "inconclusive", "INCONCLUSIVE"
+            verb = "is undecided" if len(blocking) == 1 else "are undecided"
+        line = f"segfair: {word} — {len(blocking)} of {_plural(n, 'gate')} {verb}: "
+        line += _shown(blocking)
     else:
         status = "passed"
         passed = _plural(counts["passed"], "gate") + " passed"
         if counts["allowed"]:
             passed = (
-                f"{passed}, {counts['allowed']} with insufficient evidence (allowed)"
+                f"{passed}, {counts['allowed']} inconclusive (not blocking)"
                 if counts["passed"]
-                else f"{_plural(counts['allowed'], 'gate')} with insufficient evidence (allowed)"
+                else f"{_plural(counts['allowed'], 'gate')} inconclusive (not blocking)"
             )
         line = f"segfair: PASSED — {passed}"
     return {
@@ -78,5 +124,10 @@ def verdict(gates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "ok": not blocking,
         "counts": counts,
         "blocking": blocking,
+        "warnings": warnings,
         "line": line,
     }
+
+
+def _shown(ids: Sequence[str]) -> str:
+    return ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")

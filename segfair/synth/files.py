@@ -17,7 +17,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from segfair.io import save_mask
+from segfair.io import atomic_write_bytes, atomic_write_text, save_mask
 from segfair.synth.effects import _World
 from segfair.synth.models import _simulate
 from segfair.synth.patients import _Patient
@@ -112,9 +112,10 @@ def _write_xlsx(path: Path, rows: Sequence[Sequence[Any]]) -> None:
     wb.properties.modified = _FIXED_TIME
     buffer = io.BytesIO()
     wb.save(buffer)
+    out = io.BytesIO()
     with (
         zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src,
-        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
     ):
         for info in src.infolist():
             data = src.read(info.filename)
@@ -128,13 +129,16 @@ def _write_xlsx(path: Path, rows: Sequence[Sequence[Any]]) -> None:
             entry = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
             entry.compress_type = zipfile.ZIP_DEFLATED
             dst.writestr(entry, data)
+    atomic_write_bytes(path, out.getvalue())
 
 
 def _write_csv(path: Path, rows: Sequence[Sequence[Any]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(["" if v is None else v for v in row] for row in rows)
+    fh = io.StringIO(newline="")
+    writer = csv.writer(fh, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    # atomically: a link planted at the name is replaced, never written through
+    atomic_write_text(path, fh.getvalue())
 
 
 def _config_text(seed: int) -> str:

@@ -15,6 +15,7 @@ from typing import Any, Final, cast
 
 import numpy as np
 
+from segfair.io import atomic_write_text
 from segfair.synth.files import (
     _GENERATOR,
     CONFIG,
@@ -212,7 +213,7 @@ def make_cohort(
     # Until the cohort is complete the manifest says so, and lists every case whose files may
     # exist, so that a run after an interrupted one still recognises and cleans the directory.
     pending = {"generator": _GENERATOR, "complete": False, "case_ids": sorted(ids | set(earlier))}
-    (root / MANIFEST).write_text(json.dumps(pending, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(root / MANIFEST, json.dumps(pending, indent=1) + "\n")
 
     tasks = [
         _Task(seed_, p.index, p.patient_id, p.age, world, dims, sp, str(root)) for p in patients
@@ -228,7 +229,7 @@ def make_cohort(
     _write_xlsx(root / TABLE_XLSX, rows)
     _write_csv(root / TABLE_CSV, rows)
     config = root / CONFIG
-    config.write_text(_config_text(seed_), encoding="utf-8")
+    atomic_write_text(config, _config_text(seed_))
     recipe = {
         "generator": _GENERATOR,
         "complete": True,
@@ -241,5 +242,5 @@ def make_cohort(
         "case_ids": [p.patient_id for p in patients],
     }
     # Written last: only a finished cohort has a complete recipe.
-    (root / MANIFEST).write_text(json.dumps(recipe, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(root / MANIFEST, json.dumps(recipe, indent=1) + "\n")
     return config

@@ -11,8 +11,11 @@ def test_the_age_gap_in_dice_on_expert_labels_is_below_ten_points(segfair_audit)
 
 
 def test_automated_labels_do_not_hide_more_than_a_quarter_of_the_age_gap(segfair_audit):
+    # a share of the expert age gap needs an expert gap to share: when none is shown, decide on
+    # the gap the automated labels hide, in Dice units, declared here (else: inconclusive)
     segfair_audit.assert_ruler_shrinkage(
-        "dice", by="age_group", model=MODEL, automated="automated", max=0.25
+        "dice", by="age_group", model=MODEL, automated="automated", max=0.25,
+        max_difference=0.03,
     )
 
 
