@@ -627,13 +627,11 @@ class AuditCore:
             b = rare_extreme_bound(
                 series.x[g.codes == i], extreme=ext, confidence=conf2, se=float(reps.se[i, s])
             )
-            if math.isnan(b):
-                continue
-            active[k] = True
-            if ext < reps.estimate[i, s]:
-                lo[k] = min(lo[k], b)
-            else:
-                hi[k] = max(hi[k], b)
+            # a guard that does not reach beyond the studentized bound changes nothing
+            if ext < reps.estimate[i, s] and b < lo[k]:
+                lo[k], active[k] = b, True
+            elif ext > reps.estimate[i, s] and b > hi[k]:
+                hi[k], active[k] = b, True
         return (lo, hi, active) if active.any() else None
 
     def _rare_gap_upper(
@@ -641,13 +639,13 @@ class AuditCore:
     ) -> float:
         """An upper bound of the gap over the pairs that hold a group with rare misses.
 
-        Each pair is bounded by ``upper_i − lower_j`` with both group bounds one-sided at
-        ``(1 − conf) / 4`` (so ``(1 − conf) / 2`` for the pair, as the contrast's own bound),
-        the bound toward the miss value widened by the rare-miss guard. The gap's upper bound
-        is the larger of this and the contrasts' bound, so it errs no more often than either.
-        NaN when no group has rare misses.
+        Each pair is bounded by ``upper_i − lower_j`` with the group bounds at ``conf``, the
+        bound toward the miss value widened by the rare-miss guard. Two half-widths add up to
+        more than the contrast's (up to √2 times), which pays for combining two bounds; the
+        guard pays for the misses a group did not draw. The gap's upper bound is the larger of
+        this and the contrasts' bound. NaN when no group has unseen misses.
         """
-        found = self._rare_bounds(g, reps, s, series, used, 1 - (1 - conf) / 2)
+        found = self._rare_bounds(g, reps, s, series, used, conf)
         if found is None:
             return float("nan")
         lo, hi, active = found

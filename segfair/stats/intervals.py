@@ -279,9 +279,10 @@ def fieller_interval(
     return float((qb - root) / qa), float((qb + root) / qa)
 
 
-#: Below this many values at the extreme (zero-Dice misses, capped distances) a group's misses
-#: are a rare event: the bootstrap cannot see the misses a small sample happened not to draw.
-RARE_EXTREMES = 5
+#: Up to this many values at the extreme (zero-Dice misses, capped distances) a group's misses
+#: are "unseen": the bootstrap cannot see misses a small sample happened not to draw. With one
+#: miss or more drawn, the studentized interval already sees the skew (measured).
+RARE_EXTREMES = 0
 
 
 def rare_extreme_bound(
@@ -295,20 +296,21 @@ def rare_extreme_bound(
 
     ``extreme`` is the value of a miss: 0 for an overlap score (the bound is a lower bound) or
     the cap of a distance (an upper bound). The mean is ``(1 − p) μ_f + p · extreme`` with
-    ``p`` the miss rate and ``μ_f`` the mean of the other values; the bound takes ``p`` at its
-    Clopper–Pearson limit and ``μ_f`` at its Student-t limit, each at one-sided level
-    ``(1 − confidence) / 4``, so it errs with probability at most ``(1 − confidence) / 2``
-    whatever the miss rate. It is returned (not NaN) only when misses are rare (fewer than
-    :data:`RARE_EXTREMES` in the sample) and the misses the sample may have missed could move
-    the mean by more than ``z · se`` (``se`` the mean's standard error): elsewhere a bootstrap
-    sees the misses and this bound would only cost power. Callers take the more conservative of
-    this and their own bound.
+    ``p`` the miss rate and ``μ_f`` the mean of the other values; the bound is
+    ``(1 − p_up) μ̂_f + p_up · extreme`` with ``p_up`` the one-sided Clopper–Pearson limit of
+    the miss rate at ``(1 − confidence) / 2``: a sample of ``n`` cases draws no miss with
+    probability above ``α/2`` only when ``p ≤ p_up``. It is returned (not NaN) only when the
+    sample drew no miss (at most :data:`RARE_EXTREMES`) and the misses it may have missed could
+    move the mean by more than ``z · se`` (``se`` the mean's standard error): elsewhere the
+    studentized interval sees the misses and this bound would only cost power. Callers take the
+    more conservative of this and their own bound; the pair errs at about ``α/2`` (measured in
+    docs/statistics.md).
 
     Examples
     --------
     >>> x = np.full(25, 0.8)  # no miss in a group of 25
     >>> round(rare_extreme_bound(x, extreme=0.0, confidence=0.95, se=0.02), 3)
-    0.672
+    0.69
     """
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
@@ -318,7 +320,7 @@ def rare_extreme_bound(
     alpha = 1.0 - confidence
     at = np.isclose(x, extreme, rtol=0.0, atol=1e-12)
     c = int(at.sum())
-    if c >= RARE_EXTREMES:
+    if c > RARE_EXTREMES:
         return float("nan")
     finite = x[~at]
     mu_f = float(finite.mean()) if finite.size else float(extreme)
@@ -326,16 +328,10 @@ def rare_extreme_bound(
     z = float(sps.norm.ppf(1 - alpha / 2))
     if not p_reach * abs(mu_f - extreme) > z * se:
         return float("nan")
-    p_up = float(sps.beta.ppf(1 - alpha / 4, c + 1, n - c))
-    if finite.size >= 2:
-        t = float(sps.t.ppf(1 - alpha / 4, finite.size - 1))
-        half = t * float(finite.std(ddof=1)) / math.sqrt(finite.size)
-        # toward the extreme: a lower bound for a miss at 0, an upper one for a miss at the cap
-        bound_f = mu_f - half if extreme < mu_f else mu_f + half
-        # a few values give a huge t quantile: the bound never leaves the values' range
-        bound_f = float(np.clip(bound_f, min(x.min(), extreme), max(x.max(), extreme)))
-    else:
-        bound_f = mu_f
+    # the miss rate at its Clopper–Pearson limit; the other values at their mean (their own
+    # noise is the studentized interval's business: the caller keeps the wider of the two)
+    p_up = p_reach
+    bound_f = mu_f
     return float((1 - p_up) * bound_f + p_up * extreme)
 
 
