@@ -83,7 +83,7 @@ def studentized_interval(
 #: A resample's standard error is floored at this share of the sample's in ``t*``: a resample
 #: that drew a handful of tied values (a tiny group, many capped distances) has ``se* ≈ 0`` and
 #: a near-infinite ``t*``, the classic way a bootstrap-t interval explodes.
-SE_FLOOR = 0.25
+SE_FLOOR = 0.5
 
 
 def _t_reps(
