@@ -113,8 +113,8 @@ def test_the_gap_upper_bound_is_the_largest_end_of_the_pair_intervals() -> None:
     est, lo, hi = max_abs_interval(np.array([0.10, 0.02]), reps, 0.95)
     assert est == pytest.approx(0.10)
     assert hi == pytest.approx(np.quantile(reps[:, 0], 0.975), rel=1e-9)
-    # Bonferroni over the two contrasts for the lower bound
-    assert lo == pytest.approx(np.quantile(reps[:, 0], 0.0125), rel=1e-9)
+    # Bonferroni over the two contrasts, two-sided each, α/2 in total: α/(4K) per side
+    assert lo == pytest.approx(np.quantile(reps[:, 0], 0.05 / 8), rel=1e-9)
 
 
 def test_the_gap_lower_bound_is_zero_when_every_contrast_may_be_zero() -> None:
@@ -140,7 +140,8 @@ def test_the_ratio_interval_follows_the_gap_of_the_logs() -> None:
     assert est == pytest.approx(0.75)
     assert lo < 0.75 < hi
     ratio = reps[:, 0] / reps[:, 1]
-    assert hi == pytest.approx(np.quantile(ratio, 0.975), rel=1e-3)
+    # the ratio's upper end is the gap's lower end: α/(4K) per side with K = 1 contrast
+    assert hi == pytest.approx(np.quantile(ratio, 1 - 0.05 / 4), rel=1e-3)
 
 
 def test_a_negative_group_estimate_has_no_ratio() -> None:

@@ -38,6 +38,7 @@ from segfair.audit.results import Estimate, _nan_estimate
 from segfair.scores import Scores
 from segfair.stats import (
     DISTANCE_METRICS,
+    FRACTION_METRICS,
     STATISTICS,
     Design,
     Replicates,
@@ -46,6 +47,8 @@ from segfair.stats import (
     group_statistic,
     max_abs_interval,
     percentile_interval,
+    rare_extreme_bound,
+    studentized_interval,
 )
 
 __all__ = ["AuditCore", "ByArg", "Groups", "Series"]
@@ -432,7 +435,11 @@ class AuditCore:
     ) -> tuple[pd.DataFrame, pd.Series, list[str]]:
         notes: list[str] = []
         n = reps.n[:, s]
-        lo, hi = percentile_interval(reps.reps[:, :, s], conf)
+        lo, hi = self.group_interval(reps, s, conf)
+        lo, hi = self._guard_rare(g, reps, s, series, conf, lo, hi)
+        low, high = _metric_range(series, self.cap)
+        # a mean lies in its metric's range: clipping there never loses coverage
+        lo, hi = np.clip(lo, low, high), np.clip(hi, low, high)
         ok = self._interval_ok(g, n)
         lo = np.where(ok, lo, np.nan)
         hi = np.where(ok, hi, np.nan)
@@ -477,6 +484,71 @@ class AuditCore:
             )
         return frame, overall, notes
 
+    def extreme_of(self, series: Series) -> float | None:
+        """The value of a miss for this series' metric (0 for overlaps, the cap for
+        distances), or None when its means get no rare-miss guard (no miss in the series,
+        medians, clustered or design-weighted series, descriptors)."""
+        if self.statistic != "mean" or self._cluster_codes is not None:
+            return None
+        if self.case_weights([series]) is not None or series.key[0] == "descriptor":
+            return None
+        metric = str(series.key[1])
+        # the guard is for a miss mechanism the cohort shows: at least one miss somewhere in
+        # this series (a group without one may simply not have drawn its misses)
+        if metric in DISTANCE_METRICS:
+            return self.cap if bool(series.capped.any()) else None
+        if metric in FRACTION_METRICS and bool(np.any(series.x == 0.0)):
+            return 0.0
+        return None
+
+    def _guard_rare(
+        self,
+        g: Groups,
+        reps: Replicates,
+        s: int,
+        series: Series,
+        conf: float,
+        lo: np.ndarray,
+        hi: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Widen the bound toward the miss value where misses are rare in a small group
+        (:func:`segfair.stats.rare_extreme_bound`); the other bound is kept."""
+        ext = self.extreme_of(series)
+        if ext is None or reps.se is None:
+            return lo, hi
+        lo, hi = lo.copy(), hi.copy()
+        for i in range(len(g.labels)):
+            b = rare_extreme_bound(
+                series.x[g.codes == i], extreme=ext, confidence=conf, se=float(reps.se[i, s])
+            )
+            if math.isnan(b):
+                continue
+            if ext < reps.estimate[i, s]:
+                lo[i] = min(lo[i], b)
+            else:
+                hi[i] = max(hi[i], b)
+        return lo, hi
+
+    @staticmethod
+    def group_interval(reps: Replicates, s: int, conf: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-group interval of series ``s``: studentized for means, percentile for medians."""
+        if reps.se is None or reps.se_reps is None:
+            return percentile_interval(reps.reps[:, :, s], conf)
+        return studentized_interval(
+            reps.estimate[:, s], reps.se[:, s], reps.reps[:, :, s], reps.se_reps[:, :, s], conf
+        )
+
+    @staticmethod
+    def contrast_se(
+        reps: Replicates, s: int, i: np.ndarray, j: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Standard errors of the contrasts ``m_i − m_j`` of series ``s`` (groups are
+        resampled independently, so variances add), point and per resample; None for medians."""
+        if reps.se is None or reps.se_reps is None:
+            return None, None
+        se, sr = reps.se[:, s], reps.se_reps[:, :, s]
+        return np.hypot(se[i], se[j]), np.hypot(sr[:, i], sr[:, j])
+
     def _interval_ok(self, g: Groups, n: np.ndarray) -> np.ndarray:
         ok = n >= 2
         if g.design.clustered:
@@ -484,9 +556,18 @@ class AuditCore:
         return np.asarray(ok)
 
     def _contrast_gap(
-        self, g: Groups, reps: Replicates, s: int, sel: np.ndarray, conf: float
+        self,
+        g: Groups,
+        reps: Replicates,
+        s: int,
+        sel: np.ndarray,
+        conf: float,
+        series: Series | None = None,
     ) -> tuple[Estimate, np.ndarray, list[str]]:
-        """Gap over ``sel`` groups; returns its Estimate, the groups used and notes."""
+        """Gap over ``sel`` groups; returns its Estimate, the groups used and notes.
+
+        With ``series`` the upper bound also allows for misses a small group did not draw
+        (:meth:`_rare_gap_upper`)."""
         notes: list[str] = []
         n = reps.n[sel, s]
         used = sel[n > 0]
@@ -498,7 +579,20 @@ class AuditCore:
         est = reps.estimate[used, s]
         rr = reps.reps[:, used, s]
         i, j = np.triu_indices(len(used), k=1)
-        e, lo, hi = max_abs_interval(est[i] - est[j], rr[:, i] - rr[:, j], conf)
+        cse, cse_reps = self.contrast_se(reps, s, used[i], used[j])
+        limit = None if series is None else self._rare_away_limit(g, reps, s, series, used, conf)
+        e, lo, hi = max_abs_interval(
+            est[i] - est[j],
+            rr[:, i] - rr[:, j],
+            conf,
+            se=cse,
+            se_reps=cse_reps,
+            away_limit=limit,
+        )
+        if series is not None and not math.isnan(hi):
+            hi = max(hi, self._rare_gap_upper(g, reps, s, series, used, conf))
+            low, high = _metric_range(series, self.cap)
+            hi = min(hi, high - low)
         if not self._interval_ok(g, reps.n[:, s])[used].all():
             lo = hi = float("nan")
             notes.append(
@@ -511,6 +605,73 @@ class AuditCore:
                 "were left out of the intervals"
             )
         return Estimate(e, lo, hi, conf), used, notes
+
+    def _rare_bounds(
+        self,
+        g: Groups,
+        reps: Replicates,
+        s: int,
+        series: Series,
+        used: np.ndarray,
+        conf2: float,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Group bounds of ``used`` at two-sided ``conf2`` (studentized), the bound toward the
+        miss value widened by the rare-miss guard, and which groups it widened (None: none)."""
+        ext = self.extreme_of(series)
+        if ext is None or reps.se is None or len(used) < 2:
+            return None
+        lo, hi = self.group_interval(reps, s, conf2)
+        lo, hi = lo[used].copy(), hi[used].copy()
+        active = np.zeros(len(used), dtype=bool)
+        for k, i in enumerate(used):
+            b = rare_extreme_bound(
+                series.x[g.codes == i], extreme=ext, confidence=conf2, se=float(reps.se[i, s])
+            )
+            # a guard that does not reach beyond the studentized bound changes nothing
+            if ext < reps.estimate[i, s] and b < lo[k]:
+                lo[k], active[k] = b, True
+            elif ext > reps.estimate[i, s] and b > hi[k]:
+                hi[k], active[k] = b, True
+        return (lo, hi, active) if active.any() else None
+
+    def _rare_gap_upper(
+        self, g: Groups, reps: Replicates, s: int, series: Series, used: np.ndarray, conf: float
+    ) -> float:
+        """An upper bound of the gap over the pairs that hold a group with rare misses.
+
+        Each pair is bounded by ``upper_i − lower_j`` with the group bounds at ``conf``, the
+        bound toward the miss value widened by the rare-miss guard. Two half-widths add up to
+        more than the contrast's (up to √2 times), which pays for combining two bounds; the
+        guard pays for the misses a group did not draw. The gap's upper bound is the larger of
+        this and the contrasts' bound. NaN when no group has unseen misses.
+        """
+        found = self._rare_bounds(g, reps, s, series, used, conf)
+        if found is None:
+            return float("nan")
+        lo, hi, active = found
+        pair = hi[:, None] - lo[None, :]
+        involved = active[:, None] | active[None, :]
+        np.fill_diagonal(involved, False)
+        return float(np.nanmax(np.where(involved, pair, -np.inf)))
+
+    def _rare_away_limit(
+        self, g: Groups, reps: Replicates, s: int, series: Series, used: np.ndarray, conf: float
+    ) -> np.ndarray | None:
+        """Per pair (``triu`` order of ``used``) a ceiling on its distance from zero in the
+        gap's lower bound, where a group has rare misses: ``max(0, lower_i − upper_j,
+        lower_j − upper_i)`` with group bounds one-sided at ``(1 − conf) / (8K)``, the level
+        of the contrasts' own Bonferroni bound. A group that drew none of its rare misses
+        looks better than it is; this keeps it from making "a real gap"."""
+        k = len(used) * (len(used) - 1) // 2
+        if k == 0:
+            return None
+        found = self._rare_bounds(g, reps, s, series, used, 1 - (1 - conf) / (4 * k))
+        if found is None:
+            return None
+        lo, hi, active = found
+        i, j = np.triu_indices(len(used), k=1)
+        away = np.maximum(np.maximum(lo[i] - hi[j], lo[j] - hi[i]), 0.0)
+        return np.where(active[i] | active[j], away, np.nan)
 
     def _plugin_gap_reps(self, reps: Replicates, s: int, used: np.ndarray) -> np.ndarray:
         rr = reps.reps[:, used, s]
@@ -525,6 +686,18 @@ class AuditCore:
         if not isinstance(negligible, int | float) or not negligible >= 0:
             raise AuditError(BAD_NEGLIGIBLE.format(value=negligible))
         return float(negligible)
+
+
+def _metric_range(series: Series, cap: float) -> tuple[float, float]:
+    """The values a mean of this series can take: [0, 1] for overlaps; for distances from 0 to
+    the cap (or the largest finite distance above it)."""
+    metric = str(series.key[1]) if series.key[0] != "descriptor" else ""
+    if metric in FRACTION_METRICS:
+        return 0.0, 1.0
+    if metric in DISTANCE_METRICS:
+        top = float(np.nanmax(series.x)) if series.valid.any() else cap
+        return 0.0, max(cap, top)
+    return -math.inf, math.inf
 
 
 def _check_confidence(confidence: Any) -> None:

@@ -11,13 +11,36 @@ import pandas as pd
 
 from segfair.audit.core import AuditCore, ByArg, Series
 from segfair.audit.results import AmplificationResult, DistortionResult, Estimate, _fmt
-from segfair.stats import percentile_interval
+from segfair.stats import fieller_interval, percentile_interval
 
 __all__ = ["DistortionEstimands"]
 
 
 class DistortionEstimands(AuditCore):
     """Paired comparisons of gaps (a part of :class:`~segfair.audit.Audit`)."""
+
+    @staticmethod
+    def _ratio_of_gaps(reps: Any, used: np.ndarray, conf: float) -> tuple[float, float]:
+        """Interval of ``gap_0 / gap_1 − 1`` (series 0 over series 1): Fieller on the pair
+        contrasts that attain each gap, with their paired bootstrap covariance.
+
+        The percentile interval of the replicated ratio of max − min gaps inherits the upward
+        bias of both maxima and is pulled toward 1 when the denominator gap is a few standard
+        errors (74% coverage at ≈ 2.4 SE); a ratio of two smooth contrasts is not.
+        """
+        if len(used) < 2:
+            return float("nan"), float("nan")
+        parts = []
+        for s in (0, 1):
+            est = reps.estimate[used, s]
+            if np.isnan(est).any():
+                return float("nan"), float("nan")
+            hi_g, lo_g = int(np.argmax(est)), int(np.argmin(est))
+            rr = reps.reps[:, used, s]
+            parts.append((float(est[hi_g] - est[lo_g]), rr[:, hi_g] - rr[:, lo_g]))
+        (na, ra), (nb, rb) = parts
+        lo, hi = fieller_interval(na, nb, ra, rb, conf)
+        return lo - 1.0, hi - 1.0
 
     def _paired(
         self,
@@ -49,16 +72,19 @@ class DistortionEstimands(AuditCore):
             frame, _, tnotes = self._group_table(g, reps, s, series, conf)
             tables.append(frame.loc[[g.labels[i] for i in sel]])
             notes += [t for t in tnotes if t not in notes]
-        gap_a, used, n1 = self._contrast_gap(g, reps, 0, sel, conf)
-        gap_b, _, n2 = self._contrast_gap(g, reps, 1, sel, conf)
+        gap_a, used, n1 = self._contrast_gap(g, reps, 0, sel, conf, ra)
+        gap_b, _, n2 = self._contrast_gap(g, reps, 1, sel, conf, rb)
         notes += [t for t in n1 + n2 if t not in notes]
         pa = self._plugin_gap_reps(reps, 0, used)
         pb = self._plugin_gap_reps(reps, 1, used)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = pa / pb - 1
-            rel_est = gap_a.estimate / gap_b.estimate - 1 if gap_b.estimate else float("nan")
+        rel_est = gap_a.estimate / gap_b.estimate - 1 if gap_b.estimate else float("nan")
         ok = not (math.isnan(gap_a.lower) or math.isnan(gap_b.lower))
-        lo, hi = (float(v) for v in percentile_interval(rel, conf))
+        lo, hi = self._ratio_of_gaps(reps, used, conf)
+        if ok and math.isnan(lo) and len(used) >= 2:
+            notes.append(
+                "the ratio's interval is unbounded (the denominator gap is within "
+                "z standard errors of 0): no interval"
+            )
         dlo, dhi = (float(v) for v in percentile_interval(pa - pb, conf))
         if not ok:
             lo = hi = dlo = dhi = float("nan")

@@ -9,7 +9,13 @@ import pandas as pd
 
 from segfair.audit.core import AuditCore, ByArg, Series
 from segfair.audit.results import Estimate, GapResult, GroupEstimates, _nan_estimate
-from segfair.stats import Statistic, max_abs_interval, percentile_interval, ratio_interval
+from segfair.stats import (
+    Statistic,
+    max_abs_interval,
+    percentile_interval,
+    ratio_interval,
+    studentized_interval,
+)
 
 __all__ = ["GapEstimands"]
 
@@ -171,7 +177,7 @@ class GapEstimands(AuditCore):
         sel = self._select(g, groups)
         reps = self._reps(g, [series], statistic)
         frame, overall, notes = self._group_table(g, reps, 0, series, conf)
-        gap, used, gnotes = self._contrast_gap(g, reps, 0, sel, conf)
+        gap, used, gnotes = self._contrast_gap(g, reps, 0, sel, conf, series)
         notes += gnotes
         est = reps.estimate[used, 0]
         rr = reps.reps[:, used, 0]
@@ -180,7 +186,13 @@ class GapEstimands(AuditCore):
         to_overall = _nan_estimate(conf)
         max_group = min_group = None
         if len(used) >= 2:
-            r_e, r_lo, r_hi = ratio_interval(est, rr, conf)
+            r_e, r_lo, r_hi = ratio_interval(
+                est,
+                rr,
+                conf,
+                se=None if reps.se is None else reps.se[used, 0],
+                se_reps=None if reps.se_reps is None else reps.se_reps[:, used, 0],
+            )
             if np.isnan(r_e):
                 notes.append("a group estimate is negative: no ratio")
             ratio = Estimate(
@@ -199,9 +211,15 @@ class GapEstimands(AuditCore):
         if reference is not None:
             self._select(g, [reference])
             ref = g.labels.index(reference)
-            lo, hi = percentile_interval(reps.reps[:, :, 0] - reps.reps[:, [ref], 0], conf)
-            ok = self._interval_ok(g, reps.n[:, 0]) & self._interval_ok(g, reps.n[:, 0])[ref]
+            every = np.arange(len(g.labels))
+            dse, dse_reps = self.contrast_se(reps, 0, every, np.full_like(every, ref))
+            dreps = reps.reps[:, :, 0] - reps.reps[:, [ref], 0]
             d = reps.estimate[:, 0] - reps.estimate[ref, 0]
+            if dse is None or dse_reps is None:
+                lo, hi = percentile_interval(dreps, conf)
+            else:
+                lo, hi = studentized_interval(d, dse, dreps, dse_reps, conf)
+            ok = self._interval_ok(g, reps.n[:, 0]) & self._interval_ok(g, reps.n[:, 0])[ref]
             differences = pd.DataFrame(
                 {
                     "estimate": d,
@@ -213,7 +231,11 @@ class GapEstimands(AuditCore):
             others = np.array([i for i in used if i != ref], dtype=int)
             if reps.n[ref, 0] > 0 and len(others):
                 t_e, t_lo, t_hi = max_abs_interval(
-                    d[others], reps.reps[:, others, 0] - reps.reps[:, [ref], 0], conf
+                    d[others],
+                    dreps[:, others],
+                    conf,
+                    se=None if dse is None else dse[others],
+                    se_reps=None if dse_reps is None else dse_reps[:, others],
                 )
                 good = interval_ok and bool(ok[ref])
                 to_reference = Estimate(

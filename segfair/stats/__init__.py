@@ -5,9 +5,12 @@ from __future__ import annotations
 from segfair.stats.bootstrap import Replicates, group_statistic
 from segfair.stats.design import Design, build_design, stable_hash
 from segfair.stats.intervals import (
+    fieller_interval,
     max_abs_interval,
     percentile_interval,
+    rare_extreme_bound,
     ratio_interval,
+    studentized_interval,
     wilson_interval,
 )
 from segfair.stats.kinds import DISTANCE_METRICS, FRACTION_METRICS, STATISTICS, Statistic
@@ -20,10 +23,13 @@ __all__ = [
     "Replicates",
     "Statistic",
     "build_design",
+    "fieller_interval",
     "group_statistic",
     "max_abs_interval",
     "percentile_interval",
+    "rare_extreme_bound",
     "ratio_interval",
     "stable_hash",
+    "studentized_interval",
     "wilson_interval",
 ]

@@ -44,6 +44,12 @@ class Replicates:
         ``(S,)`` estimate over all cases.
     overall_reps
         ``(B, S)`` replicates of :attr:`overall`.
+    se
+        ``(G, S)`` standard error of each group mean (linearised, with the small-sample factor
+        ``K / (K - 1)`` over its K resampling units), or None for medians.
+    se_reps
+        ``(B, G, S)`` the same standard error computed in every resample, for studentized
+        (bootstrap-t) intervals; None for medians.
     """
 
     estimate: np.ndarray
@@ -51,6 +57,8 @@ class Replicates:
     n: np.ndarray
     overall: np.ndarray
     overall_reps: np.ndarray
+    se: np.ndarray | None = None
+    se_reps: np.ndarray | None = None
 
 
 def group_statistic(
@@ -106,19 +114,31 @@ def group_statistic(
     w = design.weights
     with np.errstate(invalid="ignore", divide="ignore"):
         if statistic == "mean":
+            se = np.full((n_groups, n_series), np.nan)
+            se_reps = np.full((n_boot, n_groups, n_series), np.nan)
+            sq = _unit_sums(design, xw, vw, vf, plain=cw is None)
             tot_num = np.zeros((n_boot, n_series))
             tot_den = np.zeros((n_boot, n_series))
-            both = np.concatenate([xw, vw], axis=1)
+            both = np.concatenate([xw, vw, *sq], axis=1)
             for g in range(n_groups):
                 sl = design.block(g)
-                # the whole bootstrap of one group is one matrix product: sums and counts
+                # the whole bootstrap of one group is one matrix product: sums, counts and the
+                # unit-level sums of squares its standard error needs
                 prod = w[:, sl] @ both[sl]
-                num, den = prod[:, :n_series], prod[:, n_series:]
+                num, den = prod[:, :n_series], prod[:, n_series : 2 * n_series]
                 tot_num += num
                 tot_den += den
                 reps[:, g, :] = num / den
+                se_reps[:, g, :] = _se(reps[:, g, :], den, prod[:, 2 * n_series :], n_series)
                 n[g] = valid[sl].sum(axis=0)
+                one = both[sl].sum(axis=0)[None, :]
                 est[g] = xw[sl].sum(axis=0) / vw[sl].sum(axis=0)
+                se[g] = _se(
+                    est[g][None, :],
+                    one[:, n_series : 2 * n_series],
+                    one[:, 2 * n_series :],
+                    n_series,
+                )[0]
             overall_reps = tot_num / tot_den
             overall = xw.sum(axis=0) / vw.sum(axis=0)
         else:
@@ -143,7 +163,56 @@ def group_statistic(
                     overall[s] = _weighted_median(x[vs, s], cw[vs, s][None, :])[1][0]
                     overall_reps[:, s] = _weighted_median(x[vs, s], w[:, vs] * cw[vs, s])[1]
     est[n == 0] = np.nan
-    return Replicates(estimate=est, reps=reps, n=n, overall=overall, overall_reps=overall_reps)
+    if statistic != "mean":
+        return Replicates(estimate=est, reps=reps, n=n, overall=overall, overall_reps=overall_reps)
+    return Replicates(
+        estimate=est,
+        reps=reps,
+        n=n,
+        overall=overall,
+        overall_reps=overall_reps,
+        se=se,
+        se_reps=se_reps,
+    )
+
+
+def _unit_sums(
+    design: Design, xw: np.ndarray, vw: np.ndarray, vf: np.ndarray, *, plain: bool
+) -> list[np.ndarray]:
+    """Per-case columns whose resample sums give Σ T², Σ T N, Σ N² and the unit count K.
+
+    ``T`` and ``N`` are a resampling unit's weighted sum of values and of weights (a case, or a
+    whole cluster). A unit drawn ``w`` times counts ``w`` times, and all cases of a cluster
+    share its count, so a cluster's totals are placed on its first case and zeros elsewhere:
+    the same count-matrix product then sums them.
+    """
+    if design.units is None:
+        if plain:
+            # T = x, N = v ∈ {0, 1}: T N = x, N² = N = K-indicator = v
+            return [xw * xw, xw, vw, vf]
+        return [xw * xw, xw * vw, vw * vw, vf]
+    units = design.units
+    n_units = int(units.max()) + 1 if units.size else 0
+    t = np.zeros((n_units, xw.shape[1]))
+    m = np.zeros_like(t)
+    has = np.zeros_like(t)
+    np.add.at(t, units, xw)
+    np.add.at(m, units, vw)
+    np.add.at(has, units, vf)
+    first = np.zeros(len(units), dtype=bool)
+    _, idx = np.unique(units, return_index=True)
+    first[idx] = True
+    cols = [t * t, t * m, m * m, (has > 0).astype(np.float64)]
+    return [np.where(first[:, None], c[units], 0.0) for c in cols]
+
+
+def _se(mean: np.ndarray, den: np.ndarray, sq: np.ndarray, s: int) -> np.ndarray:
+    """Linearised standard error of a (Hajek) mean from unit sums (rows = resamples)."""
+    q, p, r, k = sq[:, :s], sq[:, s : 2 * s], sq[:, 2 * s : 3 * s], sq[:, 3 * s :]
+    resid = np.maximum(q - 2 * mean * p + mean**2 * r, 0.0)
+    # the K / (K − 1) factor makes the plug-in variance unbiased for equal weights
+    var = resid / den**2 * np.where(k > 1, k / (k - 1), np.nan)
+    return np.sqrt(var)
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> tuple[float, np.ndarray]:

@@ -52,6 +52,9 @@ class Design:
         Number of resampling units per group (cases, or clusters when clustered).
     clustered
         Whether whole clusters were resampled instead of cases.
+    units
+        Resampling unit of each case (block order; codes unique across groups), or None when
+        every case is its own unit. The studentized intervals need it for cluster-level sums.
     """
 
     key: tuple[str, ...]
@@ -61,6 +64,7 @@ class Design:
     weights: np.ndarray
     n_clusters: np.ndarray
     clustered: bool
+    units: np.ndarray | None = None
 
     @property
     def n_boot(self) -> int:
@@ -125,6 +129,7 @@ def build_design(
     # matrix products of group_statistic read once
     weights = np.zeros((n_boot, len(codes)), dtype=np.float64, order="F")
     n_units = np.zeros(n_groups, dtype=np.int64)
+    units = np.zeros(len(codes), dtype=np.int64) if clusters is not None else None
     rows = np.arange(n_boot)[:, None]
     for g in range(n_groups):
         lo, hi = int(bounds[g]), int(bounds[g + 1])
@@ -142,6 +147,8 @@ def build_design(
         drawn += rows * m
         counts = np.bincount(drawn.ravel(), minlength=n_boot * m).reshape(n_boot, m)
         weights[:, lo:hi] = counts if unit_of_case is None else counts[:, unit_of_case]
+        if units is not None and unit_of_case is not None:
+            units[lo:hi] = unit_of_case + (int(units[:lo].max()) + 1 if lo else 0)
     return Design(
         key=key,
         labels=tuple(labels),
@@ -150,4 +157,5 @@ def build_design(
         weights=weights,
         n_clusters=n_units,
         clustered=clusters is not None,
+        units=units,
     )

@@ -16,12 +16,22 @@ Intervals
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import stats as sps
 
 from segfair.stats.bootstrap import _quantiles
 
-__all__ = ["max_abs_interval", "percentile_interval", "ratio_interval", "wilson_interval"]
+__all__ = [
+    "fieller_interval",
+    "max_abs_interval",
+    "percentile_interval",
+    "rare_extreme_bound",
+    "ratio_interval",
+    "studentized_interval",
+    "wilson_interval",
+]
 
 #: Floor applied to positive means before taking logs for ratios (a rate of 0 gives ratio 0).
 _LOG_FLOOR = 1e-12
@@ -41,8 +51,67 @@ def percentile_interval(reps: np.ndarray, confidence: float) -> tuple[np.ndarray
     return q[0], q[1]
 
 
+def studentized_interval(
+    estimate: np.ndarray,
+    se: np.ndarray,
+    reps: np.ndarray,
+    se_reps: np.ndarray,
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Studentized (bootstrap-t) interval along axis 0, ignoring NaN replicates.
+
+    The quantiles of ``t* = (θ* − θ̂) / se*`` replace those of ``θ*``: ``[θ̂ − t*_{1−α/2} se,
+    θ̂ − t*_{α/2} se]``. For a skewed statistic (a mean of zero-inflated Dice, of capped
+    distances) each tail then holds its one-sided rate, where the percentile interval misses on
+    the long-tail side. ``se*`` is floored at ``SE_FLOOR · se`` so that a resample of a few tied
+    values cannot give a near-infinite ``t*``; an
+    estimate with ``se = 0`` gets the zero-width interval ``[θ̂, θ̂]``.
+
+    Examples
+    --------
+    >>> reps = np.array([[0.9], [1.0], [1.1]] * 40)
+    >>> lo, hi = studentized_interval(np.array([1.0]), np.array([0.1]), reps, 0.1 + 0 * reps, 0.9)
+    >>> round(float(lo[0]), 6), round(float(hi[0]), 6)
+    (0.9, 1.1)
+    """
+    alpha = 1.0 - confidence
+    t = _t_reps(estimate, reps, se_reps, se)
+    q = _quantiles(t, (alpha / 2, 1 - alpha / 2))
+    return _t_bounds(np.asarray(estimate, dtype=np.float64), np.asarray(se, dtype=np.float64), q)
+
+
+#: A resample's standard error is floored at this share of the sample's in ``t*``: a resample
+#: that drew a handful of tied values (a tiny group, many capped distances) has ``se* ≈ 0`` and
+#: a near-infinite ``t*``, the classic way a bootstrap-t interval explodes.
+SE_FLOOR = 0.5
+
+
+def _t_reps(
+    estimate: np.ndarray, reps: np.ndarray, se_reps: np.ndarray, se: np.ndarray
+) -> np.ndarray:
+    diff = np.asarray(reps, dtype=np.float64) - np.asarray(estimate, dtype=np.float64)
+    floor = SE_FLOOR * np.asarray(se, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = diff / np.fmax(np.asarray(se_reps, dtype=np.float64), floor)
+    # a resample that reproduces the estimate exactly is a t of 0, whatever its spread
+    return np.asarray(np.where(diff == 0, 0.0, t))
+
+
+def _t_bounds(estimate: np.ndarray, se: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(invalid="ignore"):
+        lo = np.where(se == 0, estimate, estimate - q[1] * se)
+        hi = np.where(se == 0, estimate, estimate - q[0] * se)
+    return lo, hi
+
+
 def max_abs_interval(
-    estimates: np.ndarray, reps: np.ndarray, confidence: float
+    estimates: np.ndarray,
+    reps: np.ndarray,
+    confidence: float,
+    *,
+    se: np.ndarray | None = None,
+    se_reps: np.ndarray | None = None,
+    away_limit: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
     """Estimate and interval of ``max_k |c_k|`` from contrasts ``c_k`` and their replicates.
 
@@ -51,8 +120,13 @@ def max_abs_interval(
     per-contrast percentile intervals at ``confidence``: the true maximum is attained by one
     contrast, whose interval misses it with probability ``(1 - confidence) / 2`` on that side,
     so no multiplicity correction is needed. The lower bound takes, for each contrast, the
-    distance from zero of its Bonferroni-adjusted interval (zero when that interval contains
-    zero) and keeps the largest; it errs with probability at most ``(1 - confidence) / 2``.
+    distance from zero of its Bonferroni-adjusted two-sided interval at level
+    ``1 - (1 - confidence) / (2K)`` (zero when that interval contains zero) and keeps the
+    largest: it exceeds the true maximum only if some contrast's adjusted interval misses its
+    true value, on either side, so it errs with probability at most ``(1 - confidence) / 2``.
+
+    With ``se`` and ``se_reps`` (the contrasts' standard errors, point and per resample) the
+    per-contrast intervals are studentized (:func:`studentized_interval`), else percentile.
 
     Parameters
     ----------
@@ -62,6 +136,11 @@ def max_abs_interval(
         ``(B, K)`` paired replicates of the contrasts.
     confidence
         Two-sided level.
+    se, se_reps
+        Optional ``(K,)`` and ``(B, K)`` standard errors of the contrasts.
+    away_limit
+        Optional ``(K,)`` ceilings on each contrast's distance from zero in the lower bound
+        (NaN: none), from another bound at the same level, e.g. the rare-miss guard.
 
     Returns
     -------
@@ -81,19 +160,38 @@ def max_abs_interval(
     est = float(np.abs(estimates).max())
     alpha = 1.0 - confidence
     k = estimates.size
-    lo, hi = _quantiles(reps, (alpha / 2, 1 - alpha / 2))
-    blo, bhi = _quantiles(reps, (alpha / (2 * k), 1 - alpha / (2 * k)))
+    # α/2 per side for the upper bound; α/(4K) per side (α/(2K) two-sided per contrast, α/2 over
+    # the K contrasts) for the lower bound
+    qs = (alpha / 2, 1 - alpha / 2, alpha / (4 * k), 1 - alpha / (4 * k))
+    if se is None or se_reps is None:
+        lo, hi, blo, bhi = _quantiles(reps, qs)
+    else:
+        s_e = np.asarray(se, dtype=np.float64).reshape(estimates.shape)
+        t = _t_reps(estimates, reps, np.asarray(se_reps, dtype=np.float64).reshape(reps.shape), s_e)
+        q = _quantiles(t, qs)
+        # the far Bonferroni quantiles rest on a handful of resamples; their noise would make
+        # the lower bound err more often than α/2, so they are never narrower than normal ones
+        z = float(sps.norm.ppf(1 - alpha / (4 * k)))
+        lo, hi = _t_bounds(estimates, s_e, q[:2])
+        blo, bhi = _t_bounds(estimates, s_e, np.stack([np.fmin(q[2], -z), np.fmax(q[3], z)]))
     if np.isnan(lo).any() or np.isnan(blo).any():
         return est, float("nan"), float("nan")
     upper = float(np.maximum(np.abs(lo), np.abs(hi)).max())
     away = np.where(blo > 0, blo, np.where(bhi < 0, -bhi, 0.0))
+    if away_limit is not None:
+        away = np.fmin(away, np.maximum(np.asarray(away_limit, dtype=np.float64), 0.0))
     lower = float(away.max())
     # an interval that excludes its own estimate would only confuse a reader
     return est, min(lower, est), max(upper, est)
 
 
 def ratio_interval(
-    estimates: np.ndarray, reps: np.ndarray, confidence: float
+    estimates: np.ndarray,
+    reps: np.ndarray,
+    confidence: float,
+    *,
+    se: np.ndarray | None = None,
+    se_reps: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
     """Estimate and interval of ``min_g m_g / max_g m_g`` for positive group estimates.
 
@@ -122,9 +220,119 @@ def ratio_interval(
         le = np.log(np.maximum(estimates, _LOG_FLOOR))
         lr = np.log(np.maximum(np.asarray(reps, dtype=np.float64), _LOG_FLOOR))
     i, j = np.triu_indices(estimates.size, k=1)
-    _, lo, hi = max_abs_interval(le[i] - le[j], lr[:, i] - lr[:, j], confidence)
+    if se is None or se_reps is None:
+        _, lo, hi = max_abs_interval(le[i] - le[j], lr[:, i] - lr[:, j], confidence)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ls = np.asarray(se, dtype=np.float64) / np.maximum(estimates, _LOG_FLOOR)
+            lsr = np.asarray(se_reps, dtype=np.float64) / np.maximum(
+                np.asarray(reps, dtype=np.float64), _LOG_FLOOR
+            )
+        _, lo, hi = max_abs_interval(
+            le[i] - le[j],
+            lr[:, i] - lr[:, j],
+            confidence,
+            se=np.hypot(ls[i], ls[j]),
+            se_reps=np.hypot(lsr[:, i], lsr[:, j]),
+        )
     ratio = float(estimates.min() / estimates.max()) if estimates.max() > 0 else float("nan")
     return ratio, float(np.exp(-hi)), float(np.exp(-lo))
+
+
+def fieller_interval(
+    numerator: float,
+    denominator: float,
+    num_reps: np.ndarray,
+    den_reps: np.ndarray,
+    confidence: float,
+) -> tuple[float, float]:
+    """Fieller interval of ``numerator / denominator`` with the paired bootstrap covariance.
+
+    The set of ratios ``ρ`` for which ``numerator − ρ · denominator`` is within ``z`` of its
+    standard error (``z`` the normal quantile at ``1 − α/2``; variances and covariance from the
+    paired replicates). Unlike the percentile interval of the replicated ratio it holds its
+    level when the denominator is only a few standard errors from 0; when the denominator is
+    not itself distinguishable from 0 the set is unbounded and both ends are NaN.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> t = 0.10 + rng.normal(0, 0.01, 4000)
+    >>> lo, hi = fieller_interval(0.05, 0.10, 0.5 * t + rng.normal(0, 0.005, 4000), t, 0.95)
+    >>> bool(lo < 0.5 < hi)
+    True
+    """
+    a = np.asarray(num_reps, dtype=np.float64).reshape(-1)
+    b = np.asarray(den_reps, dtype=np.float64).reshape(-1)
+    keep = np.isfinite(a) & np.isfinite(b)
+    if keep.sum() < 3 or not (math.isfinite(numerator) and math.isfinite(denominator)):
+        return float("nan"), float("nan")
+    cov = np.cov(a[keep], b[keep])
+    z2 = float(sps.norm.ppf(1 - (1 - confidence) / 2)) ** 2
+    qa = denominator**2 - z2 * cov[1, 1]
+    qb = numerator * denominator - z2 * cov[0, 1]
+    qc = numerator**2 - z2 * cov[0, 0]
+    disc = qb**2 - qa * qc
+    if qa <= 0 or disc < 0:
+        return float("nan"), float("nan")
+    root = math.sqrt(disc)
+    return float((qb - root) / qa), float((qb + root) / qa)
+
+
+#: Up to this many values at the extreme (zero-Dice misses, capped distances) a group's misses
+#: are "unseen": the bootstrap cannot see misses a small sample happened not to draw. With one
+#: miss or more drawn, the studentized interval already sees the skew (measured).
+RARE_EXTREMES = 0
+
+
+def rare_extreme_bound(
+    values: np.ndarray,
+    *,
+    extreme: float,
+    confidence: float,
+    se: float,
+) -> float:
+    """A one-sided bound of a mean that allows for misses the sample did not draw, or NaN.
+
+    ``extreme`` is the value of a miss: 0 for an overlap score (the bound is a lower bound) or
+    the cap of a distance (an upper bound). The mean is ``(1 − p) μ_f + p · extreme`` with
+    ``p`` the miss rate and ``μ_f`` the mean of the other values; the bound is
+    ``(1 − p_up) μ̂_f + p_up · extreme`` with ``p_up`` the one-sided Clopper–Pearson limit of
+    the miss rate at ``(1 − confidence) / 2``: a sample of ``n`` cases draws no miss with
+    probability above ``α/2`` only when ``p ≤ p_up``. It is returned (not NaN) only when the
+    sample drew no miss (at most :data:`RARE_EXTREMES`) and the misses it may have missed could
+    move the mean by more than ``z · se`` (``se`` the mean's standard error): elsewhere the
+    studentized interval sees the misses and this bound would only cost power. Callers take the
+    more conservative of this and their own bound; the pair errs at about ``α/2`` (measured in
+    docs/statistics.md).
+
+    Examples
+    --------
+    >>> x = np.full(25, 0.8)  # no miss in a group of 25
+    >>> round(rare_extreme_bound(x, extreme=0.0, confidence=0.95, se=0.02), 3)
+    0.69
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    n = x.size
+    if n < 2:
+        return float("nan")
+    alpha = 1.0 - confidence
+    at = np.isclose(x, extreme, rtol=0.0, atol=1e-12)
+    c = int(at.sum())
+    if c > RARE_EXTREMES:
+        return float("nan")
+    finite = x[~at]
+    mu_f = float(finite.mean()) if finite.size else float(extreme)
+    p_reach = float(sps.beta.ppf(1 - alpha / 2, c + 1, n - c))
+    z = float(sps.norm.ppf(1 - alpha / 2))
+    if not p_reach * abs(mu_f - extreme) > z * se:
+        return float("nan")
+    # the miss rate at its Clopper–Pearson limit; the other values at their mean (their own
+    # noise is the studentized interval's business: the caller keeps the wider of the two)
+    p_up = p_reach
+    bound_f = mu_f
+    return float((1 - p_up) * bound_f + p_up * extreme)
 
 
 def wilson_interval(successes: int, n: int, confidence: float) -> tuple[float, float]:
