@@ -156,7 +156,8 @@ def test_without_a_key_the_cached_run_stops_with_the_fix_and_exit_2(
     import io
 
     out = io.StringIO()
-    repo.write_config(cache=str(tmp_path / "cache"))
+    gate = {"kind": "gap", "metric": "dice", "by": "age_group", "model": "candidate", "max": 0.5}
+    repo.write_config(cache=str(tmp_path / "cache"), gates=[gate])
     code = main(["audit", "--config", str(repo.config_path), "--workers", "1"], stdout=out)
     assert code == EXIT_USAGE
     err = capsys.readouterr().err

@@ -59,7 +59,15 @@ def test_segfair_audit_runs_on_a_running_scheduler_given_by_its_address(
     repo: Repo, cluster: Any, tmp_path: Path
 ) -> None:
     local_json, dask_json = tmp_path / "local.json", tmp_path / "dask.json"
-    audit = ["audit", "--config", str(repo.config_path), "--no-cache", "-q", "--json"]
+    audit = [
+        "audit",
+        "--config",
+        str(repo.config_path),
+        "--no-cache",
+        "-q",
+        "--allow-no-gates",
+        "--json",
+    ]
     local_status = main([*audit, str(local_json)], stdout=stdio.StringIO())
     # A user's `segfair audit --scheduler tcp://...` is its own process, connecting by address.
     scheduler = ["--scheduler", cluster.scheduler_address]

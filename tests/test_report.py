@@ -105,6 +105,18 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> tuple[SegfairSession, Any
             }
         )
     )
+    # and one whose whole interval lies beyond its limit (evidence of harm)
+    results.append(
+        session.check(
+            {
+                "kind": "min_group_metric",
+                "metric": "dice",
+                "by": "age_group",
+                "model": "trained_on_automated",
+                "min": 0.99,
+            }
+        )
+    )
     results.append(
         session.check(
             {
