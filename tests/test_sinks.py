@@ -61,3 +61,12 @@ def test_a_hostile_column_name_in_an_error_reaches_stderr_inert(
     assert "sexx" in err
     assert not any(ln.lstrip().startswith("::") for ln in err.splitlines())
     assert "\x1b" not in err
+
+
+def test_an_annotation_carries_no_escape_sequence_from_data() -> None:
+    from segfair.report import github_annotations
+
+    gate = {"id": "gap[dice,age]", "status": "failed", "ok": False, "message": "a\x1b]8;;u\x07b"}
+    (line,) = github_annotations({"gates": [gate]})
+    assert "\x1b" not in line
+    assert "\x07" not in line

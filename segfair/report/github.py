@@ -6,10 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from segfair.report.verdict import _gate_ok, _status, _warns
+from segfair.sinks import for_terminal
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # CR and LF are the workflow command's own escapes; other control characters (ANSI/OSC
+    # sequences from data) are shown as escapes, as on a terminal
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return for_terminal(text)
 
 
 def _escape_property(text: str) -> str:
