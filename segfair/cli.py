@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="segfair-demo",
         help="folder for the cohort and the reports (default: ./segfair-demo)",
     )
-    demo.add_argument("--n-cases", type=_positive_int, default=240)
+    demo.add_argument("--n-cases", type=_positive_int, default=600)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--workers", type=_positive_int, default=None)
 

@@ -52,7 +52,7 @@ def headline(distortion: DistortionResult, *, attribute: str, metric: str = "Dic
 def run_demo(
     out_dir: Path,
     *,
-    n_cases: int = 240,
+    n_cases: int = 600,
     seed: int = 0,
     workers: int | None = None,
     quiet: bool = False,
