@@ -58,17 +58,17 @@ def _closest(name: str, options: list[str]) -> str:
 FileKind = Literal["file", "other", "missing"]
 
 
-def _folder_listings() -> Callable[[Path], FileKind]:
+def _folder_listings() -> Callable[[str], FileKind]:
     """Whether a path is a regular file, something else, or missing — from one listing of each
     folder instead of two ``stat`` calls a file: a metadata table of a million rows with a few
     imaged cases is refused in seconds, not minutes."""
-    listings: dict[Path, tuple[dict[str, FileKind], set[str]] | None] = {}
+    listings: dict[str, tuple[dict[str, FileKind], set[str]] | None] = {}
 
-    def what_is(file: Path) -> FileKind:
-        parent = file.parent
+    def what_is(path: str) -> FileKind:
+        parent, filename = os.path.split(path)
         if parent not in listings:
             try:
-                with os.scandir(parent) as entries:
+                with os.scandir(parent or ".") as entries:
                     names: dict[str, FileKind] = {
                         e.name: ("file" if e.is_file() else "other") for e in entries
                     }
@@ -78,14 +78,14 @@ def _folder_listings() -> Callable[[Path], FileKind]:
         listing = listings[parent]
         if listing is not None:
             names, folded = listing
-            if file.name in names:
-                return names[file.name]
-            if file.name.casefold() not in folded:
+            if filename in names:
+                return names[filename]
+            if filename.casefold() not in folded:
                 return "missing"
         # a case-insensitive file system, or a folder segfair cannot list: ask the file itself
-        if file.is_file():
+        if os.path.isfile(path):
             return "file"
-        return "other" if file.exists() else "missing"
+        return "other" if os.path.exists(path) else "missing"
 
     return what_is
 
@@ -231,19 +231,27 @@ def load_cohort(
         key=lambda s: (s != ("ruler", config.trusted_ruler), s[0] == "model"),
     )
     what_is = _folder_listings()
+    # each source's template resolved once: a case id (letters, digits, '_', '-', '.', spaces)
+    # cannot change what resolving does, so substituting it into the resolved text is the same
+    templates = {
+        (kind, name): str(
+            config.resolve((config.models if kind == "model" else config.rulers)[name].path)
+        )
+        for kind, name in sources
+    }
     for case_id in metadata.index:
         first: tuple[str, io.Geometry] | None = None
         for kind, name in sources:
             table_ = config.models if kind == "model" else config.rulers
-            file = config.resolve(table_[name].path.replace("{case_id}", case_id))
-            found = what_is(file)
+            where = templates[kind, name].replace("{case_id}", case_id)
+            found = what_is(where)
             if found == "other":
                 problems.append(
                     Problem(
                         "unreadable files",
-                        NOT_A_FILE.format(kind=kind, name=name, path=file),
+                        NOT_A_FILE.format(kind=kind, name=name, path=where),
                         case_id=case_id,
-                        path=str(file),
+                        path=where,
                         fix="point the mask source at a file, not a folder",
                     )
                 )
@@ -278,13 +286,14 @@ def load_cohort(
                 problems.append(
                     Problem(
                         "missing files",
-                        MISSING_FILE.format(kind=kind, name=name, path=file),
+                        MISSING_FILE.format(kind=kind, name=name, path=where),
                         case_id=case_id,
-                        path=str(file),
+                        path=where,
                         fix=fix,
                     )
                 )
                 continue
+            file = Path(where)
             if not check_geometry:
                 continue
             try:
