@@ -104,3 +104,16 @@ def test_bin_labels_that_would_merge_groups_are_refused(
     }
     with pytest.raises(ConfigError, match=message):
         parse_config(data, source=tmp_path / "segfair.toml")
+
+
+def test_a_large_table_with_few_imaged_cases_counts_every_missing_file(repo: Repo) -> None:
+    """Every row is checked and counted (the folders are listed once, not stat-ed per file)."""
+    extra = [f"X{i:05d},50,white,A" for i in range(2_000)]
+    with (repo.root / "cases.csv").open("a") as fh:
+        fh.write("\n".join(extra) + "\n")
+    with pytest.raises(CohortError) as info:
+        load_cohort(repo.config_path)
+    missing = [p for p in info.value.problems if p.kind == "missing files"]
+    assert len(missing) == 3 * 2_000  # one prediction and two references per row
+    assert {p.case_id for p in missing} == {f"X{i:05d}" for i in range(2_000)}
+    assert len(str(info.value)) < 20_000  # listed in part, counted in full
