@@ -8,13 +8,15 @@ nothing is written unless segfair is configured or its fixtures are used.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from segfair.sinks import for_terminal
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from segfair.audit import Audit
@@ -102,6 +104,9 @@ class _State:
         self.written: list[Path] = []
         self.annotations: list[str] = []
         self.error: str | None = None
+        # a configuration or cohort error: said once, short, and in CI (not per test, not with
+        # segfair's frames)
+        self.input_error: str | None = None
 
     def _value(self, key: str) -> Any:
         value = self.pytest_config.getoption(f"segfair_{key}", default=None)
@@ -210,6 +215,7 @@ class GateItem(pytest.Item):
 
     def runtest(self) -> None:
         state = _state(self.config)
+        _load(state, lambda: state.session.audit)  # an input error: once, short
         try:
             result = state.session.check(self.gate)
         except Exception as exc:
@@ -319,16 +325,37 @@ def segfair_config(segfair_session: SegfairSession) -> Any:
     return segfair_session.config
 
 
+def _load(state: _State, get: Callable[[], T]) -> T:
+    """``get()``, with segfair's input errors failing the test in one short message (no
+    traceback through segfair's frames) and remembered: later tests fail at once with a
+    pointer instead of loading the cohort again."""
+    __tracebackhide__ = True
+    from segfair.errors import SegfairError
+
+    if state.input_error is not None:
+        first = state.input_error.splitlines()[0]
+        pytest.fail(
+            for_terminal(f"segfair: input error (the first failure says all): {first}"),
+            pytrace=False,
+        )
+    try:
+        return get()
+    except SegfairError as exc:
+        state.input_error = str(exc)
+    # outside the except block: the failure must not chain segfair's exception and its frames
+    pytest.fail(for_terminal(f"segfair: input error: {state.input_error}"), pytrace=False)
+
+
 @pytest.fixture(scope="session")
-def segfair_cohort(segfair_session: SegfairSession) -> Any:
+def segfair_cohort(request: pytest.FixtureRequest, segfair_session: SegfairSession) -> Any:
     """The validated cohort (:class:`segfair.cohort.Cohort`), loaded once per session."""
-    return segfair_session.cohort
+    return _load(_state(request.config), lambda: segfair_session.cohort)
 
 
 @pytest.fixture(scope="session")
-def segfair_scores(segfair_session: SegfairSession) -> Any:
+def segfair_scores(request: pytest.FixtureRequest, segfair_session: SegfairSession) -> Any:
     """The per-case scores (:class:`segfair.scores.Scores`), evaluated once per session."""
-    return segfair_session.scores
+    return _load(_state(request.config), lambda: segfair_session.scores)
 
 
 @pytest.fixture
@@ -336,7 +363,9 @@ def segfair_audit(
     request: pytest.FixtureRequest, segfair_session: SegfairSession
 ) -> AuditAssertions:
     """The audit with fairness assertions; the audit itself is computed once per session."""
-    return AuditAssertions(segfair_session.audit, state=_state(request.config), node=request.node)
+    state = _state(request.config)
+    audit = _load(state, lambda: segfair_session.audit)
+    return AuditAssertions(audit, state=state, node=request.node)
 
 
 class AuditAssertions:
@@ -474,6 +503,7 @@ class _XdistHooks:
         if not out:
             return
         state.results.update(out["results"])
+        state.input_error = state.input_error or out.get("input_error")
         state.from_workers = True
         state.used = state.used or out.get("used", False)
 
@@ -494,8 +524,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config.workeroutput["segfair"] = {  # type: ignore[attr-defined]
             "results": state.results,
             "used": state.used,
+            "input_error": state.input_error,
         }
         return
+    if state.input_error is not None:
+        _say_input_error(state)
     if state.document is None:
         state.document = _document(state)
     if state.document is not None:
@@ -503,6 +536,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     failed = [r for r in state.results.values() if not r.get("ok", r.get("status") == "passed")]
     if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _say_input_error(state: _State) -> None:
+    """In GitHub Actions: the job summary and one annotation say what the input error is (the
+    terminal summary says it once in any case)."""
+    if os.environ.get("GITHUB_ACTIONS") != "true" or state.input_error is None:
+        return
+    from segfair.report import md_escape
+    from segfair.report.github import error_annotation
+
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(
+                "## 🛑 segfair: input error — no gate was checked\n\n"
+                + md_escape(state.input_error)
+                + "\n"
+            )
+    state.annotations.append(error_annotation("segfair input error", state.input_error))
 
 
 def _document(state: _State) -> dict[str, Any] | None:
@@ -562,7 +614,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if _is_worker(config):
         return
     warnings = _run_warnings(state)
-    if not state.results and state.error is None and not warnings:
+    if not state.results and state.error is None and not warnings and not state.input_error:
         return
     tr = terminalreporter
     tr.write_sep("-", "segfair")
@@ -572,7 +624,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(for_terminal(f"segfair: warning: {w}"), yellow=True)
     from segfair.report import summary_lines_from_dicts
 
-    for line in summary_lines_from_dicts(list(state.results.values()), state.written):
-        tr.write_line(for_terminal(line))
-    if state.error:
+    if not state.input_error:  # with an input error no gate was checked: that is the verdict
+        for line in summary_lines_from_dicts(list(state.results.values()), state.written):
+            tr.write_line(for_terminal(line))
+    if state.input_error:
+        tr.write_line(for_terminal(f"segfair: input error: {state.input_error}"), red=True)
+    elif state.error:
         tr.write_line(for_terminal(f"segfair: {state.error}"), red=True)

@@ -468,3 +468,42 @@ def test_an_undecided_gate_says_how_far_the_cohort_is_from_deciding_it(
             "*to decide:     about * cases in all would likely decide it*",
         ]
     )
+
+
+# ---- an input error: once, short, and in CI ---------------------------------------------------
+TWO_ASSERTION_TESTS = """
+def test_one(segfair_audit):
+    segfair_audit.assert_gap("dice", by="age_group", model="candidate", max=0.9)
+
+def test_two(segfair_audit):
+    segfair_audit.assert_gap("dice", by="ethnicity", model="candidate", max=0.9)
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_a_missing_prediction_is_one_short_error_not_a_traceback_per_test(
+    pytester: pytest.Pytester,
+    segtester: Repo,
+    monkeypatch: pytest.MonkeyPatch,
+    xdist: list[str],
+) -> None:
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    segtester.write_config(gates=[GAP_GATE])
+    segtester.mask_path("model", "candidate", segtester.case_ids[0]).unlink()
+    pytester.makepyfile(test_fairness=TWO_ASSERTION_TESTS)
+    result = pytester.runpytest(*xdist)
+    assert result.ret != 0
+    out = result.stdout.str()
+    assert "segfair/" not in out.replace("segfair/plugin", "")  # no frames of segfair's code
+    assert "Traceback" not in out
+    # the first failure (in each xdist worker), the annotation and the summary line
+    assert out.count("missing files") <= 3 + (1 if xdist else 0)
+    assert len(out.splitlines()) < 120  # was ~490 lines
+    result.stdout.fnmatch_lines(["*segfair: input error: *1 problem in the cohort*"])
+    assert "input error" in summary.read_text()
+    assert segtester.case_ids[0] in summary.read_text()
+    assert (
+        sum(line.startswith("::error title=segfair input error") for line in out.splitlines()) == 1
+    )

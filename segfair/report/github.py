@@ -46,3 +46,8 @@ def github_annotations(doc: Mapping[str, Any]) -> list[str]:
         message = str(g.get("message") or g.get("decision_rule") or g.get("status"))
         out.append(f"::{level} title={title}::{_escape_data(message)}")
     return out
+
+
+def error_annotation(title: str, message: str) -> str:
+    """One ``::error`` workflow command, escaped (a run-level error, e.g. an input error)."""
+    return f"::error title={_escape_property(title)}::{_escape_data(message)}"
