@@ -8,6 +8,7 @@ Exit status: 0 when every gate passes (or is inconclusive and let through by
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -188,6 +189,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
             return _plan(args, out)
     except SegfairError as exc:
         print(for_terminal(f"segfair: error: {exc}"), file=sys.stderr)
+        if args.command == "audit":
+            _github_input_error(str(exc), out)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("segfair: interrupted", file=sys.stderr)
@@ -220,11 +223,13 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
     if not session.gates and not args.allow_no_gates:
         raise SegfairError(NO_GATES.format(where=cfg.source or args.config))
     results = session.check_config_gates()
+    document = session.report()
     try:
         written = session.write_reports(
             html=args.html or (cfg.resolve(cfg.html) if cfg.html else None),
             json_path=args.json or (cfg.resolve(cfg.json_report) if cfg.json_report else None),
             md=args.md or (cfg.resolve(cfg.md) if cfg.md else None),
+            document=document,
         )
     except OSError as exc:
         where = f" {exc.filename!r}" if exc.filename else ""
@@ -234,7 +239,37 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
     lines = summary_lines(results, written)
     for line in lines if not args.quiet else lines[-1:]:
         print(for_terminal(line), file=out)
+    _github_report(document, out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def _github_report(document: Any, out: TextIO) -> None:
+    """In GitHub Actions, what the plugin does: the Markdown summary appended to the job
+    summary, one annotation per gate that fails the build (or warns)."""
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return
+    from segfair.report import github_annotations, markdown_report
+
+    _append_job_summary(markdown_report(document))
+    for line in github_annotations(document):  # workflow commands, escaped by their builder
+        print(line, file=out)
+
+
+def _github_input_error(message: str, out: TextIO) -> None:
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return
+    from segfair.report import md_escape
+    from segfair.report.github import error_annotation
+
+    _append_job_summary("## 🛑 segfair: input error — no gate was checked\n\n" + md_escape(message))
+    print(error_annotation("segfair input error", message), file=out)
+
+
+def _append_job_summary(text: str) -> None:
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
 
 
 def _synth(args: argparse.Namespace, out: TextIO) -> int:

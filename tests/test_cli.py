@@ -334,3 +334,25 @@ def test_audit_and_plan_with_no_gate_exit_2_saying_how_to_add_one(
     assert "no gate is configured" in capsys.readouterr().err
     code, _out = run("audit", "--config", str(repo.config_path), "--allow-no-gates")
     assert code == EXIT_OK
+
+
+def test_in_github_actions_segfair_audit_writes_the_job_summary_and_annotations(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    failing = {**PASSING, "max": 0.0001, "decide_on": "estimate"}
+    repo.write_config(gates=[failing])
+    code, out = run("audit", "--config", str(repo.config_path), "--quiet")
+    assert code == EXIT_FAILED
+    assert "segfair: FAILED" in summary.read_text()
+    assert any(line.startswith("::error title=segfair gate failed") for line in out.splitlines())
+    # an input error: the job summary and one annotation say it too
+    repo.mask_path("model", "candidate", repo.case_ids[0]).unlink()
+    code, out = run("audit", "--config", str(repo.config_path), "--quiet")
+    assert code == EXIT_USAGE
+    assert "input error" in summary.read_text()
+    assert (
+        sum(line.startswith("::error title=segfair input error") for line in out.splitlines()) == 1
+    )
