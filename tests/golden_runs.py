@@ -223,7 +223,8 @@ def produce(name: str, workdir: Path) -> dict[str, str]:
 
 
 def golden_path(name: str, suffix: str) -> Path:
-    return GOLDEN / f"{name}.{suffix}"
+    # ".golden": they are data, not source (no linter or duplicate finder should read them)
+    return GOLDEN / f"{name}.{suffix}.golden"
 
 
 def first_difference(expected: str, actual: str, label: str) -> str:
