@@ -322,3 +322,59 @@ def test_report_in_a_real_browser(report_file: Path, tmp_path: Path) -> None:
         assert case["width"] > 50
         assert case["height"] > 50
         assert case["paths"] >= 3
+
+
+PHONE_PROBE = """
+(() => {
+  const wide = [];
+  for (const el of document.querySelectorAll('main *')) {
+    const r = el.getBoundingClientRect();
+    if (r.right > window.innerWidth + 1 && !el.closest('.scroll, table, figure')) {
+      wide.push(el.tagName + (el.className ? '.' + el.className : ''));
+    }
+  }
+  let smallest = 100;
+  for (const svg of document.querySelectorAll('svg.chart')) {
+    const vb = svg.viewBox && svg.viewBox.baseVal;
+    if (!vb || !vb.width) continue;
+    const scale = svg.getBoundingClientRect().width / vb.width;
+    for (const t of svg.querySelectorAll('text')) {
+      smallest = Math.min(smallest, parseFloat(getComputedStyle(t).fontSize) * scale);
+    }
+  }
+  return {scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
+          wide: wide.slice(0, 10), smallestChartFont: smallest};
+})()
+"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_report_fits_a_phone_and_a_desktop_screen(
+    report_file: Path, tmp_path: Path, width: int
+) -> None:
+    """No sideways scrolling of the page (tables and charts scroll in their own box), and chart
+    text stays readable (at least 7 px on screen)."""
+    browser = DevTools(_chromium(), Path(tempfile.mkdtemp(dir=tmp_path)))
+    try:
+        target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        sid = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
+        browser.call("Page.enable", session=sid)
+        browser.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": 844, "deviceScaleFactor": 1, "mobile": False},
+            session=sid,
+        )
+        browser.call("Page.navigate", {"url": report_file.resolve().as_uri()}, session=sid)
+        browser.wait_for("Page.loadEventFired")
+        browser.settle()
+        probe = browser.call(
+            "Runtime.evaluate", {"expression": PHONE_PROBE, "returnByValue": True}, session=sid
+        )
+    finally:
+        browser.close()
+    page = probe["result"]["value"]
+    assert page["innerWidth"] == width
+    assert page["scrollWidth"] <= width, page["wide"]
+    assert page["smallestChartFont"] >= 7, page
