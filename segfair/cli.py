@@ -77,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     reports.add_argument("--md", metavar="PATH", help="write the Markdown summary here")
 
     audit = sub.add_parser(
-        "audit", parents=[quiet, reports], help="evaluate the cohort and check the configured gates"
+        "audit",
+        parents=[quiet, reports],
+        help="evaluate the cohort and check the configured gates",
+        epilog="exit status: 0 no gate blocks; 1 a gate blocks (failed, error, or inconclusive "
+        "under on_inconclusive = fail); 2 bad input or usage, with a message",
     )
     audit.add_argument(
         "--config",
@@ -128,29 +132,45 @@ def build_parser() -> argparse.ArgumentParser:
         default="segfair-demo",
         help="folder for the cohort and the reports (default: ./segfair-demo)",
     )
-    demo.add_argument("--n-cases", type=_positive_int, default=600)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--workers", type=_positive_int, default=None)
+    demo.add_argument(
+        "--n-cases", type=_positive_int, default=600, help="number of patients (default 600)"
+    )
+    demo.add_argument("--seed", type=int, default=0, help="seed of the cohort and the bootstrap")
+    demo.add_argument(
+        "--workers", type=_positive_int, default=None, help="processes (default: every CPU)"
+    )
 
     synth = sub.add_parser(
         "synth",
         parents=[quiet],
         help="write a synthetic breast DCE-MRI cohort in the MAMA-MIA layout",
     )
-    synth.add_argument("out", metavar="OUT_DIR")
+    synth.add_argument("out", metavar="OUT_DIR", help="folder to write the cohort into")
     synth.add_argument("--preset", default="hidden", help="null, hidden or parikh")
-    synth.add_argument("--n-cases", type=_positive_int, default=200)
+    synth.add_argument(
+        "--n-cases", type=_positive_int, default=200, help="number of patients (default 200)"
+    )
     synth.add_argument("--shape", type=_shape, default=(96, 96, 48), help="e.g. 96x96x48")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--workers", type=_positive_int, default=1)
-    synth.add_argument("--overwrite", action="store_true")
+    synth.add_argument(
+        "--seed", type=int, default=0, help="seed of every draw: same seed, same bytes"
+    )
+    synth.add_argument(
+        "--workers", type=_positive_int, default=1, help="processes writing cases (default 1)"
+    )
+    synth.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder that is not an earlier synth output",
+    )
 
     init = sub.add_parser(
         "init",
         parents=[quiet],
         help="write a [tool.segfair] section and a fairness test for a repository",
     )
-    init.add_argument("dir", metavar="DIR", nargs="?", default=".")
+    init.add_argument(
+        "dir", metavar="DIR", nargs="?", default=".", help="the repository (default .)"
+    )
     init.add_argument("--force", action="store_true", help="overwrite what exists")
 
     plan = sub.add_parser(
@@ -158,13 +178,40 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[quiet],
         help="how many more trusted labels each gate needs, and which cases to label",
     )
-    plan.add_argument("--config", metavar="PATH", default=".")
-    plan.add_argument("--out", metavar="CSV", default="labels_to_annotate.csv")
-    plan.add_argument("--power", type=float, default=0.8)
-    plan.add_argument("--target-halfwidth", type=float, default=None)
-    plan.add_argument("--within", choices=("disagreement", "random"), default="disagreement")
-    plan.add_argument("--seed", type=int, default=None)
-    plan.add_argument("--workers", type=_positive_int, default=None)
+    plan.add_argument(
+        "--config", metavar="PATH", default=".", help="configuration file or folder (default .)"
+    )
+    plan.add_argument(
+        "--out",
+        metavar="CSV",
+        default="labels_to_annotate.csv",
+        help="the list of cases to send to the annotators (default labels_to_annotate.csv)",
+    )
+    plan.add_argument(
+        "--power",
+        type=float,
+        default=0.8,
+        help="probability that each gate decides once the labels are added (default 0.8)",
+    )
+    plan.add_argument(
+        "--target-halfwidth",
+        type=float,
+        default=None,
+        help="plan for an interval half-width (metric units) instead of a power",
+    )
+    plan.add_argument(
+        "--within",
+        choices=("disagreement", "random"),
+        default="disagreement",
+        help="inside a group, pick the cases where model and automated labels disagree most "
+        "(default) or at random",
+    )
+    plan.add_argument(
+        "--seed", type=int, default=None, help="seed of the selection (default: the configured)"
+    )
+    plan.add_argument(
+        "--workers", type=_positive_int, default=None, help="processes scoring the cases"
+    )
     return parser
 
 

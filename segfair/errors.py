@@ -55,9 +55,16 @@ class InputError(SegfairError):
         if path is not None:
             where.append(f"file {str(path)!r}")
         text = (", ".join(where) + ": " if where else "") + message
-        if fix:
-            text += f" Fix: {fix}"
-        super().__init__(text)
+        super().__init__(_with_fix(text, fix))
+
+
+def _with_fix(text: str, fix: str | None) -> str:
+    """``text``, then its fix as a sentence of its own (a message without a final stop used to
+    run into it: "…field_strength Fix: rename…")."""
+    if not fix:
+        return text
+    end = "" if text.rstrip().endswith((".", "!", "?", ":", ";")) else "."
+    return f"{text.rstrip()}{end} Fix: {fix}"
 
 
 class GeometryError(InputError):
@@ -81,9 +88,7 @@ class Problem:
         if self.path is not None:
             where.append(f"file {self.path!r}")
         text = (", ".join(where) + ": " if where else "") + self.message
-        if self.fix:
-            text += f" Fix: {self.fix}"
-        return text
+        return _with_fix(text, self.fix)
 
     @classmethod
     def from_input_error(cls, kind: str, error: InputError) -> Problem:

@@ -356,3 +356,17 @@ def test_in_github_actions_segfair_audit_writes_the_job_summary_and_annotations(
     assert (
         sum(line.startswith("::error title=segfair input error") for line in out.splitlines()) == 1
     )
+
+
+@pytest.mark.parametrize("command", ["audit", "plan", "synth", "demo", "init"])
+def test_every_option_of_every_command_is_described(command: str) -> None:
+    from segfair.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]  # type: ignore[attr-defined]
+    bare = [
+        a.option_strings or a.dest for a in sub._actions if not a.help and a.dest not in ("help",)
+    ]
+    assert bare == []
+    if command == "audit":
+        assert "exit status: 0" in sub.format_help()

@@ -368,7 +368,7 @@ def test_a_mask_of_zeros_and_twos_with_the_default_label_is_refused_with_the_fix
 
     reason = MSG_LABELS_NOT_FOUND.format(selected=[1], found="[2]")
     fix = FIX_LABELS_NOT_FOUND.format(suggestion=[2])
-    assert str(caught.value) == f"case 'A1', file '{path}': {reason} Fix: {fix}"
+    assert str(caught.value) == f"case 'A1', file '{path}': {reason}. Fix: {fix}"
     assert "labels = [2]" in fix
 
 
@@ -741,7 +741,7 @@ def test_a_missing_file_is_refused_naming_the_case_and_the_file(tmp_path: Path) 
     with pytest.raises(InputError) as caught:
         load_mask(path, case_id="A1")
 
-    assert str(caught.value) == f"case 'A1', file '{path}': {MSG_MISSING} Fix: {FIX_MISSING}"
+    assert str(caught.value) == f"case 'A1', file '{path}': {MSG_MISSING}. Fix: {FIX_MISSING}"
     assert caught.value.case_id == "A1"
     assert caught.value.path == str(path)
 
