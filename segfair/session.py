@@ -73,6 +73,10 @@ def check_gate_names(gate: Gate, config: SegfairConfig, index: int | None) -> li
 
 def _did_you_mean(name: str, valid: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    if not close:
+        # a valid name inside the typo ("dice_score" → "dice"), the longest that fits
+        inside = sorted((v for v in valid if v and v.lower() in name.lower()), key=len)
+        close = inside[-1:]
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

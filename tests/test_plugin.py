@@ -508,3 +508,17 @@ def test_a_missing_prediction_is_one_short_error_not_a_traceback_per_test(
     assert (
         sum(line.startswith("::error title=segfair input error") for line in out.splitlines()) == 1
     )
+
+
+def test_a_misspelt_metric_in_an_assertion_gets_a_did_you_mean(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    pytester.makepyfile(
+        test_fairness="""
+def test_typo(segfair_audit):
+    segfair_audit.assert_gap("dice_score", by="age_group", model="candidate", max=0.9)
+"""
+    )
+    result = pytester.runpytest()
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*dice_score*did you mean 'dice'?*"])
