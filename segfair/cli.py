@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from segfair.errors import SegfairError
-from segfair.sinks import for_terminal
+from segfair.sinks import for_csv_cell, for_terminal
 from segfair.version import __version__
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
@@ -374,10 +374,6 @@ def _check_out_file(path: Path, flag: str) -> None:
         )
 
 
-# A cell a spreadsheet would run as a formula (OWASP's list): written with a leading quote.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _spreadsheet_safe(table: Any) -> Any:
     """``table`` with every text cell that a spreadsheet would evaluate made inert."""
     import pandas as pd
@@ -385,9 +381,7 @@ def _spreadsheet_safe(table: Any) -> Any:
     safe = table.copy()
     for column in safe.columns:
         if not pd.api.types.is_numeric_dtype(safe[column]):
-            safe[column] = safe[column].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
-            )
+            safe[column] = safe[column].map(for_csv_cell)
     return safe
 
 

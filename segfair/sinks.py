@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["for_markdown_text", "for_terminal"]
+__all__ = ["for_csv_cell", "for_markdown_text", "for_terminal"]
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidirectional formatting characters
 _CONTROL: Final = re.compile(
@@ -45,3 +45,15 @@ def for_markdown_text(text: str) -> str:
     Markdown syntax itself is escaped by :func:`segfair.report.md_escape`, which calls this."""
     text = _CONTROL.sub(_visible, text)
     return text.replace("://", ":&#8203;//").replace("www.", "www&#8203;.")
+
+
+# a cell a spreadsheet would run as a formula (OWASP's list of first characters)
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def for_csv_cell(value: object) -> object:
+    """A CSV cell that no spreadsheet runs: text starting like a formula gets a leading ``'``;
+    anything else (numbers included) is returned as it is."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, cast
+from typing import ClassVar, Literal
 
-import pandas as pd
 from pydantic import Field, model_validator
 
 from segfair.audit import Audit
 from segfair.gates.base import Baseline, MetricGate, Only, _at_least, _by_text, _make_id
-from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _ratio_undefined
+from segfair.gates.outcome import Check, Outcome, _by_arg, _f, _paired_evidence, _ratio_undefined
 
 
 class AmplificationGate(MetricGate):
@@ -60,12 +59,8 @@ class AmplificationGate(MetricGate):
             groups=groups,
             confidence=conf,
         )
-        ev = pd.concat(
-            [
-                _evidence(cast(pd.DataFrame, a.by_group.loc[src]), f"{src} @ {ruler}")
-                for src in dict.fromkeys((self.model, self.baseline))
-            ],
-            ignore_index=True,
+        ev = _paired_evidence(
+            a.by_group, {src: f"{src} @ {ruler}" for src in (self.model, self.baseline)}
         )
         label = f"amplification of the {self.metric} gap across {by_name}"
         out = Outcome(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -74,6 +75,15 @@ def _evidence(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     out = out.loc[:, list(EVIDENCE_COLUMNS)]
     out["group"] = out["group"].astype(str)
     return out
+
+
+def _paired_evidence(by_group: pd.DataFrame, sources: Mapping[str, str]) -> pd.DataFrame:
+    """The evidence of a paired comparison: each source's groups (``by_group``'s outer level),
+    labelled ``sources[key]``, stacked in the order given."""
+    return pd.concat(
+        [_evidence(cast(pd.DataFrame, by_group.loc[key]), label) for key, label in sources.items()],
+        ignore_index=True,
+    )
 
 
 def _look_at(group: str | None, by: str, metric: str) -> list[str]:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, cast
+from typing import ClassVar, Literal
 
-import pandas as pd
 from pydantic import Field, model_validator
 
 from segfair.audit import Audit
 from segfair.gates.base import Baseline, MetricGate, Only, _at_least, _by_text, _fraction, _make_id
-from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _neg, _ratio_undefined
+from segfair.gates.outcome import (
+    Check,
+    Outcome,
+    _by_arg,
+    _f,
+    _neg,
+    _paired_evidence,
+    _ratio_undefined,
+)
 
 
 class _RulerGate(MetricGate):
@@ -49,12 +56,8 @@ class _RulerGate(MetricGate):
             confidence=conf,
         )
         shrink = isinstance(self, RulerShrinkageGate)
-        ev = pd.concat(
-            [
-                _evidence(cast(pd.DataFrame, d.by_group.loc[src]), f"{self.model} @ {src}")
-                for src in dict.fromkeys((d.trusted, d.automated))
-            ],
-            ignore_index=True,
+        ev = _paired_evidence(
+            d.by_group, {src: f"{self.model} @ {src}" for src in (d.trusted, d.automated)}
         )
         label = f"share of the {self.metric} gap across {by_name} that {d.automated} labels " + (
             "hide" if shrink else "add"

@@ -19,6 +19,11 @@ def _el(tag: str, text: str | None = None, **attrs: Any) -> dict[str, Any]:
     }
 
 
+def _line(x1: float, x2: float, y1: float, y2: float, **attrs: Any) -> dict[str, Any]:
+    """An SVG line, its ends at 0.1 px."""
+    return _el("line", x1=f"{x1:.1f}", x2=f"{x2:.1f}", y1=f"{y1:.1f}", y2=f"{y2:.1f}", **attrs)
+
+
 def _nice_ticks(lo: float, hi: float, n: int = 5) -> tuple[float, float, list[float]]:
     if not (math.isfinite(lo) and math.isfinite(hi)):
         lo, hi = 0.0, 1.0
@@ -200,12 +205,11 @@ def interval_chart(
             y = y_top + 6 + sub * k + sub / 2
             if row.get("lower") is not None and row.get("upper") is not None:
                 els.append(
-                    _el(
-                        "line",
-                        x1=f"{sx(row['lower']):.1f}",
-                        x2=f"{sx(row['upper']):.1f}",
-                        y1=f"{y:.1f}",
-                        y2=f"{y:.1f}",
+                    _line(
+                        sx(row["lower"]),
+                        sx(row["upper"]),
+                        y,
+                        y,
                         stroke=s["colour"],
                         stroke_width="2.2",
                     )
@@ -236,16 +240,7 @@ def interval_chart(
             )
         )
         for t in gticks:
-            els.append(
-                _el(
-                    "line",
-                    x1=f"{gxs(t):.1f}",
-                    x2=f"{gxs(t):.1f}",
-                    y1=f"{top:.1f}",
-                    y2=f"{bottom:.1f}",
-                    class_="grid",
-                )
-            )
+            els.append(_line(gxs(t), gxs(t), top, bottom, class_="grid"))
             els.append(
                 _el(
                     "text",
@@ -283,24 +278,22 @@ def interval_chart(
                 )
             if gp.get("lower") is not None and gp.get("upper") is not None:
                 els.append(
-                    _el(
-                        "line",
-                        x1=f"{gxs(gp['lower']):.1f}",
-                        x2=f"{gxs(gp['upper']):.1f}",
-                        y1=f"{y + bar_h / 2:.1f}",
-                        y2=f"{y + bar_h / 2:.1f}",
+                    _line(
+                        gxs(gp["lower"]),
+                        gxs(gp["upper"]),
+                        y + bar_h / 2,
+                        y + bar_h / 2,
                         stroke=gp["colour"],
                         stroke_width="2",
                     )
                 )
             if gp.get("estimate") is not None:
                 els.append(
-                    _el(
-                        "line",
-                        x1=f"{gxs(gp['estimate']):.1f}",
-                        x2=f"{gxs(gp['estimate']):.1f}",
-                        y1=f"{y:.1f}",
-                        y2=f"{y + bar_h:.1f}",
+                    _line(
+                        gxs(gp["estimate"]),
+                        gxs(gp["estimate"]),
+                        y,
+                        y + bar_h,
                         stroke=gp["colour"],
                         stroke_width="2.5",
                     )
@@ -363,17 +356,7 @@ def box_chart(
             continue
         colour = TRUSTED_COLOUR
         if r.get("p05") is not None and r.get("p95") is not None:
-            els.append(
-                _el(
-                    "line",
-                    x1=f"{sx(r['p05']):.1f}",
-                    x2=f"{sx(r['p95']):.1f}",
-                    y1=f"{y:.1f}",
-                    y2=f"{y:.1f}",
-                    stroke="#555",
-                    stroke_width="1.2",
-                )
-            )
+            els.append(_line(sx(r["p05"]), sx(r["p95"]), y, y, stroke="#555", stroke_width="1.2"))
         if r.get("q1") is not None and r.get("q3") is not None:
             els.append(
                 _el(
@@ -389,15 +372,7 @@ def box_chart(
                 )
             )
         els.append(
-            _el(
-                "line",
-                x1=f"{sx(r['median']):.1f}",
-                x2=f"{sx(r['median']):.1f}",
-                y1=f"{y - 6:.1f}",
-                y2=f"{y + 6:.1f}",
-                stroke=colour,
-                stroke_width="2.5",
-            )
+            _line(sx(r["median"]), sx(r["median"]), y - 6, y + 6, stroke=colour, stroke_width="2.5")
         )
         if r.get("mean") is not None:
             els.append(_marker("diamond", sx(r["mean"]), y, "#000", 2.6))
