@@ -351,7 +351,10 @@ def test_label_agreement_on_a_distance_uses_a_maximum(audit: Audit) -> None:
         "automated": "automated",
         "metric": "hd95",
     }
-    assert check(audit, **base, max=8.0).status == "passed"
+    # 60 cases a group and no miss drawn: up to 6% misses at the 150 mm cap may be unseen, so
+    # the upper bound allows for them (the rare-miss guard, docs/statistics.md)
+    assert check(audit, **base, max=16.0).status == "passed"
+    assert check(audit, **base, max=8.0).status == "inconclusive"
     assert check(audit, **base, max=5.0).status == "failed"
 
 
@@ -361,7 +364,9 @@ def test_min_group_metric_checks_every_group(audit: Audit) -> None:
     low = check(audit, **base, metric="dice", min=0.72)
     assert low.status == "failed"
     assert low.estimate == pytest.approx(0.70)
-    assert check(audit, **base, metric="hd95", max=25).status == "passed"
+    # the capped distance's upper bound allows for misses a group of 60 may not have drawn
+    assert check(audit, **base, metric="hd95", max=30).status == "passed"
+    assert check(audit, **base, metric="hd95", max=25).status == "inconclusive"
     far = check(audit, **base, metric="hd95", max=18)
     assert far.status == "failed"
     assert far.measure == "hd95 of group 'young'"

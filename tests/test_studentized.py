@@ -206,3 +206,60 @@ def test_two_identical_rulers_still_give_a_distortion_of_zero_with_zero_width() 
     assert r.distortion.estimate == pytest.approx(0.0)
     assert r.distortion.lower == pytest.approx(0.0, abs=1e-9)
     assert r.distortion.upper == pytest.approx(0.0, abs=1e-9)
+
+
+def _hd95_scores(values: np.ndarray, groups: np.ndarray, sites: np.ndarray | None = None) -> Scores:
+    ids = [f"c{i:04d}" for i in range(len(values))]
+    table = pd.DataFrame(
+        {"case_id": ids, "model": "m", "ruler": "expert", "metric": "hd95", "value": values}
+    )
+    meta = {"group": groups}
+    if sites is not None:
+        meta["site"] = sites
+    return Scores(
+        table=table,
+        groups=pd.DataFrame(meta, index=pd.Index(ids, name="case_id")),
+        trusted_ruler="expert",
+        rulers=("expert",),
+        models=("m",),
+    )
+
+
+def test_a_capped_distance_allows_for_misses_even_when_the_cohort_drew_none() -> None:
+    # 700/700/40 with no capped value anywhere: the misses of a small group may be the only ones
+    # in the population, so its upper bound allows for the up to 9% a sample of 40 can miss
+    rng = np.random.default_rng(3)
+    groups = np.repeat(["a", "b", "c"], [700, 700, 40])
+    x = rng.lognormal(np.log(8.0), 0.3, len(groups))
+    audit = Audit(_hd95_scores(x, groups), n_boot=300, seed=0, cap=150.0)
+    bg = audit.by_group("hd95", by="group", model="m").by_group
+    small = x[groups == "c"]
+    p_up = 1 - 0.025 ** (1 / 40)
+    assert bg.loc["c", "upper"] >= (1 - p_up) * small.mean() + p_up * 150.0 - 1e-9
+    # large groups pay little: a few hundredths of the cap at most
+    assert bg.loc["a", "upper"] - bg.loc["a", "estimate"] < 0.01 * 150
+
+
+def test_a_group_over_four_sites_gets_the_t_reference_with_three_degrees_of_freedom() -> None:
+    rng = np.random.default_rng(5)
+    groups = np.repeat(["a", "b"], 200)
+    sites = np.tile(np.repeat(["s0", "s1", "s2", "s3"], 50), 2)
+    effect = {"s0": -0.05, "s1": 0.0, "s2": 0.02, "s3": 0.04}
+    x = np.clip(0.7 + np.vectorize(effect.get)(sites) + rng.normal(0, 0.1, 400), 0.01, 0.99)
+    scores = _hd95_scores(x, groups, sites)
+    scores = Scores(
+        table=scores.table.assign(metric="dice"),
+        groups=scores.groups,
+        trusted_ruler="expert",
+        rulers=("expert",),
+        models=("m",),
+    )
+    audit = Audit(scores, n_boot=300, seed=0, cluster="site")
+    bg = audit.by_group("dice", by="group", model="m").by_group
+    r = audit.by_group("dice", by="group", model="m")
+    est = bg.loc["a", "estimate"]
+    # the cluster-level standard error of four equal sites: t with 3 df, not a normal
+    site_means = pd.Series(x[:200]).groupby(sites[:200]).mean().to_numpy()
+    se = site_means.std(ddof=1) / 2
+    assert est - bg.loc["a", "lower"] >= 3.18 * se * 0.99
+    assert r is not None

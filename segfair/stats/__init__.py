@@ -5,6 +5,8 @@ from __future__ import annotations
 from segfair.stats.bootstrap import Replicates, group_statistic
 from segfair.stats.design import Design, build_design, stable_hash
 from segfair.stats.intervals import (
+    cluster_df,
+    few_clusters_interval,
     fieller_interval,
     max_abs_interval,
     percentile_interval,
@@ -23,6 +25,8 @@ __all__ = [
     "Replicates",
     "Statistic",
     "build_design",
+    "cluster_df",
+    "few_clusters_interval",
     "fieller_interval",
     "group_statistic",
     "max_abs_interval",
