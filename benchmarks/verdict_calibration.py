@@ -237,6 +237,8 @@ def scenarios() -> list[Scenario]:
                  (700, 700, 40), "hd95", (8.0,) * 3, miss=(0.0, 0.0, 0.05), sd=6.0),
         Scenario("700/700/40 Dice, zero-Dice misses only in the 40 (8%)", (700, 700, 40),
                  "dice0", (0.80,) * 3, miss=(0.0, 0.0, 0.08), sd=0.12),
+        Scenario("349/754/400 paired rulers, trusted gap 0.08 (≈5.4 SE), share 0.4", MAMAMIA,
+                 "paired", (0.65, 0.674, 0.73), scale=0.6),
     ]  # fmt: skip
 
 

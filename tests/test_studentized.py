@@ -15,6 +15,7 @@ from segfair.stats import (
     max_abs_interval,
     percentile_interval,
     rare_extreme_bound,
+    selection_level,
     studentized_interval,
 )
 
@@ -263,3 +264,38 @@ def test_a_group_over_four_sites_gets_the_t_reference_with_three_degrees_of_free
     se = site_means.std(ddof=1) / 2
     assert est - bg.loc["a", "lower"] >= 3.18 * se * 0.99
     assert r is not None
+
+
+def test_a_ratio_read_only_after_its_precondition_gets_a_level_paying_for_the_selection() -> None:
+    # margin = how far the denominator's lower bound cleared `negligible`, in its own units
+    assert selection_level(0.95, margin=0.2, se=0.01) == 0.95  # 20 SE: nothing to pay
+    barely = selection_level(0.95, margin=0.001, se=0.01)
+    # P(read) may be as small as Φ(0.1 − 1.96) ≈ 3%: each side at α/2 · 3%
+    assert barely == pytest.approx(1 - 0.05 * 0.0314, abs=2e-4)
+    assert selection_level(0.95, margin=-0.01, se=0.01) == 0.95  # not read at all
+    assert selection_level(0.95, margin=1e-9, se=0.01) == pytest.approx(1 - 0.05 * 0.025, 1e-3)
+
+
+def test_a_share_whose_trusted_gap_barely_clears_negligible_has_a_wider_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The conditional error of a share read only when its trusted gap is established was 6%
+    # near the precondition (docs/statistics.md); its interval is wider there, and only there.
+    import segfair.audit.distortion as distortion
+
+    def width(gap: float, *, adjusted: bool) -> float:
+        rng = np.random.default_rng(12)
+        groups = np.repeat(["a", "b"], 400)
+        x = np.clip(rng.normal(0.7, 0.12, 800) + np.where(groups == "b", gap, 0.0), 0, 1)
+        auto = np.clip(0.7 * x + 0.3 * rng.normal(0.75, 0.05, 800), 0, 1)
+        with monkeypatch.context() as m:
+            if not adjusted:
+                m.setattr(distortion, "selection_level", lambda conf, **_: conf)
+            d = Audit(_scores(x, groups, auto), n_boot=400, seed=0).ruler_distortion(
+                "dice", by="g", model="m", automated="auto"
+            )
+        assert d.defined
+        return d.distortion.upper - d.distortion.lower
+
+    assert width(0.04, adjusted=True) > 1.15 * width(0.04, adjusted=False)
+    assert width(0.20, adjusted=True) == pytest.approx(width(0.20, adjusted=False), rel=0.01)

@@ -12,6 +12,7 @@ from segfair.stats.intervals import (
     percentile_interval,
     rare_extreme_bound,
     ratio_interval,
+    selection_level,
     studentized_interval,
     wilson_interval,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "percentile_interval",
     "rare_extreme_bound",
     "ratio_interval",
+    "selection_level",
     "stable_hash",
     "studentized_interval",
     "wilson_interval",

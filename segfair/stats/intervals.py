@@ -80,6 +80,38 @@ def studentized_interval(
     return _t_bounds(np.asarray(estimate, dtype=np.float64), np.asarray(se, dtype=np.float64), q)
 
 
+#: The smallest chance of a precondition that :func:`selection_level` divides by: a ratio read
+#: on a denominator that barely cleared its precondition gets its interval at level
+#: ``1 − α / 100`` at most (z ≈ 3.5), wide but finite.
+SELECTION_FLOOR = 0.01
+
+
+def selection_level(confidence: float, *, margin: float, se: float) -> float:
+    """Two-sided level for an interval that is read only when a precondition holds.
+
+    The precondition is "a bound cleared a threshold by ``margin``" (``se`` that bound's
+    standard error). Reading the interval only then is a selection: ``P(error | read) ≤
+    P(error) / P(read)``. ``P(read)`` is bounded below by ``π = Φ(margin / se − z_{1−α/2})``
+    (the chance of clearing again, at the lower confidence bound of the quantity), floored at
+    :data:`SELECTION_FLOOR`, and the interval is taken at ``1 − α · π``: each side then errs at
+    most ``α/2`` among the samples in which it is read. A margin of many standard errors costs
+    nothing; a margin that is not positive or not finite returns ``confidence``.
+
+    Examples
+    --------
+    >>> selection_level(0.95, margin=0.10, se=0.01)  # a denominator of 12 SE: no change
+    0.95
+    >>> round(selection_level(0.95, margin=0.01, se=0.01), 4)  # barely cleared
+    0.9916
+    """
+    if not (math.isfinite(margin) and margin > 0 and math.isfinite(se) and se > 0):
+        return confidence
+    alpha = 1.0 - confidence
+    z = float(sps.norm.ppf(1 - alpha / 2))
+    pi = max(float(sps.norm.cdf(margin / se - z)), SELECTION_FLOOR)
+    return 1.0 - alpha * pi if pi < 1.0 else confidence
+
+
 def cluster_df(clusters: np.ndarray) -> float:
     """Effective degrees of freedom of a mean over the clusters of ``clusters`` (codes).
 
