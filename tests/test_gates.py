@@ -336,7 +336,9 @@ def test_label_agreement_fails_when_one_group_is_below_the_minimum(audit: Audit)
     assert r.status == "failed"
     assert r.measure == "dice agreement of group 'young'"
     assert r.decision_rule == "every group's lower 95% bound of the dice agreement ≥ 0.8"
-    assert "review the automated labels of the 'young' group" in r.message
+    assert "the 'young' group agrees least" in r.message
+    # what to do is the next step, not a repeat of the message (issue 15)
+    assert "review the automated labels of the 'young' group" in r.next_steps[0]
     assert check(audit, **base, min=0.7).status == "passed"
     assert check(audit, **base, max_gap=0.05).status == "failed"
     both = check(audit, **base, min=0.7, max_gap=0.2)
@@ -364,7 +366,7 @@ def test_min_group_metric_checks_every_group(audit: Audit) -> None:
     assert check(audit, **base, metric="hd95", max=25).status == "passed"
     far = check(audit, **base, metric="hd95", max=18)
     assert far.status == "failed"
-    assert far.measure == "hd95 of group 'young'"
+    assert far.measure == "hd95 of group 'young' (mm)"  # units say themselves (issue 15)
 
 
 def test_dpd_and_dir_gates_use_rates_above_the_threshold(audit: Audit) -> None:
