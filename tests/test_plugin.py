@@ -206,7 +206,10 @@ def test_in_github_actions_the_summary_is_appended_and_failures_annotated(
     text = summary.read_text()
     assert text.startswith("earlier step\n")
     assert "gap[dice,age_group,candidate,expert]" in text
-    result.stdout.fnmatch_lines(["::error title=segfair gate failed*gap*::*"])
+    # attached to the gate's [[gates]] table in the configuration (issue 15)
+    result.stdout.fnmatch_lines(
+        ["::error file=segfair.toml,line=*,title=segfair gate failed*gap*::*"]
+    )
 
 
 def test_a_gap_that_grew_beyond_the_baseline_fails_the_no_regression_gate(
@@ -352,9 +355,9 @@ def test_each_verdict_reads_the_same_in_the_terminal_junit_json_summary_and_anno
     assert "ERROR" in text
     assert "dice_score" in text
     for line in (
-        "::error title=segfair gate error%3A gap[[]dice_score*",
-        "::error title=segfair gate inconclusive%3A gap*",
-        "::error title=segfair gate failed%3A gap*",
+        "::error *title=segfair gate error%3A gap[[]dice_score*",
+        "::error *title=segfair gate inconclusive%3A gap*",
+        "::error *title=segfair gate failed%3A gap*",
     ):
         result.stdout.fnmatch_lines([line])
     props = {
@@ -435,10 +438,10 @@ def test_on_inconclusive_decides_whether_an_undecided_gate_blocks(
     annotations = [line for line in result.stdout.lines if line.startswith("::")]
     if code == 1:
         assert annotations
-        assert annotations[0].startswith("::error title=segfair gate inconclusive")
+        assert "title=segfair gate inconclusive" in annotations[0]
     elif "warning" in label:
         assert annotations
-        assert annotations[0].startswith("::warning title=")
+        assert annotations[0].startswith("::warning ")
     else:
         assert annotations == []
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from segfair.audit import Estimate
-from segfair.gates.result import EVIDENCE_COLUMNS, Status, _f, _pct, _fu
+from segfair.gates.result import EVIDENCE_COLUMNS, Status, _fu, _pct
 from segfair.stats import DISTANCE_METRICS
 
 
@@ -154,7 +154,11 @@ def _fallback(
     if decide_on == "estimate":
         status: Status = "passed" if diff.estimate <= limit else "failed"
         reason = "limit_cleared" if status == "passed" else "beyond_limit"
-        return status, f"{why}: estimate of the {label} ≤ {_fu(limit, unit)} (max_difference)", reason
+        return (
+            status,
+            f"{why}: estimate of the {label} ≤ {_fu(limit, unit)} (max_difference)",
+            reason,
+        )
     if diff.upper <= limit:
         status, reason = "passed", "limit_cleared"
     elif diff.lower > limit:
@@ -201,6 +205,4 @@ def _ratio_undefined(
     out.checks = [Check(diff_label, diff, max_difference, "max", unit=unit)]
     status, rule, reason = _fallback(diff, max_difference, decide_on, conf, diff_label, why, unit)
     out.forced, out.forced_reason = (status, rule), reason
-    out.notes.append(
-        f"{why}: decided on the declared max_difference = {_fu(max_difference, unit)}"
-    )
+    out.notes.append(f"{why}: decided on the declared max_difference = {_fu(max_difference, unit)}")

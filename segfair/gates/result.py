@@ -234,7 +234,8 @@ class GateResult:
         --------
         >>> r = GateResult(id="g", kind="gap", status="passed", estimate=0.01, lower=0.0,
         ...                upper=0.02, threshold=0.05, decision_rule="rule",
-        ...                evidence=pd.DataFrame(columns=list(EVIDENCE_COLUMNS)), message="ok")
+        ...                evidence=pd.DataFrame(columns=list(EVIDENCE_COLUMNS)), message="ok",
+        ...                reason="limit_cleared")
         >>> GateResult.from_dict(r.to_dict()).to_dict() == r.to_dict()
         True
         """
