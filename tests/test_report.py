@@ -856,3 +856,39 @@ def test_a_report_that_cannot_be_written_leaves_the_earlier_set_whole(
     assert html.read_text() == "old html"
     assert md.read_text() == "old md"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "r.html", "r.md"]
+
+
+# ---- issue 15: numbers for humans, units, one order ---------------------------------------------
+def test_a_ratio_interval_with_a_tiny_lower_bound_prints_for_humans() -> None:
+    from segfair.report import fmt, fmt_interval
+
+    text = fmt_interval({"estimate": 0.62, "lower": 1.6e-12, "upper": 1.0})
+    assert text == "0.62 [0.00, 1.00]"
+    assert "e-" not in fmt(1.6e-12)
+
+
+def test_the_markdown_gate_table_says_mm_for_a_distance_gate() -> None:
+    gate = _gate(estimate=4.2, lower=2.95, upper=6.1, threshold=3.0, unit="mm")
+    table_row = next(
+        line for line in render_markdown({"gates": [gate]}).splitlines() if line.startswith("| gap")
+    )
+    assert "4.20 [2.95, 6.10] mm" in table_row
+    assert "| 3 mm |" in table_row
+
+
+def test_gates_are_ordered_by_severity_then_where_they_are_declared() -> None:
+    def g(i: str, status: str, origin: str | None = None, line: int = 0) -> dict[str, Any]:
+        loc = {"origin": origin, "file": "f", "line": line} if origin else None
+        return {"id": i, "status": status, "ok": status == "passed", "location": loc}
+
+    gates = [
+        g("p", "passed", "configuration", 1),
+        g("t2", "failed", "test", 30),
+        g("t1", "failed", "test", 10),
+        g("c2", "failed", "configuration", 20),
+        g("api", "failed"),
+        g("e", "error", "test", 5),
+        g("i", "inconclusive", "configuration", 3),
+    ]
+    assert [x["id"] for x in order_gates(gates)] == ["e", "c2", "t1", "t2", "api", "i", "p"]
+    assert order_gates(list(reversed(gates))) == order_gates(gates)  # not the run's order

@@ -195,11 +195,12 @@ def _rule_text(checks: list[Check], decide_on: str, conf: float) -> str:
         generic = g0.label.split(" of group ")[0].split(" in group ")[0]
         op = "≤" if g0.side == "max" else "≥"
         if decide_on == "estimate":
-            parts.append(f"every group's {generic} (estimate) {op} {_f(g0.limit)}")
+            parts.append(f"every group's {generic} (estimate) {op} {_fu(g0.limit, g0.unit)}")
         else:
             end = "upper" if g0.side == "max" else "lower"
             parts.append(
-                f"every group's {end} {_pct(conf)} bound of the {generic} {op} {_f(g0.limit)}"
+                f"every group's {end} {_pct(conf)} bound of the {generic} {op} "
+                f"{_fu(g0.limit, g0.unit)}"
             )
     parts += [c.rule(decide_on, conf) for c in rest]
     return " and ".join(parts)

@@ -64,6 +64,11 @@ def _md_warnings(warnings: Iterable[Any]) -> list[str]:
     return ["> ⚠️ **Warnings**", ">", *items, ""] if items else []
 
 
+def _with_unit(text: str, gate: Mapping[str, Any]) -> str:
+    unit = gate.get("unit") or ""
+    return f"{text} {unit}" if unit and text != "n/a" else text
+
+
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """A compact summary for ``$GITHUB_STEP_SUMMARY`` and PR comments: the verdict, the gate
     table and the headline ruler comparison."""
@@ -121,8 +126,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
                     _status_label(g),
                     g.get("reason") or "",
                     fmt_interval(g),
-                    fmt(g.get("threshold")),
-                    fmt(g.get("decidable_limit")),
+                    _with_unit(fmt(g.get("threshold")), g),
+                    _with_unit(fmt(g.get("decidable_limit")), g),
                     g.get("decision_rule", ""),
                 ]
                 for g in gates
