@@ -262,20 +262,17 @@ def _next_steps(
         return ()
     lead = {
         "groups_below_min_size": fix_small,
-        "no_decidable_group": "check that the scores hold this metric for every group "
-        "(audit.scores) and that each group has cases with a trusted label",
-        "interval_straddles_limit": "run `segfair plan` for the trusted labels per group that "
-        "would likely decide it, and which cases to send to the annotators",
-        "no_baseline": "keep each release's JSON report (json_report in the configuration) "
-        "to compare the next run with",
+        "no_decidable_group": "check that every group has scores for this metric and trusted "
+        "labels (audit.scores)",
+        "interval_straddles_limit": "`segfair plan` lists the trusted labels that would "
+        "likely decide it",
+        "no_baseline": "keep each release's JSON report to compare the next run with",
+        "precondition_not_met": "read both gaps, group by group, in this gate's evidence",
     }.get(reason, "")
     steps = [lead] if lead else []
     steps += out.next_steps
     if status == "failed" and not steps:
-        steps.append(
-            f"read the evidence of {gate.id} in the HTML report's Gates section: each group's "
-            "interval against the limit shows where and by how much it is beyond"
-        )
+        steps.append("read its evidence, group by group, in the report's Gates section")
     said = " ".join(message.lower().split())
     unique: list[str] = []
     for s in steps:
