@@ -252,7 +252,7 @@ def _say(args: argparse.Namespace, out: TextIO, text: str) -> None:
 
 
 def _audit(args: argparse.Namespace, out: TextIO) -> int:
-    from segfair.report import summary_lines
+    from segfair.report import summary_lines_from_dicts
     from segfair.session import SegfairSession
 
     session = SegfairSession.from_path(
@@ -283,14 +283,17 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
         raise SegfairError(f"cannot write the report{where}: {exc.strerror or exc}") from None
     for warning in session.warnings:  # on stderr, even with --quiet: said, never silent
         print(for_terminal(f"segfair: warning: {warning}"), file=sys.stderr)
-    lines = summary_lines(results, written)
+    # the document's gates: with their locations, so in the order of every report
+    lines = summary_lines_from_dicts(
+        document["gates"], written, rerun_hint="re-run with --html PATH to get the audit report"
+    )
     for line in lines if not args.quiet else lines[-1:]:
         print(for_terminal(line), file=out)
-    _github_report(document, out)
+    _github_report(document, out, root=cfg.root)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
-def _github_report(document: Any, out: TextIO) -> None:
+def _github_report(document: Any, out: TextIO, *, root: Path | None = None) -> None:
     """In GitHub Actions, what the plugin does: the Markdown summary appended to the job
     summary, one annotation per gate that fails the build (or warns)."""
     if os.environ.get("GITHUB_ACTIONS") != "true":
@@ -298,7 +301,8 @@ def _github_report(document: Any, out: TextIO) -> None:
     from segfair.report import github_annotations, markdown_report
 
     _append_job_summary(markdown_report(document))
-    for line in github_annotations(document):  # workflow commands, escaped by their builder
+    # workflow commands, escaped by their builder; file= relative to the repository
+    for line in github_annotations(document, root=root):
         print(line, file=out)
 
 
@@ -422,6 +426,8 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         seed=session.seed,
     )
     cases = select_cases(audit, plans, within=args.within, seed=session.seed)
+    # each gate's line agrees with the audit's verdict for it (the same gates, seed and audit)
+    verdicts = {r.id: r for r in session.check_config_gates()}
     from segfair.io import atomic_write_text
 
     try:
@@ -430,7 +436,9 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         raise SegfairError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     for p in plans:
         if not args.quiet:
-            print(for_terminal(f"{p.gate_id}: {p.sentence()}"), file=out)
+            result = verdicts.get(p.gate_id)
+            line = p.verdict_sentence(result) if result is not None else p.sentence()
+            print(for_terminal(f"{p.gate_id}: {line}"), file=out)
             if math.isfinite(p.simulated_power):
                 print(f"  simulated power at the planned sizes: {p.simulated_power:.0%}", file=out)
     print(f"wrote {len(cases)} case(s) to annotate to {path}", file=out)

@@ -8,6 +8,7 @@ nothing is written unless segfair is configured or its fixtures are used.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,6 +20,8 @@ from segfair.sinks import for_terminal
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from segfair.audit import Audit
     from segfair.gates import Gate, GateResult
     from segfair.session import SegfairSession
@@ -222,6 +225,7 @@ class GateItem(pytest.Item):
             # an error never reads as a pass: the gate is recorded as `error`, then raised
             _record_error(state, self.gate, exc, self.nodeid, self.user_properties)
             raise
+        result = _located(result, _config_location(state, result.id))
         state.record(result, self.nodeid)
         _record_properties(self.user_properties, result)
         if not result.ok:
@@ -254,6 +258,35 @@ class GateFailure(AssertionError):
     def __init__(self, result: GateResult) -> None:
         super().__init__(result.message)
         self.result = result
+
+
+def _located(result: GateResult, where: Mapping[str, Any] | None) -> GateResult:
+    """``result`` with the file and line it is declared at, for annotations on the diff."""
+    from dataclasses import replace
+
+    return (
+        result if where is None or result.location is not None else replace(result, location=where)
+    )
+
+
+def _config_location(state: _State, gate_id: str) -> dict[str, Any] | None:
+    """The ``[[gates]]`` table of a configuration gate."""
+    from segfair.report import config_gate_locations
+
+    return config_gate_locations(state.session.config).get(gate_id)
+
+
+def _assertion_location(state: _State, node: pytest.Item) -> dict[str, Any] | None:
+    """The line of the test file that asserted the gate (the innermost frame in the test's
+    file, so a helper in a conftest still points at the test), else the test's own line."""
+    from segfair.report import location
+
+    path = str(node.path)
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename != path:
+        frame = frame.f_back
+    line = frame.f_lineno if frame is not None else int(node.location[1] or 0) + 1
+    return location(path, line, origin="test", root=state.session.config.root)
 
 
 def _record_properties(props: list[tuple[str, object]], result: GateResult) -> None:
@@ -401,6 +434,7 @@ class AuditAssertions:
             # an error never reads as a pass: the gate is recorded as `error`, then raised
             _record_error(self._state, gate, exc, self._node.nodeid, self._node.user_properties)
             raise
+        result = _located(result, _assertion_location(self._state, self._node))
         self._state.record(result, self._node.nodeid)
         _record_properties(self._node.user_properties, result)
         if not result.ok:
@@ -593,7 +627,8 @@ def _write(state: _State) -> None:
             if summary:
                 with open(summary, "a", encoding="utf-8") as fh:
                     fh.write(markdown_report(doc) + "\n")
-            state.annotations = github_annotations(doc)
+            root = state._session.config.root if state._session is not None else None
+            state.annotations = github_annotations(doc, root=root)
     except OSError as exc:
         state.error = f"could not write the reports: {exc}"
 

@@ -282,7 +282,7 @@ def test_a_gate_that_raises_is_an_error_that_fails_the_audit_next_to_a_passing_o
         "segfair: ERROR — 1 of 2 gates could not be evaluated: coverage[age_group]"
     )
     doc = json.loads(report.read_text())
-    assert [g["status"] for g in doc["gates"]] == ["passed", "error"]
+    assert [g["status"] for g in doc["gates"]] == ["error", "passed"]  # severity first (issue 15)
     assert doc["verdict"]["status"] == "error"
 
 
@@ -342,12 +342,17 @@ def test_in_github_actions_segfair_audit_writes_the_job_summary_and_annotations(
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(repo.root))
     failing = {**PASSING, "max": 0.0001, "decide_on": "estimate"}
     repo.write_config(gates=[failing])
     code, out = run("audit", "--config", str(repo.config_path), "--quiet")
     assert code == EXIT_FAILED
     assert "segfair: FAILED" in summary.read_text()
-    assert any(line.startswith("::error title=segfair gate failed") for line in out.splitlines())
+    # the annotation attaches to the gate's [[gates]] table (issue 15)
+    assert any(
+        line.startswith("::error file=segfair.toml,line=") and ",title=segfair gate failed" in line
+        for line in out.splitlines()
+    )
     # an input error: the job summary and one annotation say it too
     repo.mask_path("model", "candidate", repo.case_ids[0]).unlink()
     code, out = run("audit", "--config", str(repo.config_path), "--quiet")

@@ -336,7 +336,9 @@ def test_label_agreement_fails_when_one_group_is_below_the_minimum(audit: Audit)
     assert r.status == "failed"
     assert r.measure == "dice agreement of group 'young'"
     assert r.decision_rule == "every group's lower 95% bound of the dice agreement ≥ 0.8"
-    assert "review the automated labels of the 'young' group" in r.message
+    assert "the 'young' group agrees least" in r.message
+    # what to do is the next step, not a repeat of the message (issue 15)
+    assert "review the automated labels of the 'young' group" in r.next_steps[0]
     assert check(audit, **base, min=0.7).status == "passed"
     assert check(audit, **base, max_gap=0.05).status == "failed"
     both = check(audit, **base, min=0.7, max_gap=0.2)
@@ -369,7 +371,7 @@ def test_min_group_metric_checks_every_group(audit: Audit) -> None:
     assert check(audit, **base, metric="hd95", max=25).status == "inconclusive"
     far = check(audit, **base, metric="hd95", max=18)
     assert far.status == "failed"
-    assert far.measure == "hd95 of group 'young'"
+    assert far.measure == "hd95 of group 'young' (mm)"  # units say themselves (issue 15)
 
 
 def test_dpd_and_dir_gates_use_rates_above_the_threshold(audit: Audit) -> None:
@@ -705,3 +707,69 @@ def test_no_regression_compares_the_gap_with_the_baseline_report() -> None:
     other = evaluate_gate(audit, gate, baseline={"gaps": []})
     assert other.status == "inconclusive"
     assert "has no gap[dice,age,m]" in other.decision_rule
+
+
+# -- issue 15: a next step that is not the message, units -----------------------------------------
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {**GAP, "model": "candidate", "max": 0.05},  # failed: evidence of harm
+        {**GAP, "model": "wide", "max": 0.045},  # inconclusive: the interval straddles
+        {**SHRINK, "model": "candidate", "max": 0.01},
+        {**SHRINK, "model": "fair", "max": 0.25},  # the share is undefined
+        {"kind": "label_agreement", "by": "age_group", "automated": "automated", "min": 0.8},
+        {"kind": "coverage", "by": "age_group", "model": "baseline", "min": 0.95},
+        {
+            "kind": "min_group_metric",
+            "metric": "dice",
+            "by": "age_group",
+            "model": "candidate",
+            "min": 0.75,
+        },
+    ],
+)
+def test_the_next_step_of_a_gate_that_does_not_pass_is_never_its_message_again(
+    audit: Audit, raw: dict[str, Any]
+) -> None:
+    r = check(audit, **raw)
+    assert r.status != "passed"
+    assert r.next_steps, r.message
+    said = " ".join(r.message.lower().split())
+    for step in r.next_steps:
+        assert " ".join(step.lower().rstrip(".").split()) not in said
+
+
+def test_a_group_below_min_group_size_says_what_to_add_as_its_next_step_only(
+    tiny_audit: Audit,
+) -> None:
+    r = check(tiny_audit, **GAP, model="fair", max=0.05)
+    assert r.next_steps[0].startswith("add cases (or trusted labels) to 'older'")
+    assert "add cases" not in r.message
+
+
+def test_a_distance_gate_says_mm_in_its_message_rule_and_measure(audit: Audit) -> None:
+    r = check(
+        audit, kind="min_group_metric", metric="hd95", by="age_group", model="candidate", max=18
+    )
+    assert r.unit == "mm"
+    assert r.decision_rule.endswith("≤ 18 mm")
+    assert "is within the limit" in r.message or "the limit 18 mm" in r.message
+    assert " mm (95% interval " in r.message
+    assert " mm)" in r.message
+    assert r.measure.endswith("(mm)")
+    assert r.to_dict()["unit"] == "mm"
+
+
+def test_an_overlap_gate_has_no_unit(audit: Audit) -> None:
+    r = check(audit, **GAP, model="candidate", max=0.05)
+    assert r.unit == ""
+    assert " mm" not in r.message
+    assert r.decision_rule.endswith("≤ 0.05")
+
+
+def test_a_tiny_bound_reads_as_a_bound_at_zero_not_in_scientific_notation() -> None:
+    from segfair.gates.result import _f
+
+    assert _f(1.6e-12) == "<0.0001"
+    assert "e-" not in _f(-2.5e-9)
+    assert _f(0.01234) == "0.01234"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -331,3 +333,52 @@ def test_two_gates_asking_in_one_group_get_one_draw_whose_weights_add_up(within:
         if within == "random":
             assert rows["weight"].sum() == pytest.approx(pool)
         assert rows["inclusion_probability"].between(0, 1).all()
+
+
+def test_segfair_plan_says_of_each_gate_what_the_audit_says_failed_or_inconclusive(
+    repo_factory: Any, tmp_path: Any
+) -> None:
+    # issue 15: plan's notes contradicted the verdict ("may stay inconclusive" for a FAILED gate)
+    import io
+    import json
+    from pathlib import Path
+
+    from segfair.cli import main
+
+    repo = repo_factory(n_cases=40, young_penalty=2.0)
+    expert = repo.config["rulers"]["expert"]
+    gap = {"kind": "gap", "metric": "dice", "by": "age_group", "model": "candidate"}
+    repo.write_config(
+        rulers={**repo.config["rulers"], "expert": {"path": expert, "partial": True}},
+        gates=[
+            {**gap, "max": 0.01},  # the young are far behind: evidence of harm
+            {**gap, "by": "ethnicity", "max": 0.05, "min_group_size": 6},  # too few to tell
+        ],
+    )
+    for cid in repo.case_ids[::4]:
+        repo.mask_path("ruler", "expert", cid).unlink()
+    report = Path(str(tmp_path)) / "a.json"
+    buf = io.StringIO()
+    main(["audit", "--config", str(repo.config_path), "--json", str(report)], stdout=buf)
+    verdicts = {g["id"]: g["status"] for g in json.loads(report.read_text())["gates"]}
+    assert sorted(verdicts.values()) == ["failed", "inconclusive"], buf.getvalue()
+    buf = io.StringIO()
+    code = main(
+        ["plan", "--config", str(repo.config_path), "--out", str(Path(str(tmp_path)) / "p.csv")],
+        stdout=buf,
+    )
+    assert code == 0
+    lines = {
+        line.split(": ", 1)[0]: line.split(": ", 1)[1]
+        for line in buf.getvalue().splitlines()
+        if line.split(": ", 1)[0] in verdicts
+    }
+    assert set(lines) == set(verdicts)
+    for gate_id, status in verdicts.items():
+        assert lines[gate_id].startswith(status.upper()), lines[gate_id]
+        if status == "failed":
+            assert "will not make it pass" in lines[gate_id]
+            assert "inconclusive" not in lines[gate_id].lower()
+        else:
+            assert "should suffice" not in lines[gate_id]
+            assert "label about" in lines[gate_id] or "add cases" in lines[gate_id]

@@ -206,7 +206,10 @@ def test_in_github_actions_the_summary_is_appended_and_failures_annotated(
     text = summary.read_text()
     assert text.startswith("earlier step\n")
     assert "gap[dice,age_group,candidate,expert]" in text
-    result.stdout.fnmatch_lines(["::error title=segfair gate failed*gap*::*"])
+    # attached to the gate's [[gates]] table in the configuration (issue 15)
+    result.stdout.fnmatch_lines(
+        ["::error file=segfair.toml,line=*,title=segfair gate failed*gap*::*"]
+    )
 
 
 def test_a_gap_that_grew_beyond_the_baseline_fails_the_no_regression_gate(
@@ -352,9 +355,9 @@ def test_each_verdict_reads_the_same_in_the_terminal_junit_json_summary_and_anno
     assert "ERROR" in text
     assert "dice_score" in text
     for line in (
-        "::error title=segfair gate error%3A gap[[]dice_score*",
-        "::error title=segfair gate inconclusive%3A gap*",
-        "::error title=segfair gate failed%3A gap*",
+        "::error *title=segfair gate error%3A gap[[]dice_score*",
+        "::error *title=segfair gate inconclusive%3A gap*",
+        "::error *title=segfair gate failed%3A gap*",
     ):
         result.stdout.fnmatch_lines([line])
     props = {
@@ -435,10 +438,10 @@ def test_on_inconclusive_decides_whether_an_undecided_gate_blocks(
     annotations = [line for line in result.stdout.lines if line.startswith("::")]
     if code == 1:
         assert annotations
-        assert annotations[0].startswith("::error title=segfair gate inconclusive")
+        assert "title=segfair gate inconclusive" in annotations[0]
     elif "warning" in label:
         assert annotations
-        assert annotations[0].startswith("::warning title=")
+        assert annotations[0].startswith("::warning ")
     else:
         assert annotations == []
 
@@ -522,3 +525,89 @@ def test_typo(segfair_audit):
     result = pytester.runpytest()
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*dice_score*did you mean 'dice'?*"])
+
+
+# ---- issue 15: annotations on the diff, one gate order everywhere ------------------------------
+# on the automated ruler: gates of their own, not the configuration's again
+ORDER_TESTS = """
+def test_a_passing_gap(segfair_audit):
+    segfair_audit.assert_gap("dice", by="age_group", model="candidate", ruler="automated",
+                             max=0.9, min_group_size=2)
+
+
+def test_a_failing_gap(segfair_audit):
+    segfair_audit.assert_gap(
+        "dice", by="ethnicity", model="candidate", ruler="automated", max=0.001, min_group_size=2
+    )
+"""
+
+
+def _pyproject(segtester: Repo, gates: list[dict[str, Any]]) -> str:
+    from conftest import to_toml
+
+    segtester.config_path.unlink()
+    text = to_toml({**segtester.config, "gates": gates}, table="tool.segfair")
+    (segtester.root / "pyproject.toml").write_text('[project]\nname = "model"\n\n' + text)
+    return text
+
+
+def test_in_github_actions_annotations_point_at_the_gate_table_and_the_assertion_line(
+    pytester: pytest.Pytester, segtester: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path.parent))  # the repository's root
+    _pyproject(segtester, [GAP_GATE, {**FAILING_GAP, "by": "ethnicity"}])
+    pytester.makepyfile(test_fair=ORDER_TESTS)
+    result = pytester.runpytest()
+    lines = (pytester.path / "pyproject.toml").read_text().splitlines()
+    tables = [i + 1 for i, line in enumerate(lines) if line == "[[tool.segfair.gates]]"]
+    test_lines = (pytester.path / "test_fair.py").read_text().splitlines()
+    asserted = next(i + 1 for i, line in enumerate(test_lines) if 'by="ethnicity"' in line)
+    annotations = [line for line in result.stdout.lines if line.startswith("::error ")]
+    folder = pytester.path.name
+    # the failing configuration gate: the second [[tool.segfair.gates]] table, relative to the
+    # workspace; the failing assertion: the line of the call in the test file
+    assert annotations == [
+        f"::error file={folder}/pyproject.toml,line={tables[1]},title=segfair gate failed%3A "
+        "gap[dice%2Cethnicity%2Ccandidate%2Cexpert]::" + annotations[0].split("::", 2)[2],
+        f"::error file={folder}/test_fair.py,line={asserted - 1},title=segfair gate failed%3A "
+        "gap[dice%2Cethnicity%2Ccandidate%2Cautomated]::" + annotations[1].split("::", 2)[2],
+    ]
+
+
+def test_the_terminal_the_json_the_markdown_and_the_html_list_gates_in_one_order(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    import re
+
+    segtester.write_config(
+        gates=[GAP_GATE, {**FAILING_GAP, "by": "ethnicity"}],
+        html="r.html",
+        json_report="r.json",
+        md="r.md",
+    )
+    pytester.makepyfile(test_fair=ORDER_TESTS)
+    pytester.runpytest()
+    doc = json.loads((pytester.path / "r.json").read_text())
+    in_json = [(g["status"], g["id"], g["location"]["origin"]) for g in doc["gates"]]
+    # failed before passed; the configuration's gates (in its order) before the assertions
+    assert [(s, o) for s, _, o in in_json] == [
+        ("failed", "configuration"),
+        ("failed", "test"),
+        ("passed", "configuration"),
+        ("passed", "test"),
+    ]
+    ids = [i for _, i, _ in in_json]
+    words = {"failed": "FAILED", "passed": "PASSED"}
+    terminal = [
+        line
+        for line in pytester.runpytest().stdout.lines
+        if line.startswith(("FAILED gap", "PASSED gap"))
+    ]
+    assert [t.split(":")[0] for t in terminal] == [f"{words[s]} {i}" for s, i, _ in in_json]
+    table = [r for r in (pytester.path / "r.md").read_text().splitlines() if r.startswith("| gap")]
+    assert [r.split(" | ")[0].removeprefix("| ") for r in table] == ids
+    html = (pytester.path / "r.html").read_text()
+    gates_table = html[html.index('<table class="gates') :].split("</table>")[0]
+    assert re.findall(r'<td><span class="id">([^<]+)</span>', gates_table) == ids

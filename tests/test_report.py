@@ -27,6 +27,7 @@ from segfair.report import (
     github_annotations,
     markdown_report,
     md_escape,
+    order_gates,
     outline_path,
     render_html,
     render_json,
@@ -223,7 +224,9 @@ def test_document_has_every_part(doc: dict[str, Any], synth: tuple[SegfairSessio
     scores = session.audit.scores
     assert set(doc) == TOP_LEVEL
     assert doc["schema"] == f"segfair-report/{REPORT_SCHEMA_VERSION}"
-    assert [g["id"] for g in doc["gates"]] == [r.id for r in results]
+    # every gate, in the one order of every front (issue 15): by severity, then declaration
+    assert sorted(g["id"] for g in doc["gates"]) == sorted(r.id for r in results)
+    assert doc["gates"] == order_gates(doc["gates"])
     assert doc["notes"] == []
     # every attribute, model and ruler, for the headline metric and HD95
     want = {
@@ -571,7 +574,7 @@ def test_hostile_names_render_as_text(hostile: dict[str, Any]) -> None:
         assert len({len(re.split(r"(?<!\\)\|", row)) for row in t}) == 1
     for a in github_annotations(hostile):
         assert "\n" not in a
-        assert a.startswith("::error title=segfair gate failed%3A ")
+        assert re.match(r"::error (file=[^,:]*,line=\d+,)?title=segfair gate failed%3A ", a)
 
 
 def test_markdown_escapes_table_cells() -> None:
@@ -642,7 +645,8 @@ def test_summary_lines(tmp_path: Path) -> None:
         "FAILED gap[dice,age_group,candidate,expert]: 0.083 [0.051, 0.112], "
         "rule: upper 95% bound < 0.05"
     )
-    assert lines[3] == "INCONCLUSIVE c: Cannot decide: group 'young' is too small."
+    # blocking gates first, passed ones last (issue 15: one order everywhere)
+    assert lines[1] == "INCONCLUSIVE c: Cannot decide: group 'young' is too small."
     assert lines[4] == "1 gate failed, 2 passed, 1 inconclusive"
     assert lines[5] == f"reports: {html}, {tmp_path / 'r.json'}"
     assert lines[6] == f"open {html} for the evidence"
@@ -660,7 +664,7 @@ def test_summary_lines_of_results(synth: tuple[SegfairSession, Any]) -> None:
     lines = summary_lines(results, [])
     assert len(lines) == len(results) + 4
     assert "--html PATH" in lines[-2]
-    assert lines[-1] == verdict([r.to_dict() for r in results])["line"]
+    assert lines[-1] == verdict(order_gates([r.to_dict() for r in results]))["line"]
 
 
 def test_github_annotations_escape_per_workflow_command_rules() -> None:
@@ -671,11 +675,12 @@ def test_github_annotations_escape_per_workflow_command_rules() -> None:
         _gate(id="quiet", status="inconclusive", ok=True, on_inconclusive="pass"),
         _gate(id="broken", status="error", ok=False, message="unknown metric"),
     ]
+    # in the order of every report: errors, failed, then warnings (issue 15)
     assert github_annotations({"gates": gates}) == [
+        "::error title=segfair gate error%3A broken::unknown metric",
         "::error title=segfair gate failed%3A gap[dice%2Cage_group%2Ccandidate%2Cexpert]::"
         "50%25 over%0D%0Athe limit: see report",
         "::warning title=segfair gate inconclusive (not blocking)%3A allowed::open",
-        "::error title=segfair gate error%3A broken::unknown metric",
     ]
 
 
@@ -851,3 +856,39 @@ def test_a_report_that_cannot_be_written_leaves_the_earlier_set_whole(
     assert html.read_text() == "old html"
     assert md.read_text() == "old md"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "r.html", "r.md"]
+
+
+# ---- issue 15: numbers for humans, units, one order ---------------------------------------------
+def test_a_ratio_interval_with_a_tiny_lower_bound_prints_for_humans() -> None:
+    from segfair.report import fmt, fmt_interval
+
+    text = fmt_interval({"estimate": 0.62, "lower": 1.6e-12, "upper": 1.0})
+    assert text == "0.62 [0.00, 1.00]"
+    assert "e-" not in fmt(1.6e-12)
+
+
+def test_the_markdown_gate_table_says_mm_for_a_distance_gate() -> None:
+    gate = _gate(estimate=4.2, lower=2.95, upper=6.1, threshold=3.0, unit="mm")
+    table_row = next(
+        line for line in render_markdown({"gates": [gate]}).splitlines() if line.startswith("| gap")
+    )
+    assert "4.20 [2.95, 6.10] mm" in table_row
+    assert "| 3 mm |" in table_row
+
+
+def test_gates_are_ordered_by_severity_then_where_they_are_declared() -> None:
+    def g(i: str, status: str, origin: str | None = None, line: int = 0) -> dict[str, Any]:
+        loc = {"origin": origin, "file": "f", "line": line} if origin else None
+        return {"id": i, "status": status, "ok": status == "passed", "location": loc}
+
+    gates = [
+        g("p", "passed", "configuration", 1),
+        g("t2", "failed", "test", 30),
+        g("t1", "failed", "test", 10),
+        g("c2", "failed", "configuration", 20),
+        g("api", "failed"),
+        g("e", "error", "test", 5),
+        g("i", "inconclusive", "configuration", 3),
+    ]
+    assert [x["id"] for x in order_gates(gates)] == ["e", "c2", "t1", "t2", "api", "i", "p"]
+    assert order_gates(list(reversed(gates))) == order_gates(gates)  # not the run's order

@@ -8,7 +8,15 @@ from pydantic import Field, model_validator
 
 from segfair.audit import Audit
 from segfair.gates.base import Baseline, MetricGate, Only, _at_least, _by_text, _make_id
-from segfair.gates.outcome import Check, Outcome, _by_arg, _f, _paired_evidence, _ratio_undefined
+from segfair.gates.outcome import (
+    Check,
+    Outcome,
+    _by_arg,
+    _fu,
+    _paired_evidence,
+    _ratio_undefined,
+    metric_unit,
+)
 
 
 class AmplificationGate(MetricGate):
@@ -63,12 +71,14 @@ class AmplificationGate(MetricGate):
             a.by_group, {src: f"{src} @ {ruler}" for src in (self.model, self.baseline)}
         )
         label = f"amplification of the {self.metric} gap across {by_name}"
+        unit = metric_unit(self.metric)
+        mm = f" {unit}" if unit else ""
         out = Outcome(
             checks=[Check(label, a.amplification, self.max, "max")],
             sizes=a.by_group.loc[self.model]["n"],
             evidence=ev,
-            context=f"from {self.baseline} ({a.gap_baseline}) to {self.model} ({a.gap_model}) "
-            f"on {ruler} labels",
+            context=f"from {self.baseline} ({a.gap_baseline}{mm}) to {self.model} "
+            f"({a.gap_model}{mm}) on {ruler} labels",
             subject=f"the {label} from {self.baseline} to {self.model}",
             next_steps=[
                 f"compare the group estimates of {self.model} and {self.baseline}; if "
@@ -85,8 +95,8 @@ class AmplificationGate(MetricGate):
             if self.max_difference is not None:
                 out.context = f"on {ruler} labels"
             why = (
-                f"the {self.baseline} gap ({a.gap_baseline}) is not shown to exceed "
-                f"negligible = {_f(a.negligible)}, so the amplification is undefined"
+                f"the {self.baseline} gap ({a.gap_baseline}{mm}) is not shown to exceed "
+                f"negligible = {_fu(a.negligible, unit)}, so the amplification is undefined"
             )
             _ratio_undefined(
                 out,
@@ -97,5 +107,6 @@ class AmplificationGate(MetricGate):
                 decide_on=self.decide_on,
                 conf=conf,
                 why=why,
+                unit=unit,
             )
         return out

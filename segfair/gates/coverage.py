@@ -71,6 +71,12 @@ class CoverageGate(BaseGate):
             "predict them or record why they are excluded"
             for (m, g), row in cast(_KeyedRows, short.iterrows())
         ]
+        # the first group short of predictions is the finding; the report lists every case
+        finding, steps = (steps[0], steps[1:]) if steps else ("", [])
+        if finding:
+            steps.append(
+                "the HTML report's Coverage section lists each missing case and why it is missing"
+            )
         return Outcome(
             checks=checks,
             sizes=pd.Series(dtype=float),
@@ -78,5 +84,6 @@ class CoverageGate(BaseGate):
             context="(cases with a usable prediction)",
             subject=f"the coverage of every {by_name} group",
             next_steps=steps,
+            finding=finding,
             deterministic=True,
         )

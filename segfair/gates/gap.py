@@ -18,7 +18,7 @@ from segfair.gates.base import (
     _make_id,
     _metric_limit,
 )
-from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _look_at
+from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _fu, _look_at, metric_unit
 
 
 class GapGate(MetricGate):
@@ -71,19 +71,19 @@ class GapGate(MetricGate):
         limit = self.min if self.statistic == "ratio" else self.max
         assert limit is not None  # the validator requires the one that applies
         side: Literal["max", "min"] = "min" if self.statistic == "ratio" else "max"
-        steps = []
+        unit = "" if self.statistic == "ratio" else metric_unit(self.metric)
+        finding = ""
         if r.min_group is not None:
-            low = _f(float(r.by_group["estimate"][r.min_group]))
-            steps = [
-                f"the {r.min_group!r} group scores lowest ({low})",
-                *_look_at(r.min_group, by_name, self.metric),
-            ]
+            low = _fu(float(r.by_group["estimate"][r.min_group]), metric_unit(self.metric))
+            finding = f"the {r.min_group!r} group scores lowest ({low})"
+        label = f"{self.metric} {what} across {by_name}"
         return Outcome(
-            checks=[Check(f"{self.metric} {what} across {by_name}", value, limit, side)],
+            checks=[Check(label, value, limit, side, unit=unit)],
             sizes=r.by_group["n"],
             evidence=_evidence(r.by_group, f"{self.model} @ {ruler}"),
             context=f"for {self.model} on {ruler} labels",
             subject=f"the {self.metric} {what} across {by_name} for {self.model} on {ruler} labels",
-            next_steps=steps,
+            next_steps=_look_at(r.min_group, by_name, self.metric),
+            finding=finding,
             notes=list(r.notes),
         )

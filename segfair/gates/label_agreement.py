@@ -18,7 +18,7 @@ from segfair.gates.base import (
     _make_id,
     _metric_limit,
 )
-from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _group_checks
+from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _group_checks, metric_unit
 from segfair.stats import DISTANCE_METRICS
 
 
@@ -69,11 +69,16 @@ class LabelAgreementGate(BaseGate):
             # the audit's own error lists the agreement metrics it has
             audit.agreement_series(self.metric, ruler=self.automated)
         r = la.results[(self.automated, self.metric)]
-        checks = _group_checks(r.by_group, f"{self.metric} agreement", self.min, self.max)
+        unit = metric_unit(self.metric)
+        checks = _group_checks(r.by_group, f"{self.metric} agreement", self.min, self.max, unit)
         if self.max_gap is not None:
             checks.append(
                 Check(
-                    f"gap in {self.metric} agreement across {by_name}", r.gap, self.max_gap, "max"
+                    f"gap in {self.metric} agreement across {by_name}",
+                    r.gap,
+                    self.max_gap,
+                    "max",
+                    unit=unit,
                 )
             )
         worst = r.max_group if self.metric in DISTANCE_METRICS else r.min_group
@@ -91,5 +96,6 @@ class LabelAgreementGate(BaseGate):
             ]
             if worst is not None
             else [],
+            finding=f"the {worst!r} group agrees least" if worst is not None else "",
             notes=list(r.notes),
         )

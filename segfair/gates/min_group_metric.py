@@ -17,7 +17,14 @@ from segfair.gates.base import (
     _level_limit,
     _make_id,
 )
-from segfair.gates.outcome import Outcome, _by_arg, _evidence, _group_checks, _look_at
+from segfair.gates.outcome import (
+    Outcome,
+    _by_arg,
+    _evidence,
+    _group_checks,
+    _look_at,
+    metric_unit,
+)
 from segfair.stats import DISTANCE_METRICS
 
 
@@ -65,7 +72,7 @@ class MinGroupMetricGate(MetricGate):
                 else frame["estimate"].idxmin()
             )
         return Outcome(
-            checks=_group_checks(frame, self.metric, self.min, self.max),
+            checks=_group_checks(frame, self.metric, self.min, self.max, metric_unit(self.metric)),
             sizes=ge.by_group["n"],
             evidence=_evidence(ge.by_group, f"{self.model} @ {ruler}"),
             context=f"for {self.model} on {ruler} labels",

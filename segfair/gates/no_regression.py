@@ -12,7 +12,7 @@ from pydantic import model_validator
 from segfair.audit import Audit, Estimate
 from segfair.errors import ConfigError
 from segfair.gates.base import Baseline, MetricGate, Only, _at_least, _by_text, _make_id, _why
-from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _f, _look_at
+from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _fu, _look_at, metric_unit
 from segfair.gates.result import Status
 
 NO_BASELINE = (
@@ -72,6 +72,7 @@ class NoRegressionGate(MetricGate):
         )
         before = baseline_gap(baseline, self.gap_id) if baseline is not None else None
         label = f"increase of the {self.metric} gap across {by_name} over the baseline"
+        unit = metric_unit(self.metric)
         if before is None:
             why = NO_BASELINE if baseline is None else NOT_IN_BASELINE.format(gap_id=self.gap_id)
             value = Estimate(np.nan, np.nan, np.nan, conf)
@@ -81,9 +82,12 @@ class NoRegressionGate(MetricGate):
             g = r.gap
             value = Estimate(g.estimate - before, g.lower - before, g.upper - before, g.confidence)
             forced = None
-            context = f"for {self.model} on {ruler} labels (baseline gap {_f(before)}, now {g})"
+            context = (
+                f"for {self.model} on {ruler} labels (baseline gap {_fu(before, unit)}, "
+                f"now {g}{' ' + unit if unit else ''})"
+            )
         return Outcome(
-            checks=[Check(label, value, self.max_increase, "max")],
+            checks=[Check(label, value, self.max_increase, "max", unit=unit)],
             sizes=r.by_group["n"],
             evidence=_evidence(r.by_group, f"{self.model} @ {ruler}"),
             context=context,

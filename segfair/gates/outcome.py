@@ -10,7 +10,20 @@ import numpy as np
 import pandas as pd
 
 from segfair.audit import Estimate
-from segfair.gates.result import EVIDENCE_COLUMNS, Status, _f, _pct
+from segfair.gates.result import EVIDENCE_COLUMNS, Status, _fu, _pct
+from segfair.stats import DISTANCE_METRICS
+
+
+def metric_unit(metric: str) -> str:
+    """The unit of a quantity in ``metric``'s units: ``"mm"`` for surface distances (HD95,
+    ASSD, …), ``""`` for unitless scores (Dice, IoU, NSD, rates, ratios).
+
+    Examples
+    --------
+    >>> metric_unit("hd95"), metric_unit("dice")
+    ('mm', '')
+    """
+    return "mm" if metric in DISTANCE_METRICS else ""
 
 
 @dataclass(frozen=True)
@@ -22,6 +35,7 @@ class Check:
     limit: float
     side: Literal["max", "min"]
     group: str | None = None
+    unit: str = ""  # of the value and the limit: "mm" for distances, "" for unitless scores
 
     def decisive(self, decide_on: str) -> float:
         """The value compared with the limit: the estimate, the deciding bound (``"bound"``) or
@@ -39,10 +53,11 @@ class Check:
 
     def rule(self, decide_on: str, confidence: float) -> str:
         op = "≤" if self.side == "max" else "≥"
+        limit = _fu(self.limit, self.unit)
         if decide_on == "estimate":
-            return f"estimate of the {self.label} {op} {_f(self.limit)}"
+            return f"estimate of the {self.label} {op} {limit}"
         end = "upper" if self.side == "max" else "lower"
-        return f"{end} {_pct(confidence)} bound of the {self.label} {op} {_f(self.limit)}"
+        return f"{end} {_pct(confidence)} bound of the {self.label} {op} {limit}"
 
 
 @dataclass
@@ -54,8 +69,12 @@ class Outcome:
     evidence: pd.DataFrame
     context: str  # appended to a check's label: "for candidate on expert labels"
     subject: str  # what the gate is about, for "cannot decide ..." sentences
+    # what to do next, never a repeat of the message (the message says what was found)
     next_steps: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # who is harmed, appended to a failed verdict's message (e.g. "the 'young' group scores
+    # lowest (0.68)")
+    finding: str = ""
     # a verdict that does not come from the checks (a ratio gate whose precondition does not
     # hold, a no_regression gate without a baseline), with its rule, its reason and, for an
     # inconclusive one, why the declared rule could not be applied
@@ -107,7 +126,7 @@ def _neg(e: Estimate) -> Estimate:
 
 
 def _group_checks(
-    frame: pd.DataFrame, what: str, low: float | None, high: float | None
+    frame: pd.DataFrame, what: str, low: float | None, high: float | None, unit: str = ""
 ) -> list[Check]:
     out = []
     for g, row in frame.iterrows():
@@ -115,21 +134,31 @@ def _group_checks(
             continue
         value = Estimate(float(row["estimate"]), float(row["lower"]), float(row["upper"]), 0.0)
         if low is not None:
-            out.append(Check(f"{what} of group {g!r}", value, low, "min", group=str(g)))
+            out.append(Check(f"{what} of group {g!r}", value, low, "min", str(g), unit))
         if high is not None:
-            out.append(Check(f"{what} of group {g!r}", value, high, "max", group=str(g)))
+            out.append(Check(f"{what} of group {g!r}", value, high, "max", str(g), unit))
     return out
 
 
 def _fallback(
-    diff: Estimate, limit: float, decide_on: str, conf: float, label: str, why: str
+    diff: Estimate,
+    limit: float,
+    decide_on: str,
+    conf: float,
+    label: str,
+    why: str,
+    unit: str = "",
 ) -> tuple[Status, str, str]:
     """Verdict, rule and reason on a difference of gaps (metric units) against the declared
     ``max_difference`` when the ratio is undefined."""
     if decide_on == "estimate":
         status: Status = "passed" if diff.estimate <= limit else "failed"
         reason = "limit_cleared" if status == "passed" else "beyond_limit"
-        return status, f"{why}: estimate of the {label} ≤ {_f(limit)} (max_difference)", reason
+        return (
+            status,
+            f"{why}: estimate of the {label} ≤ {_fu(limit, unit)} (max_difference)",
+            reason,
+        )
     if diff.upper <= limit:
         status, reason = "passed", "limit_cleared"
     elif diff.lower > limit:
@@ -138,8 +167,8 @@ def _fallback(
         status, reason = "inconclusive", "interval_straddles_limit"
     return (
         status,
-        f"{why}: passed if the upper {_pct(conf)} bound of the {label} ≤ {_f(limit)} "
-        f"(max_difference), failed if its lower bound > {_f(limit)}",
+        f"{why}: passed if the upper {_pct(conf)} bound of the {label} ≤ {_fu(limit, unit)} "
+        f"(max_difference), failed if its lower bound > {_fu(limit, unit)}",
         reason,
     )
 
@@ -154,6 +183,7 @@ def _ratio_undefined(
     decide_on: str,
     conf: float,
     why: str,
+    unit: str = "",
 ) -> None:
     """A ratio gate whose denominator gap is not established: inconclusive under its declared
     rule, or decided on the declared ``max_difference`` (metric units) when one is given."""
@@ -171,9 +201,8 @@ def _ratio_undefined(
             "Add cases to establish that gap, or declare max_difference (a limit on the "
             "difference of gaps in metric units) to decide on when the share is undefined"
         )
-        out.next_steps.insert(0, "add cases, or declare max_difference for this case")
         return
-    out.checks = [Check(diff_label, diff, max_difference, "max")]
-    status, rule, reason = _fallback(diff, max_difference, decide_on, conf, diff_label, why)
+    out.checks = [Check(diff_label, diff, max_difference, "max", unit=unit)]
+    status, rule, reason = _fallback(diff, max_difference, decide_on, conf, diff_label, why, unit)
     out.forced, out.forced_reason = (status, rule), reason
-    out.notes.append(f"{why}: decided on the declared max_difference = {_f(max_difference)}")
+    out.notes.append(f"{why}: decided on the declared max_difference = {_fu(max_difference, unit)}")

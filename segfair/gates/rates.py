@@ -16,7 +16,7 @@ from segfair.gates.base import (
     _level_limit,
     _make_id,
 )
-from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _look_at
+from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _look_at, metric_unit
 
 
 class _RateGate(MetricGate):
@@ -50,7 +50,8 @@ class _RateGate(MetricGate):
             groups=groups,
             confidence=conf,
         )
-        rate = f"rate of {self.metric} > {self.threshold:g}"
+        mm = " mm" if metric_unit(self.metric) else ""
+        rate = f"rate of {self.metric} > {self.threshold:g}{mm}"
         check = self._rate_check(rr, rate, by_name)
         lowest: str | None = None
         if rr.by_group["estimate"].notna().any():
@@ -63,8 +64,8 @@ class _RateGate(MetricGate):
             ),
             context=f"for {self.model} on {ruler} labels",
             subject=f"the {rate} across {by_name} for {self.model} on {ruler} labels",
-            next_steps=([f"the {lowest!r} group has the lowest rate"] if lowest else [])
-            + _look_at(lowest, by_name, self.metric),
+            next_steps=_look_at(lowest, by_name, self.metric),
+            finding=f"the {lowest!r} group has the lowest rate" if lowest else "",
             notes=list(rr.notes),
         )
 

@@ -117,6 +117,14 @@ class GateResult:
         all (the current count scaled) would likely decide it; None otherwise.
     holm
         With Holm's procedure: ``family_size``, ``step`` and the ``confidence`` used.
+    unit
+        The unit of the estimate, interval and threshold: ``"mm"`` for surface distances
+        (HD95, ASSD, …), ``""`` for unitless quantities (Dice, rates, ratios, shares).
+    location
+        Where the gate is declared, for annotations on a pull request: ``file`` (relative to
+        the configuration's folder, ``/``-separated), ``line`` (1-based) and ``origin``
+        (``"configuration"`` for a ``[[gates]]`` entry, ``"test"`` for an assertion); None
+        when unknown (the Python API).
     """
 
     id: str
@@ -142,6 +150,8 @@ class GateResult:
     on_inconclusive: str = "fail"
     decidable_limit: float = float("nan")
     cases_needed: int | None = None
+    unit: str = ""
+    location: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -209,6 +219,8 @@ class GateResult:
             "labels_needed": dict(self.labels_needed) if self.labels_needed else None,
             "decidable_limit": _clean(self.decidable_limit),
             "cases_needed": self.cases_needed,
+            "unit": self.unit,
+            "location": dict(self.location) if self.location is not None else None,
             "evidence": [
                 {k: _clean(v) for k, v in row.items()} for row in ev.to_dict(orient="records")
             ],
@@ -222,7 +234,8 @@ class GateResult:
         --------
         >>> r = GateResult(id="g", kind="gap", status="passed", estimate=0.01, lower=0.0,
         ...                upper=0.02, threshold=0.05, decision_rule="rule",
-        ...                evidence=pd.DataFrame(columns=list(EVIDENCE_COLUMNS)), message="ok")
+        ...                evidence=pd.DataFrame(columns=list(EVIDENCE_COLUMNS)), message="ok",
+        ...                reason="limit_cleared")
         >>> GateResult.from_dict(r.to_dict()).to_dict() == r.to_dict()
         True
         """
@@ -255,6 +268,8 @@ class GateResult:
             cases_needed=(
                 int(data["cases_needed"]) if data.get("cases_needed") is not None else None
             ),
+            unit=str(data.get("unit") or ""),
+            location=dict(data["location"]) if data.get("location") else None,
         )
 
     def __str__(self) -> str:
@@ -268,14 +283,15 @@ class GateResult:
             f"{self.status.upper()}{_allowed_text(self)}",
             f"  {self.message}",
             f"  reason:        {self.reason}",
-            f"  measure:       {self.measure} = {_f(self.estimate)} "
-            f"({pct} interval {_f(self.lower)} to {_f(self.upper)})",
-            f"  threshold:     {_f(self.threshold)}",
+            f"  measure:       {self.measure} = {_fu(self.estimate, self.unit)} "
+            f"({pct} interval {_f(self.lower)} to {_fu(self.upper, self.unit)})",
+            f"  threshold:     {_fu(self.threshold, self.unit)}",
             f"  decision rule: {self.decision_rule}",
         ]
         if not math.isnan(self.decidable_limit):
             lines.append(
-                f"  decidable:     {_f(self.decidable_limit)} (the tightest limit this cohort "
+                f"  decidable:     {_fu(self.decidable_limit, self.unit)} (the tightest limit "
+                "this cohort "
                 "could pass with 80% power, given its spread)"
             )
         if self.cases_needed is not None:
@@ -347,12 +363,32 @@ def _unclean(v: Any) -> float:
     return float(v)  # float("inf") / float("-inf") parse the strings _clean wrote
 
 
+#: Below this (in absolute value) a non-zero number is shown as ``<0.0001``, not ``1.6e-12``:
+#: such a number is a bound at zero up to rounding, not a value anyone reads digits of.
+_TINY = 1e-4
+
+
 def _f(x: float) -> str:
+    """A number in a message: 4 significant digits, ``<0.0001`` for a tiny non-zero one.
+
+    Examples
+    --------
+    >>> _f(0.0123456), _f(1.6e-12), _f(-3e-9), _f(float("nan"))
+    ('0.01235', '<0.0001', '>-0.0001', 'n/a')
+    """
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
+    if x != 0 and abs(x) < _TINY:
+        return f"<{_TINY:g}" if x > 0 else f">-{_TINY:g}"
     return f"{x:.4g}"
+
+
+def _fu(x: float, unit: str) -> str:
+    """:func:`_f` with its unit, if any (``"3.2 mm"``; a unitless ``"0.05"``)."""
+    text = _f(x)
+    return f"{text} {unit}" if unit and text != "n/a" else text
 
 
 def _pct(confidence: float) -> str:

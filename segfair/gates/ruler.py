@@ -12,10 +12,11 @@ from segfair.gates.outcome import (
     Check,
     Outcome,
     _by_arg,
-    _f,
+    _fu,
     _neg,
     _paired_evidence,
     _ratio_undefined,
+    metric_unit,
 )
 
 
@@ -85,9 +86,11 @@ class _RulerGate(MetricGate):
             )
             if self.max_difference is not None:
                 out.context = f"for {self.model}"
+            unit = metric_unit(self.metric)
+            mm = f" {unit}" if unit else ""
             why = (
-                f"the {d.trusted} gap ({d.gap_trusted}) is not shown to exceed negligible = "
-                f"{_f(d.negligible)}, so the share is undefined"
+                f"the {d.trusted} gap ({d.gap_trusted}{mm}) is not shown to exceed negligible = "
+                f"{_fu(d.negligible, unit)}, so the share is undefined"
             )
             _ratio_undefined(
                 out,
@@ -98,6 +101,7 @@ class _RulerGate(MetricGate):
                 decide_on=self.decide_on,
                 conf=conf,
                 why=why,
+                unit=unit,
             )
         return out
 

@@ -10,7 +10,7 @@ import numpy as np
 from segfair.audit import Estimate
 from segfair.gates.kinds import Gate
 from segfair.gates.outcome import Check, Outcome
-from segfair.gates.result import GateResult, Status, _f, _pct, lets_through
+from segfair.gates.result import GateResult, Status, _f, _fu, _pct, lets_through
 
 
 def _verdict(
@@ -36,10 +36,7 @@ def _verdict(
     policy = gate.on_inconclusive or on_inconclusive
     if not out.checks:
         why = small_text if small else "no group has values to decide on"
-        message = (
-            f"Cannot decide {out.subject}: {why}; "
-            f"{fix_small if small else 'check that the scores hold this metric'}."
-        )
+        message = f"Cannot decide {out.subject}: {why}."
         nothing = Check(
             "(nothing to decide)", Estimate(np.nan, np.nan, np.nan, conf), np.nan, "max"
         )
@@ -93,18 +90,20 @@ def _verdict(
             check = min(zip(margins, out.checks, strict=True), key=_first)[1]
         rule = _rule_text(out.checks, decide_on, conf)
     v = check.value
+    unit = check.unit
+    limit = _fu(check.limit, unit)
     if out.deterministic:
-        said = f"the {check.label} {out.context} is {_f(v.estimate)}"
+        said = f"the {check.label} {out.context} is {_fu(v.estimate, unit)}"
     else:
         said = (
-            f"the {check.label} {out.context} is {_f(v.estimate)} ({_pct(conf)} interval "
-            f"{_f(v.lower)} to {_f(v.upper)})"
+            f"the {check.label} {out.context} is {_fu(v.estimate, unit)} ({_pct(conf)} interval "
+            f"{_f(v.lower)} to {_fu(v.upper, unit)})"
         )
     if status == "passed":
         if check.group is not None and len(out.checks) > 1:
-            message = f"Every group is within the limit {_f(check.limit)}; the closest: {said}."
+            message = f"Every group is within the limit {limit}; the closest: {said}."
         else:
-            message = f"{_cap(said)}, within the limit {_f(check.limit)}."
+            message = f"{_cap(said)}, within the limit {limit}."
     elif status == "failed":
         op = "above" if check.side == "max" else "below"
         which = (
@@ -114,25 +113,23 @@ def _verdict(
             if decide_on == "estimate"
             else "its whole interval is"
         )
-        hint = f": {out.next_steps[0]}" if out.next_steps else ""
+        # the message says who is harmed; what to do about it is the next step, not repeated
+        hint = f": {out.finding}" if out.finding else ""
         shown = "" if out.deterministic or decide_on == "estimate" else " (evidence of harm)"
-        message = f"{_cap(said)}; {which} {op} the limit {_f(check.limit)}{shown}{hint}."
+        message = f"{_cap(said)}; {which} {op} the limit {limit}{shown}{hint}."
     elif out.forced_why:
         message = f"Cannot decide {out.subject}: {out.forced_why}."
     elif reason == "interval_straddles_limit":
         message = (
-            f"{_cap(said)}; the interval straddles the limit {_f(check.limit)}: neither harm nor "
+            f"{_cap(said)}; the interval straddles the limit {limit}: neither harm nor "
             "its absence is shown."
         )
     elif small:
-        message = (
-            f"Cannot decide {out.subject}: {small_text} (on the other groups, {said}); {fix_small}."
-        )
+        message = f"Cannot decide {out.subject}: {small_text} (on the other groups, {said})."
     else:
         message = (
-            f"Cannot decide {out.subject}: the interval ({_f(v.lower)} to {_f(v.upper)}) "
-            f"is missing or reaches past the limit {_f(check.limit)} on both counts; add "
-            "cases or trusted labels."
+            f"Cannot decide {out.subject}: the interval ({_f(v.lower)} to {_fu(v.upper, unit)}) "
+            f"is missing or reaches past the limit {limit} on both counts."
         )
     return _result(
         gate, out, status, reason, check, rule, message, conf, decide_on, small, fix_small, policy
@@ -198,11 +195,12 @@ def _rule_text(checks: list[Check], decide_on: str, conf: float) -> str:
         generic = g0.label.split(" of group ")[0].split(" in group ")[0]
         op = "≤" if g0.side == "max" else "≥"
         if decide_on == "estimate":
-            parts.append(f"every group's {generic} (estimate) {op} {_f(g0.limit)}")
+            parts.append(f"every group's {generic} (estimate) {op} {_fu(g0.limit, g0.unit)}")
         else:
             end = "upper" if g0.side == "max" else "lower"
             parts.append(
-                f"every group's {end} {_pct(conf)} bound of the {generic} {op} {_f(g0.limit)}"
+                f"every group's {end} {_pct(conf)} bound of the {generic} {op} "
+                f"{_fu(g0.limit, g0.unit)}"
             )
     parts += [c.rule(decide_on, conf) for c in rest]
     return " and ".join(parts)
@@ -222,13 +220,11 @@ def _result(
     fix_small: str,
     policy: str,
 ) -> GateResult:
-    steps = list(out.next_steps) if status != "passed" else []
-    if status == "inconclusive" and small:
-        steps.insert(0, fix_small)
     decidable, cases = _power(check, out, conf, decide_on, reason)
     if cases is not None:
         n_now = int(sum(int(n) for n in out.sizes if n > 0))
         message += f" About {cases} cases in all (now {n_now}) would likely decide it."
+    steps = _next_steps(gate, out, status, reason, message, fix_small if small else "")
     return GateResult(
         id=gate.id,
         kind=gate.kind,
@@ -248,9 +244,39 @@ def _result(
         on_inconclusive=policy,
         confidence=conf,
         decide_on=decide_on,
-        measure=check.label,
+        measure=f"{check.label} ({check.unit})" if check.unit else check.label,
         notes=tuple(out.notes),
         next_steps=tuple(steps),
         decidable_limit=decidable,
         cases_needed=cases,
+        unit=check.unit,
     )
+
+
+def _next_steps(
+    gate: Gate, out: Outcome, status: Status, reason: str, message: str, fix_small: str
+) -> tuple[str, ...]:
+    """What to look at next: the gate kind's own steps, led by a step for the verdict's reason,
+    never a sentence the message already says (a passed gate has none)."""
+    if status == "passed":
+        return ()
+    lead = {
+        "groups_below_min_size": fix_small,
+        "no_decidable_group": "check that every group has scores for this metric and trusted "
+        "labels (audit.scores)",
+        "interval_straddles_limit": "`segfair plan` lists the trusted labels that would "
+        "likely decide it",
+        "no_baseline": "keep each release's JSON report to compare the next run with",
+        "precondition_not_met": "read both gaps, group by group, in this gate's evidence",
+    }.get(reason, "")
+    steps = [lead] if lead else []
+    steps += out.next_steps
+    if status == "failed" and not steps:
+        steps.append("read its evidence, group by group, in the report's Gates section")
+    said = " ".join(message.lower().split())
+    unique: list[str] = []
+    for s in steps:
+        text = " ".join(s.lower().rstrip(".").split())
+        if s and text not in said and s not in unique:
+            unique.append(s)
+    return tuple(unique)

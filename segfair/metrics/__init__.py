@@ -31,8 +31,11 @@ Definitions (``n_A`` = number of border voxels of A, percentiles are numpy's def
 
 Empty masks
 -----------
-Following MetricsReloaded, with infinite distances (the audit caps them, counted) and no NaN
-except where a quantity is undefined and no convention is honest:
+Rules of segfair's own choosing, rule by rule shared with a peer or not (docs/metrics.md says
+which: Dice and both-empty distances as MetricsReloaded, infinite distances as MONAI; IoU,
+precision, sensitivity and NSD of two empty masks are 1 where MetricsReloaded returns NaN), with
+infinite distances (the audit caps them, counted) and no NaN except where a quantity is undefined
+and no convention is honest:
 
 =====================  =====  =====  =========  ===========  ============  ==========  =====
 case                   dice   iou    precision  sensitivity  volume_error  distances*  nsd

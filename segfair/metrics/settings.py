@@ -48,7 +48,8 @@ SURFACE_DEFINITION: Final = (
     "scipy.ndimage.distance_transform_edt(~border_B, sampling=spacing), in mm"
 )
 EMPTY_MASK_POLICY: Final = (
-    "MetricsReloaded conventions. Both empty: dice, iou, precision, sensitivity, nsd = 1, "
+    "segfair's rules (per rule, the peer it follows: docs/metrics.md). Both empty: "
+    "dice, iou, precision, sensitivity, nsd = 1, "
     "volume_error = 0, hausdorff/hd95/assd/masd = 0. Prediction empty, reference not: "
     "dice, iou, precision, sensitivity, nsd = 0, volume_error = -1, distances = inf. "
     "Reference empty, prediction not: dice, iou, precision, nsd = 0, sensitivity = nan "

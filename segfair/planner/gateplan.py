@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from segfair.gates import GateResult
 
 #: Columns of :attr:`GatePlan.groups`.
 PLAN_COLUMNS = ("labelled", "unlabelled", "estimate", "sd", "needed", "additional")
@@ -67,8 +71,51 @@ class GatePlan:
         a = self.groups["additional"]
         return {str(g): int(v) for g, v in a.items() if v > 0}
 
+    def verdict_sentence(self, result: GateResult | Mapping[str, Any]) -> str:
+        """One line that agrees with the gate's verdict (``result``: a :class:`GateResult` or its
+        dict): passed → no more labels are needed; failed → more labels will not make it pass;
+        inconclusive → how many labels would likely decide it; error → fix the gate first.
+
+        Examples
+        --------
+        >>> p = GatePlan(gate_id="g", kind="gap", method="normal", by=("age",), model="m",
+        ...              groups=pd.DataFrame({"additional": [0, 0]}), estimate=0.1,
+        ...              threshold=0.05, target_se=0.01, confidence=0.95, power=0.8,
+        ...              feasible=False)
+        >>> p.verdict_sentence({"status": "failed", "reason": "evidence_of_harm"}).split(";")[0]
+        'FAILED (evidence of harm): more trusted labels will not make it pass'
+        """
+        data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        status, reason = str(data.get("status")), str(data.get("reason") or "")
+        if status == "error":
+            return "ERROR: the gate could not be evaluated; fix it (see the audit), then plan"
+        if status == "passed":
+            return (
+                "PASSED with the trusted labels there now: no more labels are needed to decide it"
+            )
+        if status == "failed":
+            why = "evidence of harm" if reason == "evidence_of_harm" else "beyond the limit"
+            return (
+                f"FAILED ({why}): more trusted labels will not make it pass; look at the group "
+                "it harms (the audit's next step) and fix the model or its training data"
+            )
+        cases = data.get("cases_needed")
+        more_cases = f"; about {int(cases)} cases in all would likely decide it" if cases else ""
+        if self.additional:
+            return f"INCONCLUSIVE: {self.sentence()}"
+        if reason == "precondition_not_met":
+            return (
+                "INCONCLUSIVE: its precondition does not hold on these cases (see the audit's "
+                f"message); labelling them will not settle it: add cases{more_cases}"
+            )
+        return (
+            "INCONCLUSIVE: every case that could help is labelled or the plan finds the labels "
+            f"there now near enough, yet the interval does not decide it: add cases{more_cases}"
+        )
+
     def sentence(self) -> str:
-        """One line for a gate's next steps."""
+        """One line for a gate's next steps (whatever its verdict: see
+        :meth:`verdict_sentence`)."""
         if not self.additional:
             if not self.feasible:
                 return (

@@ -32,6 +32,7 @@ from segfair.report.formatting import STATUS_LABELS, fmt, fmt_interval, fmt_p, f
 from segfair.report.github import github_annotations
 from segfair.report.html import render_html
 from segfair.report.jsonfile import render_json
+from segfair.report.locations import config_gate_locations, gate_table_lines, location
 from segfair.report.markdown import markdown_report, md_escape, render_markdown
 from segfair.report.palette import (
     AUTOMATED_COLOURS,
@@ -44,7 +45,7 @@ from segfair.report.schema import REPORT_SCHEMA_VERSION, SCHEMA_ID, load_schema
 from segfair.report.sections import MAX_LISTED
 from segfair.report.summary import summary_lines, summary_lines_from_dicts
 from segfair.report.values import DIGITS
-from segfair.report.verdict import verdict
+from segfair.report.verdict import order_gates, verdict
 from segfair.report.writer import write_reports
 
 __all__ = [
@@ -63,16 +64,20 @@ __all__ = [
     "TRUSTED_COLOUR",
     "box_chart",
     "build_report",
+    "config_gate_locations",
     "fill_path",
     "fmt",
     "fmt_interval",
     "fmt_p",
     "fmt_pct",
+    "gate_table_lines",
     "github_annotations",
     "interval_chart",
     "load_schema",
+    "location",
     "markdown_report",
     "md_escape",
+    "order_gates",
     "outline_path",
     "render_html",
     "render_json",

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from segfair.report.drawings import _worst_cases
+from segfair.report.locations import config_gate_locations
 from segfair.report.provenance import _provenance
 from segfair.report.schema import SCHEMA_ID
 from segfair.report.sections import (
@@ -24,7 +25,7 @@ from segfair.report.sections import (
     _morphology_entry,
 )
 from segfair.report.values import _jsonable
-from segfair.report.verdict import _gate_ok, verdict
+from segfair.report.verdict import _gate_ok, order_gates, verdict
 from segfair.version import __version__
 
 if TYPE_CHECKING:
@@ -84,6 +85,12 @@ def build_report(
     table_metrics: list[str] = [m for m in TABLE_METRICS if m in metrics] or [metric]
     notes: list[str] = []
     gates = [_jsonable(r.to_dict()) for r in results]
+    # a configuration gate without its line (the CLI, an xdist controller) gets it here
+    where = config_gate_locations(config)
+    for g in gates:
+        if g.get("location") is None and g.get("id") in where:
+            g["location"] = where[g["id"]]
+    gates = [dict(g) for g in order_gates(gates)]
 
     rulers = list(scores.rulers)
     pairs = _model_pairs(gates, models)

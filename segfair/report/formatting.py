@@ -10,7 +10,14 @@ from segfair.report.verdict import STATUS_WORDS, _gate_ok, _status, _warns
 
 
 def fmt(x: Any, digits: int = 3) -> str:
-    """A number for people: ``digits`` significant digits, ``n/a`` for missing values."""
+    """A number for people: ``digits`` significant digits, ``n/a`` for missing values, and a
+    tiny non-zero number as ``<0.0001`` (a bound at zero up to rounding, not ``1.60e-12``).
+
+    Examples
+    --------
+    >>> fmt(0.123456), fmt(1.6e-12), fmt(None), fmt(12345.6)
+    ('0.123', '<0.0001', 'n/a', '12346')
+    """
     if x is None or isinstance(x, bool):
         return "n/a" if x is None else str(x)
     if isinstance(x, str):
@@ -24,19 +31,65 @@ def fmt(x: Any, digits: int = 3) -> str:
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
     if v != 0 and abs(v) < 10 ** -(digits + 1):
-        return f"{v:.{digits - 1}e}"
+        tiny = f"{10 ** -(digits + 1):.{digits + 1}f}"
+        return f"<{tiny}" if v > 0 else f">-{tiny}"
     return f"{v:.{digits}g}" if abs(v) < 10**digits else f"{v:.0f}"
 
 
 def fmt_interval(e: Mapping[str, Any] | None, digits: int = 3) -> str:
-    """``estimate [lower, upper]``; the bracket is left out when there is no interval."""
+    """``estimate [lower, upper]`` with one number of decimals for all three (``digits``
+    significant digits of the largest), and the unit when ``e`` has one (a gate's ``"mm"``);
+    the bracket is left out when there is no interval.
+
+    Examples
+    --------
+    >>> fmt_interval({"estimate": 0.62, "lower": 1.6e-12, "upper": 1.0})
+    '0.62 [0.00, 1.00]'
+    >>> fmt_interval({"estimate": 0.101, "lower": 0.06, "upper": 0.133})
+    '0.101 [0.060, 0.133]'
+    >>> fmt_interval({"estimate": 4.2, "lower": 2.95, "upper": 6.1, "unit": "mm"})
+    '4.20 [2.95, 6.10] mm'
+    """
     if not e:
         return "n/a"
-    est = fmt(e.get("estimate"), digits)
-    lo, hi = e.get("lower"), e.get("upper")
+    unit = str(e.get("unit") or "")
+    est, lo, hi = e.get("estimate"), e.get("lower"), e.get("upper")
     if lo is None and hi is None:
-        return est
-    return f"{est} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+        text = fmt(est, digits)
+    else:
+        places = _decimals((est, lo, hi), digits)
+        if places is None:
+            text = f"{fmt(est, digits)} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+        else:
+            text = f"{_fixed(est, places)} [{_fixed(lo, places)}, {_fixed(hi, places)}]"
+    return f"{text} {unit}" if unit and text != "n/a" else text
+
+
+def _finite(x: Any) -> float | None:
+    if x is None or isinstance(x, bool | str):
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _decimals(values: tuple[Any, ...], digits: int) -> int | None:
+    """Decimals that give the largest of ``values`` ``digits`` significant digits (0 to 6);
+    None when no value is a finite non-zero number."""
+    sizes = [abs(v) for v in map(_finite, values) if v is not None and v != 0]
+    if not sizes:
+        return None
+    return min(max(digits - 1 - math.floor(math.log10(max(sizes))), 0), 6)
+
+
+def _fixed(x: Any, places: int) -> str:
+    v = _finite(x)
+    if v is None:
+        return fmt(x)  # n/a, inf
+    text = f"{v:.{places}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def fmt_pct(x: Any) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from segfair.report.formatting import _status_label, fmt, fmt_interval, fmt_p, fmt_pct
 from segfair.report.values import _jsonable
-from segfair.report.verdict import _gate_ok, _status, verdict
+from segfair.report.verdict import _gate_ok, _status, order_gates, verdict
 from segfair.report.views import (
     _controlled_views,
     _label_views,
@@ -87,7 +87,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
 
     # gates may come from other processes (merged xdist results) or older writers: every field
     # the template reads gets a default, so a missing optional field never breaks the report
-    doc = dict(doc, gates=[_gate_defaults(g) for g in doc.get("gates") or []])
+    doc = dict(doc, gates=[_gate_defaults(g) for g in order_gates(doc.get("gates") or [])])
     v = verdict(doc["gates"])
     rulers = _ruler_views(doc, ids)
     head = next((r for r in rulers if r["headline"]), rulers[0] if rulers else None)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from segfair.report.formatting import _distortion_sentence, _status_label, fmt, fmt_interval
-from segfair.report.verdict import _gate_ok, _warns, verdict
+from segfair.report.verdict import _gate_ok, _status, _warns, order_gates, verdict
 from segfair.sinks import for_markdown_text
 
 # the backslash first, so one from the data cannot un-escape the characters that follow it
@@ -64,14 +64,19 @@ def _md_warnings(warnings: Iterable[Any]) -> list[str]:
     return ["> ⚠️ **Warnings**", ">", *items, ""] if items else []
 
 
+def _with_unit(text: str, gate: Mapping[str, Any]) -> str:
+    unit = gate.get("unit") or ""
+    return f"{text} {unit}" if unit and text != "n/a" else text
+
+
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """A compact summary for ``$GITHUB_STEP_SUMMARY`` and PR comments: the verdict, the gate
     table and the headline ruler comparison."""
-    v = verdict(list(doc.get("gates") or []))
+    gates = order_gates(list(doc.get("gates") or []))
+    v = verdict(gates)
     icon = {"passed": "✅", "failed": "❌", "error": "🛑"}.get(v["status"], "⚠️")
     lines = [f"## {icon} {md_escape(v['line'])}", ""]
     lines += _md_warnings(doc.get("warnings") or ())
-    gates = list(doc.get("gates") or [])
     blocking = [g for g in gates if not _gate_ok(g)]
     for g in blocking + [g for g in gates if _warns(g)]:
         lines.append(
@@ -83,7 +88,12 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             lines.append(f"  - next: {md_escape(steps[0])}")
     if blocking or v["warnings"]:
         lines.append("")
-    planned = [g for g in gates if (g.get("labels_needed") or {}).get("total_additional")]
+    # labels help an undecided gate only: a passed or failed one is decided (issue 15)
+    planned = [
+        g
+        for g in gates
+        if _status(g) == "inconclusive" and (g.get("labels_needed") or {}).get("total_additional")
+    ]
     if planned:
         lines.append("**Labels needed** (trusted labels to add before these gates can decide):")
         for g in planned:
@@ -116,8 +126,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
                     _status_label(g),
                     g.get("reason") or "",
                     fmt_interval(g),
-                    fmt(g.get("threshold")),
-                    fmt(g.get("decidable_limit")),
+                    _with_unit(fmt(g.get("threshold")), g),
+                    _with_unit(fmt(g.get("decidable_limit")), g),
                     g.get("decision_rule", ""),
                 ]
                 for g in gates

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segfair.report.formatting import _status_label, fmt_interval
-from segfair.report.verdict import _plural, verdict
+from segfair.report.verdict import _plural, order_gates, verdict
 
 if TYPE_CHECKING:
     from segfair.gates import GateResult
@@ -45,6 +45,7 @@ def summary_lines_from_dicts(
     ('1 gate failed', 'segfair: FAILED — 1 of 1 gate does not hold: gap[dice,age,m,expert]')
     """
     lines = []
+    results = order_gates(results)  # the order of every report (see order_gates)
     for g in results:
         head = f"{_status_label(g)} {g.get('id', '?')}"
         if g.get("estimate") is None:

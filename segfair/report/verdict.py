@@ -40,6 +40,50 @@ def _warns(gate: Mapping[str, Any]) -> bool:
     )
 
 
+def _severity(gate: Mapping[str, Any]) -> int:
+    status = _status(gate)
+    if status == "inconclusive":
+        return 2 if not _gate_ok(gate) else 3 if _warns(gate) else 4
+    return {"error": 0, "failed": 1, "passed": 5}.get(status, 0)
+
+
+_ORIGINS = {"configuration": 0, "test": 1}
+
+
+def gate_order_key(gate: Mapping[str, Any]) -> tuple[int, int, str, int, str]:
+    """The sort key of :func:`order_gates`."""
+    loc = gate.get("location") or {}
+    return (
+        _severity(gate),
+        _ORIGINS.get(str(loc.get("origin")), 2),
+        str(loc.get("file") or ""),
+        int(loc.get("line") or 0),
+        str(gate.get("id", "")),
+    )
+
+
+def order_gates(gates: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The one order every front lists gates in (terminal, Markdown, HTML, JSON, annotations):
+    by severity — errors, failed, inconclusive that block, inconclusive let through with a
+    warning, the other inconclusive ones let through, passed — then where they are declared:
+    configuration gates in the order of the configuration, then assertions by test file and
+    line, then gates of unknown origin (the Python API) by id. It depends on the results alone,
+    not on the order tests ran in (xdist workers finish in any order).
+
+    Examples
+    --------
+    >>> [g["id"] for g in order_gates([
+    ...     {"id": "t", "status": "failed", "location": {"origin": "test", "file": "t.py",
+    ...                                                  "line": 9}},
+    ...     {"id": "p", "status": "passed"},
+    ...     {"id": "c", "status": "failed", "location": {"origin": "configuration",
+    ...                                                  "file": "segfair.toml", "line": 30}},
+    ...     {"id": "e", "status": "error"}])]
+    ['e', 'c', 't', 'p']
+    """
+    return sorted(gates, key=gate_order_key)
+
+
 def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 

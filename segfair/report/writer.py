@@ -13,6 +13,7 @@ from segfair.errors import SegfairError
 from segfair.report.html import render_html
 from segfair.report.jsonfile import render_json
 from segfair.report.markdown import render_markdown
+from segfair.report.verdict import order_gates
 
 
 def _stage(path: Path, text: str) -> str:
@@ -51,6 +52,8 @@ def write_reports(
     from this run next to reports of an earlier one. The verdict of each comes from
     ``doc["gates"]``.
     """
+    # one order of the gates in every report, whatever order the caller recorded them in
+    doc = dict(doc, gates=[dict(g) for g in order_gates(doc.get("gates") or [])])
     jobs: list[tuple[Path, Callable[[Mapping[str, Any]], str]]] = []
     if html is not None:
         jobs.append((Path(html), render_html))
