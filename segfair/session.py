@@ -191,7 +191,7 @@ class SegfairSession:
     @cached_property
     def cohort(self) -> Cohort:
         if self.share is not None:
-            return self._shared_parts["cohort"]  # type: ignore[no-any-return]
+            return self._shared_parts["cohort"]
         return self._load_cohort()
 
     @property
@@ -203,13 +203,13 @@ class SegfairSession:
     @cached_property
     def scores(self) -> Scores:
         if self.share is not None:
-            return self._shared_parts["scores"]  # type: ignore[no-any-return]
+            return self._shared_parts["scores"]
         return self._evaluate(self.cohort)
 
     @cached_property
     def audit(self) -> Audit:
         if self.share is not None:
-            return self._shared_parts["audit"]  # type: ignore[no-any-return]
+            return self._shared_parts["audit"]
         return self._make_audit(self.scores)
 
     def _load_cohort(self) -> Cohort:
