@@ -19,6 +19,8 @@ from segfair.sinks import for_terminal
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    import threading
+
     from segfair.audit import Audit
     from segfair.gates import Gate, GateResult
     from segfair.session import SegfairSession
@@ -109,6 +111,7 @@ class _State:
         self.used = False
         self.gates_collected = False  # the configuration file's gates are items already
         self.gate_error: Exception | None = None  # an invalid [[gates]] entry: a usage error
+        self.prefetch: threading.Thread | None = None  # an xdist controller loading the audit
         self.results: dict[str, dict[str, Any]] = {}
         self.document: dict[str, Any] | None = None
         self.from_workers = False  # the xdist controller, holding its workers' results
@@ -202,7 +205,7 @@ def _state(config: pytest.Config) -> _State:
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE_KEY] = _State(config)
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(), "segfair-xdist")
+        config.pluginmanager.register(_XdistHooks(config), "segfair-xdist")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -575,6 +578,9 @@ class _XdistHooks:
     which the first to need the cohort evaluates and audits it for all (and for the
     controller's report); workers send results, the controller merges."""
 
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
     @pytest.hookimpl
     def pytest_configure_node(self, node: Any) -> None:
         state = _state(node.config)
@@ -588,6 +594,22 @@ class _XdistHooks:
         node.workerinput[_SHARE_KEY] = str(state.share)
 
     @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # the controller, at its first report of a checked gate: the run uses segfair, so the
+        # report will be built; import the numeric stack and load the shared audit meanwhile,
+        # while the workers finish, rather than after them
+        if report.when != "call" or _is_worker(self.config):
+            return
+        state = _state(self.config)
+        if state.prefetch is not None or state.share is None:
+            return
+        if any(key == "segfair_status" for key, _ in report.user_properties):
+            import threading
+
+            state.prefetch = threading.Thread(target=_prefetch, args=(state,), daemon=True)
+            state.prefetch.start()
+
+    @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         state = _state(node.config)
         out = getattr(node, "workeroutput", {}).get("segfair")
@@ -597,6 +619,15 @@ class _XdistHooks:
         state.input_error = state.input_error or out.get("input_error")
         state.from_workers = True
         state.used = state.used or out.get("used", False)
+
+
+def _prefetch(state: _State) -> None:
+    try:
+        import segfair.report  # noqa: F401
+
+        state.open().audit  # noqa: B018 (a cached property: loaded here, used by _document)
+    except Exception:  # _document meets the same error, and says it
+        return
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -669,6 +700,8 @@ def _document(state: _State) -> dict[str, Any] | None:
     from segfair.gates import GateResult
 
     results = [GateResult.from_dict(r) for r in _gate_dicts(state)]
+    if state.prefetch is not None:
+        state.prefetch.join()
     try:
         if state.from_workers and state.configured:
             # the xdist controller ran no test: it opens the session here, and loads the cohort,
