@@ -7,19 +7,15 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import Repo, make_repo, to_toml
+from conftest import GAP_GATE, Repo, make_repo, to_toml
+
+# imported once here, outside the sys.modules churn of pytester's in-process runs (scipy does not
+# survive being half-unloaded)
+import segfair.audit
+import segfair.report  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
-GAP_GATE = {
-    "kind": "gap",
-    "metric": "dice",
-    "by": "age_group",
-    "model": "candidate",
-    "ruler": "expert",
-    "max": 0.9,
-    "min_group_size": 2,
-}
 ETHNICITY_GATE = {**GAP_GATE, "by": "ethnicity"}
 AGE_ID = "gap[dice,age_group,candidate,expert]"
 ETHNICITY_ID = "gap[dice,ethnicity,candidate,expert]"

@@ -7,19 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import Repo, make_repo
+from conftest import GAP_GATE, Repo, make_repo
 
 pytest_plugins = ["pytester"]
 
-GAP_GATE = {
-    "kind": "gap",
-    "metric": "dice",
-    "by": "age_group",
-    "model": "candidate",
-    "ruler": "expert",
-    "max": 0.9,
-    "min_group_size": 2,
-}
 
 # the same gate as the configuration's first (listed once), another one, and a plain test
 TESTS = """
