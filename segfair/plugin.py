@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +20,7 @@ from segfair.sinks import for_terminal
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    import threading
     from types import FrameType
 
     from segfair.audit import Audit
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from segfair.session import SegfairSession
 
 STATE_KEY: pytest.StashKey[_State] = pytest.StashKey()
+# the workerinput key of the share folder (an xdist controller's, for its workers)
+_SHARE_KEY = "segfair_share"
 
 # segfair.cohort.config.CONFIG_FILENAMES, repeated: detecting a configuration imports no pydantic
 _CONFIG_FILENAMES = ("segfair.toml", "pyproject.toml")
@@ -100,7 +103,17 @@ class _State:
             )
         self.on_inconclusive: str | None = policy
         self._session: SegfairSession | None = None
+        # the run's share folder (SegfairSession.share): an xdist controller creates it for its
+        # workers, which find it in their workerinput; a remote worker, with no such folder
+        # here, computes for itself
+        self.share: Path | None = None
+        share = getattr(config, "workerinput", {}).get(_SHARE_KEY)
+        if share and Path(share).is_dir():
+            self.share = Path(share)
         self.used = False
+        self.gates_collected = False  # the configuration file's gates are items already
+        self.gate_error: Exception | None = None  # an invalid [[gates]] entry: a usage error
+        self.prefetch: threading.Thread | None = None  # an xdist controller loading the audit
         self.results: dict[str, dict[str, Any]] = {}
         self.document: dict[str, Any] | None = None
         self.from_workers = False  # the xdist controller, holding its workers' results
@@ -136,6 +149,13 @@ class _State:
 
     @property
     def session(self) -> SegfairSession:
+        session = self.open()
+        self.used = True
+        return session
+
+    def open(self) -> SegfairSession:
+        """The session, not yet marked used: collecting the configured gates reads the
+        configuration only, and a run that deselects them all computes nothing."""
         if self._session is None:
             if self.config_path is None:
                 raise pytest.UsageError(
@@ -150,8 +170,8 @@ class _State:
                 baseline=self._value("baseline"),
                 progress=False,
                 on_inconclusive=self.on_inconclusive,
+                share=self.share,
             )
-        self.used = True
         return self._session
 
     def record(self, result: GateResult, nodeid: str) -> None:
@@ -187,7 +207,15 @@ def _state(config: pytest.Config) -> _State:
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE_KEY] = _State(config)
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(), "segfair-xdist")
+        config.pluginmanager.register(_XdistHooks(config), "segfair-xdist")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is not None and state.share is not None and not _is_worker(config):
+        import shutil
+
+        shutil.rmtree(state.share, ignore_errors=True)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -209,12 +237,17 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 # ---- configured gates become test items -------------------------------------------------------
+# A gate declared in the configuration is an item of the configuration file, under a "segfair"
+# collector (like pytest-mypy's ``file.py::mypy``): ``pyproject.toml::segfair::gap[dice,…]``,
+# JUnit classname ``pyproject.toml.segfair``; ``pytest pyproject.toml`` runs the gates alone,
+# and the node id of a failed gate can be pasted back on the command line.
 class GateItem(pytest.Item):
     """One ``[[gates]]`` entry of the configuration, run as a test."""
 
-    def __init__(self, *, gate: Gate, **kwargs: Any) -> None:
+    def __init__(self, *, gate: Gate, line: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gate = gate
+        self.line = line  # 0-based, of the entry's [[gates]] header, as pytest counts lines
 
     def runtest(self) -> None:
         state = _state(self.config)
@@ -241,17 +274,56 @@ class GateItem(pytest.Item):
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        state = _state(self.config)
-        return state.config_path or self.path, None, f"segfair gate {self.name}"
+        return self.path, self.line, f"segfair gate {self.name}"
 
 
 class GateCollector(pytest.Collector):
     """Collects the gates declared in the configuration as :class:`GateItem` s."""
 
     def collect(self) -> Iterator[GateItem]:
+        from segfair.errors import SegfairError
+
         state = _state(self.config)
-        for gate in state.session.gates:
-            yield GateItem.from_parent(self, name=gate.id, gate=gate)
+        state.gates_collected = True
+        try:
+            gates = state.open().gates
+        except SegfairError as exc:
+            # a usage error once collection is over (pytest_collection_modifyitems), not a
+            # collection error with segfair's frames
+            state.gate_error = exc
+            return
+        lines = _gate_lines(self.path, len(gates))
+        for gate, line in zip(gates, lines, strict=True):
+            yield GateItem.from_parent(self, name=gate.id, gate=gate, line=line)
+
+
+class GateFile(pytest.File):
+    """The configuration file, as a test file whose tests are its gates."""
+
+    def collect(self) -> Iterator[GateCollector]:
+        yield GateCollector.from_parent(self, name="segfair")
+
+
+def _gate_lines(path: Path, count: int) -> list[int | None]:
+    """The 0-based line of each gate's ``[[gates]]`` header (pytest counts lines from 0); none
+    when the gates are written otherwise (an inline array)."""
+    from segfair.report import gate_table_lines
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return [None] * count
+    starts = gate_table_lines(text, in_pyproject=path.name == "pyproject.toml")
+    return [line - 1 for line in starts] if len(starts) == count else [None] * count
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> GateFile | None:
+    # the configuration file, when pytest walks past it or is given it (pytest pyproject.toml)
+    state = _state(parent.config)
+    path = state.config_path
+    if path is None or file_path.name != path.name or file_path.resolve() != path.resolve():
+        return None
+    return GateFile.from_parent(parent, path=file_path)
 
 
 class GateFailure(AssertionError):
@@ -333,16 +405,19 @@ def pytest_collection_modifyitems(
     state = _state(config)
     if not state.configured:
         return
-    collector = GateCollector.from_parent(session, name="segfair")
-    try:
-        gates = list(collector.collect())
-    except Exception as exc:
-        from segfair.errors import SegfairError
-
-        if isinstance(exc, SegfairError):
-            raise pytest.UsageError(for_terminal(f"segfair: {exc}")) from None
-        raise
-    items.extend(gates)
+    if not state.gates_collected:  # pytest did not walk past the configuration file
+        path = state.config_path
+        assert path is not None
+        try:
+            path.relative_to(config.rootpath)
+            nodeid = None  # pytest's: the path from the rootdir
+        except ValueError:  # a --segfair-config outside the rootdir
+            nodeid = os.path.relpath(path, config.rootpath).replace(os.sep, "/")
+        gate_file = GateFile.from_parent(session, path=path, nodeid=nodeid)
+        # through pytest's collection, so that "collected N items" counts the gates
+        items.extend(session.genitems(gate_file))
+    if state.gate_error is not None:
+        raise pytest.UsageError(for_terminal(f"segfair: {state.gate_error}"))
 
 
 # ---- fixtures ---------------------------------------------------------------------------------
@@ -528,7 +603,40 @@ def _opt(**kwargs: Any) -> dict[str, Any]:
 
 # ---- end of session: merge, report, exit status -----------------------------------------------
 class _XdistHooks:
-    """Hooks that exist only with pytest-xdist: workers send results, the controller merges."""
+    """Hooks that exist only with pytest-xdist: the controller gives its workers one folder in
+    which the first to need the cohort evaluates and audits it for all (and for the
+    controller's report); workers send results, the controller merges."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        state = _state(node.config)
+        if not state.configured:
+            return  # segfair is not used: nothing is created
+        if state.share is None:
+            import tempfile
+
+            # private (0700) and unpredictable: its pickle is loaded, so only this run writes it
+            state.share = Path(tempfile.mkdtemp(prefix="segfair-xdist-"))
+        node.workerinput[_SHARE_KEY] = str(state.share)
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # the controller, at its first report of a checked gate: the run uses segfair, so the
+        # report will be built; import the numeric stack and load the shared audit meanwhile,
+        # while the workers finish, rather than after them
+        if report.when != "call" or _is_worker(self.config):
+            return
+        state = _state(self.config)
+        if state.prefetch is not None or state.share is None:
+            return
+        if any(key == "segfair_status" for key, _ in report.user_properties):
+            import threading
+
+            state.prefetch = threading.Thread(target=_prefetch, args=(state,), daemon=True)
+            state.prefetch.start()
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -540,6 +648,15 @@ class _XdistHooks:
         state.input_error = state.input_error or out.get("input_error")
         state.from_workers = True
         state.used = state.used or out.get("used", False)
+
+
+def _prefetch(state: _State) -> None:
+    try:
+        import segfair.report  # noqa: F401
+
+        state.open().audit  # noqa: B018 (a cached property: loaded here, used by _document)
+    except Exception:  # _document meets the same error, and says it
+        return
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -591,14 +708,41 @@ def _say_input_error(state: _State) -> None:
     state.annotations.append(error_annotation("segfair input error", state.input_error))
 
 
+def _unique(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``results`` without repeats: a gate that the configuration and a test (or two tests)
+    check with the same outcome is one gate, listed and counted once; the same id with another
+    outcome (another limit) is other evidence, and stays. Where it is declared does not make
+    it another gate: the configuration's location is kept over a test's."""
+    unique: list[dict[str, Any]] = []
+    seen: list[dict[str, Any]] = []
+    for r in results:
+        what = {k: v for k, v in r.items() if k != "location"}
+        if what not in seen:
+            seen.append(what)
+            unique.append(r)
+            continue
+        k = seen.index(what)
+        if (r.get("location") or {}).get("origin") == "configuration":
+            unique[k] = r
+    return unique
+
+
+def _gate_dicts(state: _State) -> list[dict[str, Any]]:
+    """The gate results of the run for its reports: in the order of their node ids (the same
+    with and without xdist), without repeats."""
+    return _unique(r for _, r in sorted(state.results.items()))
+
+
 def _document(state: _State) -> dict[str, Any] | None:
     from segfair.gates import GateResult
 
-    results = [GateResult.from_dict(r) for _, r in sorted(state.results.items())]
+    results = [GateResult.from_dict(r) for r in _gate_dicts(state)]
+    if state.prefetch is not None:
+        state.prefetch.join()
     try:
         if state.from_workers and state.configured:
-            # the xdist controller ran no test: it opens the session here (the workers have
-            # filled the case cache, so this reads results rather than masks)
+            # the xdist controller ran no test: it opens the session here, and loads the cohort,
+            # the scores and the audit that a worker saved in the share folder
             return state.session.report(results)
         if state._session is None or "audit" not in state._session.__dict__:
             return None
@@ -615,7 +759,7 @@ def _write(state: _State) -> None:
     if doc is None:
         return
     doc = dict(doc)
-    doc["gates"] = [r for _, r in sorted(state.results.items())]
+    doc["gates"] = _gate_dicts(state)
     try:
         state.written = write_reports(
             doc, html=state.path("html"), json_path=state.path("json"), md=state.path("md")
@@ -660,7 +804,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     from segfair.report import summary_lines_from_dicts
 
     if not state.input_error:  # with an input error no gate was checked: that is the verdict
-        for line in summary_lines_from_dicts(list(state.results.values()), state.written):
+        for line in summary_lines_from_dicts(_unique(state.results.values()), state.written):
             tr.write_line(for_terminal(line))
     if state.input_error:
         tr.write_line(for_terminal(f"segfair: input error: {state.input_error}"), red=True)

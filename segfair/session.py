@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,51 @@ def _did_you_mean(name: str, valid: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+#: The files of :attr:`SegfairSession.share`: the lock and the pickled cohort, scores, audit.
+SHARED_LOCK = "session.lock"
+SHARED_FILE = "session.pickle"
+
+
+@contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (released by the kernel if the process dies); a no-op
+    where ``fcntl`` does not exist: every process then computes for itself, as without a share."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with path.open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _read_parts(path: Path) -> dict[str, Any] | None:
+    import pickle
+
+    try:
+        with path.open("rb") as fh:
+            parts = pickle.load(fh)
+    except Exception:  # absent, or unreadable: compute instead, as without a share
+        return None
+    return parts if isinstance(parts, dict) else None
+
+
+def _save_parts(path: Path, parts: dict[str, Any]) -> None:
+    import pickle
+
+    from segfair.io import atomic_write_bytes
+
+    try:
+        data = pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write_bytes(path, data)
+    except Exception:  # not picklable, or no room: the others compute for themselves
+        return
+
+
 class SegfairSession:
     """The configuration of one run and everything derived from it, computed at most once."""
 
@@ -95,6 +141,7 @@ class SegfairSession:
         cache: bool | None = None,
         baseline: str | Path | None = None,
         on_inconclusive: str | None = None,
+        share: str | Path | None = None,
     ) -> None:
         from segfair.gates import check_on_inconclusive
 
@@ -109,6 +156,10 @@ class SegfairSession:
         self.progress = progress
         self.cache = cache
         self.baseline_path = Path(baseline) if baseline is not None else None
+        #: A private folder shared by the processes of one run (pytest-xdist's workers and
+        #: controller): the first that needs the cohort computes it, the scores and the audit
+        #: there under a lock, the others load them (see :meth:`_shared_parts`).
+        self.share = Path(share) if share is not None else None
         self.results: dict[str, GateResult] = {}
 
     @classmethod
@@ -139,9 +190,9 @@ class SegfairSession:
 
     @cached_property
     def cohort(self) -> Cohort:
-        from segfair.cohort import load_cohort
-
-        return load_cohort(self.config, cache=self.cache)
+        if self.share is not None:
+            return self._shared_parts["cohort"]
+        return self._load_cohort()
 
     @property
     def warnings(self) -> list[str]:
@@ -151,37 +202,72 @@ class SegfairSession:
 
     @cached_property
     def scores(self) -> Scores:
+        if self.share is not None:
+            return self._shared_parts["scores"]
+        return self._evaluate(self.cohort)
+
+    @cached_property
+    def audit(self) -> Audit:
+        if self.share is not None:
+            return self._shared_parts["audit"]
+        return self._make_audit(self.scores)
+
+    def _load_cohort(self) -> Cohort:
+        from segfair.cohort import load_cohort
+
+        return load_cohort(self.config, cache=self.cache)
+
+    def _evaluate(self, cohort: Cohort) -> Scores:
         from segfair.evaluate import dask_executor, evaluate
 
         if self.scheduler is None:
             return evaluate(
-                self.cohort,
+                cohort,
                 executor=self.executor,
                 workers=self.workers,
                 progress=self.progress,
                 cache=self.cache,
             )
         with dask_executor(self.scheduler) as executor:
-            return evaluate(
-                self.cohort, executor=executor, progress=self.progress, cache=self.cache
-            )
+            return evaluate(cohort, executor=executor, progress=self.progress, cache=self.cache)
 
-    @cached_property
-    def audit(self) -> Audit:
+    def _make_audit(self, scores: Scores) -> Audit:
         from segfair.audit import Audit
         from segfair.planner import config_weights
 
         cfg = self.config
         return Audit(
-            self.scores,
+            scores,
             seed=self.seed,
             n_boot=cfg.n_boot,
             confidence=cfg.confidence,
             cap=cfg.cap,
             cluster=cfg.cluster,
             min_group_size=cfg.min_group_size,
-            design_weights=config_weights(cfg, self.scores),
+            design_weights=config_weights(cfg, scores),
         )
+
+    @cached_property
+    def _shared_parts(self) -> dict[str, Any]:
+        """The cohort, the scores and the audit, computed once per run across processes.
+
+        Under an exclusive lock in :attr:`share`: load them if another process saved them, else
+        compute them and save them (atomically, pickled right after the audit is built, before
+        any gate fills its caches). An error releases the lock and saves nothing, so the next
+        process computes, and meets the same input error, itself; so does one that finds no
+        lock (Windows has no ``fcntl``) or a file it cannot read. The folder is private to the
+        run (created by its controller, mode 0700), so loading its pickle trusts only this run.
+        """
+        assert self.share is not None
+        path = self.share / SHARED_FILE
+        with _exclusive_lock(self.share / SHARED_LOCK):
+            parts = _read_parts(path)
+            if parts is None:
+                cohort = self._load_cohort()
+                scores = self._evaluate(cohort)
+                parts = {"cohort": cohort, "scores": scores, "audit": self._make_audit(scores)}
+                _save_parts(path, parts)
+        return parts
 
     @cached_property
     def baseline(self) -> Mapping[str, Any] | None:

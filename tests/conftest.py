@@ -14,6 +14,17 @@ import pytest
 
 AFFINE = np.diag([-0.8, -0.8, 1.5, 1.0])
 
+#: A gap gate that the repositories of make_repo(young_penalty=1.5) pass.
+GAP_GATE = {
+    "kind": "gap",
+    "metric": "dice",
+    "by": "age_group",
+    "model": "candidate",
+    "ruler": "expert",
+    "max": 0.9,
+    "min_group_size": 2,
+}
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _cache_key_outside_home(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -8,19 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Repo
+from conftest import GAP_GATE, Repo
 
 from segfair.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 
-PASSING = {
-    "kind": "gap",
-    "metric": "dice",
-    "by": "age_group",
-    "model": "candidate",
-    "ruler": "expert",
-    "max": 0.9,
-    "min_group_size": 2,
-}
+PASSING = GAP_GATE
 FAILING = {**PASSING, "max": 0.001}
 
 

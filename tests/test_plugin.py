@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
-from conftest import Repo, make_repo
+from conftest import GAP_GATE, Repo, make_repo
 
 # pytester's in-process runs restore sys.modules afterwards; importing the numeric stack here,
 # once, keeps it out of that churn (scipy does not survive being half-unloaded) and keeps runs fast
@@ -19,15 +19,6 @@ import segfair.synth  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
-GAP_GATE = {
-    "kind": "gap",
-    "metric": "dice",
-    "by": "age_group",
-    "model": "candidate",
-    "ruler": "expert",
-    "max": 0.9,
-    "min_group_size": 2,
-}
 FAILING_GAP = {**GAP_GATE, "max": 0.001}
 
 TEST_FILE = """

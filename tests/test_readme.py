@@ -48,7 +48,8 @@ def test_the_readme_configuration_and_test_file_run_as_written(
     import json
 
     statuses = [g["status"] for g in json.loads((readme_repo / "r.json").read_text())["gates"]]
-    assert len(statuses) == 3
+    # the configured gate and the first test check the same gate with one outcome: one gate
+    assert len(statuses) == 2
     assert "error" not in statuses
 
 
@@ -106,6 +107,7 @@ def test_the_example_readme_commands_run_as_written(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "6 gates passed, 1 inconclusive (not blocking)" in done.stdout
+    # coverage[age_group] is configured and asserted in a test: one gate, counted once
+    assert "5 gates passed, 1 inconclusive (not blocking)" in done.stdout
     for name in ("fairness.html", "fairness.json", "fairness.md"):
         assert (repo / "reports" / name).is_file()
