@@ -677,6 +677,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "used": state.used,
             "input_error": state.input_error,
         }
+        if state._session is not None:
+            # what this worker's gates computed, so the controller's report does not redo it
+            state._session.share_computed()
         return
     if state.input_error is not None:
         _say_input_error(state)
@@ -742,7 +745,9 @@ def _document(state: _State) -> dict[str, Any] | None:
     try:
         if state.from_workers and state.configured:
             # the xdist controller ran no test: it opens the session here, and loads the cohort,
-            # the scores and the audit that a worker saved in the share folder
+            # the scores and the audit that a worker saved in the share folder, and the
+            # replicates the workers' gates computed
+            state.session.adopt_shared_computed()
             return state.session.report(results)
         if state._session is None or "audit" not in state._session.__dict__:
             return None

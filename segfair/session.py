@@ -84,6 +84,8 @@ def _did_you_mean(name: str, valid: Sequence[str]) -> str:
 #: The files of :attr:`SegfairSession.share`: the lock and the pickled cohort, scores, audit.
 SHARED_LOCK = "session.lock"
 SHARED_FILE = "session.pickle"
+#: Bootstrap replicates a process computed while checking its gates, one file per process.
+SHARED_COMPUTED = "computed-{pid}.pickle"
 
 
 @contextmanager
@@ -268,6 +270,27 @@ class SegfairSession:
                 parts = {"cohort": cohort, "scores": scores, "audit": self._make_audit(scores)}
                 _save_parts(path, parts)
         return parts
+
+    def share_computed(self) -> None:
+        """Save the bootstrap replicates this process computed (its gates') in :attr:`share`,
+        for the process that builds the report; nothing without a share or an audit."""
+        if self.share is None or "audit" not in self.__dict__:
+            return
+        import os
+
+        computed = self.audit.computed()
+        if computed:
+            _save_parts(self.share / SHARED_COMPUTED.format(pid=os.getpid()), computed)
+
+    def adopt_shared_computed(self) -> None:
+        """Take the replicates other processes of the run saved (:meth:`share_computed`), so
+        that the report recomputes none of what the gates computed."""
+        if self.share is None:
+            return
+        for path in sorted(self.share.glob(SHARED_COMPUTED.format(pid="*"))):
+            computed = _read_parts(path)
+            if computed:
+                self.audit.adopt(computed)
 
     @cached_property
     def baseline(self) -> Mapping[str, Any] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -370,6 +370,30 @@ class AuditCore:
         out = group_statistic(g.design, x, statistic, self.case_weights(series))
         self._reps_cache[key] = out
         return out
+
+    def computed(self) -> dict[tuple[Any, ...], Replicates]:
+        """The bootstrap replicates computed so far, keyed by grouping, series and statistic.
+
+        Another process auditing the same scores with the same seed and settings computes the
+        same replicates (the bootstrap is deterministic), so it can :meth:`adopt` these instead
+        of recomputing them — pytest-xdist's controller does, for the report.
+
+        Example
+        -------
+        >>> from segfair.audit import Audit, example_scores
+        >>> a, b = Audit(example_scores(), n_boot=200), Audit(example_scores(), n_boot=200)
+        >>> _ = a.gap("dice", by="age", model="m")
+        >>> b.adopt(a.computed())
+        >>> b.gap("dice", by="age", model="m").gap == a.gap("dice", by="age", model="m").gap
+        True
+        """
+        return dict(self._reps_cache)
+
+    def adopt(self, computed: Mapping[tuple[Any, ...], Replicates]) -> None:
+        """Take replicates :meth:`computed` by an audit of the same scores, seed and settings;
+        those already computed here are kept (they are the same)."""
+        for key, reps in computed.items():
+            self._reps_cache.setdefault(key, reps)
 
     def labelled_mask(self) -> np.ndarray:
         """Which cases (in cohort order, :attr:`cases`) carry a score on the trusted ruler.
