@@ -105,7 +105,7 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _read_parts(path: Path) -> dict[str, Any] | None:
+def _read_parts(path: Path) -> dict[Any, Any] | None:
     import pickle
 
     try:
@@ -116,7 +116,7 @@ def _read_parts(path: Path) -> dict[str, Any] | None:
     return parts if isinstance(parts, dict) else None
 
 
-def _save_parts(path: Path, parts: dict[str, Any]) -> None:
+def _save_parts(path: Path, parts: Mapping[Any, Any]) -> None:
     import pickle
 
     from segfair.io import atomic_write_bytes
