@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -86,8 +87,15 @@ def clear_cache(repo: Path) -> None:
         shutil.rmtree(folder)
 
 
-def run(repo: Path, args: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
+def cpu_of_children() -> float:
+    """User + system CPU seconds of every finished child process (and theirs) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(repo: Path, args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (all processes of the run: controller, workers, pools)."""
+    start, cpu = time.perf_counter(), cpu_of_children()
     done = subprocess.run(
         [*PYTEST, *args], cwd=repo, env=env, capture_output=True, text=True, check=False
     )
@@ -97,7 +105,7 @@ def run(repo: Path, args: list[str], env: dict[str, str]) -> float:
             f"pytest {' '.join(args)} in {repo} exited {done.returncode}:\n"
             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         )
-    return elapsed
+    return elapsed, cpu_of_children() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"segfair from {Path(segfair.__file__).parent}")
     print(f"pytest command: {' '.join(PYTEST[1:])} [-n 2]; {args.reps} repetitions, alternating")
-    rows: list[tuple[str, str, float, float]] = []
+    rows: list[tuple[str, str, float, float, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="segfair-bench-xdist-") as tmp:
         root = Path(tmp)
         # the cache's signing key (segfair.io.signing) goes here, not into the user's home
@@ -125,16 +133,21 @@ def main(argv: list[str] | None = None) -> int:
             repo = makers[name](root)
             states = ("cold", "warm") if name != "trivial" else ("-",)
             times: dict[tuple[str, str], list[float]] = {(s, m): [] for s in states for m in MODES}
+            cpus: dict[tuple[str, str], list[float]] = {(s, m): [] for s in states for m in MODES}
             for _ in range(args.reps):
                 for mode, extra in MODES.items():
                     for state in states:
                         if state == "cold":
                             clear_cache(repo)
-                        times[state, mode].append(run(repo, extra, env))
+                        wall, cpu = run(repo, extra, env)
+                        times[state, mode].append(wall)
+                        cpus[state, mode].append(cpu)
             for state in states:
                 serial = statistics.median(times[state, "serial"])
                 workers = statistics.median(times[state, "-n 2"])
-                rows.append((name, state, serial, workers))
+                cpu_s = statistics.median(cpus[state, "serial"])
+                cpu_w = statistics.median(cpus[state, "-n 2"])
+                rows.append((name, state, serial, workers, cpu_s, cpu_w))
                 print(
                     f"  {name:8} {state:4}  serial "
                     + " ".join(f"{t:5.2f}" for t in times[state, "serial"])
@@ -143,9 +156,15 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     print()
-    print(f"{'repository':10} {'cache':5} {'serial s':>9} {'-n 2 s':>8} {'ratio':>6}")
-    for name, state, serial, workers in rows:
-        print(f"{name:10} {state:5} {serial:9.2f} {workers:8.2f} {workers / serial:6.2f}")
+    print(
+        f"{'repository':10} {'cache':5} {'serial s':>9} {'-n 2 s':>8} {'ratio':>6}"
+        f" {'CPU serial s':>13} {'CPU -n 2 s':>11} {'CPU ratio':>9}"
+    )
+    for name, state, serial, workers, cpu_s, cpu_w in rows:
+        print(
+            f"{name:10} {state:5} {serial:9.2f} {workers:8.2f} {workers / serial:6.2f}"
+            f" {cpu_s:13.2f} {cpu_w:11.2f} {cpu_w / cpu_s:9.2f}"
+        )
     trivial = [r for r in rows if r[0] == "trivial"]
     if trivial:
         extra = trivial[0][3] - trivial[0][2]

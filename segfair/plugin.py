@@ -114,6 +114,7 @@ class _State:
         self.gates_collected = False  # the configuration file's gates are items already
         self.gate_error: Exception | None = None  # an invalid [[gates]] entry: a usage error
         self.prefetch: threading.Thread | None = None  # an xdist controller loading the audit
+        self.importer: threading.Thread | None = None  # … and importing the report's stack
         self.results: dict[str, dict[str, Any]] = {}
         self.document: dict[str, Any] | None = None
         self.from_workers = False  # the xdist controller, holding its workers' results
@@ -621,6 +622,19 @@ class _XdistHooks:
             # private (0700) and unpredictable: its pickle is loaded, so only this run writes it
             state.share = Path(tempfile.mkdtemp(prefix="segfair-xdist-"))
         node.workerinput[_SHARE_KEY] = str(state.share)
+        if state.importer is None:
+            import threading
+
+            # the report's numeric stack, imported while the workers start (no file is read or
+            # written): the controller builds the report the moment they are done
+            state.importer = threading.Thread(target=_import_report_stack, daemon=True)
+            state.importer.start()
+
+    @pytest.hookimpl
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        # a configured gate starts on a worker: the run uses segfair (see below)
+        if "::segfair::" in nodeid and not _is_worker(self.config):
+            _start_prefetch(_state(self.config))
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -629,14 +643,8 @@ class _XdistHooks:
         # while the workers finish, rather than after them
         if report.when != "call" or _is_worker(self.config):
             return
-        state = _state(self.config)
-        if state.prefetch is not None or state.share is None:
-            return
         if any(key == "segfair_status" for key, _ in report.user_properties):
-            import threading
-
-            state.prefetch = threading.Thread(target=_prefetch, args=(state,), daemon=True)
-            state.prefetch.start()
+            _start_prefetch(_state(self.config))
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -650,11 +658,31 @@ class _XdistHooks:
         state.used = state.used or out.get("used", False)
 
 
-def _prefetch(state: _State) -> None:
+def _start_prefetch(state: _State) -> None:
+    if state.prefetch is not None or state.share is None:
+        return
+    import threading
+
+    state.prefetch = threading.Thread(target=_prefetch, args=(state,), daemon=True)
+    state.prefetch.start()
+
+
+def _import_report_stack() -> None:
     try:
         import segfair.report  # noqa: F401
+    except Exception:  # _document meets the same error, and says it
+        return
 
-        state.open().audit  # noqa: B018 (a cached property: loaded here, used by _document)
+
+def _prefetch(state: _State) -> None:
+    try:
+        if state.importer is not None:
+            state.importer.join()
+        session = state.open()
+        session.audit  # noqa: B018 (a cached property: loaded here, used by _document)
+        # the report's statistics depend on the audit alone (the gates only add their rows):
+        # computing them now, while the workers finish, leaves _document the rendering
+        session.report([])
     except Exception:  # _document meets the same error, and says it
         return
 

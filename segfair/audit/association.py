@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from segfair.audit.core import AuditCore
 from segfair.audit.messages import NO_ATTRIBUTE_COLUMN
@@ -41,6 +40,9 @@ class AssociationEstimands(AuditCore):
         >>> r.kruskal_p < 0.001, round(r.slope, 4)
         (True, 0.0033)
         """
+        # scipy.stats takes ~0.3 s to import: only the report's sections need it, not a gate
+        from scipy import stats as sps
+
         ruler = self.scores.trusted_ruler if ruler is None else ruler
         conf = self._conf(confidence)
         s = self.series(metric, model=model, ruler=ruler)

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from segfair.audit.core import AuditCore, ByArg, Series
 from segfair.audit.results import MorphologyResult
@@ -42,6 +41,9 @@ class MorphologyEstimands(AuditCore):
         >>> round(float(r.by_group.loc[("volume_ml", "young"), "mean_ratio"]), 3)
         1.5
         """
+        # scipy.stats takes ~0.3 s to import: only the report's sections need it, not a gate
+        from scipy import stats as sps
+
         ruler = self.scores.trusted_ruler if ruler is None else ruler
         self._check_ruler(ruler)
         conf = self._conf(confidence)

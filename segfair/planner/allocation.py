@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats as sps
+from scipy import special as spc
 
 from segfair.gates import Check, gate_checks
 
@@ -153,7 +153,7 @@ def _neyman(
 
 
 def _z(q: float) -> float:
-    return float(sps.norm.ppf(q))
+    return float(spc.ndtri(q))
 
 
 def _target_se(margin: float, v0: float, z: float, power: float) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats as sps
+from scipy import special as spc
 
 from segfair.stats.bootstrap import _quantiles
 
@@ -107,8 +107,8 @@ def selection_level(confidence: float, *, margin: float, se: float) -> float:
     if not (math.isfinite(margin) and margin > 0 and math.isfinite(se) and se > 0):
         return confidence
     alpha = 1.0 - confidence
-    z = float(sps.norm.ppf(1 - alpha / 2))
-    pi = max(float(sps.norm.cdf(margin / se - z)), SELECTION_FLOOR)
+    z = float(spc.ndtri(1 - alpha / 2))
+    pi = max(float(spc.ndtr(margin / se - z)), SELECTION_FLOOR)
     return 1.0 - alpha * pi if pi < 1.0 else confidence
 
 
@@ -154,7 +154,7 @@ def few_clusters_interval(
     """
     d = np.asarray(df, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        q = sps.t.ppf(1 - (1 - confidence) / 2, d)
+        q = spc.stdtrit(d, 1 - (1 - confidence) / 2)
     half = q * np.asarray(se, dtype=np.float64)
     est = np.asarray(estimate, dtype=np.float64)
     return est - half, est + half
@@ -251,7 +251,7 @@ def max_abs_interval(
         q = _quantiles(t, qs)
         # the far Bonferroni quantiles rest on a handful of resamples; their noise would make
         # the lower bound err more often than α/2, so they are never narrower than normal ones
-        z = float(sps.norm.ppf(1 - alpha / (4 * k)))
+        z = float(spc.ndtri(1 - alpha / (4 * k)))
         lo, hi = _t_bounds(estimates, s_e, q[:2])
         blo, bhi = _t_bounds(estimates, s_e, np.stack([np.fmin(q[2], -z), np.fmax(q[3], z)]))
     if np.isnan(lo).any() or np.isnan(blo).any():
@@ -348,7 +348,7 @@ def fieller_interval(
     if keep.sum() < 3 or not (math.isfinite(numerator) and math.isfinite(denominator)):
         return float("nan"), float("nan")
     cov = np.cov(a[keep], b[keep])
-    z2 = float(sps.norm.ppf(1 - (1 - confidence) / 2)) ** 2
+    z2 = float(spc.ndtri(1 - (1 - confidence) / 2)) ** 2
     qa = denominator**2 - z2 * cov[1, 1]
     qb = numerator * denominator - z2 * cov[0, 1]
     qc = numerator**2 - z2 * cov[0, 0]
@@ -404,8 +404,8 @@ def rare_extreme_bound(
         return float("nan")
     finite = x[~at]
     mu_f = float(finite.mean()) if finite.size else float(extreme)
-    p_reach = float(sps.beta.ppf(1 - alpha / 2, c + 1, n - c))
-    z = float(sps.norm.ppf(1 - alpha / 2))
+    p_reach = float(spc.betaincinv(c + 1, n - c, 1 - alpha / 2))
+    z = float(spc.ndtri(1 - alpha / 2))
     if not p_reach * abs(mu_f - extreme) > z * se:
         return float("nan")
     # the miss rate at its Clopper–Pearson limit; the other values at their mean (their own
@@ -426,7 +426,7 @@ def wilson_interval(successes: int, n: int, confidence: float) -> tuple[float, f
     """
     if n <= 0:
         return float("nan"), float("nan")
-    z = float(sps.norm.ppf(1 - (1 - confidence) / 2))
+    z = float(spc.ndtri(1 - (1 - confidence) / 2))
     p = successes / n
     denom = 1 + z**2 / n
     centre = (p + z**2 / (2 * n)) / denom
