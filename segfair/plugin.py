@@ -259,11 +259,20 @@ class GateItem(pytest.Item):
             # an error never reads as a pass: the gate is recorded as `error`, then raised
             _record_error(state, self.gate, exc, self.nodeid, self.user_properties)
             raise
-        result = _located(result, _config_location(state, result.id))
+        result = _located(result, self._location(state))
         state.record(result, self.nodeid)
         _record_properties(self.user_properties, result)
         if not result.ok:
             raise GateFailure(result)
+
+    def _location(self, state: _State) -> dict[str, Any] | None:
+        """This gate's ``[[gates]]`` table, found when it was collected."""
+        if self.line is None:
+            return None
+        from segfair.report import location
+
+        root = state.session.config.root
+        return location(self.path, self.line + 1, origin="configuration", root=root)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, GateFailure):
@@ -340,13 +349,6 @@ def _located(result: GateResult, where: Mapping[str, Any] | None) -> GateResult:
     return (
         result if where is None or result.location is not None else replace(result, location=where)
     )
-
-
-def _config_location(state: _State, gate_id: str) -> dict[str, Any] | None:
-    """The ``[[gates]]`` table of a configuration gate."""
-    from segfair.report import config_gate_locations
-
-    return config_gate_locations(state.session.config).get(gate_id)
 
 
 def _assertion_location(state: _State, node: pytest.Item) -> dict[str, Any] | None:

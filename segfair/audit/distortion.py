@@ -64,8 +64,11 @@ class DistortionEstimands(AuditCore):
         conf: float,
         names: tuple[str, str],
         negligible: float,
+        reading: tuple[str, str, str],
     ) -> tuple[dict[str, Any], list[str]]:
-        """Gaps of two series on their common cases, with paired replicates."""
+        """Gaps of two series on their common cases, with paired replicates, and whether their
+        ratio is ``defined`` (``b``'s gap shown above ``negligible``). ``reading`` names, for
+        the note when it is not: ``b``'s gap, the ratio and its metric-unit fallback."""
         valid = a.valid & b.valid
         present = a.present & b.present
         ra = a.restrict(valid, present, ("paired", b.key))
@@ -102,8 +105,17 @@ class DistortionEstimands(AuditCore):
         if not ok:
             lo = hi = dlo = dhi = float("nan")
         by_group = pd.concat(dict(zip(names, tables, strict=True)), names=["source", g.name])
+        defined = bool(gap_b.lower > negligible)
+        if not defined:
+            denominator, ratio, fallback = reading
+            notes.append(
+                f"the {denominator} gap is not shown to exceed negligible = {negligible:g} "
+                f"(lower bound {_fmt(gap_b.lower)}): {ratio} is undefined, read the "
+                f"{fallback} in metric units"
+            )
         return {
             "key": g.key,
+            "defined": defined,
             "gap_a": gap_a,
             "gap_b": gap_b,
             "rel": Estimate(float(rel_est), float(lo), float(hi), conf),
@@ -157,16 +169,17 @@ class DistortionEstimands(AuditCore):
         t = self.series(metric, model=model, ruler=trusted)
         a = self.series(metric, model=model, ruler=automated)
         out, notes = self._paired(
-            a, t, by=by, groups=groups, conf=conf, names=(automated, trusted), negligible=neg
+            a,
+            t,
+            by=by,
+            groups=groups,
+            conf=conf,
+            names=(automated, trusted),
+            negligible=neg,
+            reading=("trusted", "distortion", "hidden gap"),
         )
         gap_t: Estimate = out["gap_b"]
-        defined = bool(gap_t.lower > neg)
-        if not defined:
-            notes.append(
-                f"the trusted gap is not shown to exceed negligible = {neg:g} (lower "
-                f"bound {_fmt(gap_t.lower)}): distortion is undefined, read the hidden "
-                "gap in metric units"
-            )
+        defined: bool = out["defined"]
         rel: Estimate = out["rel"]
         diff: Estimate = out["diff"]
         by_group = out["by_group"]
@@ -218,16 +231,17 @@ class DistortionEstimands(AuditCore):
         m = self.series(metric, model=model, ruler=ruler)
         b = self.series(metric, model=baseline, ruler=ruler)
         out, notes = self._paired(
-            m, b, by=by, groups=groups, conf=conf, names=(model, baseline), negligible=neg
+            m,
+            b,
+            by=by,
+            groups=groups,
+            conf=conf,
+            names=(model, baseline),
+            negligible=neg,
+            reading=("baseline", "amplification", "added gap"),
         )
         gap_b: Estimate = out["gap_b"]
-        defined = bool(gap_b.lower > neg)
-        if not defined:
-            notes.append(
-                f"the baseline gap is not shown to exceed negligible = {neg:g} (lower "
-                f"bound {_fmt(gap_b.lower)}): amplification is undefined, read the "
-                "added gap in metric units"
-            )
+        defined: bool = out["defined"]
         by_group = out["by_group"]
         by_group.index = by_group.index.set_names(["model", by_group.index.names[1]])
         return AmplificationResult(
