@@ -25,11 +25,14 @@ if TYPE_CHECKING:
 
     from segfair.audit import Audit
     from segfair.gates import Gate, GateResult
+    from segfair.relay import RelayClient, RelayServer
     from segfair.session import SegfairSession
 
 STATE_KEY: pytest.StashKey[_State] = pytest.StashKey()
 # the workerinput key of the share folder (an xdist controller's, for its workers)
 _SHARE_KEY = "segfair_share"
+# … and of the relay: where the controller answers its workers' gate checks, and its gates
+_RELAY_KEY = "segfair_relay"
 
 # segfair.cohort.config.CONFIG_FILENAMES, repeated: detecting a configuration imports no pydantic
 _CONFIG_FILENAMES = ("segfair.toml", "pyproject.toml")
@@ -107,12 +110,23 @@ class _State:
         # workers, which find it in their workerinput; a remote worker, with no such folder
         # here, computes for itself
         self.share: Path | None = None
-        share = getattr(config, "workerinput", {}).get(_SHARE_KEY)
+        workerinput = getattr(config, "workerinput", {})
+        share = workerinput.get(_SHARE_KEY)
         if share and Path(share).is_dir():
             self.share = Path(share)
+        # an xdist controller's relay (segfair.relay): it checks every gate of the run; its
+        # workers ask it, and collect the configured gates it parsed (no numeric stack here)
+        self.server: RelayServer | None = None
+        self.relay: RelayClient | None = None
+        relay = workerinput.get(_RELAY_KEY)
+        if relay and self.share is not None:
+            from segfair.relay import RelayClient
+
+            self.relay = RelayClient(relay["address"], bytes.fromhex(relay["authkey"]))
         self.used = False
         self.gates_collected = False  # the configuration file's gates are items already
-        self.gate_error: Exception | None = None  # an invalid [[gates]] entry: a usage error
+        # an invalid [[gates]] entry: a usage error (on an xdist controller, its relay's text)
+        self.gate_error: Exception | str | None = None
         self.prefetch: threading.Thread | None = None  # an xdist controller loading the audit
         self.importer: threading.Thread | None = None  # … and importing the report's stack
         self.results: dict[str, dict[str, Any]] = {}
@@ -175,9 +189,10 @@ class _State:
             )
         return self._session
 
-    def record(self, result: GateResult, nodeid: str) -> None:
+    def record(self, result: GateResult | dict[str, Any], nodeid: str) -> None:
         # keyed by test and gate: the same gate checked by two tests is two rows of evidence
-        self.results[f"{nodeid} {result.id}"] = result.to_dict()
+        data = result if isinstance(result, dict) else result.to_dict()
+        self.results[f"{nodeid} {data['id']}"] = data
 
     def path(self, key: str) -> Path | None:
         value = self._value(key)
@@ -213,6 +228,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
+    if state is not None and state.relay is not None:
+        state.relay.close()
+    if state is not None and state.server is not None:
+        state.server.close()
     if state is not None and state.share is not None and not _is_worker(config):
         import shutil
 
@@ -245,13 +264,29 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 class GateItem(pytest.Item):
     """One ``[[gates]]`` entry of the configuration, run as a test."""
 
-    def __init__(self, *, gate: Gate, line: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, gate: Gate | None, index: int, line: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self.gate = gate
+        self.gate = gate  # None on an xdist worker whose controller checks the gate
+        self.index = index  # its position among the configured gates
         self.line = line  # 0-based, of the entry's [[gates]] header, as pytest counts lines
 
     def runtest(self) -> None:
         state = _state(self.config)
+        if state.relay is not None:
+            where = None
+            if self.line is not None:
+                where = {"path": str(self.path), "line": self.line + 1, "origin": "configuration"}
+            relayed = _relayed(state, {"config": self.index}, where, self)
+            if relayed is not None:
+                data, explain = relayed
+                if not _ok(data):
+                    raise GateFailure(data["message"], explain)
+                return
+            # the controller cannot be reached: this worker computes for itself
+            self.gate = state.open().gates[self.index]
+        assert self.gate is not None
         _load(state, lambda: state.session.audit)  # an input error: once, short
         try:
             result = state.session.check(self.gate)
@@ -263,7 +298,7 @@ class GateItem(pytest.Item):
         state.record(result, self.nodeid)
         _record_properties(self.user_properties, result)
         if not result.ok:
-            raise GateFailure(result)
+            raise GateFailure(result.message, result.explain())
 
     def _location(self, state: _State) -> dict[str, Any] | None:
         """This gate's ``[[gates]]`` table, found when it was collected."""
@@ -276,7 +311,7 @@ class GateItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, GateFailure):
-            return for_terminal(excinfo.value.result.explain())
+            return for_terminal(excinfo.value.explanation)
         from segfair.errors import SegfairError
 
         if isinstance(excinfo.value, SegfairError):
@@ -295,6 +330,15 @@ class GateCollector(pytest.Collector):
 
         state = _state(self.config)
         state.gates_collected = True
+        relayed = _relayed_gates(state)
+        if relayed is not None:
+            # an xdist worker: its controller parsed the gates, and will check them
+            if relayed["error"] is not None:
+                state.gate_error = SegfairError(relayed["error"])
+                return
+            for i, (gate_id, line) in enumerate(relayed["items"]):
+                yield GateItem.from_parent(self, name=gate_id, gate=None, index=i, line=line)
+            return
         try:
             gates = state.open().gates
         except SegfairError as exc:
@@ -303,8 +347,30 @@ class GateCollector(pytest.Collector):
             state.gate_error = exc
             return
         lines = _gate_lines(self.path, len(gates))
-        for gate, line in zip(gates, lines, strict=True):
-            yield GateItem.from_parent(self, name=gate.id, gate=gate, line=line)
+        for i, (gate, line) in enumerate(zip(gates, lines, strict=True)):
+            yield GateItem.from_parent(self, name=gate.id, gate=gate, index=i, line=line)
+
+
+def _relayed_gates(state: _State) -> dict[str, Any] | None:
+    """The configured gates as the xdist controller parsed them (ids and lines), or None
+    without a reachable controller."""
+    from segfair.relay import RelayUnavailable
+
+    if state.relay is None:
+        return None
+    try:
+        gates: dict[str, Any] = state.relay.ask({"op": "gates"})["gates"]
+    except RelayUnavailable:
+        state.relay = None
+        return None
+    return gates
+
+
+def _collect_gates(session: SegfairSession, path: Path) -> dict[str, Any]:
+    """What a worker needs to collect the configured gates of ``path``: their ids and lines."""
+    gates = session.gates
+    lines = _gate_lines(path, len(gates))
+    return {"error": None, "items": [[g.id, line] for g, line in zip(gates, lines, strict=True)]}
 
 
 class GateFile(pytest.File):
@@ -337,9 +403,56 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> GateFile |
 
 
 class GateFailure(AssertionError):
-    def __init__(self, result: GateResult) -> None:
-        super().__init__(result.message)
-        self.result = result
+    """A configured gate that blocks: its message, and the explanation pytest shows."""
+
+    def __init__(self, message: str, explanation: str) -> None:
+        super().__init__(message)
+        self.explanation = explanation
+
+
+def _ok(data: Mapping[str, Any]) -> bool:
+    """Whether a recorded result (``GateResult.to_dict()``) lets the build through."""
+    return bool(data.get("ok", data.get("status") == "passed"))
+
+
+def _relayed(
+    state: _State, gate: Any, where: dict[str, Any] | None, node: pytest.Item
+) -> tuple[dict[str, Any], str] | None:
+    """Check ``gate`` on the xdist controller (segfair.relay) and record its result like a
+    local check: ``(result dict, explanation)``; None when the controller cannot be reached
+    (the caller computes). An input error fails the test as :func:`_load` does; an error is
+    recorded as the gate's ``error`` verdict and raised."""
+    __tracebackhide__ = True
+    from segfair.relay import RelayUnavailable
+
+    assert state.relay is not None
+    state.used = True
+    if state.input_error is None:
+        try:
+            answer = state.relay.ask({"op": "check", "gate": gate, "where": where})
+        except RelayUnavailable:
+            state.relay = None
+            return None
+    else:
+        answer = {"input_error": state.input_error}
+    if "input_error" in answer:
+        _load(state, lambda: _raise_input_error(answer["input_error"]))
+    if "raised" in answer:
+        error = answer.get("error_result")
+        if error is not None:
+            state.record(error, node.nodeid)
+            _record_properties(node.user_properties, error)
+        raise answer["raised"]
+    data: dict[str, Any] = answer["result"]
+    state.record(data, node.nodeid)
+    _record_properties(node.user_properties, data)
+    return data, answer["explain"]
+
+
+def _raise_input_error(text: str) -> Any:
+    from segfair.errors import SegfairError
+
+    raise SegfairError(text)
 
 
 def _located(result: GateResult, where: Mapping[str, Any] | None) -> GateResult:
@@ -351,21 +464,28 @@ def _located(result: GateResult, where: Mapping[str, Any] | None) -> GateResult:
     )
 
 
-def _assertion_location(state: _State, node: pytest.Item) -> dict[str, Any] | None:
+def _assertion_where(node: pytest.Item) -> dict[str, Any]:
     """The line of the test file that asserted the gate (the innermost frame in the test's
     file, so a helper in a conftest still points at the test), else the test's own line."""
-    from segfair.report import location
-
     path = str(node.path)
     frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename != path:
         frame = frame.f_back
     line = frame.f_lineno if frame is not None else int(node.location[1] or 0) + 1
-    return location(path, line, origin="test", root=state.session.config.root)
+    return {"path": path, "line": line, "origin": "test"}
 
 
-def _record_properties(props: list[tuple[str, object]], result: GateResult) -> None:
-    data = result.to_dict()
+def _locate(session: SegfairSession, where: Mapping[str, Any]) -> dict[str, Any]:
+    """A location (:func:`segfair.report.location`) relative to the configuration's root."""
+    from segfair.report import location
+
+    return location(where["path"], where["line"], origin=where["origin"], root=session.config.root)
+
+
+def _record_properties(
+    props: list[tuple[str, object]], result: GateResult | Mapping[str, Any]
+) -> None:
+    data = result if isinstance(result, Mapping) else result.to_dict()
     for key in (
         "status",
         "reason",
@@ -423,6 +543,29 @@ def pytest_collection_modifyitems(
         raise pytest.UsageError(for_terminal(f"segfair: {state.gate_error}"))
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # an xdist worker whose tests use segfair tells its controller to start computing now,
+    # while the workers start their tests (a run that deselects them computes nothing)
+    state = _state(session.config)
+    if state.relay is None or not any(_uses_segfair(item) for item in session.items):
+        return
+    from segfair.relay import RelayUnavailable
+
+    try:
+        state.relay.ask({"op": "start"})
+    except RelayUnavailable:
+        state.relay = None
+
+
+_COMPUTING_FIXTURES = frozenset({"segfair_audit", "segfair_scores", "segfair_cohort"})
+
+
+def _uses_segfair(item: pytest.Item) -> bool:
+    return isinstance(item, GateItem) or not _COMPUTING_FIXTURES.isdisjoint(
+        getattr(item, "fixturenames", ())
+    )
+
+
 # ---- fixtures ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def segfair_session(request: pytest.FixtureRequest) -> SegfairSession:
@@ -470,13 +613,60 @@ def segfair_scores(request: pytest.FixtureRequest, segfair_session: SegfairSessi
 
 
 @pytest.fixture
-def segfair_audit(
-    request: pytest.FixtureRequest, segfair_session: SegfairSession
-) -> AuditAssertions:
+def segfair_audit(request: pytest.FixtureRequest) -> AuditAssertions:
     """The audit with fairness assertions; the audit itself is computed once per session."""
+    # not through the segfair_session fixture: an xdist worker that only asserts gates opens
+    # no session (its controller checks them)
     state = _state(request.config)
-    audit = _load(state, lambda: segfair_session.audit)
+    if state.relay is not None and _load(state, lambda: _relay_ready(state)):
+        # an xdist worker whose controller checks the gates: the audit is loaded (from the
+        # run's share folder) only if the test reads it, not to assert a gate
+        return AuditAssertions(None, state=state, node=request.node)
+    audit = _load(state, lambda: state.session.audit)
     return AuditAssertions(audit, state=state, node=request.node)
+
+
+def _relay_ready(state: _State) -> bool:
+    """Wait for the controller's audit: True when it is ready, False when the controller
+    cannot be reached; its input error is raised (as :class:`~segfair.errors.SegfairError`)."""
+    from segfair.relay import RelayUnavailable
+
+    assert state.relay is not None
+    state.used = True
+    try:
+        answer = state.relay.ask({"op": "ready"})
+    except RelayUnavailable:
+        state.relay = None
+        return False
+    if "input_error" in answer:
+        _raise_input_error(answer["input_error"])
+    if "raised" in answer:
+        raise answer["raised"]
+    return True
+
+
+class _RelayedResult:
+    """The :class:`~segfair.gates.GateResult` of a gate the xdist controller checked, built
+    from its recorded dictionary on first use (so that asserting imports no numeric stack)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+        self._result: GateResult | None = None
+
+    def _get(self) -> GateResult:
+        if self._result is None:
+            from segfair.gates import GateResult
+
+            self._result = GateResult.from_dict(self._data)
+        return self._result
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_data", "_result"):
+            raise AttributeError(name)
+        return getattr(self._get(), name)
+
+    def __repr__(self) -> str:
+        return repr(self._get())
 
 
 class AuditAssertions:
@@ -487,12 +677,23 @@ class AuditAssertions:
     group table, the threshold and what to look at next.
     """
 
-    def __init__(self, audit: Audit, *, state: _State, node: pytest.Item) -> None:
-        self.audit = audit
+    def __init__(self, audit: Audit | None, *, state: _State, node: pytest.Item) -> None:
+        self._audit = audit  # None: loaded on first use (an xdist worker that only asserts)
         self._state = state
         self._node = node
 
+    @property
+    def audit(self) -> Audit:
+        """The run's :class:`segfair.audit.Audit`."""
+        __tracebackhide__ = True
+        if self._audit is None:
+            state = self._state
+            self._audit = _load(state, lambda: state.session.audit)
+        return self._audit
+
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self.audit, name)
 
     def assert_gate(
@@ -506,13 +707,20 @@ class AuditAssertions:
         is recorded as ``error`` and its exception re-raised."""
         __tracebackhide__ = True
         gate = dict(spec or {}, **fields) if spec is None or isinstance(spec, Mapping) else spec
+        if self._state.relay is not None:
+            relayed = _relayed(self._state, gate, _assertion_where(self._node), self._node)
+            if relayed is not None:
+                data, explain = relayed
+                if not _ok(data):
+                    raise AssertionError(for_terminal(explain))
+                return _RelayedResult(data)  # type: ignore[return-value]
         try:
             result = self._state.session.check(gate)
         except Exception as exc:
             # an error never reads as a pass: the gate is recorded as `error`, then raised
             _record_error(self._state, gate, exc, self._node.nodeid, self._node.user_properties)
             raise
-        result = _located(result, _assertion_location(self._state, self._node))
+        result = _located(result, _locate(self._state.session, _assertion_where(self._node)))
         self._state.record(result, self._node.nodeid)
         _record_properties(self._node.user_properties, result)
         if not result.ok:
@@ -631,6 +839,12 @@ class _XdistHooks:
             # written): the controller builds the report the moment they are done
             state.importer = threading.Thread(target=_import_report_stack, daemon=True)
             state.importer.start()
+            _start_relay(state)
+        if state.server is not None:
+            node.workerinput[_RELAY_KEY] = {
+                "address": state.server.address,
+                "authkey": state.server.authkey.hex(),
+            }
 
     @pytest.hookimpl
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
@@ -660,8 +874,32 @@ class _XdistHooks:
         state.used = state.used or out.get("used", False)
 
 
+def _start_relay(state: _State) -> None:
+    """The controller's relay (segfair.relay): it reads the configuration and parses the gates
+    while its workers start, computes the run (cohort, scores, audit) once when a worker's
+    tests use it, and checks every gate for them. None where a relay cannot listen."""
+    from segfair.relay import RelayServer, relay_supported
+
+    assert state.share is not None
+    assert state.config_path is not None
+    if not relay_supported(state.share):
+        return
+    path = state.config_path
+    try:
+        server = RelayServer(
+            state.share,
+            open_session=state.open,
+            collect=lambda session: _collect_gates(session, path),
+            locate=_locate,
+        )
+    except OSError:
+        return
+    server.start()
+    state.server = server
+
+
 def _start_prefetch(state: _State) -> None:
-    if state.prefetch is not None or state.share is None:
+    if state.prefetch is not None or state.share is None or state.server is not None:
         return
     import threading
 
@@ -697,6 +935,12 @@ def _is_worker(config: pytest.Config) -> bool:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = _state(config)
+    if state.server is not None and state.server.gates_error() is not None:
+        # an invalid [[gates]] entry is a usage error, as without xdist (a worker's usage
+        # error in collection would end the run as "no tests ran")
+        state.gate_error = state.server.gates_error()
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
     if not state.used and not state.results:
         return
     if _is_worker(config):
@@ -772,6 +1016,8 @@ def _document(state: _State) -> dict[str, Any] | None:
     results = [GateResult.from_dict(r) for r in _gate_dicts(state)]
     if state.prefetch is not None:
         state.prefetch.join()
+    if state.server is not None:
+        state.server.join()
     try:
         if state.from_workers and state.configured:
             # the xdist controller ran no test: it opens the session here, and loads the cohort,
@@ -826,6 +1072,10 @@ def _run_warnings(state: _State) -> list[str]:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = _state(config)
     if _is_worker(config):
+        return
+    if state.server is not None and state.gate_error is not None:
+        terminalreporter.write_sep("-", "segfair")
+        terminalreporter.write_line(for_terminal(f"ERROR: segfair: {state.gate_error}"), red=True)
         return
     warnings = _run_warnings(state)
     if not state.results and state.error is None and not warnings and not state.input_error:

@@ -145,11 +145,14 @@ class SegfairSession:
         on_inconclusive: str | None = None,
         share: str | Path | None = None,
     ) -> None:
-        from segfair.gates import check_on_inconclusive
-
         self.config = config
-        #: The run's release policy for inconclusive gates (argument, else the config's).
-        self.on_inconclusive = check_on_inconclusive(on_inconclusive or config.on_inconclusive)
+        #: The run's release policy for inconclusive gates (argument, else the config's, which
+        #: its model validated: opening a session imports no gate, nor the numeric stack).
+        self.on_inconclusive = config.on_inconclusive
+        if on_inconclusive is not None:
+            from segfair.gates import check_on_inconclusive
+
+            self.on_inconclusive = check_on_inconclusive(on_inconclusive)
         self.seed = config.seed if seed is None else seed
         self.workers = workers
         self.executor = executor

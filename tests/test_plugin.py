@@ -504,8 +504,9 @@ def test_a_missing_prediction_is_one_short_error_not_a_traceback_per_test(
     )
 
 
-def test_a_misspelt_metric_in_an_assertion_gets_a_did_you_mean(
-    pytester: pytest.Pytester, segtester: Repo
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_a_misspelt_metric_in_an_assertion_gets_a_did_you_mean_and_is_recorded_as_an_error(
+    pytester: pytest.Pytester, segtester: Repo, xdist: list[str]
 ) -> None:
     pytester.makepyfile(
         test_fairness="""
@@ -513,9 +514,11 @@ def test_typo(segfair_audit):
     segfair_audit.assert_gap("dice_score", by="age_group", model="candidate", max=0.9)
 """
     )
-    result = pytester.runpytest()
-    assert result.ret != 0
+    result = pytester.runpytest_subprocess(*xdist, "--segfair-json", "r.json")
+    result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*dice_score*did you mean 'dice'?*"])
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert [g["status"] for g in report["gates"]] == ["error"]
 
 
 # ---- issue 15: annotations on the diff, one gate order everywhere ------------------------------

@@ -1,8 +1,10 @@
-"""The plugin under pytest-xdist: the cohort is evaluated and audited once per run, by whichever
-process needs it first, and the run reads exactly as a serial one."""
+"""The plugin under pytest-xdist: the cohort is evaluated and audited once per run, by the
+controller, which checks the workers' gates (segfair.relay) — or, where it cannot relay, by
+whichever process needs it first — and the run reads exactly as a serial one."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -61,7 +63,7 @@ import importlib
 import os
 
 evaluation = importlib.import_module("segfair.evaluate")
-
+{relay}
 MARK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crashed")
 _evaluate = evaluation.evaluate
 
@@ -75,6 +77,22 @@ def evaluate(*args, **kwargs):
 
 
 evaluation.evaluate = evaluate
+"""
+# a controller that cannot relay (a remote worker, Windows): each worker computes for itself
+NO_RELAY = """
+relay = importlib.import_module("segfair.relay")
+relay.relay_supported = lambda folder: False
+"""
+
+# each process says, as it ends, whether it imported pandas, and whether it is a worker
+IMPORTS_CONFTEST = """
+import os
+import sys
+
+def pytest_sessionfinish(session):
+    role = "worker" if hasattr(session.config, "workerinput") else "controller"
+    with open(os.path.join(str(session.config.rootpath), "imports.log"), "a") as fh:
+        fh.write(f"{role} {'pandas' in sys.modules}\\n")
 """
 
 
@@ -174,14 +192,40 @@ def test_the_json_report_with_two_workers_is_byte_for_byte_the_serial_one(
     assert json_text(pytester.path / "serial.json") == json_text(pytester.path / "workers.json")
 
 
-def test_a_worker_that_dies_while_evaluating_does_not_hang_the_others(
+def test_workers_that_only_assert_gates_import_no_numeric_stack(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    pytester.makepyfile(
+        test_fairness="""
+        def test_the_ethnicity_gap(segfair_audit):
+            segfair_audit.assert_gap("dice", by="ethnicity", model="candidate", max=0.5)
+        """
+    )
+    pytester.makeconftest(IMPORTS_CONFTEST)
+    result = pytester.runpytest_subprocess("-n", "2", "--segfair-json", "r.json")
+    result.assert_outcomes(passed=2)  # the configured gate and the asserted one
+    log = sorted((pytester.path / "imports.log").read_text().split("\n")[:-1])
+    assert log == ["controller True", "worker False", "worker False"]
+    assert (pytester.path / "r.json").is_file()
+
+
+def test_a_controller_that_dies_while_evaluating_ends_the_run_it_does_not_hang_it(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    pytester.makeconftest(CRASHING_CONFTEST.format(relay=""))
+    result = pytester.runpytest_subprocess("-n", "2", "--segfair-json", "r.json", timeout=300)
+    assert result.ret not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    assert not (pytester.path / "r.json").exists()
+
+
+def test_without_a_relay_a_worker_that_dies_while_evaluating_does_not_hang_the_others(
     pytester: pytest.Pytester, segtester: Repo
 ) -> None:
     # the lock dies with the process: another process evaluates, and the run ends
     segtester.write_config(
         gates=[GAP_GATE, {**GAP_GATE, "by": "ethnicity"}, {**GAP_GATE, "metric": "iou"}]
     )
-    pytester.makeconftest(CRASHING_CONFTEST)
+    pytester.makeconftest(CRASHING_CONFTEST.format(relay=NO_RELAY))
     result = pytester.runpytest_subprocess("-n", "2", "--segfair-json", "r.json", timeout=300)
     out = result.stdout.str()
     assert "crashed" in out
@@ -200,3 +244,50 @@ def test_an_input_error_in_the_first_worker_is_met_again_by_the_others_not_waite
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*segfair: input error: *1 problem in the cohort*"])
     assert left_in_tmp(pytester) == []
+
+
+# ---- the relay: the controller checks the workers' gates ---------------------------------------
+def test_with_two_workers_a_typo_in_the_configured_gates_is_the_serial_usage_error(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    segtester.write_config(gates=[{**GAP_GATE, "maxx": 0.1}])
+    result = pytester.runpytest_subprocess("-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "did you mean 'max'" in result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_with_two_workers_an_assertion_returns_the_result_and_the_audit_stays_readable(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    pytester.makepyfile(
+        test_fairness="""
+def test_the_result_reads_as_serially(segfair_audit):
+    result = segfair_audit.assert_gap("dice", by="ethnicity", model="candidate", max=0.9,
+                                      min_group_size=2)
+    assert result.status == "passed" and result.ok
+    assert result.id == "gap[dice,ethnicity,candidate,expert]"
+    assert result.location["file"] == "test_fairness.py" and result.location["line"] == 2
+
+
+def test_the_audit_itself(segfair_audit):
+    gap = segfair_audit.gap("dice", by="ethnicity", model="candidate")
+    assert 0 <= gap.gap.estimate <= 1
+"""
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+
+
+def test_with_two_workers_the_configured_gates_keep_their_line_in_the_report(
+    pytester: pytest.Pytester, segtester: Repo
+) -> None:
+    serial = pytester.runpytest_subprocess("--segfair-json", "serial.json")
+    workers = pytester.runpytest_subprocess("-n", "2", "--segfair-json", "workers.json")
+    assert serial.ret == workers.ret
+    locations = [
+        [g.get("location") for g in json.loads((pytester.path / name).read_text())["gates"]]
+        for name in ("serial.json", "workers.json")
+    ]
+    assert locations[0] == locations[1]
+    assert locations[0][0] is not None

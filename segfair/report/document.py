@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -35,6 +37,14 @@ if TYPE_CHECKING:
     from segfair.gates import GateResult
 
 T = TypeVar("T")
+
+# The sections of an audit's report, by function and arguments, with the notes they left: they
+# depend on the audit alone (the amplification pairs, which the gates choose, are arguments),
+# so a second report of the same audit reuses them instead of summarising the replicates again
+# (an xdist controller builds one while its workers check gates, then the final one).
+_SECTIONS: weakref.WeakKeyDictionary[Audit, dict[tuple[str, tuple[Any, ...]], Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 #: Metrics shown in the tables (the headline first); others stay in the score table.
 TABLE_METRICS: Final = ("dice", "hd95")
@@ -103,9 +113,21 @@ def build_report(
     if stratify is None:
         notes.append("difficulty-controlled gap: no volume_ml descriptor of the trusted masks")
 
+    memo = _SECTIONS.setdefault(audit, {})
+
     def each(what: str, fn: Callable[..., T], keys: Iterable[tuple[Any, ...]]) -> list[T]:
-        found = (_attempt(notes, what.format(*k), functools.partial(fn, audit, *k)) for k in keys)
-        return [x for x in found if x is not None]
+        found: list[T] = []
+        for k in keys:
+            key = (fn.__name__, k)
+            if key not in memo:
+                left: list[str] = []
+                part = functools.partial(fn, audit, *k)
+                memo[key] = (_attempt(left, what.format(*k), part), left)
+            entry, left = memo[key]
+            notes.extend(left)
+            if entry is not None:
+                found.append(copy.deepcopy(entry))  # the document is the caller's to change
+        return found
 
     tables = each(
         "{} by {} for {} on {}",
