@@ -892,7 +892,7 @@ def _start_relay(state: _State) -> None:
             collect=lambda session: _collect_gates(session, path),
             locate=_locate,
         )
-    except OSError:
+    except (OSError, ValueError):  # no socket here: every worker computes for itself
         return
     server.start()
     state.server = server

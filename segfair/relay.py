@@ -51,8 +51,8 @@ class RelayUnavailable(Exception):
 def relay_supported(folder: Path) -> bool:
     """Whether a relay can listen for ``folder``: Unix sockets exist, and the socket's path
     fits in a socket address or Linux's abstract namespace can hold it instead."""
-    if not hasattr(socket, "AF_UNIX"):
-        return False
+    if not hasattr(socket, "AF_UNIX") or sys.platform == "win32":
+        return False  # multiprocessing.connection speaks AF_UNIX on POSIX only
     return len(str(folder / SOCKET_NAME)) <= _MAX_SOCKET_PATH or sys.platform == "linux"
 
 
