@@ -891,11 +891,27 @@ def _start_relay(state: _State) -> None:
             open_session=state.open,
             collect=lambda session: _collect_gates(session, path),
             locate=_locate,
+            eager=not _may_deselect(state.pytest_config),
         )
     except (OSError, ValueError):  # no socket here: every worker computes for itself
         return
     server.start()
     state.server = server
+
+
+def _may_deselect(config: pytest.Config) -> bool:
+    """Whether options may deselect the configured gates (which are collected whatever the
+    paths given): then the controller waits for a worker to say its tests use segfair."""
+    opt = config.option
+    return bool(
+        getattr(opt, "keyword", "")
+        or getattr(opt, "markexpr", "")
+        or getattr(opt, "deselect", None)
+        or getattr(opt, "collectonly", False)
+        or getattr(opt, "lf", False)
+        or getattr(opt, "stepwise", False)
+        or getattr(opt, "stepwise_skip", False)
+    )
 
 
 def _start_prefetch(state: _State) -> None:

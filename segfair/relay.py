@@ -103,6 +103,10 @@ class RelayServer:
     locate
         ``locate(session, where)`` turns a worker's ``{"path", "line", "origin"}`` into the
         location recorded with the result (file relative to the configuration's root).
+    eager
+        Start computing as soon as the gates are parsed, if there are any: the caller knows
+        they will run (nothing deselects tests), so waiting for a worker to say so would only
+        add the workers' start-up to the run.
     """
 
     #: Seconds without a request after which the report's statistics are computed: a check
@@ -116,7 +120,9 @@ class RelayServer:
         open_session: Callable[[], SegfairSession],
         collect: Callable[[SegfairSession], dict[str, Any]],
         locate: Callable[[SegfairSession, Mapping[str, Any]], dict[str, Any]],
+        eager: bool = False,
     ) -> None:
+        self.eager = eager
         self.authkey = secrets.token_bytes(32)
         self.address = _address(folder)
         self._listener = Listener(self.address, family="AF_UNIX", authkey=self.authkey)
@@ -187,6 +193,8 @@ class RelayServer:
             self._gates = {"error": text, "items": []}
         finally:
             self._collected.set()
+        if self.eager and self._gates["items"]:
+            self.begin()
 
     def _compute(self) -> None:
         try:
