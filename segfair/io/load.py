@@ -1,4 +1,4 @@
-"""Reading mask files: :func:`load_mask`; header only: :func:`read_geometry`, :func:`read_shape`."""
+"""Reading mask files: :func:`load_mask`, :func:`load_labels`; header only: :func:`read_geometry`, :func:`read_shape`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import os
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from segfair.io.files import _check_file, _unreadable, _Where
 from segfair.io.header import _checked_geometry, _Header, _mask_shape
-from segfair.io.labels import _normalise_labels, _select_foreground
-from segfair.io.mask import Geometry, Mask
+from segfair.io.labels import _checked_label_map, _normalise_labels, _select_foreground
+from segfair.io.mask import Geometry, LabelMap, Mask
 from segfair.io.messages import FIX_BAD_THRESHOLD, MSG_BAD_THRESHOLD
 from segfair.io.nifti import _nifti_header
 from segfair.io.npy import _npy_header, _npz_header
@@ -116,6 +119,15 @@ def load_mask(
             where.fail(MSG_BAD_THRESHOLD.format(threshold=threshold), FIX_BAD_THRESHOLD)
         if not math.isfinite(threshold):
             where.fail(MSG_BAD_THRESHOLD.format(threshold=threshold), FIX_BAD_THRESHOLD)
+    data, mask_spacing, affine = _read_voxels(path_str, where, max_voxels, spacing)
+    foreground = _select_foreground(data, label_tuple, threshold, where)
+    return Mask(foreground, mask_spacing, affine, path_str)
+
+
+def _read_voxels(
+    path_str: str, where: _Where, max_voxels: int, spacing: Sequence[float] | None
+) -> tuple[NDArray[Any], tuple[float, ...], NDArray[np.float64]]:
+    """The checked header's geometry and the voxel data (2-D or 3-D, the file's memory order)."""
     suffix = _check_file(path_str, where)
     header = _HEADER_READERS[suffix](path_str, where)
     shape, mask_spacing, affine = _checked_geometry(header, max_voxels, spacing, where)
@@ -130,9 +142,37 @@ def load_mask(
         )
     # Drop the trailing singleton axes by indexing: always a view, whatever the memory order.
     squeeze: tuple[Any, ...] = (Ellipsis, *([0] * (data.ndim - len(shape))))
-    data = data[squeeze]
-    foreground = _select_foreground(data, label_tuple, threshold, where)
-    return Mask(foreground, mask_spacing, affine, path_str)
+    return data[squeeze], mask_spacing, affine
+
+
+def load_labels(
+    path: str | os.PathLike[str],
+    *,
+    case_id: str | None = None,
+    max_voxels: int = 1_000_000_000,
+    spacing: Sequence[float] | None = None,
+) -> LabelMap:
+    """Read a label map file into a :class:`LabelMap` (its values as read, with geometry).
+
+    The same files, header checks and refusals as :func:`load_mask` (missing, unreadable, too
+    large, not 2-D/3-D, NaN or infinite values, a dtype that is not numeric), and one more: a
+    float map must hold whole numbers (a probability map has no labels; threshold it into one
+    structure with :func:`load_mask` instead). Which labels it holds is checked when structures
+    are selected from it (:func:`segfair.io.select_structures`), which knows the labels wanted.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.npy")
+    >>> np.save(p, np.array([[0, 1], [2, 3]], np.uint8))
+    >>> m = load_labels(p, case_id="A1")
+    >>> m.array.tolist(), m.spacing
+    ([[0, 1], [2, 3]], (1.0, 1.0))
+    """
+    path_str = os.fspath(path)
+    where = _Where(case_id, path_str)
+    data, map_spacing, affine = _read_voxels(path_str, where, max_voxels, spacing)
+    return LabelMap(_checked_label_map(data, where), map_spacing, affine, path_str)
 
 
 def read_shape(path: str | os.PathLike[str], *, case_id: str | None = None) -> tuple[int, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -86,6 +87,57 @@ class Mask:
         return f"Mask({_describe(self)})"
 
 
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class LabelMap:
+    """An integer label map on its voxel grid: what named structures select from.
+
+    Like :class:`Mask` (read-only array in the file's memory order, spacing, affine, path), but
+    the array holds the file's values as read (integers, booleans, or floats holding whole
+    numbers) instead of one boolean foreground; :func:`segfair.io.select_structures` turns it
+    into one boolean crop per structure.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> LabelMap(np.array([[0, 3], [1, 0]], np.uint8), (1.0, 1.0), np.eye(4)).shape
+    (2, 2)
+    """
+
+    array: NDArray[Any]
+    spacing: tuple[float, ...]
+    affine: NDArray[np.float64]
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        array = np.asarray(self.array)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"LabelMap.array must hold numbers, not {array.dtype}")
+        if array.ndim not in (2, 3):
+            raise ValueError(f"LabelMap.array must be 2-D or 3-D, not of shape {array.shape}")
+        affine = np.array(self.affine, dtype=np.float64)
+        if affine.shape != (4, 4):
+            raise ValueError(f"LabelMap.affine must be 4x4, not of shape {affine.shape}")
+        if not (array.flags.c_contiguous or array.flags.f_contiguous):
+            array = np.ascontiguousarray(array)
+        if array.flags.writeable:
+            array = array.view()
+            array.flags.writeable = False
+        affine.flags.writeable = False
+        object.__setattr__(self, "array", array)
+        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+        object.__setattr__(self, "affine", affine)
+        if self.path is not None:
+            object.__setattr__(self, "path", os.fspath(self.path))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the array."""
+        return tuple(self.array.shape)
+
+    def __repr__(self) -> str:
+        return f"LabelMap({_describe(self)})"
+
+
 @dataclass(frozen=True, eq=False)
 class Geometry:
     """The voxel grid of a mask file, read from its header alone (no voxel data)."""
@@ -104,7 +156,7 @@ def _axcodes(affine: NDArray[np.float64], ndim: int) -> str:
     return "".join(c if c is not None else "?" for c in codes[:ndim])
 
 
-def _describe(mask: Mask | Geometry) -> str:
+def _describe(mask: Mask | LabelMap | Geometry) -> str:
     origin = ", ".join(f"{v:.4g}" for v in mask.affine[:3, 3])
     spacing = ", ".join(f"{v:.6g}" for v in mask.spacing)
     name = repr(mask.path) if mask.path is not None else "(in memory)"
