@@ -296,15 +296,17 @@ class GateCollector(pytest.Collector):
         state = _state(self.config)
         state.gates_collected = True
         try:
-            gates = state.open().gates
+            session = state.open()
+            gates, entries = session.gates, session.gate_entries
         except SegfairError as exc:
             # a usage error once collection is over (pytest_collection_modifyitems), not a
             # collection error with segfair's frames
             state.gate_error = exc
             return
-        lines = _gate_lines(self.path, len(gates))
-        for gate, line in zip(gates, lines, strict=True):
-            yield GateItem.from_parent(self, name=gate.id, gate=gate, line=line)
+        # one line per [[gates]] entry; an entry's copies per structure share it
+        lines = _gate_lines(self.path, len(session.config.gates))
+        for gate, entry in zip(gates, entries, strict=True):
+            yield GateItem.from_parent(self, name=gate.id, gate=gate, line=lines[entry])
 
 
 class GateFile(pytest.File):

@@ -53,8 +53,8 @@ class Scores:
         ``case_id, structure, ruler, reference, metric, value``: each automated ruler scored as
         if it were a prediction against the trusted ruler (the label audit).
     morphology
-        ``case_id, structure, ruler, descriptor, value``: descriptors of each reference mask (volume in ml,
-        surface area in mm², sphericity, components, elongation, flatness).
+        ``case_id, structure, ruler, descriptor, value``: descriptors of each reference mask
+        (volume in ml, surface area in mm², sphericity, components, elongation, flatness).
     groups
         One row per case of the cohort (index ``case_id``), one column per attribute holding the
         subgroup label; missing values are the explicit group ``"unknown"``.
@@ -115,7 +115,10 @@ class Scores:
             frame = getattr(self, name)
             if "structure" not in frame.columns:
                 if len(self.structures) > 1:
-                    raise ValueError(f"Scores.{name} needs a structure column, for the structures {list(self.structures)}")
+                    raise ValueError(
+                        f"Scores.{name} needs a structure column: the structures are "
+                        f"{list(self.structures)}"
+                    )
                 frame = frame.copy()
                 frame.insert(min(1, len(frame.columns)), "structure", self.structures[0])
                 object.__setattr__(self, name, frame)
@@ -155,9 +158,7 @@ class Scores:
             ``name`` is not a structure of these scores (the message lists them).
         """
         if name not in self.structures:
-            raise ValueError(
-                UNKNOWN_STRUCTURE.format(name=name, valid=", ".join(self.structures))
-            )
+            raise ValueError(UNKNOWN_STRUCTURE.format(name=name, valid=", ".join(self.structures)))
         if len(self.structures) == 1:
             return self
         return replace(
@@ -172,9 +173,7 @@ class Scores:
         if structure is None:
             if len(self.structures) > 1:
                 raise ValueError(
-                    WHICH_STRUCTURE.format(
-                        n=len(self.structures), valid=", ".join(self.structures)
-                    )
+                    WHICH_STRUCTURE.format(n=len(self.structures), valid=", ".join(self.structures))
                 )
             return frame
         if structure not in self.structures:

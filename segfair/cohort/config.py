@@ -89,9 +89,7 @@ BAD_STRUCTURE_LABELS = (
     "structure {name!r} must be a label or a non-empty list of distinct labels, each an "
     "integer ≥ 1 (0 is the background), e.g. {name} = 3 or {name} = [1, 3]; got {value!r}"
 )
-SAME_STRUCTURE_NAME = (
-    "structures {a!r} and {b!r} differ only in case; give them distinct names"
-)
+SAME_STRUCTURE_NAME = "structures {a!r} and {b!r} differ only in case; give them distinct names"
 SAME_STRUCTURE_LABELS = (
     "structures {a!r} and {b!r} select the same labels {labels}; declare each structure once"
 )

@@ -54,9 +54,9 @@ def _cache_key(task: CaseTask, hashes: Callable[[str], str] | None = None) -> st
         "settings": dict(task.settings),
         "reorient": task.reorient,
         "atol": task.atol,
-        "structures": None if task.structures is None else {
-            k: list(v) for k, v in task.structures.items()
-        },
+        "structures": None
+        if task.structures is None
+        else {k: list(v) for k, v in task.structures.items()},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -250,6 +250,7 @@ def _result(
         decidable_limit=decidable,
         cases_needed=cases,
         unit=check.unit,
+        structure=gate.structure,
     )
 
 

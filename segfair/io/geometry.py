@@ -18,7 +18,11 @@ _Grid = TypeVar("_Grid", Mask, LabelMap)
 
 
 def describe_mismatch(
-    a: Mask | LabelMap | Geometry, b: Mask | LabelMap | Geometry, *, atol: float = 1e-3, allow_reorient: bool = False
+    a: Mask | LabelMap | Geometry,
+    b: Mask | LabelMap | Geometry,
+    *,
+    atol: float = 1e-3,
+    allow_reorient: bool = False,
 ) -> str | None:
     """Why two grids differ (with both geometries), or None when they agree.
 
@@ -32,7 +36,9 @@ def describe_mismatch(
     return f"{difference}: {_describe(a)}; {_describe(b)}"
 
 
-def _reorientable(mask: Mask | LabelMap | Geometry, target: Mask | LabelMap | Geometry, atol: float) -> bool:
+def _reorientable(
+    mask: Mask | LabelMap | Geometry, target: Mask | LabelMap | Geometry, atol: float
+) -> bool:
     plan = _reorientation(mask, target)
     return (
         plan is not None
@@ -40,7 +46,9 @@ def _reorientable(mask: Mask | LabelMap | Geometry, target: Mask | LabelMap | Ge
     )
 
 
-def geometry_fix(a: Mask | LabelMap | Geometry, b: Mask | LabelMap | Geometry, *, atol: float = 1e-3) -> str:
+def geometry_fix(
+    a: Mask | LabelMap | Geometry, b: Mask | LabelMap | Geometry, *, atol: float = 1e-3
+) -> str:
     """The fix for two grids that differ: reorient (axis order/flips only) or resample."""
     return FIX_REORIENT if _reorientable(b, a, atol) else FIX_RESAMPLE
 

@@ -1,4 +1,5 @@
-"""Reading mask files: :func:`load_mask`, :func:`load_labels`; header only: :func:`read_geometry`, :func:`read_shape`."""
+"""Reading mask files: :func:`load_mask`, :func:`load_labels`; header only:
+:func:`read_geometry`, :func:`read_shape`."""
 
 from __future__ import annotations
 
