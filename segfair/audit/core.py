@@ -153,7 +153,7 @@ class AuditCore:
             min_group_size=min_group_size,
             design_weights=design_weights,
         )
-        self._children: dict[str, AuditCore] = {}
+        self._children: dict[str, Self] = {}
         #: The structures of the scores; with several, every estimand is asked of one
         #: structure's audit (:meth:`for_structure`), this one holds no series of its own.
         self.structures: tuple[str, ...] = tuple(scores.structures)

@@ -2,8 +2,8 @@
 
 Every binary mask segfair scores goes through :func:`load_mask` (label maps of several named
 structures: :func:`load_labels`, :func:`select_structures`), which turns a file into a
-:class:`Mask`: a read-only boolean array in the file's own memory order (Fortran order for NIfTI, C order for
-NumPy files) with its voxel spacing (mm) and affine. Everything that can go wrong
+:class:`Mask`: a read-only boolean array in the file's own memory order (Fortran order for
+NIfTI, C order for NumPy files) with its voxel spacing (mm) and affine. Everything that can go wrong
 with an input file (missing, truncated, not gzip, pickled, too large, a probability map, labels
 that are not there, a 4-D series) becomes an :class:`~segfair.errors.InputError` that names the
 case, the file and the fix; nothing from nibabel, zlib or the OS escapes raw.

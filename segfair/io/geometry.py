@@ -14,7 +14,7 @@ from segfair.errors import GeometryError
 from segfair.io.mask import Geometry, LabelMap, Mask, _describe
 from segfair.io.messages import FIX_REORIENT, FIX_RESAMPLE, MSG_GEOMETRY, MSG_NOT_REORIENTABLE
 
-_Grid = TypeVar("_Grid", Mask, LabelMap)
+_Grid = TypeVar("_Grid", bound=Mask | LabelMap)
 
 
 def describe_mismatch(

@@ -113,20 +113,13 @@ def build_report(
         for s in names
     ]
 
-    def merged(i: int) -> Any:
+    def merged(entries: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         if len(names) == 1:
-            return parts[0][i]
-        return [{"structure": s, **e} for s, p in zip(names, parts, strict=True) for e in p[i]]
+            return entries[0]
+        return [{"structure": s, **e} for s, part in zip(names, entries, strict=True) for e in part]
 
-    groups, gaps = merged(0), merged(1)
-    sections = parts[0][2]
-    if len(names) > 1:
-        sections = {
-            key: [
-                {"structure": n, **e} for n, p in zip(names, parts, strict=True) for e in p[2][key]
-            ]
-            for key in parts[0][2]
-        }
+    groups, gaps = merged([p[0] for p in parts]), merged([p[1] for p in parts])
+    sections = {key: merged([p[2][key] for p in parts]) for key in parts[0][2]}
     coverage = parts[0][3] if len(names) == 1 else _merged_coverage(names, [p[3] for p in parts])
 
     first = audit.for_structure(names[0])
@@ -142,7 +135,7 @@ def build_report(
         per_group=worst_per_group,
     )
     if len(names) > 1:
-        worst = {"structure": headline_structure, **worst}
+        worst = {"structure": headline_structure} | worst
 
     doc: dict[str, Any] = {
         "schema": SCHEMA_ID,
