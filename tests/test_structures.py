@@ -513,3 +513,36 @@ def test_the_brats_configuration_reads_back_as_written(tmp_path: Path) -> None:
 
     cfg = load_config(tmp_path / "segfair.toml")
     assert list(cfg.structure_labels) == list(BRATS)
+
+
+def test_no_regression_compares_each_structure_with_the_same_structure_of_the_baseline(
+    brats: Repo, tmp_path: Path
+) -> None:
+    brats.write_config(gates=[WHOLE_GATE], holm=False)
+    before = tmp_path / "before.json"
+    main(["audit", "--config", str(brats.config_path), "--json", str(before), "--quiet"])
+    gate = {"kind": "no_regression", "metric": "dice", "by": "sex", "model": "candidate"}
+    brats.write_config(gates=[{**gate, "max_increase": 0.01, "decide_on": "estimate"}])
+    out = tmp_path / "r.json"
+    args = ["audit", "--config", str(brats.config_path), "--json", str(out)]
+    assert main([*args, "--baseline", str(before)]) == 0
+    gates = json.loads(out.read_text())["gates"]
+    assert sorted(g["structure"] for g in gates) == sorted(BRATS)
+    assert all(g["status"] == "passed" for g in gates)
+    assert all(g["estimate"] == pytest.approx(0.0, abs=1e-12) for g in gates)
+
+
+def test_the_planner_sizes_a_gate_on_its_structure(brats: Repo) -> None:
+    from segfair.planner import plan
+
+    scores = evaluate(load_cohort(brats.config_path), workers=1, cache=False)
+    audit = Audit(scores, n_boot=200, min_group_size=5)
+    p = plan(audit, {**ENHANCING_GATE, "ruler": "expert"})
+    assert p.structure == "enhancing"
+    assert p.gate_id == "gap[dice,sex,candidate,expert][enhancing]"
+    assert p.to_dict()["structure"] == "enhancing"
+    assert p.estimate == pytest.approx(
+        audit.for_structure("enhancing").gap("dice", by="sex", model="candidate").gap.estimate
+    )
+    with pytest.raises(ConfigError, match="name the structure"):
+        plan(audit, {k: v for k, v in ENHANCING_GATE.items() if k != "structure"})
