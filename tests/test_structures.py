@@ -529,7 +529,7 @@ def test_no_regression_compares_each_structure_with_the_same_structure_of_the_ba
     gates = json.loads(out.read_text())["gates"]
     assert sorted(g["structure"] for g in gates) == sorted(BRATS)
     assert all(g["status"] == "passed" for g in gates)
-    assert all(g["estimate"] == pytest.approx(0.0, abs=1e-12) for g in gates)
+    assert all(g["estimate"] == pytest.approx(0.0, abs=1e-4) for g in gates)
 
 
 def test_the_planner_sizes_a_gate_on_its_structure(brats: Repo) -> None:
