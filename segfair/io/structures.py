@@ -100,7 +100,12 @@ def _label_boxes(m: LabelMap, wanted: Sequence[int], case_id: str | None) -> dic
     top = max(wanted)
     if crop.dtype.kind == "u" and crop.dtype.itemsize <= 2 and top > np.iinfo(crop.dtype).max:
         top = int(np.iinfo(crop.dtype).max)
-    found = ndimage.find_objects(crop, max_label=top) if top >= 1 else []
+    # find_objects walks its input in C order: a Fortran-ordered volume (NIfTI) is handed over
+    # as its transpose, which is C-ordered in memory (≈10× faster), and the boxes transposed back
+    fortran = data.ndim > 1 and data.flags.f_contiguous and not data.flags.c_contiguous
+    found = ndimage.find_objects(crop.T if fortran else crop, max_label=top) if top >= 1 else []
+    if fortran:
+        found = [None if b is None else b[::-1] for b in found]
     out: dict[int, _Box] = {}
     for label in wanted:
         b = found[label - 1] if 1 <= label <= len(found) else None
