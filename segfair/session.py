@@ -187,7 +187,7 @@ class SegfairSession:
 
     @cached_property
     def _gates(self) -> list[tuple[Gate, int]]:
-        from segfair.gates import parse_gates
+        from segfair.gates import invalid_gates, parse_gates
 
         cfg = self.config
         options: dict[str, Any] = {
@@ -201,14 +201,7 @@ class SegfairSession:
         problems = [p for g, i in gates for p in check_gate_names(g, cfg, i)]
         problems = list(dict.fromkeys(problems))  # an entry's copies per structure say it once
         if problems:
-            raise ConfigError(
-                "invalid gate"
-                + ("s" if len(problems) > 1 else "")
-                + ":\n  - "
-                + "\n  - ".join(problems),
-                key="gates",
-                source=cfg.source,
-            )
+            raise ConfigError(invalid_gates(problems), key="gates", source=cfg.source)
         return gates
 
     @cached_property
@@ -344,7 +337,7 @@ class SegfairSession:
     # ---- gates -----------------------------------------------------------------------------
     def check(self, gate: Gate | Mapping[str, Any]) -> GateResult:
         """Evaluate one gate (a model or a mapping like a ``[[gates]]`` entry) and record it."""
-        from segfair.gates import parse_gate
+        from segfair.gates import invalid_gates, parse_gate
         from segfair.planner import evaluate_gate
 
         structures = list(self.config.structure_labels)
@@ -362,7 +355,7 @@ class SegfairSession:
             spec = spec.model_copy(update={"structure": None})  # the only one: ids as before
         problems = check_gate_names(spec, self.config, None)
         if problems:
-            raise ConfigError("invalid gate:\n  - " + "\n  - ".join(problems), key="gate")
+            raise ConfigError(invalid_gates(problems, several=False), key="gate")
         result = evaluate_gate(
             self.audit, spec, baseline=self.baseline, on_inconclusive=self.on_inconclusive
         )

@@ -101,7 +101,7 @@ def parse_gates(
         first = exc.errors()[0]["loc"]
         key = f"{prefix}[{first[0]}]" if prefix == "gates" and first else prefix
         raise ConfigError(
-            "invalid gate" + ("s" if len(items) > 1 else "") + ":\n  - " + "\n  - ".join(problems),
+            invalid_gates(problems, several=len(items) > 1),
             key=key,
             source=source,
         ) from None
@@ -126,14 +126,7 @@ def _per_structure(
             )
             problems.append(f"{where}.structure: {text}")
     if problems:
-        raise ConfigError(
-            "invalid gate"
-            + ("s" if len(problems) > 1 else "")
-            + ":\n  - "
-            + "\n  - ".join(problems),
-            key=f"{prefix}.structure",
-            source=source,
-        )
+        raise ConfigError(invalid_gates(problems), key=f"{prefix}.structure", source=source)
     if len(structures) == 1:  # the one structure need not be named: ids as before
         return [g.model_copy(update={"structure": None}) if g.structure else g for g in gates]
     return [
@@ -141,6 +134,19 @@ def _per_structure(
         for g in gates
         for s in (structures if g.structure is None else [g.structure])
     ]
+
+
+def invalid_gates(problems: Sequence[str], *, several: bool | None = None) -> str:
+    """The text of a refusal listing ``problems``, one a line.
+
+    Example
+    -------
+    >>> print(invalid_gates(["gates[0].by: required key 'by' is missing for a gap gate"]))
+    invalid gate:
+      - gates[0].by: required key 'by' is missing for a gap gate
+    """
+    plural = len(problems) > 1 if several is None else several
+    return "invalid gate" + ("s" if plural else "") + ":\n  - " + "\n  - ".join(problems)
 
 
 def _with_trusted(gate: Gate, trusted: str) -> Gate:

@@ -49,10 +49,7 @@ def read_geometry(
     (4, 5, 6)
     """
     path_str = os.fspath(path)
-    where = _Where(case_id, path_str)
-    suffix = _check_file(path_str, where)
-    header = _HEADER_READERS[suffix](path_str, where)
-    shape, mask_spacing, affine = _checked_geometry(header, max_voxels, spacing, where)
+    _, _, (shape, mask_spacing, affine) = _checked_header(path_str, case_id, max_voxels, spacing)
     return Geometry(shape, mask_spacing, affine, path_str)
 
 
@@ -125,13 +122,23 @@ def load_mask(
     return Mask(foreground, mask_spacing, affine, path_str)
 
 
+def _checked_header(
+    path_str: str, case_id: str | None, max_voxels: int, spacing: Sequence[float] | None
+) -> tuple[str, _Header, tuple[tuple[int, ...], tuple[float, ...], NDArray[np.float64]]]:
+    """The file's suffix, its header and the geometry it promises, checked (no voxel data)."""
+    where = _Where(case_id, path_str)
+    suffix = _check_file(path_str, where)
+    header = _HEADER_READERS[suffix](path_str, where)
+    return suffix, header, _checked_geometry(header, max_voxels, spacing, where)
+
+
 def _read_voxels(
     path_str: str, where: _Where, max_voxels: int, spacing: Sequence[float] | None
 ) -> tuple[NDArray[Any], tuple[float, ...], NDArray[np.float64]]:
     """The checked header's geometry and the voxel data (2-D or 3-D, the file's memory order)."""
-    suffix = _check_file(path_str, where)
-    header = _HEADER_READERS[suffix](path_str, where)
-    shape, mask_spacing, affine = _checked_geometry(header, max_voxels, spacing, where)
+    suffix, header, (shape, mask_spacing, affine) = _checked_header(
+        path_str, where.case_id, max_voxels, spacing
+    )
 
     data = header.read()
     if data.shape != header.shape:  # a header that lies about its own data
