@@ -451,11 +451,14 @@ def test_a_gate_without_structure_is_decided_on_each_structure_by_the_cli(
     brats: Repo, tmp_path: Path
 ) -> None:
     spec = {k: v for k, v in ENHANCING_GATE.items() if k != "structure"}
-    brats.write_config(gates=[spec], holm=False)
+    brats.write_config(gates=[spec], holm=True)
     out = tmp_path / "r.json"
     assert main(["audit", "--config", str(brats.config_path), "--json", str(out)]) == 1
-    status = {g["structure"]: g["status"] for g in json.loads(out.read_text())["gates"]}
+    gates = json.loads(out.read_text())["gates"]
+    status = {g["structure"]: g["status"] for g in gates}
     assert status == {"whole_tumor": "passed", "tumor_core": "passed", "enhancing": "failed"}
+    # each structure's gate is one member of Holm's family, like three gates written out
+    assert [g["holm"]["family_size"] for g in gates] == [3, 3, 3]
 
 
 def test_an_unknown_structure_exits_2_naming_the_valid_ones(
@@ -548,3 +551,17 @@ def test_the_planner_sizes_a_gate_on_its_structure(brats: Repo) -> None:
     )
     with pytest.raises(ConfigError, match="name the structure"):
         plan(audit, {k: v for k, v in ENHANCING_GATE.items() if k != "structure"})
+
+
+def test_a_label_map_is_reoriented_like_a_mask_keeping_its_labels() -> None:
+    from segfair.io import reorient_like
+
+    lab = np.zeros((3, 4, 2), np.uint8)
+    lab[0, 1, 1], lab[2, 3, 0] = 3, 1
+    ref = LabelMap(lab, (1.0, 1.0, 1.0), np.eye(4))
+    flipped = np.diag([-1.0, 1.0, 1.0, 1.0])
+    flipped[0, 3] = 2.0  # x reversed, same world positions
+    pred = LabelMap(lab[::-1], (1.0, 1.0, 1.0), flipped)
+    moved = reorient_like(pred, ref)
+    assert isinstance(moved, LabelMap)
+    assert moved.array.tolist() == lab.tolist()
