@@ -338,6 +338,18 @@ def test_the_audit_is_per_structure_and_the_enhancing_gap_is_found(brats: Repo) 
     assert audit.for_structure("enhancing") is audit.for_structure("enhancing")
     with pytest.raises(Exception, match="for_structure"):
         audit.gap("dice", by="sex", model="candidate")
+    for estimand in (
+        lambda a: a.coverage(by="sex"),
+        lambda a: a.group_sizes(by="sex", ruler="expert"),
+        lambda a: a.series("dice", model="candidate", ruler="expert"),
+    ):
+        with pytest.raises(Exception, match="3 structures"):
+            estimand(audit)  # never numbers that mix structures, nor an empty table
+    # the audit crosses processes (pytest-xdist) and its structures' audits still work
+    import pickle
+
+    again = pickle.loads(pickle.dumps(audit))
+    assert again.for_structure("enhancing").gap("dice", by="sex", model="candidate").gap == enh.gap
     # replicates computed on a structure travel with the audit (pytest-xdist)
     other = Audit(scores, n_boot=200, min_group_size=5)
     other.adopt(audit.computed())

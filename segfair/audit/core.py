@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Self, cast
 
 import numpy as np
@@ -59,6 +59,28 @@ __all__ = ["AuditCore", "ByArg", "Groups", "Series"]
 
 #: Marks the replicates of one structure's audit in :meth:`AuditCore.computed`.
 _STRUCTURE_KEY = "@structure"
+
+
+#: ``key → (cohort positions, values)`` of one long table.
+_Index = dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]]
+
+
+class _WhichStructure(dict[Any, Any]):
+    """The index of an audit of several structures: any read says to choose one."""
+
+    def __init__(self, structures: tuple[str, ...]) -> None:
+        super().__init__()
+        self.structures = structures
+
+    def _refuse(self, *_: Any) -> Any:
+        n, valid = len(self.structures), ", ".join(self.structures)
+        raise AuditError(WHICH_STRUCTURE.format(n=n, valid=valid))
+
+    __getitem__ = get = items = keys = values = __iter__ = __contains__ = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled (pytest-xdist's shared audit) by its structures, never by reading its items
+        return (_WhichStructure, (self.structures,))
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,30 +179,31 @@ class AuditCore:
         #: The structures of the scores; with several, every estimand is asked of one
         #: structure's audit (:meth:`for_structure`), this one holds no series of its own.
         self.structures: tuple[str, ...] = tuple(scores.structures)
-        if len(self.structures) > 1:
-            scores = replace(
-                scores,
-                table=scores.table.iloc[:0],
-                agreement=scores.agreement.iloc[:0],
-                morphology=scores.morphology.iloc[:0],
-            )
-
         groups = scores.groups.copy()
         groups.index = groups.index.astype(str)
         self._groups_table = groups.sort_index(kind="stable")
         self.cases = pd.Index(self._groups_table.index, name="case_id")
-        self._score_index = self._index_rows(scores.table, ("model", "ruler", "metric"), "score")
-        agreement = scores.agreement
-        if "reference" in agreement.columns and len(agreement):
-            agreement = agreement[agreement["reference"].astype(str) == scores.trusted_ruler]
-        self._agreement_index = self._index_rows(agreement, ("ruler", "metric"), "agreement")
-        self._morph_index = self._index_rows(
-            scores.morphology, ("descriptor", "ruler"), "morphology"
-        )
+        self._score_index, self._agreement_index, self._morph_index = self._indexes(scores)
         self._cluster_codes = self._cluster(cluster) if cluster is not None else None
         self._groups_cache: dict[tuple[str, ...], Groups] = {}
         self._series_cache: dict[tuple[Any, ...], Series] = {}
         self._reps_cache: dict[tuple[Any, ...], Replicates] = {}
+
+    def _indexes(self, scores: Scores) -> tuple[_Index, _Index, _Index]:
+        """The indexes of the score, agreement and morphology tables (checked once)."""
+        if len(self.structures) > 1:
+            # every estimand reads these indexes: with several structures, each read says to
+            # choose a structure instead of mixing them (or finding nothing)
+            which: _Index = _WhichStructure(self.structures)
+            return which, which, which
+        agreement = scores.agreement
+        if "reference" in agreement.columns and len(agreement):
+            agreement = agreement[agreement["reference"].astype(str) == scores.trusted_ruler]
+        return (
+            self._index_rows(scores.table, ("model", "ruler", "metric"), "score"),
+            self._index_rows(agreement, ("ruler", "metric"), "agreement"),
+            self._index_rows(scores.morphology, ("descriptor", "ruler"), "morphology"),
+        )
 
     def __repr__(self) -> str:
         return (
@@ -363,10 +386,6 @@ class AuditCore:
         if hit is not None:
             return hit
         if found is None:
-            if len(self.structures) > 1:
-                raise AuditError(
-                    WHICH_STRUCTURE.format(n=len(self.structures), valid=", ".join(self.structures))
-                )
             raise AuditError(unknown())
         s = self._prepare(key, label, metric, *found)
         self._series_cache[key] = s
