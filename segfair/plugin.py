@@ -340,15 +340,17 @@ class GateCollector(pytest.Collector):
                 yield GateItem.from_parent(self, name=gate_id, gate=None, index=i, line=line)
             return
         try:
-            gates = state.open().gates
+            session = state.open()
+            gates, entries = session.gates, session.gate_entries
         except SegfairError as exc:
             # a usage error once collection is over (pytest_collection_modifyitems), not a
             # collection error with segfair's frames
             state.gate_error = exc
             return
-        lines = _gate_lines(self.path, len(gates))
-        for i, (gate, line) in enumerate(zip(gates, lines, strict=True)):
-            yield GateItem.from_parent(self, name=gate.id, gate=gate, index=i, line=line)
+        # one line per [[gates]] entry; an entry's copies per structure share it
+        lines = _gate_lines(self.path, len(session.config.gates))
+        for i, (gate, entry) in enumerate(zip(gates, entries, strict=True)):
+            yield GateItem.from_parent(self, name=gate.id, gate=gate, index=i, line=lines[entry])
 
 
 def _relayed_gates(state: _State) -> dict[str, Any] | None:
@@ -368,9 +370,10 @@ def _relayed_gates(state: _State) -> dict[str, Any] | None:
 
 def _collect_gates(session: SegfairSession, path: Path) -> dict[str, Any]:
     """What a worker needs to collect the configured gates of ``path``: their ids and lines."""
-    gates = session.gates
-    lines = _gate_lines(path, len(gates))
-    return {"error": None, "items": [[g.id, line] for g, line in zip(gates, lines, strict=True)]}
+    gates, entries = session.gates, session.gate_entries
+    lines = _gate_lines(path, len(session.config.gates))
+    items = [[g.id, lines[e]] for g, e in zip(gates, entries, strict=True)]
+    return {"error": None, "items": items}
 
 
 class GateFile(pytest.File):

@@ -36,6 +36,7 @@ __all__ = ["SegfairSession", "check_gate_names"]
 #: A baseline report larger than this is refused (a report of a million cases is far smaller).
 BASELINE_LIMIT = 256 << 20
 UNKNOWN_NAME = "{where}{field} = {value!r} is not a configured {what}{hint}; configured: {valid}"
+NAME_STRUCTURE = "name the structure the gate is decided on, one of: {valid}"
 
 
 def check_gate_names(gate: Gate, config: SegfairConfig, index: int | None) -> list[str]:
@@ -51,6 +52,7 @@ def check_gate_names(gate: Gate, config: SegfairConfig, index: int | None) -> li
         "trusted": ("ruler", list(config.rulers)),
         "by": ("attribute", list(config.attributes)),
         "metric": ("metric", list(config.metrics or ALL_METRICS)),
+        "structure": ("structure", list(config.structure_labels)),
     }
     problems = []
     for field, (what, valid) in tables.items():
@@ -69,6 +71,9 @@ def check_gate_names(gate: Gate, config: SegfairConfig, index: int | None) -> li
                         valid=", ".join(valid) or "none",
                     )
                 )
+    structures = list(config.structure_labels)
+    if len(structures) > 1 and gate.structure is None:
+        problems.append(f"{where}structure: " + NAME_STRUCTURE.format(valid=", ".join(structures)))
     return problems
 
 
@@ -174,23 +179,32 @@ class SegfairSession:
     # ---- the pipeline, lazily -------------------------------------------------------------
     @cached_property
     def gates(self) -> list[Gate]:
-        """The gates declared in the configuration, validated."""
-        from segfair.gates import parse_gates
+        """The gates declared in the configuration, validated; in a cohort of several
+        structures, a gate without ``structure`` is one gate per structure."""
+        return [g for g, _ in self._gates]
 
-        gates = parse_gates(
-            self.config.gates, source=self.config.source, trusted_ruler=self.config.trusted_ruler
-        )
+    @property
+    def gate_entries(self) -> list[int]:
+        """The index of the ``[[gates]]`` entry each of :attr:`gates` comes from."""
+        return [i for _, i in self._gates]
+
+    @cached_property
+    def _gates(self) -> list[tuple[Gate, int]]:
+        from segfair.gates import invalid_gates, parse_gates
+
+        cfg = self.config
+        options: dict[str, Any] = {
+            "source": cfg.source,
+            "trusted_ruler": cfg.trusted_ruler,
+            "structures": list(cfg.structure_labels),
+        }
+        parse_gates(cfg.gates, **options)  # every problem of every entry at once
+        gates = [(g, i) for i, raw in enumerate(cfg.gates) for g in parse_gates([raw], **options)]
         # a name that is not configured is found here, before any mask is read
-        problems = [p for i, g in enumerate(gates) for p in check_gate_names(g, self.config, i)]
+        problems = [p for g, i in gates for p in check_gate_names(g, cfg, i)]
+        problems = list(dict.fromkeys(problems))  # an entry's copies per structure say it once
         if problems:
-            raise ConfigError(
-                "invalid gate"
-                + ("s" if len(problems) > 1 else "")
-                + ":\n  - "
-                + "\n  - ".join(problems),
-                key="gates",
-                source=self.config.source,
-            )
+            raise ConfigError(invalid_gates(problems), key="gates", source=cfg.source)
         return gates
 
     @cached_property
@@ -326,17 +340,25 @@ class SegfairSession:
     # ---- gates -----------------------------------------------------------------------------
     def check(self, gate: Gate | Mapping[str, Any]) -> GateResult:
         """Evaluate one gate (a model or a mapping like a ``[[gates]]`` entry) and record it."""
-        from segfair.gates import parse_gate
+        from segfair.gates import invalid_gates, parse_gate
         from segfair.planner import evaluate_gate
 
+        structures = list(self.config.structure_labels)
         spec = (
-            parse_gate(gate, source=self.config.source, trusted_ruler=self.config.trusted_ruler)
+            parse_gate(
+                gate,
+                source=self.config.source,
+                trusted_ruler=self.config.trusted_ruler,
+                structures=structures,
+            )
             if isinstance(gate, Mapping)
             else gate
         )
+        if len(structures) == 1 and spec.structure in structures:
+            spec = spec.model_copy(update={"structure": None})  # the only one: ids as before
         problems = check_gate_names(spec, self.config, None)
         if problems:
-            raise ConfigError("invalid gate:\n  - " + "\n  - ".join(problems), key="gate")
+            raise ConfigError(invalid_gates(problems, several=False), key="gate")
         result = evaluate_gate(
             self.audit, spec, baseline=self.baseline, on_inconclusive=self.on_inconclusive
         )
@@ -353,7 +375,10 @@ class SegfairSession:
         if isinstance(gate, Mapping):
             try:
                 spec = parse_gate(
-                    gate, source=self.config.source, trusted_ruler=self.config.trusted_ruler
+                    gate,
+                    source=self.config.source,
+                    trusted_ruler=self.config.trusted_ruler,
+                    structures=list(self.config.structure_labels),
                 )
             except Exception:
                 spec = None

@@ -650,7 +650,9 @@ def test_a_scored_case_outside_the_cohort_is_an_error() -> None:
     table = pd.concat(
         [
             scores.table,
-            pd.DataFrame([("ghost", "m", "expert", "dice", 0.1)], columns=scores.table.columns),
+            pd.DataFrame(
+                [("ghost", "foreground", "m", "expert", "dice", 0.1)], columns=scores.table.columns
+            ),
         ]
     )
     bad = Scores(

@@ -28,7 +28,8 @@ from segfair.evaluate.executors import _Progress
 def test_the_score_table_holds_every_metric_of_every_model_on_every_ruler(repo: Repo) -> None:
     scores = evaluate(load_cohort(repo.config_path), workers=1, cache=False)
     t = scores.table
-    assert list(t.columns) == ["case_id", "model", "ruler", "metric", "value"]
+    assert list(t.columns) == ["case_id", "structure", "model", "ruler", "metric", "value"]
+    assert set(t["structure"]) == {"foreground"}  # the one structure of a cohort without any
     assert len(t) == 12 * 1 * 2 * len(metrics.ALL_METRICS)
     assert set(t["ruler"]) == {"expert", "automated"}
     assert scores.agreement["ruler"].unique().tolist() == ["automated"]

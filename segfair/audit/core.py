@@ -6,7 +6,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,8 @@ from segfair.audit.messages import (
     UNKNOWN_METRIC,
     UNKNOWN_MODEL,
     UNKNOWN_RULER,
+    UNKNOWN_STRUCTURE,
+    WHICH_STRUCTURE,
     AuditError,
 )
 from segfair.audit.results import Estimate, _nan_estimate
@@ -54,6 +56,31 @@ from segfair.stats import (
 )
 
 __all__ = ["AuditCore", "ByArg", "Groups", "Series"]
+
+#: Marks the replicates of one structure's audit in :meth:`AuditCore.computed`.
+_STRUCTURE_KEY = "@structure"
+
+
+#: ``key → (cohort positions, values)`` of one long table.
+_Index = dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]]
+
+
+class _WhichStructure(dict[Any, Any]):
+    """The index of an audit of several structures: any read says to choose one."""
+
+    def __init__(self, structures: tuple[str, ...]) -> None:
+        super().__init__()
+        self.structures = structures
+
+    def _refuse(self, *_: Any) -> Any:
+        n, valid = len(self.structures), ", ".join(self.structures)
+        raise AuditError(WHICH_STRUCTURE.format(n=n, valid=valid))
+
+    __getitem__ = get = items = keys = values = __iter__ = __contains__ = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled (pytest-xdist's shared audit) by its structures, never by reading its items
+        return (_WhichStructure, (self.structures,))
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,23 +165,45 @@ class AuditCore:
         self.cluster = cluster
         self.min_group_size = int(min_group_size)
         self.design_weights = design_weights
-
+        self._settings: dict[str, Any] = dict(
+            seed=seed,
+            n_boot=n_boot,
+            confidence=confidence,
+            statistic=statistic,
+            cap=cap,
+            cluster=cluster,
+            min_group_size=min_group_size,
+            design_weights=design_weights,
+        )
+        self._children: dict[str, Self] = {}
+        #: The structures of the scores; with several, every estimand is asked of one
+        #: structure's audit (:meth:`for_structure`), this one holds no series of its own.
+        self.structures: tuple[str, ...] = tuple(scores.structures)
         groups = scores.groups.copy()
         groups.index = groups.index.astype(str)
         self._groups_table = groups.sort_index(kind="stable")
         self.cases = pd.Index(self._groups_table.index, name="case_id")
-        self._score_index = self._index_rows(scores.table, ("model", "ruler", "metric"), "score")
-        agreement = scores.agreement
-        if "reference" in agreement.columns and len(agreement):
-            agreement = agreement[agreement["reference"].astype(str) == scores.trusted_ruler]
-        self._agreement_index = self._index_rows(agreement, ("ruler", "metric"), "agreement")
-        self._morph_index = self._index_rows(
-            scores.morphology, ("descriptor", "ruler"), "morphology"
-        )
+        self._score_index, self._agreement_index, self._morph_index = self._indexes(scores)
         self._cluster_codes = self._cluster(cluster) if cluster is not None else None
         self._groups_cache: dict[tuple[str, ...], Groups] = {}
         self._series_cache: dict[tuple[Any, ...], Series] = {}
         self._reps_cache: dict[tuple[Any, ...], Replicates] = {}
+
+    def _indexes(self, scores: Scores) -> tuple[_Index, _Index, _Index]:
+        """The indexes of the score, agreement and morphology tables (checked once)."""
+        if len(self.structures) > 1:
+            # every estimand reads these indexes: with several structures, each read says to
+            # choose a structure instead of mixing them (or finding nothing)
+            which: _Index = _WhichStructure(self.structures)
+            return which, which, which
+        agreement = scores.agreement
+        if "reference" in agreement.columns and len(agreement):
+            agreement = agreement[agreement["reference"].astype(str) == scores.trusted_ruler]
+        return (
+            self._index_rows(scores.table, ("model", "ruler", "metric"), "score"),
+            self._index_rows(agreement, ("ruler", "metric"), "agreement"),
+            self._index_rows(scores.morphology, ("descriptor", "ruler"), "morphology"),
+        )
 
     def __repr__(self) -> str:
         return (
@@ -371,6 +420,27 @@ class AuditCore:
         self._reps_cache[key] = out
         return out
 
+    def for_structure(self, name: str) -> Self:
+        """The audit of one structure (this audit when it is the only one), built once, with
+        the same seed and settings: every estimand is per structure.
+
+        Example
+        -------
+        >>> from segfair.audit import Audit, example_scores
+        >>> a = Audit(example_scores(), n_boot=200)
+        >>> a.for_structure("foreground") is a
+        True
+        """
+        if name not in self.structures:
+            raise AuditError(UNKNOWN_STRUCTURE.format(name=name, valid=", ".join(self.structures)))
+        if len(self.structures) == 1:
+            return self
+        child = self._children.get(name)
+        if child is None:
+            child = type(self)(self.scores.for_structure(name), **self._settings)
+            self._children[name] = child
+        return child
+
     def computed(self) -> dict[tuple[Any, ...], Replicates]:
         """The bootstrap replicates computed so far, keyed by grouping, series and statistic.
 
@@ -387,12 +457,19 @@ class AuditCore:
         >>> b.gap("dice", by="age", model="m").gap == a.gap("dice", by="age", model="m").gap
         True
         """
-        return dict(self._reps_cache)
+        out = dict(self._reps_cache)
+        for name, child in self._children.items():
+            out.update({(_STRUCTURE_KEY, name, k): r for k, r in child.computed().items()})
+        return out
 
     def adopt(self, computed: Mapping[tuple[Any, ...], Replicates]) -> None:
         """Take replicates :meth:`computed` by an audit of the same scores, seed and settings;
         those already computed here are kept (they are the same)."""
         for key, reps in computed.items():
+            if len(key) == 3 and key[0] == _STRUCTURE_KEY:
+                if key[1] in self.structures:
+                    self.for_structure(key[1]).adopt({key[2]: reps})
+                continue
             self._reps_cache.setdefault(key, reps)
 
     def labelled_mask(self) -> np.ndarray:
@@ -404,6 +481,8 @@ class AuditCore:
         >>> int(Audit(example_scores(), n_boot=200).labelled_mask().sum())
         40
         """
+        if len(self.structures) > 1:  # a case's trusted mask holds every structure
+            return self.for_structure(self.structures[0]).labelled_mask()
         mask = np.zeros(len(self.cases), dtype=bool)
         for (_, r, _), (pos, _) in self._score_index.items():
             if r == self.scores.trusted_ruler:

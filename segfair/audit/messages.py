@@ -29,6 +29,8 @@ __all__ = [
     "UNKNOWN_METRIC",
     "UNKNOWN_MODEL",
     "UNKNOWN_RULER",
+    "UNKNOWN_STRUCTURE",
+    "WHICH_STRUCTURE",
     "AuditError",
 ]
 
@@ -82,3 +84,10 @@ GROUP_COLUMNS = ("n", "estimate", "lower", "upper", "capped", "undefined")
 
 class AuditError(SegfairError, ValueError):
     """A request the audit cannot answer: an unknown model, ruler, metric, group or setting."""
+
+
+UNKNOWN_STRUCTURE = "unknown structure {name!r}; the structures are: {valid}"
+WHICH_STRUCTURE = (
+    "this audit holds {n} structures ({valid}): ask one structure's audit, "
+    "audit.for_structure(name)"
+)

@@ -14,6 +14,7 @@ Example
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 import types
 import typing
@@ -21,13 +22,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from segfair.errors import ConfigError
 
 __all__ = [
     "BAD_TEMPLATE",
     "CONFIG_FILENAMES",
+    "DEFAULT_STRUCTURE",
     "NAME_CLASH",
     "NAME_PATTERN",
     "NO_CONFIG",
@@ -38,6 +50,7 @@ __all__ = [
     "DesignSpec",
     "SegfairConfig",
     "SourceSpec",
+    "StructureLabels",
     "find_config",
     "load_config",
     "parse_config",
@@ -63,6 +76,42 @@ BAD_TEMPLATE = (
 UNKNOWN_TRUSTED = "trusted_ruler {name!r} is not among the configured rulers {valid}"
 NAME_CLASH = "{name!r} is configured both as a ruler and as a model; give them different names"
 
+#: The name of the one structure of a configuration without ``[tool.segfair.structures]``.
+DEFAULT_STRUCTURE = "foreground"
+#: What a structure may be called: it becomes part of gate ids (``gap[…][enhancing]``), report
+#: keys and file names, so a letter first, then letters, digits, ``_`` and ``-``.
+STRUCTURE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
+BAD_STRUCTURE_NAME = (
+    "structure name {name!r} must start with a letter and hold only letters, digits, '_' and "
+    "'-' (e.g. tumor_core)"
+)
+BAD_STRUCTURE_LABELS = (
+    "structure {name!r} must be a label or a non-empty list of distinct labels, each an "
+    "integer ≥ 1 (0 is the background), e.g. {name} = 3 or {name} = [1, 3]; got {value!r}"
+)
+SAME_STRUCTURE_NAME = "structures {a!r} and {b!r} differ only in case; give them distinct names"
+SAME_STRUCTURE_LABELS = (
+    "structures {a!r} and {b!r} select the same labels {labels}; declare each structure once"
+)
+STRUCTURES_WITH = (
+    "{what} cannot be combined with [structures]: structures select labels from each source's "
+    "integer label map. {fix}"
+)
+STRUCTURES_WITH_LABELS_FIX = (
+    "Declare the single structure under [structures] instead (e.g. lesion = {labels}), or "
+    "remove [structures] to read one structure with labels"
+)
+STRUCTURES_WITH_SOURCE_LABELS_FIX = (
+    "Write every source's masks with the same label values (the structures name them), or "
+    "remove [structures] and keep one structure whose labels may differ per source"
+)
+STRUCTURES_WITH_THRESHOLD_FIX = (
+    "A thresholded probability map is one structure: remove [structures] to keep it, or "
+    "write integer label maps"
+)
+#: A structure as configured: one label, or the labels whose union it is.
+StructureLabels = int | list[int]
+
 #: What a ruler or model may be called (it becomes part of ids, file names and report keys).
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 _NAME = NAME_PATTERN
@@ -70,8 +119,6 @@ _NAME = NAME_PATTERN
 
 def valid_name(name: str) -> bool:
     """Whether ``name`` may name a ruler or a model (:data:`NAME_PATTERN`)."""
-    import re
-
     # fullmatch: with re.match, "$" also matches before a trailing newline
     return re.fullmatch(NAME_PATTERN, name) is not None
 
@@ -200,6 +247,8 @@ class SegfairConfig(_Strict):
 
     # how masks are read
     labels: list[int] = Field(default_factory=lambda: [1])
+    # name → a label or the labels whose union is the structure; None: one structure, `labels`
+    structures: dict[str, StructureLabels] | None = None
     threshold: float | None = None
     max_voxels: int = Field(default=1_000_000_000, gt=0)
     reorient: bool = False
@@ -251,6 +300,85 @@ class SegfairConfig(_Strict):
         if isinstance(value, Mapping):
             return {k: ({"path": v} if isinstance(v, str) else v) for k, v in value.items()}
         return value
+
+    @field_validator("structures", mode="before")
+    @classmethod
+    def _check_structures(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value  # pydantic says what type it wants
+        if not value:
+            raise ValueError(
+                "[structures] is empty: declare at least one, e.g. enhancing = 3, or remove it"
+            )
+        seen: dict[str, str] = {}
+        labels_of: dict[tuple[int, ...], str] = {}
+        for name, raw in value.items():
+            if not isinstance(name, str) or re.fullmatch(STRUCTURE_NAME_PATTERN, name) is None:
+                raise ValueError(BAD_STRUCTURE_NAME.format(name=name))
+            if name.lower() in seen:
+                raise ValueError(SAME_STRUCTURE_NAME.format(a=seen[name.lower()], b=name))
+            seen[name.lower()] = name
+            items = raw if isinstance(raw, list) else [raw]
+            whole = all(type(x) is int for x in items)  # not bool, not 1.0, not "1"
+            if not items or not whole or min(items) < 1 or len(set(items)) != len(items):
+                raise ValueError(BAD_STRUCTURE_LABELS.format(name=name, value=raw))
+            key = tuple(sorted(items))
+            if key in labels_of:
+                raise ValueError(
+                    SAME_STRUCTURE_LABELS.format(a=labels_of[key], b=name, labels=list(key))
+                )
+            labels_of[key] = name
+        return value
+
+    @model_validator(mode="after")
+    def _structures_read_label_maps(self) -> SegfairConfig:
+        if self.structures is None:
+            return self
+        if "labels" in self.model_fields_set:
+            fix = STRUCTURES_WITH_LABELS_FIX.format(labels=list(self.labels))
+            raise ValueError(STRUCTURES_WITH.format(what="labels", fix=fix))
+        if self.threshold is not None:
+            fix = STRUCTURES_WITH_THRESHOLD_FIX
+            raise ValueError(STRUCTURES_WITH.format(what="threshold", fix=fix))
+        for kind, table in (("rulers", self.rulers), ("models", self.models)):
+            for name, spec in table.items():
+                if spec.labels is not None:
+                    fix = STRUCTURES_WITH_SOURCE_LABELS_FIX
+                    what = f"{kind}.{name}.labels"
+                    raise ValueError(STRUCTURES_WITH.format(what=what, fix=fix))
+                if spec.threshold is not None:
+                    fix = STRUCTURES_WITH_THRESHOLD_FIX
+                    what = f"{kind}.{name}.threshold"
+                    raise ValueError(STRUCTURES_WITH.format(what=what, fix=fix))
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # a configuration without [structures] dumps as before it existed: the report records
+        # the configuration, and an unchanged configuration must give an unchanged report
+        out = handler(self)
+        if isinstance(out, dict) and out.get("structures", 0) is None:
+            del out["structures"]
+        return out
+
+    @property
+    def structure_labels(self) -> dict[str, tuple[int, ...]]:
+        """Structure name → its labels (sorted), in declared order; without ``[structures]``,
+        the one structure :data:`DEFAULT_STRUCTURE` of the cohort-wide ``labels``.
+
+        Example
+        -------
+        >>> cfg = parse_config({"cases": "m.csv", "rulers": {"e": "e/{case_id}.nii.gz"},
+        ...                     "models": {"m": "m/{case_id}.nii.gz"}, "trusted_ruler": "e",
+        ...                     "structures": {"core": [3, 1], "enhancing": 3}})
+        >>> cfg.structure_labels
+        {'core': (1, 3), 'enhancing': (3,)}
+        """
+        if self.structures is None:
+            return {DEFAULT_STRUCTURE: tuple(sorted(set(self.labels)))}
+        return {
+            n: tuple(sorted(v if isinstance(v, list) else [v])) for n, v in self.structures.items()
+        }
 
     @model_validator(mode="after")
     def _check_names(self) -> SegfairConfig:

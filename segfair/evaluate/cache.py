@@ -24,8 +24,9 @@ from segfair.version import __version__
 __all__ = ["CACHE_FORMAT", "CACHE_NOT_WRITABLE", "CACHE_TRACKED"]
 
 
-#: Bumped whenever the layout of a cached case result changes (3: entries carry an HMAC).
-CACHE_FORMAT = 3
+#: Bumped whenever the layout of a cached case result changes (3: entries carry an HMAC; 4:
+#: values per structure).
+CACHE_FORMAT = 4
 CACHE_TRACKED = (
     "the cache folder {path!r} holds files tracked by git ({example!r}, …): anyone who can "
     "open a pull request could feed it. Remove it from git (git rm -r --cached <folder>) and "
@@ -53,6 +54,9 @@ def _cache_key(task: CaseTask, hashes: Callable[[str], str] | None = None) -> st
         "settings": dict(task.settings),
         "reorient": task.reorient,
         "atol": task.atol,
+        "structures": None
+        if task.structures is None
+        else {k: list(v) for k, v in task.structures.items()},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -70,20 +74,26 @@ def _read_cache(path: Path, task: CaseTask) -> CaseResult | None:
         # moved here, is refused) and signed under our key (an edited one is refused)
         if doc.get("key") != path.stem or not verify_document(doc):
             return None
-        pairs = {
-            (p["pred"], p["ref"]): {k: float(v) for k, v in p["values"].items()}
-            for p in doc["pairs"]
-        }
-        morph = {k: {d: float(x) for d, x in v.items()} for k, v in doc["morphology"].items()}
+        names = list(task.structure_names)
+        scores: dict[str, dict[tuple[str, str], dict[str, float]]] = {n: {} for n in names}
+        shapes: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
+        for p in doc["pairs"]:
+            values = {k: float(v) for k, v in p["values"].items()}
+            scores[str(p["structure"])][(p["pred"], p["ref"])] = values  # KeyError: foreign
+        for m in doc["morphology"]:
+            values = {d: float(x) for d, x in m["values"].items()}
+            shapes[str(m["structure"])][str(m["ref"])] = values
         want = {tuple(p) for p in task.pairs}
-        if set(pairs) != want or set(morph) != set(task.describe):
+        if any(set(v) != want for v in scores.values()):
             return None
-        if any(set(v) != set(task.metrics) for v in pairs.values()):
+        if any(set(v) != set(task.describe) for v in shapes.values()):
+            return None
+        if any(set(v) != set(task.metrics) for per in scores.values() for v in per.values()):
             return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         # a corrupt or foreign entry is recomputed, never trusted
         return None
-    return CaseResult(case_id=task.case_id, pairs=pairs, morphology=morph, cached=True)
+    return CaseResult(case_id=task.case_id, scores=scores, shapes=shapes, cached=True)
 
 
 def _write_cache(path: Path, result: CaseResult) -> None:
@@ -93,8 +103,17 @@ def _write_cache(path: Path, result: CaseResult) -> None:
         "format": CACHE_FORMAT,
         "key": path.stem,
         "case_id": result.case_id,
-        "pairs": [{"pred": p, "ref": r, "values": v} for (p, r), v in sorted(result.pairs.items())],
-        "morphology": result.morphology,
+        # in the structures' order (reading the entry back keeps it), pairs sorted within
+        "pairs": [
+            {"structure": s, "pred": p, "ref": r, "values": v}
+            for s, per in result.scores.items()
+            for (p, r), v in sorted(per.items())
+        ],
+        "morphology": [
+            {"structure": s, "ref": r, "values": v}
+            for s, per in result.shapes.items()
+            for r, v in sorted(per.items())
+        ],
     }
     # the cache is an optimisation: a full disk costs a recomputation, never the run
     with contextlib.suppress(OSError):

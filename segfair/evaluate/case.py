@@ -3,6 +3,7 @@ references (run in worker processes, by reference)."""
 
 from __future__ import annotations
 
+from segfair.cohort.config import DEFAULT_STRUCTURE
 from segfair.errors import InputError, Problem
 from segfair.evaluate.cache import _cache_key, _cache_path, _read_cache, _write_cache
 from segfair.evaluate.tasks import CaseResult, CaseTask
@@ -11,7 +12,8 @@ __all__ = ["evaluate_case"]
 
 
 def evaluate_case(task: CaseTask) -> CaseResult:
-    """Evaluate one case: read each file once, check geometry, score every pair, describe refs.
+    """Evaluate one case: read each file once, check geometry, score every pair of every
+    structure, describe the references.
 
     Bad input is returned as problems (not raised) so that a run reports every bad case at once.
     """
@@ -32,10 +34,13 @@ def evaluate_case(task: CaseTask) -> CaseResult:
             return hit
 
     result = CaseResult(case_id=task.case_id)
-    masks: dict[str, io.Mask] = {}
+    masks: dict[str, io.Mask | io.LabelMap] = {}
     for name, file in task.files.items():
         try:
-            masks[name] = io.load_mask(file, case_id=task.case_id, **task.read[name])
+            if task.structures is None:
+                masks[name] = io.load_mask(file, case_id=task.case_id, **task.read[name])
+            else:  # read once as a label map; every structure is selected from it below
+                masks[name] = io.load_labels(file, case_id=task.case_id, **task.read[name])
         except InputError as exc:
             result.problems.append(Problem.from_input_error("unusable masks", exc))
     if result.problems:
@@ -59,14 +64,21 @@ def evaluate_case(task: CaseTask) -> CaseResult:
     settings = metrics.MetricSettings(
         hd95_method=task.settings["hd95_method"], nsd_tolerance=task.settings["nsd_tolerance"]
     )
-    arrays = {k: m.array for k, m in masks.items()}
     try:
-        result.pairs = metrics.compute_many(
-            arrays, list(task.pairs), anchor.spacing, list(task.metrics), settings=settings
-        )
-        result.morphology = {
-            k: morphology.describe_mask(arrays[k], anchor.spacing) for k in task.describe
-        }
+        if task.structures is None:
+            per_structure = {DEFAULT_STRUCTURE: {k: m.array for k, m in masks.items()}}
+        else:
+            maps = {k: m for k, m in masks.items() if isinstance(m, io.LabelMap)}
+            per_structure = io.select_structures(maps, task.structures, case_id=task.case_id)
+        for structure, arrays in per_structure.items():
+            # crops of one structure share its box, which holds all of its voxels: the metrics
+            # and the descriptors of the crops are those of the full-size masks
+            result.scores[structure] = metrics.compute_many(
+                arrays, list(task.pairs), anchor.spacing, list(task.metrics), settings=settings
+            )
+            result.shapes[structure] = {
+                k: morphology.describe_mask(arrays[k], anchor.spacing) for k in task.describe
+            }
     except InputError as exc:
         result.problems.append(Problem.from_input_error("unusable masks", exc))
         return result

@@ -135,8 +135,12 @@ def _check_against_cache(
         fresh = results.get(cid)
         if fresh is None or fresh is hit or fresh.problems:
             continue
-        wrong += _differences(cid, "", fresh.pairs, hit.pairs)
-        wrong += _differences(cid, "shape ", fresh.morphology, hit.morphology)
+        for structure, pairs in fresh.scores.items():
+            # the one structure of a cohort without [structures] is not named
+            what = "" if len(fresh.scores) == 1 else f"{structure}: "
+            wrong += _differences(cid, what, pairs, hit.scores.get(structure, {}))
+            old = hit.shapes.get(structure, {})
+            wrong += _differences(cid, f"{what}shape ", fresh.shapes[structure], old)
     if wrong:
         raise SegfairError(
             CACHE_MISMATCH.format(n=len(wrong), cases="\n  - ".join(wrong[:10]), path=cache_dir)
@@ -166,42 +170,47 @@ def _assemble(cohort: Cohort, results: Iterable[CaseResult], metrics: Sequence[s
 
     cfg = cohort.config
     trusted = f"ruler:{cfg.trusted_ruler}"
-    rows: list[tuple[str, str, str, str, float]] = []
-    agree: list[tuple[str, str, str, str, float]] = []
-    morph: list[tuple[str, str, str, float]] = []
+    rows: list[tuple[str, str, str, str, str, float]] = []
+    agree: list[tuple[str, str, str, str, str, float]] = []
+    morph: list[tuple[str, str, str, str, float]] = []
     for res in results:
-        for (pred, ref), values in res.pairs.items():
-            pk, pname = pred.split(":", 1)
-            rname = ref.split(":", 1)[1]
-            for m in metrics:
-                if pk == "model":
-                    rows.append((res.case_id, pname, rname, m, values[m]))
-                elif ref == trusted:
-                    agree.append((res.case_id, pname, rname, m, values[m]))
-        for ref, desc in res.morphology.items():
-            morph.extend((res.case_id, ref.split(":", 1)[1], d, v) for d, v in desc.items())
+        for structure, pairs in res.scores.items():
+            for (pred, ref), values in pairs.items():
+                pk, pname = pred.split(":", 1)
+                rname = ref.split(":", 1)[1]
+                for m in metrics:
+                    if pk == "model":
+                        rows.append((res.case_id, structure, pname, rname, m, values[m]))
+                    elif ref == trusted:
+                        agree.append((res.case_id, structure, pname, rname, m, values[m]))
+        for structure, shapes in res.shapes.items():
+            for ref, desc in shapes.items():
+                rname = ref.split(":", 1)[1]
+                morph.extend((res.case_id, structure, rname, d, v) for d, v in desc.items())
 
+    structures = tuple(cfg.structure_labels)
     order = {
+        "structure": {n: i for i, n in enumerate(structures)},
         "model": {n: i for i, n in enumerate(cfg.models)},
         "ruler": {n: i for i, n in enumerate(cfg.rulers)},
         "metric": {n: i for i, n in enumerate(metrics)},
     }
     table = pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
     table = table.sort_values(
-        ["case_id", "model", "ruler", "metric"],
+        ["case_id", "structure", "model", "ruler", "metric"],
         key=lambda s: s.map(order[s.name]) if s.name in order else s,
     ).reset_index(drop=True)
     agreement = pd.DataFrame(agree, columns=list(AGREEMENT_COLUMNS))
     agreement = agreement.sort_values(
-        ["case_id", "ruler", "metric"],
-        key=lambda s: (
-            s.map(order["ruler" if s.name == "ruler" else "metric"])
-            if s.name in ("ruler", "metric")
-            else s
-        ),
+        ["case_id", "structure", "ruler", "metric"],
+        key=lambda s: s.map(order[s.name]) if s.name in order else s,
     ).reset_index(drop=True)
     morphology = pd.DataFrame(morph, columns=list(MORPHOLOGY_COLUMNS))
-    morphology = morphology.sort_values(["case_id", "ruler", "descriptor"], kind="stable")
+    morphology = morphology.sort_values(
+        ["case_id", "structure", "ruler", "descriptor"],
+        key=lambda s: s.map(order["structure"]) if s.name == "structure" else s,
+        kind="stable",
+    )
     morphology = morphology.reset_index(drop=True)
     exclusions = cohort.exclusions.loc[:, list(EXCLUSION_COLUMNS)].reset_index(drop=True)
 
@@ -222,4 +231,5 @@ def _assemble(cohort: Cohort, results: Iterable[CaseResult], metrics: Sequence[s
         attribute_columns={n: s.column for n, s in cfg.attributes.items()},
         exclusions=exclusions,
         settings=settings,
+        structures=structures,
     )

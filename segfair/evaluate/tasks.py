@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segfair.cohort import Cohort
+from segfair.cohort.config import DEFAULT_STRUCTURE
 from segfair.errors import Problem, SegfairError
 
 __all__ = ["CaseResult", "CaseTask", "build_tasks"]
@@ -29,17 +30,50 @@ class CaseTask:
     cache_dir: str | None = None
     #: set by :func:`evaluate` after its cache lookup, so a worker does not hash the files again
     cache_key: str | None = None
+    #: declared structures (name → labels): each file is read once as a label map and every
+    #: structure selected from it; None: one structure, :data:`DEFAULT_STRUCTURE`, read as a
+    #: binary mask with ``read`` (labels, threshold)
+    structures: Mapping[str, tuple[int, ...]] | None = None
+
+    @property
+    def structure_names(self) -> tuple[str, ...]:
+        return (DEFAULT_STRUCTURE,) if self.structures is None else tuple(self.structures)
+
+
+#: Metric values of one structure: ``(pred, ref) → metric → value``.
+PairScores = dict[tuple[str, str], dict[str, float]]
+#: Descriptors of one structure: ``ref → descriptor → value``.
+ShapeScores = dict[str, dict[str, float]]
 
 
 @dataclass
 class CaseResult:
-    """Scores of one case: ``pairs[(pred, ref)][metric]`` and ``morphology[ref][descriptor]``."""
+    """Scores of one case per structure: ``scores[structure][(pred, ref)][metric]`` and
+    ``shapes[structure][ref][descriptor]``."""
 
     case_id: str
-    pairs: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
-    morphology: dict[str, dict[str, float]] = field(default_factory=dict)
+    scores: dict[str, PairScores] = field(default_factory=dict)
+    shapes: dict[str, ShapeScores] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     cached: bool = False
+
+    @property
+    def pairs(self) -> PairScores:
+        """The metric values of a case of one structure (``scores``' only entry)."""
+        return self._only(self.scores)
+
+    @property
+    def morphology(self) -> ShapeScores:
+        """The descriptors of a case of one structure (``shapes``' only entry)."""
+        return self._only(self.shapes)
+
+    def _only(self, per: dict[str, Any]) -> Any:
+        if len(per) > 1:
+            raise ValueError(
+                f"case {self.case_id!r} has {len(per)} structures ({', '.join(per)}): "
+                "read CaseResult.scores / .shapes by structure"
+            )
+        return next(iter(per.values()), {})
 
 
 def build_tasks(
@@ -75,6 +109,8 @@ def build_tasks(
                 "threshold": spec.threshold if spec.threshold is not None else cfg.threshold,
                 "max_voxels": cfg.max_voxels,
             }
+            if cfg.structures is not None:  # label maps: labels are the structures'
+                read[key] = {"max_voxels": cfg.max_voxels}
         pairs = [(f"model:{m}", f"ruler:{r}") for m in cfg.models for r in cfg.rulers]
         pairs += [(f"ruler:{a}", trusted) for a in cfg.automated_rulers]
         pairs = [(p, r) for p, r in pairs if p in files and r in files]
@@ -91,6 +127,7 @@ def build_tasks(
                 reorient=cfg.reorient,
                 atol=cfg.geometry_tolerance,
                 cache_dir=cache_dir,
+                structures=None if cfg.structures is None else cfg.structure_labels,
             )
         )
     return tasks

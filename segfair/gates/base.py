@@ -102,6 +102,27 @@ class BaseGate(BaseModel):
         "(default: the run's, itself 'fail' by default)",
     )
     confidence: float | None = Field(default=None, description="interval level (default: audit)")
+    structure: str | None = Field(
+        default=None,
+        description="the named structure the gate is decided on (may be omitted with one; "
+        "without it, a gate of a cohort of several structures applies to each)",
+    )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        # Every kind's id names its structure the same way, `gap[dice,sex,m,expert][enhancing]`,
+        # so a kind's own `id` is wrapped here rather than each kind remembering to add it.
+        super().__pydantic_init_subclass__(**kwargs)
+        own = cls.__dict__.get("id")
+        if isinstance(own, property) and own.fget is not None:
+            base = own.fget
+
+            def with_structure(self: BaseGate) -> str:
+                text = base(self)
+                return text if self.structure is None else f"{text}[{self.structure}]"
+
+            with_structure.__doc__ = own.__doc__
+            cls.id = property(with_structure)  # type: ignore[method-assign,assignment]
 
     @field_validator("by", mode="before", check_fields=False)
     @classmethod

@@ -51,6 +51,7 @@ def evaluate_gate(
     >>> r.status, r.ok
     ('passed', True)
     """
+    audit = _audit_of(audit, gate)
     conf = (
         confidence
         if confidence is not None
@@ -82,7 +83,12 @@ def evaluate_gate(
 def gate_checks(audit: Audit, gate: Gate, confidence: float) -> list[Check]:
     """The checks (estimate and interval at ``confidence`` against a limit) a gate decides on,
     on every group: what the label planner calibrates its normal approximation to."""
-    return list(gate.check(audit, confidence, None).checks)
+    return list(gate.check(_audit_of(audit, gate), confidence, None).checks)
+
+
+def _audit_of(audit: Audit, gate: Gate) -> Audit:
+    """The audit a gate is decided on: its structure's (every estimand is per structure)."""
+    return audit if gate.structure is None else audit.for_structure(gate.structure)
 
 
 def evaluate_gates(

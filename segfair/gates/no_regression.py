@@ -70,7 +70,11 @@ class NoRegressionGate(MetricGate):
         subject = (
             f"the growth of the {self.metric} gap across {by_name} for {self.model} on {ruler}"
         )
-        before = baseline_gap(baseline, self.gap_id) if baseline is not None else None
+        before = (
+            baseline_gap(baseline, self.gap_id, structure=self.structure)
+            if baseline is not None
+            else None
+        )
         label = f"increase of the {self.metric} gap across {by_name} over the baseline"
         unit = metric_unit(self.metric)
         if before is None:
@@ -103,10 +107,13 @@ class NoRegressionGate(MetricGate):
         )
 
 
-def baseline_gap(baseline: Mapping[str, Any], gap_id: str) -> float | None:
+def baseline_gap(
+    baseline: Mapping[str, Any], gap_id: str, *, structure: str | None = None
+) -> float | None:
     """The estimate of a gap (by its id, e.g. ``gap[dice,age_group,m,expert]``) in a report.
 
-    Looks in the report's ``gaps`` table first, then in its gate results.
+    Looks in the report's ``gaps`` table first, then in its gate results; with ``structure``,
+    at that structure's entries (a report of several structures names each entry's).
     """
     if not isinstance(baseline, Mapping):
         raise ConfigError(
@@ -115,13 +122,14 @@ def baseline_gap(baseline: Mapping[str, Any], gap_id: str) -> float | None:
             key="baseline",
         )
     for entry in _entries(baseline, "gaps"):
-        if entry.get("id") == gap_id:
+        if entry.get("id") == gap_id and entry.get("structure") == structure:
             gap = entry.get("gap")
             return _baseline_number(
                 gap.get("estimate") if isinstance(gap, Mapping) else gap, gap_id
             )
+    gate_id = gap_id if structure is None else f"{gap_id}[{structure}]"
     for entry in _entries(baseline, "gates"):
-        if entry.get("id") == gap_id:
+        if entry.get("id") == gate_id:
             return _baseline_number(entry.get("estimate"), gap_id)
     return None
 

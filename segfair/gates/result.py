@@ -152,6 +152,8 @@ class GateResult:
     cases_needed: int | None = None
     unit: str = ""
     location: Mapping[str, Any] | None = None
+    #: the named structure it was decided on (None: the cohort's only one)
+    structure: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -224,6 +226,8 @@ class GateResult:
             "evidence": [
                 {k: _clean(v) for k, v in row.items()} for row in ev.to_dict(orient="records")
             ],
+            # named only in a cohort of several structures: one-structure reports read as before
+            **({"structure": self.structure} if self.structure is not None else {}),
         }
 
     @classmethod
@@ -270,6 +274,7 @@ class GateResult:
             ),
             unit=str(data.get("unit") or ""),
             location=dict(data["location"]) if data.get("location") else None,
+            structure=str(data["structure"]) if data.get("structure") else None,
         )
 
     def __str__(self) -> str:

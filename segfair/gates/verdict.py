@@ -225,6 +225,8 @@ def _result(
         n_now = int(sum(int(n) for n in out.sizes if n > 0))
         message += f" About {cases} cases in all (now {n_now}) would likely decide it."
     steps = _next_steps(gate, out, status, reason, message, fix_small if small else "")
+    if gate.structure is not None:  # several structures: say which one the numbers are of
+        message = f"Structure {gate.structure!r}: {message}"
     return GateResult(
         id=gate.id,
         kind=gate.kind,
@@ -250,6 +252,7 @@ def _result(
         decidable_limit=decidable,
         cases_needed=cases,
         unit=check.unit,
+        structure=gate.structure,
     )
 
 

@@ -1,8 +1,9 @@
 """Reading and writing masks: NIfTI (``.nii``, ``.nii.gz``) and NumPy (``.npy``, ``.npz``).
 
-Every mask segfair scores goes through :func:`load_mask`, which turns a file into a :class:`Mask`:
-a read-only boolean array in the file's own memory order (Fortran order for NIfTI, C order for
-NumPy files) with its voxel spacing (mm) and affine. Everything that can go wrong
+Every binary mask segfair scores goes through :func:`load_mask` (label maps of several named
+structures: :func:`load_labels`, :func:`select_structures`), which turns a file into a
+:class:`Mask`: a read-only boolean array in the file's own memory order (Fortran order for
+NIfTI, C order for NumPy files) with its voxel spacing (mm) and affine. Everything that can go wrong
 with an input file (missing, truncated, not gzip, pickled, too large, a probability map, labels
 that are not there, a 4-D series) becomes an :class:`~segfair.errors.InputError` that names the
 case, the file and the fix; nothing from nibabel, zlib or the OS escapes raw.
@@ -31,14 +32,16 @@ from segfair.io import messages
 from segfair.io.atomic import atomic_write_bytes, atomic_write_text
 from segfair.io.files import SUPPORTED_SUFFIXES, content_hash, read_regular_text
 from segfair.io.geometry import check_geometry, describe_mismatch, geometry_fix, reorient_like
-from segfair.io.load import load_mask, read_geometry, read_shape
-from segfair.io.mask import Geometry, Mask
+from segfair.io.load import load_labels, load_mask, read_geometry, read_shape
+from segfair.io.mask import Geometry, LabelMap, Mask
 from segfair.io.messages import *  # noqa: F403  (the MSG_*/FIX_* texts: messages.__all__)
 from segfair.io.save import save_mask
+from segfair.io.structures import select_structures
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "Geometry",
+    "LabelMap",
     "Mask",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -46,11 +49,13 @@ __all__ = [
     "content_hash",
     "describe_mismatch",
     "geometry_fix",
+    "load_labels",
     "load_mask",
     "read_geometry",
     "read_regular_text",
     "read_shape",
     "reorient_like",
     "save_mask",
+    "select_structures",
 ]
 __all__ += messages.__all__

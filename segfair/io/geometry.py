@@ -3,17 +3,26 @@ and the exact axis reordering :func:`reorient_like`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TypeVar
+
 import numpy as np
 from nibabel import orientations as nib_ornt
 from numpy.typing import NDArray
 
 from segfair.errors import GeometryError
-from segfair.io.mask import Geometry, Mask, _describe
+from segfair.io.mask import Geometry, LabelMap, Mask, _describe
 from segfair.io.messages import FIX_REORIENT, FIX_RESAMPLE, MSG_GEOMETRY, MSG_NOT_REORIENTABLE
+
+_Grid = TypeVar("_Grid", bound=Mask | LabelMap)
 
 
 def describe_mismatch(
-    a: Mask | Geometry, b: Mask | Geometry, *, atol: float = 1e-3, allow_reorient: bool = False
+    a: Mask | LabelMap | Geometry,
+    b: Mask | LabelMap | Geometry,
+    *,
+    atol: float = 1e-3,
+    allow_reorient: bool = False,
 ) -> str | None:
     """Why two grids differ (with both geometries), or None when they agree.
 
@@ -27,7 +36,9 @@ def describe_mismatch(
     return f"{difference}: {_describe(a)}; {_describe(b)}"
 
 
-def _reorientable(mask: Mask | Geometry, target: Mask | Geometry, atol: float) -> bool:
+def _reorientable(
+    mask: Mask | LabelMap | Geometry, target: Mask | LabelMap | Geometry, atol: float
+) -> bool:
     plan = _reorientation(mask, target)
     return (
         plan is not None
@@ -35,7 +46,9 @@ def _reorientable(mask: Mask | Geometry, target: Mask | Geometry, atol: float) -
     )
 
 
-def geometry_fix(a: Mask | Geometry, b: Mask | Geometry, *, atol: float = 1e-3) -> str:
+def geometry_fix(
+    a: Mask | LabelMap | Geometry, b: Mask | LabelMap | Geometry, *, atol: float = 1e-3
+) -> str:
     """The fix for two grids that differ: reorient (axis order/flips only) or resample."""
     return FIX_REORIENT if _reorientable(b, a, atol) else FIX_RESAMPLE
 
@@ -58,7 +71,7 @@ def _difference(
 
 
 def _reorientation(
-    mask: Mask | Geometry, target: Mask | Geometry
+    mask: Mask | LabelMap | Geometry, target: Mask | LabelMap | Geometry
 ) -> tuple[NDArray[np.float64], tuple[int, ...], NDArray[np.float64]] | None:
     """The axis permutation/flips taking ``mask`` towards ``target``'s voxel order.
 
@@ -82,12 +95,12 @@ def _reorientation(
     return transform, tuple(new_shape), affine
 
 
-def _target_shape3(mask: Mask | Geometry) -> tuple[int, ...]:
+def _target_shape3(mask: Mask | LabelMap | Geometry) -> tuple[int, ...]:
     return mask.shape + (1,) * (3 - len(mask.shape))
 
 
 def check_geometry(
-    pred: Mask, ref: Mask, *, case_id: str | None = None, atol: float = 1e-3
+    pred: Mask | LabelMap, ref: Mask | LabelMap, *, case_id: str | None = None, atol: float = 1e-3
 ) -> None:
     """Refuse a prediction and a reference that are not on the same voxel grid.
 
@@ -119,8 +132,8 @@ def check_geometry(
 
 
 def reorient_like(
-    mask: Mask, target: Mask, *, case_id: str | None = None, atol: float = 1e-3
-) -> Mask:
+    mask: _Grid, target: Mask | LabelMap, *, case_id: str | None = None, atol: float = 1e-3
+) -> _Grid:
     """Reorder ``mask``'s voxels onto ``target``'s grid by axis permutations and flips only.
 
     Exact (no interpolation): each voxel moves to where the same world position sits in the
@@ -162,7 +175,8 @@ def reorient_like(
             spacing = [1.0] * ndim
             for axis in range(ndim):
                 spacing[int(transform[axis, 0])] = mask.spacing[axis]
-            return Mask(array, tuple(spacing), target.affine, mask.path)
+            # a Mask stays a Mask, a LabelMap a LabelMap (same fields)
+            return replace(mask, array=array, spacing=tuple(spacing), affine=target.affine)
     raise GeometryError(
         MSG_NOT_REORIENTABLE.format(
             difference=difference, mask=_describe(mask), target=_describe(target)

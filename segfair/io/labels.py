@@ -17,6 +17,7 @@ from segfair.io.messages import (
     FIX_LABELS_NOT_FOUND,
     FIX_NONFINITE,
     FIX_PROBABILITY,
+    FIX_PROBABILITY_STRUCTURES,
     MSG_BAD_LABELS,
     MSG_DTYPE,
     MSG_LABELS_NOT_FOUND,
@@ -108,6 +109,30 @@ def _found_labels(data: NDArray[Any]) -> list[int]:
     return [int(v) for v in values]
 
 
+def _check_float(
+    data: NDArray[Any], threshold: float | None, where: _Where, *, allow_threshold: bool = True
+) -> None:
+    """Refuse NaN/inf, and (without a threshold) values that are not whole numbers."""
+    lo, hi = float(np.min(data)), float(np.max(data))  # NaN propagates through min/max
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        nan = int(np.count_nonzero(np.isnan(data)))
+        inf = int(np.count_nonzero(np.isinf(data)))
+        where.fail(MSG_NONFINITE.format(nan=nan, inf=inf), FIX_NONFINITE)
+    if threshold is None and not _all_whole(data):
+        fix = FIX_PROBABILITY if allow_threshold else FIX_PROBABILITY_STRUCTURES
+        where.fail(MSG_PROBABILITY.format(min=lo, max=hi), fix)
+
+
+def _checked_label_map(data: NDArray[Any], where: _Where) -> NDArray[Any]:
+    """``data`` when it can be a label map: numbers, finite, whole (no copy)."""
+    kind = data.dtype.kind
+    if kind == "f":
+        _check_float(data, None, where, allow_threshold=False)
+    elif kind not in "biu":
+        where.fail(MSG_DTYPE.format(dtype=data.dtype), FIX_DTYPE)
+    return data
+
+
 def _select_foreground(
     data: NDArray[Any], labels: tuple[int, ...], threshold: float | None, where: _Where
 ) -> NDArray[np.bool_]:
@@ -120,16 +145,10 @@ def _select_foreground(
     if binary is not None:
         return binary  # 0/1 bytes: all background (a legitimate empty mask) or label 1 present
     if kind == "f":
-        lo, hi = float(np.min(data)), float(np.max(data))  # NaN propagates through min/max
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            nan = int(np.count_nonzero(np.isnan(data)))
-            inf = int(np.count_nonzero(np.isinf(data)))
-            where.fail(MSG_NONFINITE.format(nan=nan, inf=inf), FIX_NONFINITE)
+        _check_float(data, threshold, where)
         if threshold is not None:
             t = threshold
             return _apply(data, lambda src: np.greater_equal(src, t))
-        if not _all_whole(data):
-            where.fail(MSG_PROBABILITY.format(min=lo, max=hi), FIX_PROBABILITY)
         # Whole numbers in a float array: a label map stored as float (many tools export
         # float32); 0/1 is the binary special case. Labels select from it as from integers.
     elif kind not in "iu":

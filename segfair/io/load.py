@@ -1,4 +1,5 @@
-"""Reading mask files: :func:`load_mask`; header only: :func:`read_geometry`, :func:`read_shape`."""
+"""Reading mask files: :func:`load_mask`, :func:`load_labels`; header only:
+:func:`read_geometry`, :func:`read_shape`."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import os
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from segfair.io.files import _check_file, _unreadable, _Where
 from segfair.io.header import _checked_geometry, _Header, _mask_shape
-from segfair.io.labels import _normalise_labels, _select_foreground
-from segfair.io.mask import Geometry, Mask
+from segfair.io.labels import _checked_label_map, _normalise_labels, _select_foreground
+from segfair.io.mask import Geometry, LabelMap, Mask
 from segfair.io.messages import FIX_BAD_THRESHOLD, MSG_BAD_THRESHOLD
 from segfair.io.nifti import _nifti_header
 from segfair.io.npy import _npy_header, _npz_header
@@ -45,10 +49,7 @@ def read_geometry(
     (4, 5, 6)
     """
     path_str = os.fspath(path)
-    where = _Where(case_id, path_str)
-    suffix = _check_file(path_str, where)
-    header = _HEADER_READERS[suffix](path_str, where)
-    shape, mask_spacing, affine = _checked_geometry(header, max_voxels, spacing, where)
+    _, _, (shape, mask_spacing, affine) = _checked_header(path_str, case_id, max_voxels, spacing)
     return Geometry(shape, mask_spacing, affine, path_str)
 
 
@@ -116,9 +117,28 @@ def load_mask(
             where.fail(MSG_BAD_THRESHOLD.format(threshold=threshold), FIX_BAD_THRESHOLD)
         if not math.isfinite(threshold):
             where.fail(MSG_BAD_THRESHOLD.format(threshold=threshold), FIX_BAD_THRESHOLD)
+    data, mask_spacing, affine = _read_voxels(path_str, where, max_voxels, spacing)
+    foreground = _select_foreground(data, label_tuple, threshold, where)
+    return Mask(foreground, mask_spacing, affine, path_str)
+
+
+def _checked_header(
+    path_str: str, case_id: str | None, max_voxels: int, spacing: Sequence[float] | None
+) -> tuple[str, _Header, tuple[tuple[int, ...], tuple[float, ...], NDArray[np.float64]]]:
+    """The file's suffix, its header and the geometry it promises, checked (no voxel data)."""
+    where = _Where(case_id, path_str)
     suffix = _check_file(path_str, where)
     header = _HEADER_READERS[suffix](path_str, where)
-    shape, mask_spacing, affine = _checked_geometry(header, max_voxels, spacing, where)
+    return suffix, header, _checked_geometry(header, max_voxels, spacing, where)
+
+
+def _read_voxels(
+    path_str: str, where: _Where, max_voxels: int, spacing: Sequence[float] | None
+) -> tuple[NDArray[Any], tuple[float, ...], NDArray[np.float64]]:
+    """The checked header's geometry and the voxel data (2-D or 3-D, the file's memory order)."""
+    suffix, header, (shape, mask_spacing, affine) = _checked_header(
+        path_str, where.case_id, max_voxels, spacing
+    )
 
     data = header.read()
     if data.shape != header.shape:  # a header that lies about its own data
@@ -130,9 +150,37 @@ def load_mask(
         )
     # Drop the trailing singleton axes by indexing: always a view, whatever the memory order.
     squeeze: tuple[Any, ...] = (Ellipsis, *([0] * (data.ndim - len(shape))))
-    data = data[squeeze]
-    foreground = _select_foreground(data, label_tuple, threshold, where)
-    return Mask(foreground, mask_spacing, affine, path_str)
+    return data[squeeze], mask_spacing, affine
+
+
+def load_labels(
+    path: str | os.PathLike[str],
+    *,
+    case_id: str | None = None,
+    max_voxels: int = 1_000_000_000,
+    spacing: Sequence[float] | None = None,
+) -> LabelMap:
+    """Read a label map file into a :class:`LabelMap` (its values as read, with geometry).
+
+    The same files, header checks and refusals as :func:`load_mask` (missing, unreadable, too
+    large, not 2-D/3-D, NaN or infinite values, a dtype that is not numeric), and one more: a
+    float map must hold whole numbers (a probability map has no labels; threshold it into one
+    structure with :func:`load_mask` instead). Which labels it holds is checked when structures
+    are selected from it (:func:`segfair.io.select_structures`), which knows the labels wanted.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.npy")
+    >>> np.save(p, np.array([[0, 1], [2, 3]], np.uint8))
+    >>> m = load_labels(p, case_id="A1")
+    >>> m.array.tolist(), m.spacing
+    ([[0, 1], [2, 3]], (1.0, 1.0))
+    """
+    path_str = os.fspath(path)
+    where = _Where(case_id, path_str)
+    data, map_spacing, affine = _read_voxels(path_str, where, max_voxels, spacing)
+    return LabelMap(_checked_label_map(data, where), map_spacing, affine, path_str)
 
 
 def read_shape(path: str | os.PathLike[str], *, case_id: str | None = None) -> tuple[int, ...]:

@@ -27,12 +27,14 @@ __all__ = [
     "FIX_NPZ_NO_MASK",
     "FIX_PICKLED",
     "FIX_PROBABILITY",
+    "FIX_PROBABILITY_STRUCTURES",
     "FIX_REORIENT",
     "FIX_RESAMPLE",
     "FIX_SAVE_DTYPE",
     "FIX_SAVE_NDIM",
     "FIX_SAVE_NPY_GEOMETRY",
     "FIX_SPACING_LENGTH",
+    "FIX_STRUCTURE_LABELS_NOT_FOUND",
     "FIX_SUFFIX",
     "FIX_TOO_FEW_DIMS",
     "FIX_TOO_LARGE",
@@ -156,6 +158,13 @@ MSG_PROBABILITY = (
 FIX_PROBABILITY = (
     "set `threshold` (e.g. 0.5) for this mask source to binarise it as value >= threshold, "
     "or export a label mask"
+)
+FIX_PROBABILITY_STRUCTURES = (
+    "[structures] select labels from integer label maps: export a label mask, or remove "
+    "[structures] and set `threshold` to read this probability map as one structure"
+)
+FIX_STRUCTURE_LABELS_NOT_FOUND = (
+    "declare the structures by the labels the masks hold, e.g. {suggestion}, under [structures]"
 )
 MSG_LABELS_NOT_FOUND = (
     "none of the selected labels {selected} occur in the mask; it holds labels {found}"

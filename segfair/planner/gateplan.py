@@ -59,6 +59,8 @@ class GatePlan:
     notes: tuple[str, ...] = ()
     simulated_power: float = float("nan")
     contrasts: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
+    #: the named structure the gate is decided on (None: the cohort's only one)
+    structure: str | None = None
 
     @property
     def total_additional(self) -> int:
@@ -160,4 +162,6 @@ class GatePlan:
                 for g, row in self.groups.iterrows()
             ],
             "notes": list(self.notes),
+            # named only in a cohort of several structures: one-structure plans read as before
+            **({"structure": self.structure} if self.structure is not None else {}),
         }

@@ -87,7 +87,11 @@ def plan(
     which the share is undefined.
     """
     if isinstance(gate, Mapping):
-        gate = parse_gate(gate, trusted_ruler=audit.scores.trusted_ruler)
+        gate = parse_gate(
+            gate, trusted_ruler=audit.scores.trusted_ruler, structures=audit.structures
+        )
+    if gate.structure is not None:  # every estimand is per structure
+        audit = audit.for_structure(gate.structure)
     if not 0 < power < 1:
         raise PlanError(f"power must lie in (0, 1); got {power!r}")
     if target_halfwidth is not None and not target_halfwidth > 0:
@@ -176,6 +180,7 @@ def plan(
         feasible=feasible,
         notes=tuple(notes),
         contrasts=tuple(pl.contrasts),
+        structure=gate.structure,
     )
     if simulate and checks:
         out = replace(

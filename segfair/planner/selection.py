@@ -98,7 +98,9 @@ def select_cases(
             k, _, p = max(asks, key=lambda t: (t[0], -t[1]))  # the first of the largest
             if k <= 0:
                 continue
-            dis = _disagreement(audit, p.model, auto) if within == "disagreement" else None
+            # disagreement on the structure the plan's gate is decided on
+            on = audit if p.structure is None else audit.for_structure(p.structure)
+            dis = _disagreement(on, p.model, auto) if within == "disagreement" else None
             pool = np.where((g.codes == i) & ~labelled)[0]
             pool = np.array([c for c in pool if str(audit.cases[c]) not in chosen], dtype=int)
             if len(pool) == 0:

@@ -104,6 +104,94 @@ def build_report(
 
     rulers = list(scores.rulers)
     pairs = _model_pairs(gates, models)
+    # every section is per structure; with several, each entry names its structure (one: the
+    # document of before, no structure named)
+    names = list(audit.structures)
+    parts = [
+        _structure_sections(
+            audit.for_structure(s),
+            notes,
+            attributes=attributes,
+            models=models,
+            rulers=rulers,
+            metrics=metrics,
+            metric=metric,
+            table_metrics=table_metrics,
+            pairs=pairs,
+            prefix=f"{s}: " if len(names) > 1 else "",
+        )
+        for s in names
+    ]
+
+    def merged(entries: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        if len(names) == 1:
+            return entries[0]
+        return [{"structure": s, **e} for s, part in zip(names, entries, strict=True) for e in part]
+
+    groups, gaps = merged([p[0] for p in parts]), merged([p[1] for p in parts])
+    sections = {key: merged([p[2][key] for p in parts]) for key in parts[0][2]}
+    coverage = parts[0][3] if len(names) == 1 else _merged_coverage(names, [p[3] for p in parts])
+
+    first = audit.for_structure(names[0])
+    attribute, model = _headline(gates, attributes, models, gaps, metric, trusted)
+    headline_structure = _gate_structure(gates, names)
+    worst = _worst_cases(
+        audit.for_structure(headline_structure),
+        cohort,
+        config,
+        metric=metric,
+        attribute=attribute,
+        model=model,
+        per_group=worst_per_group,
+    )
+    if len(names) > 1:
+        worst = {"structure": headline_structure} | worst
+
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_ID,
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "segfair_version": __version__,
+        "headline": {
+            "metric": metric,
+            "attribute": attribute,
+            "model": model,
+            "trusted": trusted,
+            "automated": automated,
+        },
+        "cohort": _cohort_summary(first, attributes, metrics)
+        | ({"structures": names} if len(names) > 1 else {}),
+        "gates": gates,
+        "verdict": verdict(gates),
+        "groups": groups,
+        "gaps": gaps,
+        **sections,
+        "coverage": coverage,
+        "worst_cases": worst,
+        "provenance": _provenance(first, config, seed),
+        "notes": sorted(set(notes)),
+        "warnings": _warnings(first, config, cohort),
+    }
+    out: dict[str, Any] = _jsonable(doc)
+    return out
+
+
+def _structure_sections(
+    audit: Audit,
+    notes: list[str],
+    *,
+    attributes: Sequence[str],
+    models: Sequence[str],
+    rulers: Sequence[str],
+    metrics: Sequence[str],
+    metric: str,
+    table_metrics: Sequence[str],
+    pairs: Sequence[tuple[str, str]],
+    prefix: str,
+) -> tuple[list[Any], list[Any], dict[str, list[Any]], dict[str, Any]]:
+    """The group tables, gaps, per-metric sections and coverage of one structure's audit."""
+    scores = audit.scores
+    trusted = scores.trusted_ruler
+    automated = [r for r in rulers if r != trusted]
     descriptors = set(
         scores.morphology.loc[
             scores.morphology["ruler"].astype(str) == trusted, "descriptor"
@@ -111,18 +199,20 @@ def build_report(
     )
     stratify = "volume_ml" if "volume_ml" in descriptors else None
     if stratify is None:
-        notes.append("difficulty-controlled gap: no volume_ml descriptor of the trusted masks")
+        notes.append(
+            f"{prefix}difficulty-controlled gap: no volume_ml descriptor of the trusted masks"
+        )
 
     memo = _SECTIONS.setdefault(audit, {})
 
     def each(what: str, fn: Callable[..., T], keys: Iterable[tuple[Any, ...]]) -> list[T]:
         found: list[T] = []
         for k in keys:
-            key = (fn.__name__, k)
+            key = (fn.__name__, (prefix, *k))
             if key not in memo:
                 left: list[str] = []
                 part = functools.partial(fn, audit, *k)
-                memo[key] = (_attempt(left, what.format(*k), part), left)
+                memo[key] = (_attempt(left, prefix + what.format(*k), part), left)
             entry, left = memo[key]
             notes.extend(left)
             if entry is not None:
@@ -164,43 +254,27 @@ def build_report(
         "morphology": each("morphology by {}", _morphology_entry, ((a,) for a in attributes)),
     }
     coverage = _coverage(audit, attributes, groups, notes, shown=table_metrics)
+    return groups, gaps, sections, coverage
 
-    attribute, model = _headline(gates, attributes, models, gaps, metric, trusted)
-    worst = _worst_cases(
-        audit,
-        cohort,
-        config,
-        metric=metric,
-        attribute=attribute,
-        model=model,
-        per_group=worst_per_group,
-    )
 
-    doc: dict[str, Any] = {
-        "schema": SCHEMA_ID,
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "segfair_version": __version__,
-        "headline": {
-            "metric": metric,
-            "attribute": attribute,
-            "model": model,
-            "trusted": trusted,
-            "automated": automated,
-        },
-        "cohort": _cohort_summary(audit, attributes, metrics),
-        "gates": gates,
-        "verdict": verdict(gates),
-        "groups": groups,
-        "gaps": gaps,
-        **sections,
-        "coverage": coverage,
-        "worst_cases": worst,
-        "provenance": _provenance(audit, config, seed),
-        "notes": sorted(set(notes)),
-        "warnings": _warnings(audit, config, cohort),
-    }
-    out: dict[str, Any] = _jsonable(doc)
+def _merged_coverage(names: Sequence[str], parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One coverage section of several structures: the rows that differ per structure
+    (capped and undefined values) name theirs; availability is per case, the same for all."""
+    out = dict(parts[0])
+    out["capped"] = [
+        {"structure": s, **row} for s, p in zip(names, parts, strict=True) for row in p["capped"]
+    ]
     return out
+
+
+def _gate_structure(gates: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str:
+    """The structure of the first blocking gate, else of the first gate, else the first one."""
+    ordered = [g for g in gates if not _gate_ok(g)] + [g for g in gates if _gate_ok(g)]
+    for g in ordered:
+        found = str(g.get("structure") or "")
+        if found in names:
+            return found
+    return names[0]
 
 
 def _warnings(audit: Audit, config: SegfairConfig, cohort: Cohort | None) -> list[str]:

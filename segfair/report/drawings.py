@@ -17,6 +17,7 @@ import numpy as np
 from segfair.errors import SegfairError
 from segfair.report.rows import _labels
 from segfair.report.values import _num
+from segfair.scores import DEFAULT_STRUCTURE
 from segfair.version import __version__
 
 if TYPE_CHECKING:
@@ -141,15 +142,20 @@ def _worst_cases(
     return out
 
 
-def _read(cohort: Cohort, config: SegfairConfig, kind: str, name: str, case_id: str) -> Any:
+def _read(
+    cohort: Cohort, config: SegfairConfig, kind: str, name: str, case_id: str, structure: str
+) -> Any:
     from segfair.io import load_mask
 
     table = config.models if kind == "model" else config.rulers
     spec = table[name]
+    labels = spec.labels if spec.labels is not None else config.labels
+    if config.structures is not None:  # the drawn structure's labels, from the label map
+        labels = list(config.structure_labels[structure])
     return load_mask(
         cohort.path("model" if kind == "model" else "ruler", name, case_id),
         case_id=case_id,
-        labels=spec.labels if spec.labels is not None else config.labels,
+        labels=labels,
         threshold=spec.threshold if spec.threshold is not None else config.threshold,
         max_voxels=config.max_voxels,
     )
@@ -167,7 +173,8 @@ def _draw_case(
 ) -> dict[str, Any]:
     scores = audit.scores
     trusted = scores.trusted_ruler
-    drawing = _cached_drawing(cohort, config, case_id, model, trusted, automated)
+    structure = audit.scores.structures[0]  # a structure's audit: its one structure
+    drawing = _cached_drawing(cohort, config, case_id, model, trusted, automated, structure)
 
     def value(ruler: str) -> float | None:
         v = scores.values(metric, model=model, ruler=ruler)
@@ -201,6 +208,7 @@ def _cached_drawing(
     model: str,
     trusted: str,
     automated: Sequence[str],
+    structure: str = DEFAULT_STRUCTURE,
 ) -> dict[str, Any]:
     """:func:`_drawing`, kept in the result cache next to the case's scores.
 
@@ -208,7 +216,7 @@ def _cached_drawing(
     MAMA-MIA size. The entry is keyed like a case result, by the content of the files.
     """
     if cohort.cache_dir is None:  # the run's cache is off
-        return _drawing(cohort, config, case_id, model, trusted, automated)
+        return _drawing(cohort, config, case_id, model, trusted, automated, structure)
     from segfair.cohort.fileindex import file_index
     from segfair.io import atomic_write_text
     from segfair.io.signing import sign_document, verify_document
@@ -220,7 +228,7 @@ def _cached_drawing(
     try:
         files = {k: (index.content_hash(v) if v.is_file() else None) for k, v in paths.items()}
     except SegfairError:
-        return _drawing(cohort, config, case_id, model, trusted, automated)
+        return _drawing(cohort, config, case_id, model, trusted, automated, structure)
     payload = {
         "format": DRAWING_FORMAT,
         "segfair": __version__,
@@ -229,6 +237,7 @@ def _cached_drawing(
         "order": list(paths),
         "labels": list(config.labels),
         "threshold": config.threshold,
+        **({"structure": list(config.structure_labels[structure])} if config.structures else {}),
         "read": {
             k: [spec.labels, spec.threshold]
             for k, spec in (
@@ -244,7 +253,7 @@ def _cached_drawing(
         # signed like the results (SECURITY.md): a forged drawing would show another case
         if isinstance(cached, dict) and cached.get("key") == key and verify_document(cached):
             return dict(cached["drawing"])
-    drawing = _drawing(cohort, config, case_id, model, trusted, automated)
+    drawing = _drawing(cohort, config, case_id, model, trusted, automated, structure)
     with contextlib.suppress(OSError, SegfairError):  # an optimisation, never the run
         entry = sign_document({"key": key, "drawing": drawing})
         atomic_write_text(path, json.dumps(entry, sort_keys=True))
@@ -259,10 +268,11 @@ def _drawing(
     model: str,
     trusted: str,
     automated: Sequence[str],
+    structure: str = DEFAULT_STRUCTURE,
 ) -> dict[str, Any]:
     """What a worst case's picture needs from its masks (everything but the scores)."""
-    pred = _read(cohort, config, "model", model, case_id)
-    ref = _read(cohort, config, "ruler", trusted, case_id)
+    pred = _read(cohort, config, "model", model, case_id, structure)
+    ref = _read(cohort, config, "ruler", trusted, case_id, structure)
     if pred.shape != ref.shape:
         raise ValueError(f"prediction {pred.shape} and {trusted} {ref.shape} grids differ")
     autos: list[tuple[str, Any]] = []
@@ -272,7 +282,7 @@ def _drawing(
         if not path.is_file():
             missing.append(name)
             continue
-        mask = _read(cohort, config, "ruler", name, case_id)
+        mask = _read(cohort, config, "ruler", name, case_id, structure)
         if mask.shape == ref.shape:
             autos.append((name, mask))
     p, t = pred.array, ref.array

@@ -78,6 +78,43 @@ def _gate_defaults(gate: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: The sections of the document whose entries are per structure.
+STRUCTURE_SECTIONS = (
+    "groups",
+    "gaps",
+    "fairness",
+    "distortion",
+    "amplification",
+    "label_audit",
+    "controlled_gap",
+    "morphology",
+)
+SHOWN_STRUCTURE = (
+    "The cohort has {n} structures ({names}): the gates table shows every gate, and the "
+    "sections of this report show the structure {shown!r} (that of the first blocking gate, "
+    "else of the first gate). The JSON report holds the sections of every structure."
+)
+
+
+def _one_structure(doc: dict[str, Any]) -> dict[str, Any]:
+    """A document of several structures with its sections restricted to the structure the
+    worst cases show (the first blocking gate's), saying so in its notes; the HTML shows one
+    structure's sections rather than mixing several under one heading."""
+    names = list((doc.get("cohort") or {}).get("structures") or [])
+    if len(names) < 2:
+        return doc
+    shown = (doc.get("worst_cases") or {}).get("structure") or names[0]
+    out = dict(doc)
+    for key in STRUCTURE_SECTIONS:
+        out[key] = [e for e in doc.get(key) or [] if e.get("structure") == shown]
+    coverage = dict(doc.get("coverage") or {})
+    coverage["capped"] = [r for r in coverage.get("capped") or [] if r.get("structure") == shown]
+    out["coverage"] = coverage
+    note = SHOWN_STRUCTURE.format(n=len(names), names=", ".join(names), shown=shown)
+    out["notes"] = [note, *(doc.get("notes") or [])]
+    return out
+
+
 def render_html(doc: Mapping[str, Any]) -> str:
     """The self-contained HTML report: inline CSS and SVG, no script, no request of any kind."""
     counter = iter(range(1, 1 << 30))
@@ -88,6 +125,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
     # gates may come from other processes (merged xdist results) or older writers: every field
     # the template reads gets a default, so a missing optional field never breaks the report
     doc = dict(doc, gates=[_gate_defaults(g) for g in order_gates(doc.get("gates") or [])])
+    doc = _one_structure(doc)
     v = verdict(doc["gates"])
     rulers = _ruler_views(doc, ids)
     head = next((r for r in rulers if r["headline"]), rulers[0] if rulers else None)

@@ -53,7 +53,7 @@ def config_gate_locations(config: SegfairConfig) -> dict[str, dict[str, Any]]:
     """Gate id → ``{"file", "line", "origin": "configuration"}`` for the gates of
     ``config`` (``file`` relative to the configuration's folder); empty when the configuration
     was not read from a file or its tables cannot be matched to its gates."""
-    from segfair.gates import parse_gate
+    from segfair.gates import parse_gates
 
     if not config.source or not config.gates:
         return {}
@@ -68,10 +68,14 @@ def config_gate_locations(config: SegfairConfig) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for spec, line in zip(config.gates, lines, strict=True):
         try:
-            gate = parse_gate(spec, trusted_ruler=config.trusted_ruler)
+            # an entry's copies per structure (a cohort of several) share its line
+            gates = parse_gates(
+                [spec], trusted_ruler=config.trusted_ruler, structures=list(config.structure_labels)
+            )
         except Exception:  # an invalid gate is reported as an error elsewhere; no line for it
             continue
-        out.setdefault(gate.id, location(path, line, origin="configuration", root=config.root))
+        for gate in gates:
+            out.setdefault(gate.id, location(path, line, origin="configuration", root=config.root))
     return out
 
 

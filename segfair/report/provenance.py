@@ -132,6 +132,8 @@ def _provenance(audit: Audit, config: SegfairConfig, seed: int) -> dict[str, Any
     source = Path(config.source) if config.source else None
     table = config.resolve(config.cases)
     settings = _jsonable(dict(scores.settings))
+    # the structure is part of a row's key when there are several (one: the digests of before)
+    by = ("case_id", "structure") if len(scores.structures) > 1 else ("case_id",)
     return {
         "segfair_version": __version__,
         "versions": _versions(),
@@ -151,12 +153,12 @@ def _provenance(audit: Audit, config: SegfairConfig, seed: int) -> dict[str, Any
         "config_file_sha256": _sha256_file(source) if source is not None else None,
         "metric_definitions": settings,
         "inputs": {
-            "scores_sha256": _frame_hash(scores.table, ("case_id", "model", "ruler", "metric")),
+            "scores_sha256": _frame_hash(scores.table, (*by, "model", "ruler", "metric")),
             "scores_rows": len(scores.table),
             "agreement_sha256": _frame_hash(
-                scores.agreement, ("case_id", "ruler", "reference", "metric")
+                scores.agreement, (*by, "ruler", "reference", "metric")
             ),
-            "morphology_sha256": _frame_hash(scores.morphology, ("case_id", "ruler", "descriptor")),
+            "morphology_sha256": _frame_hash(scores.morphology, (*by, "ruler", "descriptor")),
             "metadata_file": _relative(table, config.root),
             "metadata_sha256": _metadata_hash(scores.metadata, table),
         },
