@@ -59,10 +59,16 @@ def evaluate_case(task: CaseTask) -> CaseResult:
     settings = metrics.MetricSettings(
         hd95_method=task.settings["hd95_method"], nsd_tolerance=task.settings["nsd_tolerance"]
     )
+    lesion_settings = metrics.LesionSettings(**task.settings.get("lesions", {}))
     arrays = {k: m.array for k, m in masks.items()}
     try:
         result.pairs = metrics.compute_many(
-            arrays, list(task.pairs), anchor.spacing, list(task.metrics), settings=settings
+            arrays,
+            list(task.pairs),
+            anchor.spacing,
+            list(task.metrics),
+            settings=settings,
+            lesion_settings=lesion_settings,
         )
         result.morphology = {
             k: morphology.describe_mask(arrays[k], anchor.spacing) for k in task.describe

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from segfair.errors import InputError
 from segfair.metrics.arrays import BoolArray, Spacing, as_array
 from segfair.metrics.settings import (
     LESION_METRICS,
@@ -518,6 +519,11 @@ def lesion_scores(
 
 
 def _check_ndim(ndim: int, settings: LesionSettings) -> None:
-    """Raise ValueError when the declared connectivity does not fit masks of ``ndim`` axes."""
-    _structure(ndim, settings.connectivity)
+    """Raise InputError when the declared connectivity does not fit masks of ``ndim`` axes."""
+    try:
+        _structure(ndim, settings.connectivity)
+    except ValueError as exc:
+        raise InputError(
+            str(exc), fix="set [lesions] connectivity to a value for these masks, or leave it unset"
+        ) from None
 

@@ -16,11 +16,20 @@ from segfair.stats.intervals import (
     studentized_interval,
     wilson_interval,
 )
-from segfair.stats.kinds import DISTANCE_METRICS, FRACTION_METRICS, STATISTICS, Statistic
+from segfair.stats.kinds import (
+    COUNT_METRICS,
+    DISTANCE_METRICS,
+    FRACTION_METRICS,
+    LOWER_IS_BETTER,
+    STATISTICS,
+    Statistic,
+)
 
 __all__ = [
+    "COUNT_METRICS",
     "DISTANCE_METRICS",
     "FRACTION_METRICS",
+    "LOWER_IS_BETTER",
     "STATISTICS",
     "Design",
     "Replicates",
