@@ -59,7 +59,7 @@ def random_case(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[np.nd
             part = blob(shape, centre, radius)
             axis = int(rng.integers(len(shape)))
             cut = np.indices(shape)[axis]
-            c = int(round(centre[axis]))
+            c = round(centre[axis])
             pred |= part & ((cut < c - 1) | (cut > c))
     for _ in range(int(rng.integers(0, 3))):
         pred |= blob(shape, rng.uniform(2, np.asarray(shape) - 2), float(rng.uniform(0.8, 3.0)))
@@ -105,7 +105,9 @@ def brats_scores(
         original = pd.DataFrame.replace
 
         def replace(self: Any, to_replace: Any = None, value: Any = None, **kw: Any) -> Any:
-            arrays = [c for c in self.columns if self[c].map(lambda v: isinstance(v, np.ndarray)).any()]
+            arrays = [
+                c for c in self.columns if self[c].map(lambda v: isinstance(v, np.ndarray)).any()
+            ]
             if not arrays:
                 return original(self, to_replace, value, **kw)
             out = self.copy()
@@ -117,7 +119,8 @@ def brats_scores(
         pd.DataFrame.replace = replace  # type: ignore[method-assign]
     sys.path.insert(0, str(metrics_py.parent))
     spec = importlib.util.spec_from_file_location("brats23_metrics", metrics_py)
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = {}
@@ -168,9 +171,9 @@ def panoptica_scores(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ..
         instance_matcher=NaiveThresholdMatching(matching_metric=Metric.IOU, matching_threshold=0.5),
         instance_metrics=[Metric.DSC, Metric.IOU, Metric.HD95],
     )
-    r = evaluator.evaluate(
-        pred.astype(np.uint8), ref.astype(np.uint8), voxelspacing=spacing
-    )["ungrouped"]
+    r = evaluator.evaluate(pred.astype(np.uint8), ref.astype(np.uint8), voxelspacing=spacing)[
+        "ungrouped"
+    ]
 
     def num(x: Any) -> float | None:
         return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
@@ -225,7 +228,7 @@ def add_brats(checkout: Path) -> None:
 
 
 def write_panoptica(panoptica_cases: Path) -> None:
-    import panoptica
+    from importlib.metadata import version
 
     cases: list[tuple[str, np.ndarray, np.ndarray, tuple[float, ...]]] = hand_cases()
     rng = np.random.default_rng(17)
@@ -234,7 +237,8 @@ def write_panoptica(panoptica_cases: Path) -> None:
     for i in range(12):
         cases.append((f"random 2-D {i}", *random_case(rng, (40, 40)), (1.0, 1.0)))
     spec = importlib.util.spec_from_file_location("pano_cases", panoptica_cases)
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     utils = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(utils)
     for name in sorted(n for n in dir(utils) if n.startswith("case_")):
@@ -258,7 +262,7 @@ def write_panoptica(panoptica_cases: Path) -> None:
         records.append(record)
     doc = {
         "about": "lesion-wise scores by the peers' own code; written by tests/lesion_reference.py",
-        "panoptica": f"panoptica {panoptica.__version__ if hasattr(panoptica, '__version__') else '2.1.7'}: "
+        "panoptica": f"panoptica {version('panoptica')}: "
         "SEMANTIC input, ConnectedComponentsInstanceApproximator (cc3d 26 in 3-D, scipy 4 in "
         "2-D), NaiveThresholdMatching(IOU, 0.5, >=), instance metrics DSC, IOU, HD95",
         "cases": records,

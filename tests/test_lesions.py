@@ -144,7 +144,9 @@ def test_two_dimensional_masks_use_8_or_4_connectivity() -> None:
     pred = cube((12, 12), (2, 5), (2, 5))
     eight = lesion_scores(pred, ref, settings=LesionSettings(min_volume=0, match="iou"))
     assert (eight["lesion_sensitivity"], eight["lesion_dice"]) == (1.0, 2 * 9 / 19)
-    four = lesion_scores(pred, ref, settings=LesionSettings(min_volume=0, match="iou", connectivity=4))
+    four = lesion_scores(
+        pred, ref, settings=LesionSettings(min_volume=0, match="iou", connectivity=4)
+    )
     assert (four["lesion_sensitivity"], four["lesion_dice"]) == (0.5, 0.5)
 
 
@@ -152,9 +154,7 @@ def test_three_dimensional_connectivity_6_18_26() -> None:
     ref = np.zeros((6, 6, 6), bool)
     ref[1, 1, 1] = ref[2, 2, 2] = True  # corner neighbours: one lesion at 26 only
     ref[1, 4, 1] = ref[2, 5, 1] = True  # edge neighbours: one lesion at 18 and 26
-    counts = [
-        m.label_lesions(ref, connectivity=c)[1] for c in (6, 18, 26)
-    ]
+    counts = [m.label_lesions(ref, connectivity=c)[1] for c in (6, 18, 26)]
     assert counts == [4, 3, 2]
 
 
@@ -162,7 +162,9 @@ def test_a_connectivity_that_does_not_fit_the_masks_is_an_input_error() -> None:
     from segfair.errors import InputError
 
     with pytest.raises(InputError, match="4, 8"):
-        lesion_scores(np.ones((4, 4), bool), np.ones((4, 4), bool), settings=LesionSettings(connectivity=26))
+        lesion_scores(
+            np.ones((4, 4), bool), np.ones((4, 4), bool), settings=LesionSettings(connectivity=26)
+        )
 
 
 @pytest.mark.parametrize(
@@ -187,7 +189,8 @@ def test_bad_lesion_settings_are_refused_naming_the_valid_values(
 
 def test_the_settings_describe_the_definitions_in_force() -> None:
     text = LesionSettings(match="iou", iou_threshold=0.3).describe()
-    assert text["match"] == "iou" and "IoU >= 0.3" in str(text["matching"])
+    assert text["match"] == "iou"
+    assert "IoU >= 0.3" in str(text["matching"])
     assert LesionSettings().describe()["dilation"] == 3
 
 
@@ -277,7 +280,8 @@ def test_lesion_scores_stay_in_their_ranges(
     pair: tuple[np.ndarray, np.ndarray], rule: LesionSettings
 ) -> None:
     out = lesion_scores(*pair, settings=rule)
-    assert 0 <= out["lesion_dice"] <= 1 and 0 <= out["lesion_f1"] <= 1
+    assert 0 <= out["lesion_dice"] <= 1
+    assert 0 <= out["lesion_f1"] <= 1
     assert 0 <= out["lesion_hd95"] <= 374
     assert math.isnan(out["lesion_sensitivity"]) or 0 <= out["lesion_sensitivity"] <= 1
     assert 0 <= out["small_lesions_detected"] <= out["small_lesions"]
@@ -332,7 +336,8 @@ def test_the_iou_rule_agrees_with_panoptica_naive_threshold_matching(case: dict[
         hd95 = ((peer["sq_hd95"] or 0.0) * tp + 374.0 * (fp + fn)) / entries
         assert out["lesion_hd95"] == pytest.approx(hd95, abs=1e-9)
     else:  # panoptica: NaN; segfair: both empty scores 1 (docs/metrics.md)
-        assert peer["rq"] is None and out["lesion_f1"] == 1.0
+        assert peer["rq"] is None
+        assert out["lesion_f1"] == 1.0
 
 
 BRATS = {"BraTS-GLI": (3, 50.0), "BraTS-MEN": (1, 50.0), "BraTS-MET": (1, 2.0)}
@@ -426,7 +431,8 @@ def test_a_configuration_without_lesions_dumps_as_before(repo: Repo) -> None:
     from segfair.cohort.config import load_config
 
     cfg = load_config(repo.config_path)
-    assert cfg.lesions is None and "lesions" not in cfg.model_dump()
+    assert cfg.lesions is None
+    assert "lesions" not in cfg.model_dump()
 
 
 def test_lesions_without_a_lesion_metric_is_a_config_error(repo: Repo) -> None:

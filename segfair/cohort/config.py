@@ -199,8 +199,12 @@ class LesionsSpec(_Strict):
     match: Literal["brats", "iou"] = "brats"
     iou_threshold: float = Field(default=0.5, gt=0, le=1)
     dilation: int = Field(default=3, ge=0, le=100)
-    min_volume: float = Field(default=50.0, ge=0, description="mm³; smaller reference lesions are left out")
-    small_volume: float = Field(default=500.0, ge=0, description="mm³; small_lesions are at most this")
+    min_volume: float = Field(
+        default=50.0, ge=0, description="mm³; smaller reference lesions are left out"
+    )
+    small_volume: float = Field(
+        default=500.0, ge=0, description="mm³; small_lesions are at most this"
+    )
     hd95_penalty: float = Field(default=374.0, gt=0, description="mm; a missed or false lesion")
 
 

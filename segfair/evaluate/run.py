@@ -56,7 +56,8 @@ def evaluate(
         A validated cohort (:func:`segfair.load_cohort`).
     metrics
         Metric names (default: the configuration's, else
-        :data:`segfair.metrics.ALL_METRICS`; the lesion-wise scores, :data:`segfair.metrics.LESION_METRICS`, are opt-in).
+        :data:`segfair.metrics.ALL_METRICS`; the lesion-wise scores,
+        :data:`segfair.metrics.LESION_METRICS`, are opt-in).
     executor
         Any :class:`concurrent.futures.Executor` (e.g. a Dask ``Client.get_executor()``);
         default: a process pool of ``workers`` processes.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -144,9 +144,9 @@ class _Case:
     ) -> dict[str, float]:
         n_pred, n_ref = self.count(pred), self.count(ref)
         out: dict[str, float] = {}
-        lesion_names = [n for n in names if n in LESION_METRICS]
+        lesion_names = [n for n in LESION_METRICS if n in names]
         lesion = (
-            self.lesions.scores(pred, ref, lesion_names, settings, lesion_settings)  # type: ignore[arg-type]
+            self.lesions.scores(pred, ref, lesion_names, settings, lesion_settings)
             if lesion_names
             else {}
         )
@@ -154,10 +154,12 @@ class _Case:
         d_pr = d_rp = np.empty(0)
         if needs_distances and n_pred and n_ref:
             d_pr, d_rp = self.directed(pred, ref), self.directed(ref, pred)
-        for name in names:
-            if name in lesion:
-                out[name] = lesion[name]
-            elif name in OVERLAP_METRICS:
+        for any_name in names:
+            if any_name in lesion:
+                out[any_name] = lesion[any_name]
+                continue
+            name = cast(MetricName, any_name)
+            if name in OVERLAP_METRICS:
                 tp = self.overlap(pred, ref) if n_pred and n_ref else 0
                 out[name] = _overlap_value(name, tp, n_pred, n_ref)
             elif n_pred == 0 and n_ref == 0:

@@ -433,9 +433,7 @@ class _LesionCase:
         slot = (key, settings.connectivity)
         if slot not in self._components:
             mask = self._crops[key]
-            self._components[slot] = _Components(
-                mask, _structure(mask.ndim, settings.connectivity)
-            )
+            self._components[slot] = _Components(mask, _structure(mask.ndim, settings.connectivity))
         return self._components[slot]
 
     def reference(self, key: str, settings: LesionSettings) -> _Reference:
@@ -468,9 +466,7 @@ class _LesionCase:
             rc = self.components(ref, settings)
             match = _match_iou(p, rc, voxel_volume, settings)
             lesions, boxes = rc.labels, rc.boxes
-        return _scores(
-            p, lesions, boxes, match, names, self._spacing, metric_settings, settings
-        )
+        return _scores(p, lesions, boxes, match, names, self._spacing, metric_settings, settings)
 
 
 def lesion_scores(
@@ -526,4 +522,3 @@ def _check_ndim(ndim: int, settings: LesionSettings) -> None:
         raise InputError(
             str(exc), fix="set [lesions] connectivity to a value for these masks, or leave it unset"
         ) from None
-
