@@ -229,17 +229,108 @@ def label_lesions(
     return np.asarray(labels, dtype=np.int32), int(count)
 
 
-class _Components:
-    """One mask's connected components on the case crop: labels, sizes, bounding boxes."""
+#: Side of the blocks in which a crop is first looked at: components are labelled only inside
+#: the boxes of the occupied blocks, not over the whole crop (lesions fill little of it).
+_BLOCK: Final = 8
 
-    def __init__(self, mask: BoolArray, structure: npt.NDArray[np.bool_]):
+
+def _blocks(mask: BoolArray) -> npt.NDArray[np.uint8]:
+    """Which ``_BLOCK``-sided blocks of the mask hold a foreground voxel."""
+    coarse = mask.view(np.uint8)
+    for axis, n in enumerate(mask.shape):
+        coarse = np.maximum.reduceat(coarse, np.arange(0, n, _BLOCK), axis=axis)
+    return coarse
+
+
+class _Components:
+    """Connected components of one mask on the case crop: ``labels`` (0 outside), ``n``,
+    ``sizes`` (voxels, index = label), ``boxes`` (slices, index = label - 1) and ``first`` (flat
+    C-order index of each component's first voxel, index = label; the numbering-independent
+    order ties are broken in).
+
+    Components are labelled per group of touching occupied blocks: two voxels adjacent under any
+    connectivity lie in the same or in 26-adjacent blocks, so each component lies in one group,
+    and labelling the group's voxels alone finds it. The cost follows the lesions, not the crop.
+    """
+
+    def __init__(
+        self,
+        mask: BoolArray,
+        structure: npt.NDArray[np.bool_],
+        coarse: npt.NDArray[np.uint8] | None = None,
+    ):
         self.labels = np.zeros(mask.shape, dtype=np.int32)
-        self.n = 0
+        sizes: list[int] = [0]
+        self.boxes: list[tuple[slice, ...]] = []
         if mask.size:  # the crop of masks that are all empty has no voxels
-            self.n = int(ndimage.label(mask, structure=structure, output=self.labels))
-        self.sizes = np.bincount(self.labels.ravel(), minlength=self.n + 1)
-        self.boxes: list[tuple[slice, ...]] = (
-            list(ndimage.find_objects(self.labels)) if self.n else []
+            coarse = _blocks(mask) if coarse is None else coarse
+            groups, _ = ndimage.label(coarse, structure=np.ones((3,) * mask.ndim, bool))
+            for g, cbox in enumerate(ndimage.find_objects(groups), start=1):
+                box = tuple(
+                    slice(c.start * _BLOCK, min(c.stop * _BLOCK, n))
+                    for c, n in zip(cbox, mask.shape, strict=True)
+                )
+                inside = groups[cbox] == g
+                for axis in range(mask.ndim):
+                    inside = np.repeat(inside, _BLOCK, axis=axis)
+                sub = mask[box] & inside[tuple(slice(0, b.stop - b.start) for b in box)]
+                local, count = ndimage.label(sub, structure=structure)
+                if not count:
+                    continue
+                offset = len(sizes) - 1
+                sizes.extend(np.bincount(local[sub], minlength=count + 1)[1:].tolist())
+                for lbox in ndimage.find_objects(local):
+                    self.boxes.append(
+                        tuple(
+                            slice(b.start + o.start, b.stop + o.start)
+                            for b, o in zip(lbox, box, strict=True)
+                        )
+                    )
+                view = self.labels[box]
+                view[sub] = local[sub] + offset
+        self.n = len(sizes) - 1
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self._first: npt.NDArray[np.int64] | None = None
+
+    @property
+    def first(self) -> npt.NDArray[np.int64]:
+        """Flat C-order index of each component's first voxel (index = label): the order that
+        does not depend on how labels are numbered. Lexicographic order is kept by translation,
+        so the first voxel inside a component's box is its first voxel in the crop."""
+        if self._first is None:
+            first = [-1]
+            for label, box in enumerate(self.boxes, start=1):
+                local = int(np.argmax(self.labels[box] == label))
+                coords = np.unravel_index(local, tuple(b.stop - b.start for b in box))
+                first.append(
+                    int(
+                        np.ravel_multi_index(
+                            tuple(c + b.start for c, b in zip(coords, box, strict=True)),
+                            self.labels.shape,
+                        )
+                    )
+                )
+            self._first = np.asarray(first, dtype=np.int64)
+        return self._first
+
+    def overlaps(
+        self, other: npt.NDArray[np.int32]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """``(own label, other label, shared voxels)`` of every overlapping pair, read inside
+        each component's box only."""
+        own: list[int] = []
+        theirs: list[int] = []
+        shared: list[int] = []
+        for label, box in enumerate(self.boxes, start=1):
+            values = other[box][self.labels[box] == label]
+            hit, counts = np.unique(values[values > 0], return_counts=True)
+            own.extend([label] * hit.size)
+            theirs.extend(hit.tolist())
+            shared.extend(counts.tolist())
+        return (
+            np.asarray(own, dtype=np.int64),
+            np.asarray(theirs, dtype=np.int64),
+            np.asarray(shared, dtype=np.int64),
         )
 
 
@@ -247,12 +338,13 @@ class _Reference:
     """A reference mask's lesions under the ``"brats"`` rule: ``regions`` labels each lesion's
     dilated region (1..n) and ``lesions`` each reference voxel with its lesion (0 elsewhere).
 
-    The regions are the components of the dilated mask: two reference components whose
-    dilations meet or touch are one lesion (BraTS ``get_GTseg_combinedByDilation``), and then
-    each region is exactly that lesion's own dilation, the region BraTS matches against. On the
-    crop this is exact: the crop holds every foreground voxel, and the dilations' overlaps and
-    contacts outside it have nearer ones inside it (the neighbourhoods are boxes or
-    cuboctahedra, unchanged when clamped into the crop).
+    Reference components whose dilations meet or touch (under the declared connectivity) are
+    one lesion: the components of the dilated mask, as BraTS's ``get_GTseg_combinedByDilation``
+    finds them; each region is then that lesion's own dilation, the region BraTS matches
+    against. Found per component (its dilation in its padded box) and joined pairwise, without
+    labelling the dilated crop. On the crop this is exact: the crop holds every foreground voxel,
+    and the dilations' overlaps and contacts outside it have nearer ones inside it (the
+    neighbourhoods are boxes or cuboctahedra, unchanged when clamped into the crop).
     """
 
     def __init__(
@@ -262,44 +354,89 @@ class _Reference:
         dilation: int,
         components: _Components,
     ):
-        if dilation > 0 and components.n:
-            grow = ndimage.generate_binary_structure(mask.ndim, min(2, mask.ndim))
-            dilated = _dilate(mask, components, grow, dilation)
-            regions, n = ndimage.label(dilated, structure=structure)
-            self.regions = np.asarray(regions, dtype=np.int32)
-            self.n = int(n)
-            self.lesions = np.where(mask, self.regions, 0).astype(np.int32)
-        else:
+        if dilation == 0 or not components.n:
             self.regions = self.lesions = components.labels
-            self.n = components.n
-        self.sizes = np.bincount(self.lesions.ravel(), minlength=self.n + 1)
-        self.boxes = list(ndimage.find_objects(self.lesions)) if self.n else []
+            self.n, self.sizes, self.boxes = components.n, components.sizes, components.boxes
+            return
+        grow = ndimage.generate_binary_structure(mask.ndim, min(2, mask.ndim))
+        grown = [_dilate(mask.shape, components, j, grow, dilation) for j in range(components.n)]
+        parent = list(range(components.n))
+
+        def root(j: int) -> int:
+            while parent[j] != j:
+                parent[j] = parent[parent[j]]
+                j = parent[j]
+            return j
+
+        # a sweep along the first axis: only dilations whose extents there meet can touch
+        order = sorted(range(components.n), key=lambda j: grown[j][0][0].start)
+        for i, j in enumerate(order):
+            box_j, d_j = grown[j]
+            for k in order[i + 1 :]:
+                if grown[k][0][0].start > box_j[0].stop:
+                    break
+                if root(j) != root(k) and _touch(box_j, d_j, *grown[k], structure):
+                    parent[root(k)] = root(j)
+        roots = [root(j) for j in range(components.n)]
+        number = {r: i for i, r in enumerate(dict.fromkeys(roots), start=1)}
+        self.n = len(number)
+        self.regions = np.zeros(mask.shape, dtype=np.int32)
+        self.lesions = np.zeros(mask.shape, dtype=np.int32)
+        sizes = np.zeros(self.n + 1, dtype=np.int64)
+        members: dict[int, list[tuple[slice, ...]]] = {}
+        for j, ((box, d), r) in enumerate(zip(grown, roots, strict=True)):
+            lesion = number[r]
+            view = self.regions[box]
+            view[d] = lesion
+            own = components.boxes[j]
+            view = self.lesions[own]
+            view[components.labels[own] == j + 1] = lesion
+            sizes[lesion] += components.sizes[j + 1]
+            members.setdefault(lesion, []).append(own)
+        self.sizes = sizes
+        self.boxes = [_union_box(members[i]) for i in range(1, self.n + 1)]
 
 
 def _dilate(
-    mask: BoolArray, comps: _Components, grow: npt.NDArray[np.bool_], iterations: int
-) -> BoolArray:
-    """``binary_dilation(mask, grow, iterations)``, done per component in its padded box (a few
-    small boxes instead of passes over the whole crop)."""
-    out = np.zeros(mask.shape, dtype=bool)
-    for label, box in enumerate(comps.boxes, start=1):
-        padded = tuple(
-            slice(max(s.start - iterations, 0), min(s.stop + iterations, n))
-            for s, n in zip(box, mask.shape, strict=True)
-        )
-        local = comps.labels[padded] == label
-        out[padded] |= ndimage.binary_dilation(local, structure=grow, iterations=iterations)
-    return out
+    shape: tuple[int, ...],
+    comps: _Components,
+    j: int,
+    grow: npt.NDArray[np.bool_],
+    iterations: int,
+) -> tuple[tuple[slice, ...], BoolArray]:
+    """Component ``j + 1`` dilated ``iterations`` times, in its box padded by as much."""
+    padded = tuple(
+        slice(max(s.start - iterations, 0), min(s.stop + iterations, n))
+        for s, n in zip(comps.boxes[j], shape, strict=True)
+    )
+    local = comps.labels[padded] == j + 1
+    return padded, ndimage.binary_dilation(local, structure=grow, iterations=iterations)
 
 
-def _pair_counts(
-    a: npt.NDArray[np.int32], b: npt.NDArray[np.int32], n_b: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """``(label in a, label in b, voxel count)`` of every pair of labels that overlap."""
-    both = (a > 0) & (b > 0)
-    code = a[both].astype(np.int64) * (n_b + 1) + b[both]
-    values, counts = np.unique(code, return_counts=True)
-    return values // (n_b + 1), values % (n_b + 1), counts.astype(np.int64)
+def _touch(
+    box_a: tuple[slice, ...],
+    a: BoolArray,
+    box_b: tuple[slice, ...],
+    b: BoolArray,
+    structure: npt.NDArray[np.bool_],
+) -> bool:
+    """Whether two dilated components overlap or are neighbours under ``structure``."""
+    common = tuple(
+        slice(max(p.start, q.start - 1), min(p.stop, q.stop + 1))
+        for p, q in zip(box_a, box_b, strict=True)
+    )
+    if any(c.start >= c.stop for c in common):
+        return False
+    # b grown by one step, read where it can meet a
+    grown_b = ndimage.binary_dilation(np.pad(b, 1), structure=structure)
+    in_a = tuple(
+        slice(c.start - p.start, c.stop - p.start) for c, p in zip(common, box_a, strict=True)
+    )
+    in_b = tuple(
+        slice(c.start - q.start + 1, c.stop - q.start + 1)
+        for c, q in zip(common, box_b, strict=True)
+    )
+    return bool(np.any(a[in_a] & grown_b[in_b]))
 
 
 def _union_box(boxes: Sequence[tuple[slice, ...]]) -> tuple[slice, ...]:
@@ -322,36 +459,34 @@ def _hd95(
 @dataclass(frozen=True)
 class _Match:
     """The outcome of matching: per kept reference lesion, its predicted lesions; the false
-    positives; each kept lesion's volume."""
+    positives; each lesion's volume (mm³)."""
 
     kept: list[int]
     matched: dict[int, list[int]]
-    volumes: dict[int, float]
+    volumes: npt.NDArray[np.float64]
     false_positives: int
 
 
 def _match_brats(
     pred: _Components, ref: _Reference, voxel_volume: float, settings: LesionSettings
 ) -> _Match:
-    p, k, _ = _pair_counts(pred.labels, ref.regions, ref.n)
+    p, k, _ = pred.overlaps(ref.regions)
     matched: dict[int, list[int]] = {}
     for pl, kl in zip(p.tolist(), k.tolist(), strict=True):
         matched.setdefault(kl, []).append(pl)
-    hit = np.zeros(pred.n + 1, dtype=bool)
-    hit[p] = True
-    volumes = {i: float(ref.sizes[i]) * voxel_volume for i in range(1, ref.n + 1)}
-    kept = [i for i, v in volumes.items() if v > settings.min_volume]
-    return _Match(kept, matched, volumes, int(pred.n - np.count_nonzero(hit[1:])))
+    volumes = ref.sizes * voxel_volume
+    kept = [i for i in range(1, ref.n + 1) if volumes[i] > settings.min_volume]
+    return _Match(kept, matched, volumes, pred.n - len(np.unique(p)))
 
 
 def _match_iou(
     pred: _Components, ref: _Components, voxel_volume: float, settings: LesionSettings
 ) -> _Match:
-    p, r, inter = _pair_counts(pred.labels, ref.labels, ref.n)
+    p, r, inter = pred.overlaps(ref.labels)
     iou = inter / (pred.sizes[p] + ref.sizes[r] - inter)
-    # greedy in decreasing IoU; ties in panoptica's order, (prediction, reference) label, which
-    # here is the C order of each component's first voxel (independent of how labels are numbered)
-    order = np.lexsort((r, p, -iou))
+    # greedy in decreasing IoU; ties in panoptica's order, by prediction then reference, each
+    # component placed by its first voxel in C order (not by how labels happen to be numbered)
+    order = np.lexsort((ref.first[r], pred.first[p], -iou))
     used_p: set[int] = set()
     matched: dict[int, list[int]] = {}
     for i in order.tolist():
@@ -362,8 +497,8 @@ def _match_iou(
             continue
         used_p.add(pl)
         matched[rl] = [pl]
-    volumes = {i: float(ref.sizes[i]) * voxel_volume for i in range(1, ref.n + 1)}
-    kept = [i for i, v in volumes.items() if v > settings.min_volume]
+    volumes = ref.sizes * voxel_volume
+    kept = [i for i in range(1, ref.n + 1) if volumes[i] > settings.min_volume]
     # a prediction matched to a lesion below min_volume is neither a hit nor a false positive
     return _Match(kept, matched, volumes, pred.n - len(used_p))
 
@@ -372,6 +507,7 @@ def _scores(
     pred: _Components,
     ref_lesions: npt.NDArray[np.int32],
     ref_boxes: Sequence[tuple[slice, ...]],
+    ref_sizes: npt.NDArray[np.int64],
     match: _Match,
     names: Sequence[LesionMetricName],
     spacing: tuple[float, ...],
@@ -383,23 +519,23 @@ def _scores(
     need_hd = "lesion_hd95" in names
     dice_sum = hd_sum = 0.0
     found = small = small_found = 0
-    if need_dice and match.kept:
+    overlap: dict[tuple[int, int], int] = {}
+    if need_dice and match.matched:
         # voxels shared by each (predicted, reference) lesion pair that overlap
-        pl, rl, inter = _pair_counts(pred.labels, ref_lesions, max(match.volumes))
+        pl, rl, inter = pred.overlaps(ref_lesions)
         overlap = dict(zip(zip(pl.tolist(), rl.tolist(), strict=True), inter.tolist(), strict=True))
     for lesion in match.kept:
         preds = match.matched.get(lesion, [])
-        is_small = match.volumes[lesion] <= settings.small_volume
+        is_small = bool(match.volumes[lesion] <= settings.small_volume)
         small += is_small
         if not preds:
             hd_sum += penalty
             continue
         found += 1
         small_found += is_small
-        size = int(np.count_nonzero(ref_lesions[ref_boxes[lesion - 1]] == lesion))
         if need_dice:
             shared = sum(overlap.get((q, lesion), 0) for q in preds)
-            dice_sum += 2.0 * shared / (int(pred.sizes[preds].sum()) + size)
+            dice_sum += 2.0 * shared / (int(pred.sizes[preds].sum()) + int(ref_sizes[lesion]))
         if need_hd:
             box = _union_box([ref_boxes[lesion - 1], *(pred.boxes[q - 1] for q in preds)])
             p_mask = np.isin(pred.labels[box], preds)
@@ -461,12 +597,14 @@ class _LesionCase:
         if settings.match == "brats":
             r = self.reference(ref, settings)
             match = _match_brats(p, r, voxel_volume, settings)
-            lesions, boxes = r.lesions, r.boxes
+            lesions, boxes, sizes = r.lesions, r.boxes, r.sizes
         else:
             rc = self.components(ref, settings)
             match = _match_iou(p, rc, voxel_volume, settings)
-            lesions, boxes = rc.labels, rc.boxes
-        return _scores(p, lesions, boxes, match, names, self._spacing, metric_settings, settings)
+            lesions, boxes, sizes = rc.labels, rc.boxes, rc.sizes
+        return _scores(
+            p, lesions, boxes, sizes, match, names, self._spacing, metric_settings, settings
+        )
 
 
 def lesion_scores(
