@@ -288,6 +288,85 @@ def test_lesion_scores_stay_in_their_ranges(
     assert out["lesion_fp"] == int(out["lesion_fp"]) >= 0
 
 
+def brats_dense(
+    pred: np.ndarray, ref: np.ndarray, dilation: int, thresh: float
+) -> dict[str, float]:
+    """BraTS 2023's algorithm written plainly over the whole array (metrics.py, 26-connectivity,
+    18-neighbourhood dilation), segfair's HD95: the reference for segfair's box-wise version."""
+    from scipy import ndimage
+
+    full = ndimage.generate_binary_structure(3, 3)
+    grow = ndimage.generate_binary_structure(3, 2)
+    pred_cc, _ = ndimage.label(pred, structure=full)
+    grown = ndimage.binary_dilation(ref, grow, iterations=dilation) if dilation else ref
+    combined = np.where(ref, ndimage.label(grown, structure=full)[0], 0)
+    dice, hd, hits, found, n = 0.0, 0.0, set(), 0, 0
+    for k in np.unique(combined[combined > 0]):
+        gt = combined == k
+        region = ndimage.binary_dilation(gt, grow, iterations=dilation) if dilation else gt
+        near = set(np.unique(pred_cc[region]).tolist()) - {0}
+        hits |= near
+        if gt.sum() <= thresh:
+            continue
+        n += 1
+        if near:
+            found += 1
+            p = np.isin(pred_cc, list(near))
+            dice += 2 * np.count_nonzero(p & gt) / (p.sum() + gt.sum())
+            hd += m.hd95(p, gt)
+        else:
+            hd += 374.0
+    fp = len(set(np.unique(pred_cc).tolist()) - {0} - hits)
+    entries = n + fp
+    return {
+        "lesion_dice": dice / entries if entries else 1.0,
+        "lesion_hd95": (hd + 374.0 * fp) / entries if entries else 0.0,
+        "lesion_fp": float(fp),
+        "found": float(found),
+    }
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pair=pairs, dilation=st.integers(0, 3), thresh=st.sampled_from([0.0, 2.0, 5.0]))
+def test_the_box_wise_brats_rule_equals_the_rule_written_plainly(
+    pair: tuple[np.ndarray, np.ndarray], dilation: int, thresh: float
+) -> None:
+    pred, ref = pair
+    rule = LesionSettings(dilation=dilation, min_volume=thresh)
+    out = lesion_scores(pred, ref, settings=rule)
+    plain = brats_dense(pred, ref, dilation, thresh)
+    for name in ("lesion_dice", "lesion_hd95", "lesion_fp"):
+        assert out[name] == pytest.approx(plain[name], rel=1e-12, abs=1e-12), name
+
+
+sparse_3d = arrays(np.uint8, st.tuples(*[st.integers(6, 26)] * 3), elements=st.integers(0, 9)).map(
+    lambda a: a < 2
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mask=sparse_3d, connectivity=st.sampled_from([6, 18, 26]))
+def test_lesions_are_the_connected_components_of_the_whole_mask(
+    mask: np.ndarray, connectivity: int
+) -> None:
+    # every component counts as small: the count is the number of lesions found box by box
+    rule = LesionSettings(connectivity=connectivity, dilation=0, min_volume=0, small_volume=1e9)
+    out = lesion_scores(mask, mask, settings=rule, metrics=["small_lesions"])
+    assert out["small_lesions"] == m.label_lesions(mask, connectivity=connectivity)[1]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ref=sparse_3d, data=st.data())
+def test_the_box_wise_brats_rule_equals_the_plain_one_on_larger_sparse_masks(
+    ref: np.ndarray, data: st.DataObject
+) -> None:
+    pred = data.draw(arrays(np.uint8, ref.shape, elements=st.integers(0, 9))) < 2
+    out = lesion_scores(pred, ref, settings=LesionSettings(min_volume=1))
+    plain = brats_dense(pred, ref, 3, 1)
+    for name in ("lesion_dice", "lesion_hd95", "lesion_fp"):
+        assert out[name] == pytest.approx(plain[name], rel=1e-12, abs=1e-12), name
+
+
 # -- conformance with the peers' own code ---------------------------------------------------------
 
 
