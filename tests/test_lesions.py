@@ -15,8 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+import segfair.audit
+import segfair.report  # noqa: F401  (imported once: pytester's in-process runs reload the rest)
 from segfair import metrics as m
 from segfair.metrics import LesionSettings, MetricSettings, lesion_scores
+
+pytest_plugins = ["pytester"]
 
 REFERENCE = Path(__file__).parent / "data" / "lesion_conformance.json"
 ALL_LESIONS = LesionSettings(min_volume=0)
@@ -602,3 +606,146 @@ def test_a_min_group_metric_gate_on_false_lesions_takes_max_and_names_the_worst_
         parse_gate({"kind": "gap", "metric": "lesion_fp", "by": "a", "model": "m", "max": -1})
     with pytest.raises(ConfigError, match="lesion_dice"):
         parse_gate({"kind": "gap", "metric": "lesion_dice", "by": "a", "model": "m", "max": 2})
+
+
+# -- the small-lesion detection gap ---------------------------------------------------------------
+
+
+def detection_scores(small: list[list[int]], found: list[list[int]], *, extra: bool = False) -> Any:
+    """Scores of one model whose cases, group by group, hold ``small[g][i]`` small lesions of
+    which ``found[g][i]`` are detected."""
+    import pandas as pd
+
+    from segfair.scores import Scores
+
+    rows, labels = [], {}
+    for g, (counts, hits) in enumerate(zip(small, found, strict=True)):
+        for i, (n, k) in enumerate(zip(counts, hits, strict=True)):
+            cid = f"g{g}c{i:03d}"
+            labels[cid] = f"group{g}"
+            rows += [
+                (cid, "m", "expert", "small_lesions", float(n)),
+                (cid, "m", "expert", "small_lesions_detected", float(k)),
+            ]
+            if extra:
+                rows.append((cid, "m", "expert", "dice", 0.8))
+    return Scores(
+        table=pd.DataFrame(rows, columns=["case_id", "model", "ruler", "metric", "value"]),
+        groups=pd.DataFrame(
+            {"grp": list(labels.values())}, index=pd.Index(list(labels), name="case_id")
+        ),
+        trusted_ruler="expert",
+        rulers=("expert",),
+        models=("m",),
+        settings={"lesions": {"small_volume_mm3": 500.0}},
+    )
+
+
+def test_the_detection_rate_is_pooled_over_a_groups_lesions_and_cases_without_any_are_counted() -> (
+    None
+):
+    from segfair.audit import Audit
+
+    scores = detection_scores(
+        [[4, 0, 1, 0] * 5, [2, 2, 0, 0] * 5], [[3, 0, 0, 0] * 5, [2, 1, 0, 0] * 5]
+    )
+    r = Audit(scores, n_boot=200).detection_gap(by="grp", model="m")
+    table = r.by_group
+    assert table["small_lesions"].tolist() == [25.0, 20.0]
+    assert table["detected"].tolist() == [15.0, 15.0]
+    assert table["estimate"].tolist() == [15 / 25, 15 / 20]  # not the mean of case rates
+    assert table["cases_without_small"].tolist() == [10, 10]
+    assert table["n"].tolist() == [20, 20]
+    assert r.gap.estimate == pytest.approx(0.75 - 0.6)
+    assert r.gap.lower <= r.gap.estimate <= r.gap.upper
+    assert (r.min_group, r.max_group, r.small_volume) == ("group0", "group1", 500.0)
+
+
+def test_a_group_without_small_lesions_has_no_rate_and_is_named_in_a_note() -> None:
+    from segfair.audit import Audit
+
+    scores = detection_scores([[2] * 10, [1] * 10, [0] * 10], [[2] * 10, [1] * 10, [0] * 10])
+    r = Audit(scores, n_boot=200).detection_gap(by="grp", model="m")
+    assert math.isnan(r.by_group.loc["group2", "estimate"])
+    assert r.by_group.loc["group2", "cases_without_small"] == 10
+    assert any("'group2' has no small lesion" in n for n in r.notes)
+    assert r.gap.estimate == 0.0
+
+
+def test_the_detection_gap_names_the_metrics_it_needs() -> None:
+    from dataclasses import replace
+
+    from segfair.audit import Audit, AuditError
+
+    scores = detection_scores([[1] * 3], [[1] * 3], extra=True)
+    scores = replace(scores, table=scores.table[scores.table["metric"] != "small_lesions"])
+    with pytest.raises(AuditError, match="small_lesions"):
+        Audit(scores, n_boot=200).detection_gap(by="grp", model="m")
+
+
+def simulated(rng: np.random.Generator, rates: tuple[float, float], n: int = 60) -> Any:
+    small = [rng.poisson(2.0, n).tolist() for _ in rates]
+    found = [rng.binomial(s, p).tolist() for s, p in zip(small, rates, strict=True)]
+    return detection_scores(small, found)
+
+
+def test_a_known_detection_disparity_fails_its_gate_and_an_equal_one_passes() -> None:
+    from segfair.audit import Audit
+    from segfair.gates import evaluate_gate, parse_gate
+
+    gate = parse_gate({"kind": "detection_gap", "by": "grp", "model": "m", "max": 0.2})
+    rng = np.random.default_rng(17)
+    unfair = [
+        evaluate_gate(Audit(simulated(rng, (0.9, 0.4)), n_boot=300), gate).status for _ in range(10)
+    ]
+    fair = [
+        evaluate_gate(Audit(simulated(rng, (0.8, 0.8)), n_boot=300), gate).status for _ in range(10)
+    ]
+    assert unfair.count("failed") >= 9
+    assert fair.count("passed") >= 7
+
+
+def test_a_detection_gap_at_its_limit_passes_no_more_often_than_the_stated_rate() -> None:
+    # true gap 0.2 = the limit: a bound-based verdict passes with probability ≤ 2.5 %
+    from segfair.audit import Audit
+    from segfair.gates import evaluate_gate, parse_gate
+
+    gate = parse_gate({"kind": "detection_gap", "by": "grp", "model": "m", "max": 0.2})
+    rng = np.random.default_rng(3)
+    passes = sum(
+        evaluate_gate(Audit(simulated(rng, (0.9, 0.7), n=80), n_boot=300), gate).status == "passed"
+        for _ in range(40)
+    )
+    assert passes <= 4  # 2.5 % of 40 is 1; 4 leaves room for the bootstrap's own error
+
+
+def test_the_detection_gap_gate_runs_from_the_cli_on_written_files(tmp_path: Path) -> None:
+    from segfair.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+
+    repo = make_multifocal_repo(tmp_path / "r", miss_young=0.8)
+    gate = {"kind": "detection_gap", "by": "age_group", "model": "candidate", "min_group_size": 2}
+    repo.write_config(gates=[{**gate, "max": 0.3}])
+    # the counts are not among the metrics: refused, naming them
+    assert main(["audit", "--config", str(repo.config_path), "--no-cache"]) == EXIT_USAGE
+    metrics = [*repo.config["metrics"], "small_lesions", "small_lesions_detected"]
+    repo.write_config(metrics=metrics)
+    assert main(["audit", "--config", str(repo.config_path), "--no-cache"]) == EXIT_FAILED
+    repo.write_config(gates=[{**gate, "max": 0.99}])
+    assert main(["audit", "--config", str(repo.config_path), "--no-cache"]) == EXIT_OK
+
+
+PLUGIN_TEST = """
+def test_small_lesions_are_found_alike(segfair_audit):
+    segfair_audit.assert_detection_gap(by="age_group", model="candidate", max={max},
+                                       min_group_size=2)
+"""
+
+
+def test_the_plugin_asserts_the_detection_gap(pytester: pytest.Pytester) -> None:
+    repo = make_multifocal_repo(pytester.path, miss_young=0.8)
+    repo.write_config(metrics=[*repo.config["metrics"], "small_lesions", "small_lesions_detected"])
+    pytester.makepyfile(test_fair=PLUGIN_TEST.format(max=0.99))
+    pytester.makepyfile(test_unfair=PLUGIN_TEST.format(max=0.3))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*small lesions*found least*"])

@@ -474,7 +474,7 @@ def _match_brats(
     matched: dict[int, list[int]] = {}
     for pl, kl in zip(p.tolist(), k.tolist(), strict=True):
         matched.setdefault(kl, []).append(pl)
-    volumes = ref.sizes * voxel_volume
+    volumes = ref.sizes.astype(np.float64) * voxel_volume
     kept = [i for i in range(1, ref.n + 1) if volumes[i] > settings.min_volume]
     return _Match(kept, matched, volumes, pred.n - len(np.unique(p)))
 
@@ -497,7 +497,7 @@ def _match_iou(
             continue
         used_p.add(pl)
         matched[rl] = [pl]
-    volumes = ref.sizes * voxel_volume
+    volumes = ref.sizes.astype(np.float64) * voxel_volume
     kept = [i for i in range(1, ref.n + 1) if volumes[i] > settings.min_volume]
     # a prediction matched to a lesion below min_volume is neither a hit nor a false positive
     return _Match(kept, matched, volumes, pred.n - len(used_p))
