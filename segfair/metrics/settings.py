@@ -6,7 +6,7 @@ import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, get_args
 
 MetricName: TypeAlias = Literal[
     "dice",
@@ -44,15 +44,7 @@ DISTANCE_METRICS: Final[tuple[MetricName, ...]] = ("hausdorff", "hd95", "assd", 
 #: Every metric, in the order results are reported.
 ALL_METRICS: Final[tuple[MetricName, ...]] = OVERLAP_METRICS + DISTANCE_METRICS
 #: Lesion-wise scores (segfair.metrics.lesions): opt-in, never in the default set.
-LESION_METRICS: Final[tuple[LesionMetricName, ...]] = (
-    "lesion_dice",
-    "lesion_hd95",
-    "lesion_sensitivity",
-    "lesion_fp",
-    "lesion_f1",
-    "small_lesions",
-    "small_lesions_detected",
-)
+LESION_METRICS: Final[tuple[LesionMetricName, ...]] = get_args(LesionMetricName)
 #: Every metric name that can be asked for: the default set, then the opt-in lesion-wise ones.
 KNOWN_METRICS: Final[tuple[MetricName | LesionMetricName, ...]] = ALL_METRICS + LESION_METRICS
 #: The two HD95 variants in common use.
