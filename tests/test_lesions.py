@@ -371,6 +371,20 @@ def test_the_box_wise_brats_rule_equals_the_plain_one_on_larger_sparse_masks(
         assert out[name] == pytest.approx(plain[name], rel=1e-12, abs=1e-12), name
 
 
+@settings(max_examples=40, deadline=None)
+@given(mask=sparse_3d, fortran=st.booleans(), step=st.integers(1, 2))
+def test_occupied_blocks_are_found_in_either_memory_order_and_on_views(
+    mask: np.ndarray, fortran: bool, step: int
+) -> None:
+    from segfair.metrics.lesions import _BLOCK, _blocks
+
+    arr = (np.asfortranarray(mask) if fortran else mask)[::step]  # a strided view too
+    expected = arr.view(np.uint8)
+    for axis, n in enumerate(arr.shape):
+        expected = np.maximum.reduceat(expected, np.arange(0, n, _BLOCK), axis=axis)
+    assert np.array_equal(_blocks(arr).astype(bool), expected.astype(bool))
+
+
 # -- conformance with the peers' own code ---------------------------------------------------------
 
 
