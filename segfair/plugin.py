@@ -810,6 +810,22 @@ class AuditAssertions:
         __tracebackhide__ = True
         return self.assert_gate(kind="coverage", by=by, **_opt(model=model), min=min, **options)
 
+    def assert_detection_gap(
+        self,
+        *,
+        by: str,
+        model: str,
+        ruler: str | None = None,
+        max: float,
+        **options: Any,
+    ) -> GateResult:
+        """The gap across groups in the share of small reference lesions found is at most
+        ``max`` (needs ``small_lesions`` and ``small_lesions_detected`` in ``metrics``)."""
+        __tracebackhide__ = True
+        return self.assert_gate(
+            kind="detection_gap", by=by, model=model, **_opt(ruler=ruler), max=max, **options
+        )
+
 
 def _opt(**kwargs: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}

@@ -37,6 +37,10 @@ __all__ = ["SegfairSession", "check_gate_names"]
 BASELINE_LIMIT = 256 << 20
 UNKNOWN_NAME = "{where}{field} = {value!r} is not a configured {what}{hint}; configured: {valid}"
 NAME_STRUCTURE = "name the structure the gate is decided on, one of: {valid}"
+NEEDS_METRIC = (
+    "{where}a {kind} gate reads the per-case {metric!r}; add it to metrics "
+    '(metrics = [..., "small_lesions", "small_lesions_detected"])'
+)
 
 
 def check_gate_names(gate: Gate, config: SegfairConfig, index: int | None) -> list[str]:
@@ -55,6 +59,10 @@ def check_gate_names(gate: Gate, config: SegfairConfig, index: int | None) -> li
         "structure": ("structure", list(config.structure_labels)),
     }
     problems = []
+    # a gate that reads score-table metrics of its own (detection_gap: the small-lesion counts)
+    for needed in getattr(gate, "needs_metrics", ()):
+        if needed not in tables["metric"][1]:
+            problems.append(NEEDS_METRIC.format(where=where, kind=gate.kind, metric=needed))
     for field, (what, valid) in tables.items():
         value = getattr(gate, field, None)
         if value is None or (field == "baseline" and not isinstance(value, str)):

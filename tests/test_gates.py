@@ -516,6 +516,7 @@ def test_every_kind_parses_from_its_toml_form() -> None:
         {"kind": "coverage", "by": "a", "min": 0.95},
         {"kind": "min_group_size", "by": "a", "min": 30},
         {"kind": "no_regression", "metric": "dice", "by": "a", "model": "m", "max_increase": 0.01},
+        {"kind": "detection_gap", "by": "a", "model": "m", "max": 0.1},
     ]
     gates = parse_gates(raw)
     assert [g.kind for g in gates] == list(GATE_KINDS)
@@ -531,6 +532,7 @@ def test_every_kind_parses_from_its_toml_form() -> None:
         "coverage[a]",
         "min_group_size[a]",
         "no_regression[dice,a,m]",
+        "detection_gap[a,m]",
     ]
 
 

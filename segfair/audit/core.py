@@ -548,7 +548,7 @@ class AuditCore:
                 reps.estimate[:, s], reps.se[:, s], self._cluster_dfs(g, series), conf
             )
             lo, hi = np.fmin(lo, tlo), np.fmax(hi, thi)
-        low, high = _metric_range(series, self.cap)
+        low, high = _metric_range(series, self._cap_for(series))
         # a mean lies in its metric's range: clipping there never loses coverage
         lo, hi = np.clip(lo, low, high), np.clip(hi, low, high)
         ok = self._interval_ok(g, n)
@@ -620,13 +620,27 @@ class AuditCore:
         # and nothing in the sample shows them — a small group's misses may be the only ones
         # (measured: 700/700/40 with misses only in the 40, gap upper bound erred 11%).
         if metric in DISTANCE_METRICS:
-            return self.cap
+            return max(self.cap, self._penalty(metric))
         # An overlap score: a miss (0) weighs a few typical values, and the studentized interval
         # holds its rate unless the cohort shows a miss mechanism its small groups did not draw
         # (measured: misses only in a group of 40, 2.7%; docs/statistics.md)
         if metric in FRACTION_METRICS and bool(np.any(series.x == 0.0)):
             return 0.0
         return None
+
+    def _cap_for(self, series: Series) -> float:
+        """The largest value a miss takes in this series: the cap, or a larger penalty."""
+        metric = str(series.key[1]) if series.key[0] != "descriptor" else ""
+        return max(self.cap, self._penalty(metric))
+
+    def _penalty(self, metric: str) -> float:
+        """The finite score a missed lesion gets in this metric's own definition (the
+        lesion-wise HD95 penalty, recorded with the scores), else 0."""
+        if metric != "lesion_hd95":
+            return 0.0
+        lesions = self.scores.settings.get("lesions")
+        value = lesions.get("hd95_penalty_mm") if isinstance(lesions, dict) else None
+        return float(value) if isinstance(value, int | float) else 0.0
 
     def _guard_rare(
         self,
@@ -718,7 +732,7 @@ class AuditCore:
         )
         if series is not None and not math.isnan(hi):
             hi = max(hi, self._rare_gap_upper(g, reps, s, series, used, conf))
-            low, high = _metric_range(series, self.cap)
+            low, high = _metric_range(series, self._cap_for(series))
             hi = min(hi, high - low)
         if not self._interval_ok(g, reps.n[:, s])[used].all():
             lo = hi = float("nan")

@@ -25,6 +25,7 @@ from __future__ import annotations
 from segfair.audit.association import AssociationEstimands
 from segfair.audit.controlled import ControlledEstimands
 from segfair.audit.coverage import CoverageEstimands
+from segfair.audit.detection import DetectionEstimands
 from segfair.audit.distortion import DistortionEstimands
 from segfair.audit.fairness import FairnessEstimands
 from segfair.audit.gaps import GapEstimands
@@ -43,6 +44,7 @@ class Audit(
     MorphologyEstimands,
     CoverageEstimands,
     AssociationEstimands,
+    DetectionEstimands,
 ):
     """Subgroup statistics of a :class:`~segfair.scores.Scores` table, with bootstrap intervals.
 

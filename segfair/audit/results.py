@@ -14,6 +14,7 @@ __all__ = [
     "AssociationResult",
     "ControlledGapResult",
     "CoverageResult",
+    "DetectionGapResult",
     "DistortionResult",
     "EquityResult",
     "Estimate",
@@ -165,6 +166,39 @@ class GapResult:
         if self.to_reference is not None:
             rows["to_reference"] = self.to_reference
         return _estimates_frame(rows)
+
+
+@dataclass(frozen=True, eq=False)
+class DetectionGapResult:
+    """The small-lesion detection rate per group and its gap (:meth:`Audit.detection_gap`).
+
+    Attributes
+    ----------
+    gap
+        ``max - min`` of the group rates, with the interval of the pairwise contrasts.
+    by_group
+        Per group: ``n`` (cases with both counts), ``cases_with_small``,
+        ``cases_without_small``, ``small_lesions``, ``detected``, ``missed`` and the rate
+        (``estimate`` = detected / small_lesions, ``lower``, ``upper``).
+    overall
+        The pooled rate of the whole cohort (no interval).
+    small_volume
+        The largest volume (mm³) of a small lesion, from the recorded lesion settings.
+    max_group, min_group
+        Groups with the highest and lowest rate.
+    """
+
+    by: tuple[str, ...]
+    model: str
+    ruler: str
+    confidence: float
+    small_volume: float | None
+    gap: Estimate
+    by_group: pd.DataFrame
+    overall: pd.DataFrame
+    max_group: str | None
+    min_group: str | None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

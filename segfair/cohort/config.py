@@ -226,9 +226,39 @@ class DesignSpec(_Strict):
         return self
 
 
+class LesionsSpec(_Strict):
+    """How lesion-wise scores find and match lesions (``[tool.segfair.lesions]``); the defaults
+    are BraTS 2023's (segfair.metrics.LesionSettings, docs/metrics.md "Lesion-wise scores").
+    Read only when ``metrics`` asks for a lesion-wise score."""
+
+    connectivity: Literal[4, 6, 8, 18, 26] | None = Field(
+        default=None, description="6/18/26 in 3-D, 4/8 in 2-D; unset: full (26 / 8)"
+    )
+    match: Literal["brats", "iou"] = "brats"
+    iou_threshold: float = Field(default=0.5, gt=0, le=1)
+    dilation: int = Field(default=3, ge=0, le=100)
+    min_volume: float = Field(
+        default=50.0, ge=0, description="mm³; smaller reference lesions are left out"
+    )
+    small_volume: float = Field(
+        default=500.0, ge=0, description="mm³; small_lesions are at most this"
+    )
+    hd95_penalty: float = Field(default=374.0, gt=0, description="mm; a missed or false lesion")
+
+
+#: Set when [tool.segfair.lesions] is given but no lesion-wise score is asked for.
+LESIONS_UNUSED = (
+    "[lesions] is set but metrics asks for no lesion-wise score, so it would change nothing; "
+    "add one of {valid} to metrics, or remove [lesions]"
+)
+
 #: Upper bounds of numeric settings that size memory or processes.
 MAX_N_BOOT = 100_000
 MAX_WORKERS = 256
+
+
+# keys that a configuration dumps only when set: [structures], [lesions] (issue 17)
+_OMIT_WHEN_NONE = ("structures", "lesions")
 
 
 class SegfairConfig(_Strict):
@@ -259,6 +289,8 @@ class SegfairConfig(_Strict):
     metrics: list[str] | None = None
     hd95: Literal["max_directed", "pooled"] = "max_directed"
     nsd_tolerance: float = Field(default=2.0, gt=0)
+    # lesion-wise scores (opt-in through metrics); None: BraTS 2023 defaults
+    lesions: LesionsSpec | None = None
 
     # how the audit decides
     cap: float = Field(default=150.0, gt=0)
@@ -354,11 +386,14 @@ class SegfairConfig(_Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        # a configuration without [structures] dumps as before it existed: the report records
-        # the configuration, and an unchanged configuration must give an unchanged report
+        # a configuration without the keys added since (see _OMIT_WHEN_NONE) dumps as before
+        # they existed: the report records the configuration (and its hash), and an unchanged
+        # configuration must give an unchanged report
         out = handler(self)
-        if isinstance(out, dict) and out.get("structures", 0) is None:
-            del out["structures"]
+        if isinstance(out, dict):
+            for key in _OMIT_WHEN_NONE:
+                if key in out and out[key] is None:
+                    del out[key]
         return out
 
     @property
@@ -406,6 +441,21 @@ class SegfairConfig(_Strict):
             if name in self.models:
                 raise ValueError(NAME_CLASH.format(name=name))
         return self
+
+    @model_validator(mode="after")
+    def _check_lesions(self) -> SegfairConfig:
+        from segfair.metrics import LESION_METRICS
+
+        asked = any(m in LESION_METRICS for m in self.metrics or ())
+        if self.lesions is not None and not asked:
+            raise ValueError(LESIONS_UNUSED.format(valid=", ".join(LESION_METRICS)))
+        return self
+
+    @property
+    def lesion_settings(self) -> dict[str, Any]:
+        """The lesion settings in force (``segfair.metrics.LesionSettings`` keywords)."""
+        spec = self.lesions if self.lesions is not None else LesionsSpec()
+        return spec.model_dump()
 
     @property
     def automated_rulers(self) -> tuple[str, ...]:

@@ -64,6 +64,7 @@ def evaluate_case(task: CaseTask) -> CaseResult:
     settings = metrics.MetricSettings(
         hd95_method=task.settings["hd95_method"], nsd_tolerance=task.settings["nsd_tolerance"]
     )
+    lesion_settings = metrics.LesionSettings(**task.settings.get("lesions", {}))
     try:
         if task.structures is None:
             per_structure = {DEFAULT_STRUCTURE: {k: m.array for k, m in masks.items()}}
@@ -74,7 +75,12 @@ def evaluate_case(task: CaseTask) -> CaseResult:
             # crops of one structure share its box, which holds all of its voxels: the metrics
             # and the descriptors of the crops are those of the full-size masks
             result.scores[structure] = metrics.compute_many(
-                arrays, list(task.pairs), anchor.spacing, list(task.metrics), settings=settings
+                arrays,
+                list(task.pairs),
+                anchor.spacing,
+                list(task.metrics),
+                settings=settings,
+                lesion_settings=lesion_settings,
             )
             result.shapes[structure] = {
                 k: morphology.describe_mask(arrays[k], anchor.spacing) for k in task.describe

@@ -56,7 +56,8 @@ def evaluate(
         A validated cohort (:func:`segfair.load_cohort`).
     metrics
         Metric names (default: the configuration's, else
-        :data:`segfair.metrics.ALL_METRICS`).
+        :data:`segfair.metrics.ALL_METRICS`; the lesion-wise scores,
+        :data:`segfair.metrics.LESION_METRICS`, are opt-in).
     executor
         Any :class:`concurrent.futures.Executor` (e.g. a Dask ``Client.get_executor()``);
         default: a process pool of ``workers`` processes.
@@ -166,7 +167,7 @@ def _differences(
 
 
 def _assemble(cohort: Cohort, results: Iterable[CaseResult], metrics: Sequence[str]) -> Scores:
-    from segfair.metrics import MetricSettings
+    from segfair.metrics import LESION_METRICS, LesionSettings, MetricSettings
 
     cfg = cohort.config
     trusted = f"ruler:{cfg.trusted_ruler}"
@@ -219,6 +220,8 @@ def _assemble(cohort: Cohort, results: Iterable[CaseResult], metrics: Sequence[s
     )
     settings["metrics"] = list(metrics)
     settings["cap"] = cfg.cap
+    if any(m in LESION_METRICS for m in metrics):
+        settings["lesions"] = LesionSettings(**cfg.lesion_settings).describe()
     return Scores(
         table=table,
         groups=cohort.groups,

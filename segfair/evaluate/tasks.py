@@ -83,16 +83,20 @@ def build_tasks(
     cache_dir: str | None = None,
 ) -> list[CaseTask]:
     """One task per case, in case-id order."""
-    from segfair.metrics import ALL_METRICS
+    from segfair.metrics import ALL_METRICS, KNOWN_METRICS, LESION_METRICS
 
     cfg = cohort.config
     chosen = list(metrics or cfg.metrics or ALL_METRICS)
-    unknown = [m for m in chosen if m not in ALL_METRICS]
+    unknown = [m for m in chosen if m not in KNOWN_METRICS]
     if unknown:
         raise SegfairError(
-            f"unknown metric(s) {unknown}; valid metrics are {', '.join(ALL_METRICS)}"
+            f"unknown metric(s) {unknown}; valid metrics are {', '.join(KNOWN_METRICS)}"
         )
-    settings = {"hd95_method": cfg.hd95, "nsd_tolerance": cfg.nsd_tolerance}
+    settings: dict[str, Any] = {"hd95_method": cfg.hd95, "nsd_tolerance": cfg.nsd_tolerance}
+    if any(m in LESION_METRICS for m in chosen):
+        # only then: the cache key of a run without lesion-wise scores stays what it was, and
+        # with them it changes with every lesion setting (no stale scores after an edit)
+        settings["lesions"] = cfg.lesion_settings
     trusted = f"ruler:{cfg.trusted_ruler}"
     tasks = []
     for case_id in cohort.case_ids:

@@ -65,6 +65,7 @@ from segfair.gates.base import (
     _Gate,  # noqa: F401 - the old private base, kept importable
 )
 from segfair.gates.coverage import CoverageGate
+from segfair.gates.detection import DetectionGapGate
 from segfair.gates.evaluate import evaluate_gate, evaluate_gates, gate_checks
 from segfair.gates.gap import GapGate
 from segfair.gates.kinds import (
@@ -141,6 +142,7 @@ __all__ = [
     "Check",
     "CoverageGate",
     "DecideOn",
+    "DetectionGapGate",
     "DirGate",
     "DpdGate",
     "GapGate",

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from segfair.audit import Audit
 from segfair.gates.outcome import Outcome
 from segfair.gates.result import OnInconclusive
-from segfair.stats import DISTANCE_METRICS, FRACTION_METRICS
+from segfair.stats import COUNT_METRICS, DISTANCE_METRICS, FRACTION_METRICS, LOWER_IS_BETTER
 
 DecideOn = Literal["bound", "estimate"]
 #: The groups a check is restricted to (None: all).
@@ -27,6 +27,10 @@ RATIO_NEEDS_MIN = (
 )
 DISTANCE_NEEDS_MAX = (
     "{metric!r} is a distance (lower is better): give max (≥ 0) for every group, not min"
+)
+COUNT_NEEDS_MAX = (
+    "{metric!r} is a count of false lesions per case (lower is better): give max (≥ 0) for "
+    "every group, not min"
 )
 SCORE_NEEDS_MIN = (
     "{metric!r} is an overlap score (higher is better): give min for every group, not max "
@@ -63,7 +67,7 @@ def _level_limit(value: float | None, field_: str, metric: str) -> None:
     number for signed metrics such as volume_error."""
     if metric in FRACTION_METRICS:
         _fraction(value, field_, _why(metric))
-    elif metric in DISTANCE_METRICS:
+    elif metric in DISTANCE_METRICS or metric in COUNT_METRICS:
         _at_least(value, field_, 0, _why(metric))
 
 
@@ -190,6 +194,8 @@ def _check_direction(metric: str, low: float | None, high: float | None) -> None
     # may be limited either way
     if metric in DISTANCE_METRICS and low is not None:
         raise ValueError(DISTANCE_NEEDS_MAX.format(metric=metric))
+    if metric in LOWER_IS_BETTER and metric in COUNT_METRICS and low is not None:
+        raise ValueError(COUNT_NEEDS_MAX.format(metric=metric))
     if metric in FRACTION_METRICS and high is not None:
         raise ValueError(
             SCORE_NEEDS_MIN.format(metric=metric, distances=", ".join(sorted(DISTANCE_METRICS)))

@@ -9,6 +9,7 @@ from pydantic import Field, TypeAdapter
 from segfair.gates.amplification import AmplificationGate
 from segfair.gates.base import BaseGate
 from segfair.gates.coverage import CoverageGate
+from segfair.gates.detection import DetectionGapGate
 from segfair.gates.gap import GapGate
 from segfair.gates.label_agreement import LabelAgreementGate
 from segfair.gates.min_group_metric import MinGroupMetricGate
@@ -28,7 +29,8 @@ Gate = Annotated[
     | DirGate
     | CoverageGate
     | MinGroupSizeGate
-    | NoRegressionGate,
+    | NoRegressionGate
+    | DetectionGapGate,
     Field(discriminator="kind"),
 ]
 

@@ -19,7 +19,7 @@ from segfair.gates.base import (
     _metric_limit,
 )
 from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _group_checks, metric_unit
-from segfair.stats import DISTANCE_METRICS
+from segfair.stats import LOWER_IS_BETTER
 
 
 class LabelAgreementGate(BaseGate):
@@ -81,7 +81,7 @@ class LabelAgreementGate(BaseGate):
                     unit=unit,
                 )
             )
-        worst = r.max_group if self.metric in DISTANCE_METRICS else r.min_group
+        worst = r.max_group if self.metric in LOWER_IS_BETTER else r.min_group
         return Outcome(
             checks=checks,
             sizes=r.by_group["n"],

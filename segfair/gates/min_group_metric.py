@@ -25,7 +25,7 @@ from segfair.gates.outcome import (
     _look_at,
     metric_unit,
 )
-from segfair.stats import DISTANCE_METRICS
+from segfair.stats import LOWER_IS_BETTER
 
 
 class MinGroupMetricGate(MetricGate):
@@ -68,7 +68,7 @@ class MinGroupMetricGate(MetricGate):
         if frame["estimate"].notna().any():
             worst = str(
                 frame["estimate"].idxmax()
-                if self.metric in DISTANCE_METRICS
+                if self.metric in LOWER_IS_BETTER
                 else frame["estimate"].idxmin()
             )
         return Outcome(

@@ -65,16 +65,28 @@ from __future__ import annotations
 
 from segfair.metrics.arrays import BoolArray, Extent, FloatArray, Spacing
 from segfair.metrics.engine import compute, compute_many
+from segfair.metrics.lesions import (
+    CONNECTIVITIES,
+    LESION_EMPTY_POLICY,
+    MATCH_RULES,
+    LesionSettings,
+    MatchRule,
+    label_lesions,
+    lesion_scores,
+)
 from segfair.metrics.settings import (
     ALL_METRICS,
     DISTANCE_METRICS,
     EMPTY_MASK_POLICY,
     HD95_METHODS,
+    KNOWN_METRICS,
+    LESION_METRICS,
     OVERLAP_METRICS,
     PERCENTILE_METHOD,
     SURFACE_DEFINITION,
     UNKNOWN_METRIC_MESSAGE,
     HD95Method,
+    LesionMetricName,
     MetricName,
     MetricSettings,
 )
@@ -93,9 +105,14 @@ from segfair.metrics.single import (
 
 __all__ = [
     "ALL_METRICS",
+    "CONNECTIVITIES",
     "DISTANCE_METRICS",
     "EMPTY_MASK_POLICY",
     "HD95_METHODS",
+    "KNOWN_METRICS",
+    "LESION_EMPTY_POLICY",
+    "LESION_METRICS",
+    "MATCH_RULES",
     "OVERLAP_METRICS",
     "PERCENTILE_METHOD",
     "SURFACE_DEFINITION",
@@ -104,6 +121,9 @@ __all__ = [
     "Extent",
     "FloatArray",
     "HD95Method",
+    "LesionMetricName",
+    "LesionSettings",
+    "MatchRule",
     "MetricName",
     "MetricSettings",
     "Spacing",
@@ -114,6 +134,8 @@ __all__ = [
     "hausdorff",
     "hd95",
     "iou",
+    "label_lesions",
+    "lesion_scores",
     "masd",
     "nsd",
     "precision",

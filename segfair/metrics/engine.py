@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -21,11 +21,14 @@ from segfair.metrics.arrays import (
     find_extent,
     union_box,
 )
+from segfair.metrics.lesions import LesionSettings, _check_ndim, _LesionCase
 from segfair.metrics.overlap import _overlap_value
 from segfair.metrics.settings import (
     ALL_METRICS,
     DISTANCE_METRICS,
+    LESION_METRICS,
     OVERLAP_METRICS,
+    LesionMetricName,
     MetricName,
     MetricSettings,
     _metric_names,
@@ -55,6 +58,8 @@ class _Case:
         self._points: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = {}
         self._features: dict[str, npt.NDArray[np.int32]] = {}
         self._directed: dict[tuple[str, str], FloatArray] = {}
+        # components of each mask, labelled once and shared by every pair (lesion-wise scores)
+        self.lesions = _LesionCase(crops, spacing)
 
     def count(self, key: str) -> int:
         if key not in self._counts:
@@ -130,15 +135,30 @@ class _Case:
         return self._directed[(a, b)]
 
     def metrics(
-        self, pred: str, ref: str, names: Sequence[MetricName], settings: MetricSettings
+        self,
+        pred: str,
+        ref: str,
+        names: Sequence[MetricName | LesionMetricName],
+        settings: MetricSettings,
+        lesion_settings: LesionSettings,
     ) -> dict[str, float]:
         n_pred, n_ref = self.count(pred), self.count(ref)
         out: dict[str, float] = {}
+        lesion_names = [n for n in LESION_METRICS if n in names]
+        lesion = (
+            self.lesions.scores(pred, ref, lesion_names, settings, lesion_settings)
+            if lesion_names
+            else {}
+        )
         needs_distances = any(n in DISTANCE_METRICS for n in names)
         d_pr = d_rp = np.empty(0)
         if needs_distances and n_pred and n_ref:
             d_pr, d_rp = self.directed(pred, ref), self.directed(ref, pred)
-        for name in names:
+        for any_name in names:
+            if any_name in lesion:
+                out[any_name] = lesion[any_name]
+                continue
+            name = cast(MetricName, any_name)
             if name in OVERLAP_METRICS:
                 tp = self.overlap(pred, ref) if n_pred and n_ref else 0
                 out[name] = _overlap_value(name, tp, n_pred, n_ref)
@@ -158,6 +178,7 @@ def compute_many(
     metrics: Iterable[str] = ALL_METRICS,
     *,
     settings: MetricSettings | None = None,
+    lesion_settings: LesionSettings | None = None,
 ) -> dict[tuple[str, str], dict[str, float]]:
     """Score several (prediction, reference) pairs of one case, sharing all the expensive work.
 
@@ -174,9 +195,12 @@ def compute_many(
     spacing
         Voxel size in mm per axis; ``None`` means 1.0 per axis.
     metrics
-        Names among :data:`ALL_METRICS`.
+        Names among :data:`ALL_METRICS` and the opt-in :data:`LESION_METRICS`.
     settings
         HD95 variant and NSD tolerance; defaults to ``MetricSettings()``.
+    lesion_settings
+        Connectivity, matching rule and volumes of the lesion-wise scores; defaults to
+        ``LesionSettings()`` (BraTS 2023). Each mask's components are labelled once per case.
 
     Returns
     -------
@@ -203,6 +227,7 @@ def compute_many(
     """
     names = _metric_names(metrics)
     settings = settings if settings is not None else MetricSettings()
+    lesion_settings = lesion_settings if lesion_settings is not None else LesionSettings()
     for pred_key, ref_key in pairs:
         for key in (pred_key, ref_key):
             if key not in masks:
@@ -222,9 +247,11 @@ def compute_many(
         )
     ndim = next(iter(arrays.values())).ndim
     voxel = check_spacing(spacing, ndim)
+    if any(n in LESION_METRICS for n in names):
+        _check_ndim(ndim, lesion_settings)
     box = union_box((find_extent(a) for a in arrays.values()), ndim)
     case = _Case({key: binary_crop(key, a, box) for key, a in arrays.items()}, voxel)
-    return {(p, r): case.metrics(p, r, names, settings) for p, r in pairs}
+    return {(p, r): case.metrics(p, r, names, settings, lesion_settings) for p, r in pairs}
 
 
 def compute(

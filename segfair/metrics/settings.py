@@ -6,7 +6,7 @@ import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, get_args
 
 MetricName: TypeAlias = Literal[
     "dice",
@@ -21,6 +21,15 @@ MetricName: TypeAlias = Literal[
     "nsd",
 ]
 HD95Method: TypeAlias = Literal["max_directed", "pooled"]
+LesionMetricName: TypeAlias = Literal[
+    "lesion_dice",
+    "lesion_hd95",
+    "lesion_sensitivity",
+    "lesion_fp",
+    "lesion_f1",
+    "small_lesions",
+    "small_lesions_detected",
+]
 
 #: Metrics that need only voxel counts.
 OVERLAP_METRICS: Final[tuple[MetricName, ...]] = (
@@ -34,6 +43,10 @@ OVERLAP_METRICS: Final[tuple[MetricName, ...]] = (
 DISTANCE_METRICS: Final[tuple[MetricName, ...]] = ("hausdorff", "hd95", "assd", "masd", "nsd")
 #: Every metric, in the order results are reported.
 ALL_METRICS: Final[tuple[MetricName, ...]] = OVERLAP_METRICS + DISTANCE_METRICS
+#: Lesion-wise scores (segfair.metrics.lesions): opt-in, never in the default set.
+LESION_METRICS: Final[tuple[LesionMetricName, ...]] = get_args(LesionMetricName)
+#: Every metric name that can be asked for: the default set, then the opt-in lesion-wise ones.
+KNOWN_METRICS: Final[tuple[MetricName | LesionMetricName, ...]] = ALL_METRICS + LESION_METRICS
 #: The two HD95 variants in common use.
 HD95_METHODS: Final[tuple[HD95Method, ...]] = ("max_directed", "pooled")
 
@@ -128,16 +141,18 @@ class MetricSettings:
         }
 
 
-def _metric_names(metrics: Iterable[str]) -> tuple[MetricName, ...]:
+def _metric_names(metrics: Iterable[str]) -> tuple[MetricName | LesionMetricName, ...]:
     if isinstance(metrics, str):
         metrics = (metrics,)
-    names: list[MetricName] = []
+    names: list[MetricName | LesionMetricName] = []
     for name in metrics:
-        for valid in ALL_METRICS:
+        for valid in KNOWN_METRICS:
             if name == valid:
                 if valid not in names:
                     names.append(valid)
                 break
         else:
-            raise ValueError(UNKNOWN_METRIC_MESSAGE.format(name=name, valid=", ".join(ALL_METRICS)))
+            raise ValueError(
+                UNKNOWN_METRIC_MESSAGE.format(name=name, valid=", ".join(KNOWN_METRICS))
+            )
     return tuple(names)

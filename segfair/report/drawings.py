@@ -80,7 +80,7 @@ def _worst_cases(
     model: str | None,
     per_group: int,
 ) -> dict[str, Any]:
-    from segfair.stats import DISTANCE_METRICS
+    from segfair.stats import LOWER_IS_BETTER
 
     scores = audit.scores
     trusted = scores.trusted_ruler
@@ -110,7 +110,7 @@ def _worst_cases(
     values.index = values.index.astype(str)
     values = values[values.notna()]
     labels = _labels(scores.groups[attribute])
-    worse_is_higher = metric in DISTANCE_METRICS
+    worse_is_higher = metric in LOWER_IS_BETTER
     order = list(dict.fromkeys(str(g) for g in audit.group_sizes(by=attribute).index))
     chosen: list[tuple[str, str]] = []
     for group in order:

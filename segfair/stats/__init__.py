@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from segfair.stats import kinds
 from segfair.stats.bootstrap import Replicates, group_statistic
 from segfair.stats.design import Design, build_design, stable_hash
 from segfair.stats.intervals import (
@@ -16,15 +17,11 @@ from segfair.stats.intervals import (
     studentized_interval,
     wilson_interval,
 )
-from segfair.stats.kinds import DISTANCE_METRICS, FRACTION_METRICS, STATISTICS, Statistic
+from segfair.stats.kinds import *  # noqa: F403  (the metric kinds and statistics: kinds.__all__)
 
 __all__ = [
-    "DISTANCE_METRICS",
-    "FRACTION_METRICS",
-    "STATISTICS",
     "Design",
     "Replicates",
-    "Statistic",
     "build_design",
     "cluster_df",
     "few_clusters_interval",
@@ -39,3 +36,4 @@ __all__ = [
     "studentized_interval",
     "wilson_interval",
 ]
+__all__ += kinds.__all__
