@@ -7,19 +7,32 @@ import os
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from segfair.io.dicomseg import _dicom_seg_header
 from segfair.io.files import _check_file, _unreadable, _Where
 from segfair.io.header import _checked_geometry, _Header, _mask_shape
+from segfair.io.images import _png_header, _tiff_header
+from segfair.io.itk import _itk_header, _seg_nrrd_header
 from segfair.io.labels import _normalise_labels, _select_foreground
 from segfair.io.mask import Geometry, Mask
 from segfair.io.messages import FIX_BAD_THRESHOLD, MSG_BAD_THRESHOLD
 from segfair.io.nifti import _nifti_header
 from segfair.io.npy import _npy_header, _npz_header
 
+# one reader per suffix of SUPPORTED_SUFFIXES; the formats of the extras import their package
+# when a header is read, so a missing extra is refused at validation, naming the fix
 _HEADER_READERS: dict[str, Callable[[str, _Where], _Header]] = {
     ".nii.gz": _nifti_header,
     ".nii": _nifti_header,
     ".npy": _npy_header,
     ".npz": _npz_header,
+    ".mha": _itk_header,
+    ".mhd": _itk_header,
+    ".seg.nrrd": _seg_nrrd_header,
+    ".nrrd": _itk_header,
+    ".dcm": _dicom_seg_header,
+    ".png": _png_header,
+    ".tif": _tiff_header,
+    ".tiff": _tiff_header,
 }
 
 
@@ -68,22 +81,27 @@ def load_mask(
     path
         A ``.nii``, ``.nii.gz``, ``.npy`` or ``.npz`` file. An ``.npz`` holds the mask under the
         key ``mask`` (or as its only array besides the geometry), optionally with ``spacing``
-        (one value per axis) and/or ``affine`` (4x4).
+        (one value per axis) and/or ``affine`` (4x4). With the optional extras also ``.mha``,
+        ``.mhd``, ``.nrrd``, ``.seg.nrrd`` (``itk``), DICOM-SEG ``.dcm`` (``dicom``), ``.png``,
+        ``.tif``/``.tiff`` (``images``): see docs/formats.md.
     case_id
         Named in every error.
     labels
-        Integer label(s) that form the foreground of a label map (``np.isin``). If the mask holds
+        Integer label(s) that form the foreground of a label map (``np.isin``); in a DICOM-SEG or
+        ``.seg.nrrd``, the segments (by number) whose union is the foreground. If the mask holds
         non-zero values but none of these, that is an error, never a silently empty mask; an
         all-zero mask is a legitimate empty mask.
     threshold
-        For floating-point data only: foreground = ``value >= threshold``. Without it, float data
+        For floating-point data only (and fractional DICOM-SEG, as value / maximum):
+        foreground = ``value >= threshold``. Without it, float data
         must hold whole numbers (0/1 or labels); anything else looks like a probability map and
         is refused. Integer and boolean data ignore it (labels are categories, not levels).
     max_voxels
         Refuse, before reading any voxel data, a file whose header promises more voxels.
     spacing
-        Voxel size (mm) per axis for NumPy files that carry no geometry (default 1.0 per axis).
-        Geometry stored in the file (NIfTI header, ``.npz`` ``spacing``/``affine``) wins.
+        Voxel size (mm) per axis for files that carry no geometry (NumPy files, a PNG without
+        ``pHYs``, a TIFF without resolution; default 1.0 per axis). Geometry stored in the file
+        (NIfTI or ITK header, ``.npz`` ``spacing``/``affine``, PNG/TIFF pixel size) wins.
 
     Returns
     -------
@@ -120,6 +138,10 @@ def load_mask(
     header = _HEADER_READERS[suffix](path_str, where)
     shape, mask_spacing, affine = _checked_geometry(header, max_voxels, spacing, where)
 
+    if header.select is not None:
+        # segments that may overlap: united per segment, never through one label map
+        foreground = header.select(label_tuple, threshold)
+        return Mask(foreground, mask_spacing, affine, path_str)
     data = header.read()
     if data.shape != header.shape:  # a header that lies about its own data
         _unreadable(

@@ -1,0 +1,93 @@
+"""Files whose labels are declared segments (DICOM-SEG, 3D Slicer ``.seg.nrrd``): selection by
+segment, exact where segments overlap, and the label map when they do not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segfair.io.files import _Where
+from segfair.io.messages import (
+    FIX_SEG_OVERLAP,
+    FIX_SEGMENTS_NOT_FOUND,
+    MSG_SEG_OVERLAP,
+    MSG_SEGMENTS_NOT_FOUND,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """A declared segment: the label that selects it, its name, and where its voxels are."""
+
+    label: int
+    name: str
+    layer: int = 0  # .seg.nrrd: the layer (component) that holds it
+    value: int = 1  # .seg.nrrd: its value in that layer
+
+
+# the voxels of one segment (given the threshold, for fractional DICOM-SEG)
+_MaskOf = Callable[[_Segment, float | None], NDArray[np.bool_]]
+
+
+def _listing(segments: Sequence[_Segment]) -> str:
+    return ", ".join(f"{s.label} ({s.name})" if s.name else str(s.label) for s in segments)
+
+
+def _chosen(segments: Sequence[_Segment], labels: tuple[int, ...], where: _Where) -> list[_Segment]:
+    """The segments ``labels`` select; none at all is an error listing the file's segments.
+
+    A selected segment that is declared but empty is a legitimately empty mask (a segment is
+    declared, so an empty one is not the silent 0/255 mistake of a label map)."""
+    chosen = [s for s in segments if s.label in labels]
+    if not chosen:
+        where.fail(
+            MSG_SEGMENTS_NOT_FOUND.format(selected=list(labels)),
+            FIX_SEGMENTS_NOT_FOUND.format(segments=_listing(segments) or "none"),
+        )
+    return chosen
+
+
+def _union(
+    segments: Sequence[_Segment],
+    labels: tuple[int, ...],
+    threshold: float | None,
+    shape: tuple[int, ...],
+    mask_of: _MaskOf,
+    where: _Where,
+) -> NDArray[np.bool_]:
+    """The voxels of every selected segment, united (a voxel in two segments counts once)."""
+    out = np.zeros(shape, dtype=np.bool_)
+    for segment in _chosen(segments, labels, where):
+        out |= mask_of(segment, threshold)
+    return out
+
+
+def _label_map(
+    segments: Sequence[_Segment],
+    shape: tuple[int, ...],
+    mask_of: _MaskOf,
+    where: _Where,
+) -> NDArray[np.integer]:
+    """One label map (segment label per voxel), refused when two segments overlap."""
+    top = max((s.label for s in segments), default=0)
+    out = np.zeros(shape, dtype=np.uint8 if top <= 255 else np.uint16)
+    owner: dict[int, _Segment] = {}
+    for segment in segments:
+        voxels = mask_of(segment, None)
+        taken = out[voxels]
+        if taken.any():
+            first = owner[int(taken[taken != 0][0])]
+            where.fail(
+                MSG_SEG_OVERLAP.format(
+                    first=_listing([first]),
+                    second=_listing([segment]),
+                    voxels=int(np.count_nonzero(taken)),
+                ),
+                FIX_SEG_OVERLAP,
+            )
+        out[voxels] = segment.label
+        owner[segment.label] = segment
+    return out
