@@ -82,16 +82,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+# voxel size (mm) per axis, for files that hold none (NumPy, PNG without pHYs, TIFF without
+# resolution); a file's own geometry wins (docs/formats.md)
+_Spacing = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=3)]
+
+
 class SourceSpec(_Strict):
     """Where a kind of mask lives: a path template with ``{case_id}``.
 
-    ``labels``/``threshold`` override the cohort-wide mask reading settings for this source;
-    ``partial`` (rulers only) declares that some cases have no mask from this source.
+    ``labels``/``threshold``/``spacing`` override the cohort-wide mask reading settings for this
+    source; ``partial`` (rulers only) declares that some cases have no mask from this source.
     """
 
     path: str
     labels: list[int] | None = None
     threshold: float | None = None
+    spacing: _Spacing | None = None
     partial: bool = False
 
 
@@ -201,6 +207,7 @@ class SegfairConfig(_Strict):
     # how masks are read
     labels: list[int] = Field(default_factory=lambda: [1])
     threshold: float | None = None
+    spacing: _Spacing | None = None
     max_voxels: int = Field(default=1_000_000_000, gt=0)
     reorient: bool = False
     geometry_tolerance: float = Field(default=1e-3, ge=0)

@@ -1,4 +1,6 @@
-"""Reading and writing masks: NIfTI (``.nii``, ``.nii.gz``) and NumPy (``.npy``, ``.npz``).
+"""Reading and writing masks: NIfTI (``.nii``, ``.nii.gz``) and NumPy (``.npy``, ``.npz``); with
+the optional extras also ITK (``.mha``, ``.mhd``, ``.nrrd``, ``.seg.nrrd``), DICOM-SEG (``.dcm``)
+and images (``.png``, ``.tif``): see docs/formats.md.
 
 Every mask segfair scores goes through :func:`load_mask`, which turns a file into a :class:`Mask`:
 a read-only boolean array in the file's own memory order (Fortran order for NIfTI, C order for
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 from segfair.io import messages
 from segfair.io.atomic import atomic_write_bytes, atomic_write_text
-from segfair.io.files import SUPPORTED_SUFFIXES, content_hash, read_regular_text
+from segfair.io.files import SUPPORTED_SUFFIXES, content_hash, data_files, read_regular_text
 from segfair.io.geometry import check_geometry, describe_mismatch, geometry_fix, reorient_like
 from segfair.io.load import load_mask, read_geometry, read_shape
 from segfair.io.mask import Geometry, Mask
@@ -44,6 +46,7 @@ __all__ = [
     "atomic_write_text",
     "check_geometry",
     "content_hash",
+    "data_files",
     "describe_mismatch",
     "geometry_fix",
     "load_mask",

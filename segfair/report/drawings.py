@@ -152,6 +152,7 @@ def _read(cohort: Cohort, config: SegfairConfig, kind: str, name: str, case_id: 
         labels=spec.labels if spec.labels is not None else config.labels,
         threshold=spec.threshold if spec.threshold is not None else config.threshold,
         max_voxels=config.max_voxels,
+        spacing=spec.spacing if spec.spacing is not None else config.spacing,
     )
 
 
