@@ -70,12 +70,12 @@ def _layout(ds: Any, where: _Where) -> _Layout:
     per_frame = list(getattr(ds, "PerFrameFunctionalGroupsSequence", []))
     shared_seq = getattr(ds, "SharedFunctionalGroupsSequence", None)
     shared = shared_seq[0] if shared_seq else None
-    if len(per_frame) != frames:
-        where.fail(
-            MSG_SEG_GEOMETRY.format(
-                reason=f"{frames} frames but {len(per_frame)} per-frame functional groups"
-            ),
-            FIX_SEG_GEOMETRY,
+    if len(per_frame) != frames:  # pydicom reads a cut file up to where it ends
+        _unreadable(
+            ValueError(f"{frames} frames but {len(per_frame)} per-frame functional groups"),
+            _KIND,
+            _CHECK,
+            where,
         )
     labelmap = str(getattr(ds, "SegmentationType", "BINARY")) == "LABELMAP"
     orientations, pixel_spacings, positions, segments = [], [], [], []

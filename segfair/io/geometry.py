@@ -9,7 +9,13 @@ from numpy.typing import NDArray
 
 from segfair.errors import GeometryError
 from segfair.io.mask import Geometry, Mask, _describe
-from segfair.io.messages import FIX_REORIENT, FIX_RESAMPLE, MSG_GEOMETRY, MSG_NOT_REORIENTABLE
+from segfair.io.messages import (
+    FIX_CROPPED,
+    FIX_REORIENT,
+    FIX_RESAMPLE,
+    MSG_GEOMETRY,
+    MSG_NOT_REORIENTABLE,
+)
 
 
 def describe_mismatch(
@@ -36,8 +42,30 @@ def _reorientable(mask: Mask | Geometry, target: Mask | Geometry, atol: float) -
 
 
 def geometry_fix(a: Mask | Geometry, b: Mask | Geometry, *, atol: float = 1e-3) -> str:
-    """The fix for two grids that differ: reorient (axis order/flips only) or resample."""
-    return FIX_REORIENT if _reorientable(b, a, atol) else FIX_RESAMPLE
+    """The fix for two grids that differ: reorient (axis order/flips only), export on the full
+    grid (one is a crop of the other), or resample."""
+    if _reorientable(b, a, atol):
+        return FIX_REORIENT
+    return FIX_CROPPED if _cropped(b, a, atol) or _cropped(a, b, atol) else FIX_RESAMPLE
+
+
+def _cropped(mask: Mask | Geometry, target: Mask | Geometry, atol: float) -> bool:
+    """Whether ``mask``'s grid is a block of ``target``'s: the same voxel axes, its first voxel
+    on a voxel of ``target``, and all of it inside (what a SEG without its empty frames is)."""
+    if len(mask.shape) != len(target.shape) or mask.shape == target.shape:
+        return False
+    if not np.allclose(mask.affine[:3, :3], target.affine[:3, :3], rtol=0, atol=atol):
+        return False
+    try:
+        start = np.linalg.solve(target.affine, mask.affine[:, 3])[: len(mask.shape)]
+    except np.linalg.LinAlgError:
+        return False
+    whole = np.round(start)
+    return bool(
+        np.allclose(start, whole, rtol=0, atol=1e-3)
+        and np.all(whole >= 0)
+        and np.all(whole + np.asarray(mask.shape) <= np.asarray(target.shape))
+    )
 
 
 def _difference(
@@ -114,7 +142,7 @@ def check_geometry(
         MSG_GEOMETRY.format(difference=difference, pred=_describe(pred), ref=_describe(ref)),
         case_id=case_id,
         path=pred.path,
-        fix=FIX_REORIENT if _reorientable(pred, ref, atol) else FIX_RESAMPLE,
+        fix=geometry_fix(ref, pred, atol=atol),
     )
 
 

@@ -164,10 +164,11 @@ def _seg_nrrd_header(path: str, where: _Where) -> _Header:
     segments = _seg_nrrd_segments(meta, layers, where)
     shape = header.shape[: len(header.shape) - (layers > 1)]
     cache: list[NDArray[Any]] = []
+    voxels = header.read
 
     def layered() -> NDArray[Any]:
         if not cache:
-            data = header.read()
+            data = voxels()
             cache.append(data if layers > 1 else data[..., np.newaxis])
         return cache[0]
 

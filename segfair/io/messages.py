@@ -14,6 +14,7 @@ __all__ = [
     "FIX_BAD_THRESHOLD",
     "FIX_CANNOT_OPEN",
     "FIX_COLOUR_IMAGE",
+    "FIX_CROPPED",
     "FIX_DTYPE",
     "FIX_EMPTY_SHAPE",
     "FIX_GZIP_NAMED_NII",
@@ -270,4 +271,11 @@ MSG_SAVE_IMAGE_GEOMETRY = "a {kind} file cannot store this geometry"
 FIX_SAVE_IMAGE_GEOMETRY = (
     "an image file stores a pixel size only (a PNG: whole pixels per metre, i.e. 1000 / spacing "
     "a whole number; a PNG is 2-D): save without an affine, or save as .nii.gz / .mha"
+)
+FIX_CROPPED = (
+    "the mask's grid is a crop of the other's (same spacing and orientation, shifted by whole "
+    "voxels): a DICOM-SEG that omits its empty frames, or a segmentation saved cropped to its "
+    "segments, spans only part of its image; export it on the image's full grid (highdicom: "
+    "omit_empty_frames=False; 3D Slicer: save without cropping to the minimum extent); segfair "
+    "does not pad"
 )
