@@ -21,7 +21,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from segfair.errors import ConfigError
 
@@ -76,10 +85,24 @@ def valid_name(name: str) -> bool:
     return re.fullmatch(NAME_PATTERN, name) is not None
 
 
+# keys left out of the dumped configuration (the report's provenance and its hash) while unset,
+# so that configurations written before they existed keep their report byte for byte
+_OMIT_WHEN_NONE = ("spacing",)
+
+
 class _Strict(BaseModel):
     # NaN and ±inf are never a meaningful setting (a NaN threshold or an infinite cap would
     # silently disable what they configure): refused everywhere, with the key named
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in _OMIT_WHEN_NONE:
+                if key in data and data[key] is None:
+                    del data[key]
+        return data
 
 
 # voxel size (mm) per axis, for files that hold none (NumPy, PNG without pHYs, TIFF without

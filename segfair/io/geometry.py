@@ -49,9 +49,16 @@ def geometry_fix(a: Mask | Geometry, b: Mask | Geometry, *, atol: float = 1e-3) 
     return FIX_CROPPED if _cropped(b, a, atol) or _cropped(a, b, atol) else FIX_RESAMPLE
 
 
+# the formats whose writers commonly crop a mask to its segments
+_CROPPING_SUFFIXES = (".dcm", ".seg.nrrd")
+
+
 def _cropped(mask: Mask | Geometry, target: Mask | Geometry, atol: float) -> bool:
-    """Whether ``mask``'s grid is a block of ``target``'s: the same voxel axes, its first voxel
-    on a voxel of ``target``, and all of it inside (what a SEG without its empty frames is)."""
+    """Whether ``mask`` is a segmentation file whose grid is a block of ``target``'s: the same
+    voxel axes, its first voxel on a voxel of ``target``, and all of it inside (what a SEG
+    without its empty frames is)."""
+    if mask.path is None or not mask.path.lower().endswith(_CROPPING_SUFFIXES):
+        return False
     if len(mask.shape) != len(target.shape) or mask.shape == target.shape:
         return False
     if not np.allclose(mask.affine[:3, :3], target.affine[:3, :3], rtol=0, atol=atol):
