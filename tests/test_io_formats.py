@@ -49,10 +49,12 @@ from segfair.io import (
     check_geometry,
     content_hash,
     data_files,
+    describe_mismatch,
     load_mask,
     read_geometry,
     read_shape,
     save_mask,
+    uncrop_like,
 )
 from segfair.io.files import _Where
 from segfair.io.load import _HEADER_READERS
@@ -384,6 +386,19 @@ def test_a_dicom_seg_without_its_empty_end_frames_is_refused_as_a_crop_with_the_
     with pytest.raises(GeometryError) as caught:
         check_geometry(pred, ref, case_id="C1")
     assert caught.value.fix == FIX_CROPPED
+    # what an evaluation does with it: pad it onto the reference grid, exactly
+    same_mask(uncrop_like(pred, ref), ref)
+    assert describe_mismatch(ref, pred) is None
+    assert describe_mismatch(pred, ref) is not None  # the reference must span the whole grid
+
+
+def test_a_nifti_mask_on_a_smaller_grid_is_not_padded(tmp_path: Path) -> None:
+    a, _ = two_segments()
+    save_mask(tmp_path / "crop.nii.gz", a[:, :, 1:], seg_affine(SPACING, (-10.0, 20.0, 7.0)))
+    save_mask(tmp_path / "ref.nii.gz", a, seg_affine(SPACING, (-10.0, 20.0, 5.0)))
+    crop, ref = load_mask(tmp_path / "crop.nii.gz"), load_mask(tmp_path / "ref.nii.gz")
+    assert uncrop_like(crop, ref) is None
+    assert describe_mismatch(ref, crop) is not None
 
 
 def test_a_fractional_dicom_seg_needs_a_threshold_unless_it_is_binary(tmp_path: Path) -> None:
@@ -672,6 +687,40 @@ def test_an_mha_prediction_on_another_grid_fails_cohort_validation_as_nifti_does
             load_mask(repo.mask_path("ruler", "expert", cid)),
         )
     assert direct.value.reason.startswith(MSG_GEOMETRY.split("{")[0])
+
+
+def to_seg(nifti: Path, out: Path) -> None:
+    """A DICOM-SEG of a conftest NIfTI mask (AFFINE = diag(-0.8, -0.8, 1.5): LPS spacing 0.8,
+    0.8, 1.5 at the origin), without its empty frames as highdicom writes by default."""
+    write_seg(out, {1: load_mask(nifti).array}, spacing=(0.8, 0.8, 1.5), origin=(0.0, 0.0, 0.0))
+
+
+def test_evaluate_scores_cropped_dicom_seg_predictions_as_their_nifti_copies(
+    repo_factory: Callable[..., Repo],
+) -> None:
+    nifti = repo_factory(n_cases=6)
+    as_seg = repo_factory(n_cases=6)
+    convert_model(as_seg, ".dcm", to_seg)
+    shapes = {read_shape(as_seg.mask_path("model", "candidate", c)) for c in as_seg.case_ids}
+    assert shapes != {(16, 16, 10)}  # the SEGs omit empty frames: cropped grids
+
+    one = evaluate(load_cohort(nifti.config_path), workers=1, cache=False).table
+    two = evaluate(load_cohort(as_seg.config_path), workers=1, cache=False).table
+    assert np.allclose(one["value"], two["value"], rtol=0, atol=1e-9, equal_nan=True)
+
+
+def test_a_cropped_dicom_seg_as_the_trusted_ruler_is_refused_with_the_fix(
+    repo_factory: Callable[..., Repo],
+) -> None:
+    repo = repo_factory(n_cases=4, rulers=("expert",))
+    for cid in repo.case_ids:
+        path = repo.mask_path("ruler", "expert", cid)
+        to_seg(path, path.with_name(f"{cid}.dcm"))
+    repo.config["rulers"]["expert"] = "labels/expert/{case_id}.dcm"
+    repo.write_config()
+    with pytest.raises(CohortError) as caught:
+        load_cohort(repo.config_path)
+    assert FIX_CROPPED in str(caught.value)
 
 
 def to_png(nifti: Path, out: Path) -> None:

@@ -32,7 +32,13 @@ from __future__ import annotations
 from segfair.io import messages
 from segfair.io.atomic import atomic_write_bytes, atomic_write_text
 from segfair.io.files import SUPPORTED_SUFFIXES, content_hash, data_files, read_regular_text
-from segfair.io.geometry import check_geometry, describe_mismatch, geometry_fix, reorient_like
+from segfair.io.geometry import (
+    check_geometry,
+    describe_mismatch,
+    geometry_fix,
+    reorient_like,
+    uncrop_like,
+)
 from segfair.io.load import load_mask, read_geometry, read_shape
 from segfair.io.mask import Geometry, Mask
 from segfair.io.messages import *  # noqa: F403  (the MSG_*/FIX_* texts: messages.__all__)
@@ -55,5 +61,6 @@ __all__ = [
     "read_shape",
     "reorient_like",
     "save_mask",
+    "uncrop_like",
 ]
 __all__ += messages.__all__

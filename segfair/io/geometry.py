@@ -30,6 +30,8 @@ def describe_mismatch(
         return None
     if allow_reorient and _reorientable(b, a, atol):
         return None
+    if _cropped(b, a, atol):
+        return None  # a cropped segmentation file: evaluated padded onto a's grid (uncrop_like)
     return f"{difference}: {_describe(a)}; {_describe(b)}"
 
 
@@ -119,6 +121,33 @@ def _reorientation(
 
 def _target_shape3(mask: Mask | Geometry) -> tuple[int, ...]:
     return mask.shape + (1,) * (3 - len(mask.shape))
+
+
+def uncrop_like(mask: Mask, target: Mask | Geometry, *, atol: float = 1e-3) -> Mask | None:
+    """``mask`` padded with background onto ``target``'s grid, when ``mask`` is a segmentation
+    file (DICOM-SEG, ``.seg.nrrd``) whose grid is a block of ``target``'s; None otherwise.
+
+    Exact, no interpolation: a DICOM-SEG may omit frames with no segmented pixel (highdicom and
+    dcmqi do by default), and 3D Slicer may save a segmentation cropped to its segments, so what
+    lies outside the block is background by the format's own rule. The block must share
+    ``target``'s voxel axes and spacing (within ``atol`` mm) and start on one of its voxels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> crop = Mask(np.ones((2, 2, 1), bool), (1.0, 1.0, 1.0), np.eye(4), "seg.dcm")
+    >>> full = Mask(np.zeros((2, 2, 3), bool), (1.0, 1.0, 1.0), np.eye(4))
+    >>> uncrop_like(crop, full).array.sum(axis=(0, 1)).tolist()
+    [4, 0, 0]
+    """
+    if not _cropped(mask, target, atol):
+        return None
+    start = np.round(np.linalg.solve(target.affine, mask.affine[:, 3])[: len(mask.shape)])
+    block = tuple(slice(int(s), int(s) + n) for s, n in zip(start, mask.shape, strict=True))
+    fortran = mask.array.ndim > 1 and mask.array.flags.f_contiguous
+    array = np.zeros(target.shape, dtype=np.bool_, order="F" if fortran else "C")
+    array[block] = mask.array
+    return Mask(array, mask.spacing, target.affine, mask.path)
 
 
 def check_geometry(

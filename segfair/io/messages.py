@@ -273,9 +273,10 @@ FIX_SAVE_IMAGE_GEOMETRY = (
     "a whole number; a PNG is 2-D): save without an affine, or save as .nii.gz / .mha"
 )
 FIX_CROPPED = (
-    "the mask's grid is a crop of the other's (same spacing and orientation, shifted by whole "
-    "voxels): a DICOM-SEG that omits its empty frames, or a segmentation saved cropped to its "
-    "segments, spans only part of its image; export it on the image's full grid (highdicom: "
-    "omit_empty_frames=False; 3D Slicer: save without cropping to the minimum extent); segfair "
-    "does not pad"
+    "one grid is a crop of the other (same spacing and axes, shifted by whole voxels): a "
+    "DICOM-SEG that omits its empty frames, or a segmentation saved cropped to its segments, "
+    "spans only part of its image. segfair pads a cropped prediction or automated ruler onto the "
+    "trusted ruler's grid (exact: what was cropped is background), but the trusted ruler must "
+    "span the whole grid: export it on the image's full grid (highdicom: "
+    "omit_empty_frames=False; 3D Slicer: save without cropping to the minimum extent)"
 )

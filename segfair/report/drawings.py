@@ -264,6 +264,9 @@ def _drawing(
     """What a worst case's picture needs from its masks (everything but the scores)."""
     pred = _read(cohort, config, "model", model, case_id)
     ref = _read(cohort, config, "ruler", trusted, case_id)
+    from segfair.io import uncrop_like
+
+    pred = uncrop_like(pred, ref) or pred  # as evaluated: a cropped SEG on the ruler's grid
     if pred.shape != ref.shape:
         raise ValueError(f"prediction {pred.shape} and {trusted} {ref.shape} grids differ")
     autos: list[tuple[str, Any]] = []
@@ -274,6 +277,7 @@ def _drawing(
             missing.append(name)
             continue
         mask = _read(cohort, config, "ruler", name, case_id)
+        mask = uncrop_like(mask, ref) or mask
         if mask.shape == ref.shape:
             autos.append((name, mask))
     p, t = pred.array, ref.array
