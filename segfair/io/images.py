@@ -171,16 +171,15 @@ def _write_png(
     spacing: Sequence[float] | None,
     where: _Where,
 ) -> None:
-    """A 2-D mask as an 8-bit (labels ≤ 255) or 16-bit greyscale PNG, with pHYs when given a
-    spacing (whole pixels per metre: 1000 / spacing must be a whole number)."""
+    """A 2-D uint8 mask as an 8-bit greyscale PNG, with pHYs when given a spacing (whole pixels
+    per metre: 1000 / spacing must be a whole number)."""
     image_module = _pillow(where)
     _check_diagonal(affine, voxels.ndim, _PNG, where)
     if voxels.ndim != 2:
         where.fail(
             MSG_SAVE_IMAGE_GEOMETRY.format(kind=_PNG + " of a 3-D mask"), FIX_SAVE_IMAGE_GEOMETRY
         )
-    data = voxels.astype(np.uint8 if int(voxels.max(initial=0)) <= 255 else np.uint16)
-    image = image_module.fromarray(data)
+    image = image_module.fromarray(np.ascontiguousarray(voxels, dtype=np.uint8))
     options: dict[str, Any] = {}
     if spacing is not None:
         per_metre = [1000.0 / s for s in reversed(spacing)]  # pHYs is (x, y)
