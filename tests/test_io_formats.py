@@ -645,6 +645,12 @@ def to_mha(nifti: Path, out: Path) -> None:
     save_mask(out, mask.array, mask.affine)
 
 
+def scores_of_both(nifti: Repo, other: Repo) -> tuple[np.ndarray, np.ndarray]:
+    one = evaluate(load_cohort(nifti.config_path), workers=1, cache=False).table
+    two = evaluate(load_cohort(other.config_path), workers=1, cache=False).table
+    return one["value"].to_numpy(), two["value"].to_numpy()
+
+
 def test_evaluate_scores_an_mha_model_against_nifti_rulers_as_its_nifti_copy(
     repo_factory: Callable[..., Repo],
 ) -> None:
@@ -652,9 +658,8 @@ def test_evaluate_scores_an_mha_model_against_nifti_rulers_as_its_nifti_copy(
     as_mha = repo_factory(n_cases=6)
     convert_model(as_mha, ".mha", to_mha)
 
-    one = evaluate(load_cohort(nifti.config_path), workers=1, cache=False).table
-    two = evaluate(load_cohort(as_mha.config_path), workers=1, cache=False).table
-    assert np.allclose(one["value"], two["value"], rtol=0, atol=1e-9, equal_nan=True)
+    one, two = scores_of_both(nifti, as_mha)
+    assert np.allclose(one, two, rtol=0, atol=1e-9, equal_nan=True)
 
 
 def test_an_mha_prediction_on_another_grid_fails_cohort_validation_as_nifti_does(
@@ -704,9 +709,8 @@ def test_evaluate_scores_cropped_dicom_seg_predictions_as_their_nifti_copies(
     shapes = {read_shape(as_seg.mask_path("model", "candidate", c)) for c in as_seg.case_ids}
     assert shapes != {(16, 16, 10)}  # the SEGs omit empty frames: cropped grids
 
-    one = evaluate(load_cohort(nifti.config_path), workers=1, cache=False).table
-    two = evaluate(load_cohort(as_seg.config_path), workers=1, cache=False).table
-    assert np.allclose(one["value"], two["value"], rtol=0, atol=1e-9, equal_nan=True)
+    one, two = scores_of_both(nifti, as_seg)
+    assert np.allclose(one, two, rtol=0, atol=1e-9, equal_nan=True)
 
 
 def test_a_cropped_dicom_seg_as_the_trusted_ruler_is_refused_with_the_fix(

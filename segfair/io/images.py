@@ -164,17 +164,40 @@ def _check_diagonal(affine: NDArray[np.float64], ndim: int, kind: str, where: _W
         where.fail(MSG_SAVE_IMAGE_GEOMETRY.format(kind=kind), FIX_SAVE_IMAGE_GEOMETRY)
 
 
-def _write_png(
+def _write_image(
     path: str,
     voxels: NDArray[Any],
     affine: NDArray[np.float64],
     spacing: Sequence[float] | None,
     where: _Where,
 ) -> None:
-    """A 2-D uint8 mask as an 8-bit greyscale PNG, with pHYs when given a spacing (whole pixels
-    per metre: 1000 / spacing must be a whole number)."""
+    """A uint8 mask as a greyscale PNG (2-D) or TIFF (2-D or a stack), the format by suffix.
+
+    The spacing, when given, is the pixel size: a PNG's pHYs in whole pixels per metre (1000 /
+    spacing must be a whole number), a TIFF's resolution in centimetres and a stack's plane
+    spacing as tifffile's ``spacing`` in mm. An image holds no orientation or origin, so any
+    other affine is refused."""
+    png = path.lower().endswith(".png")
+    kind = _PNG if png else _TIFF
+    _check_diagonal(affine, voxels.ndim, kind, where)
+    if png:
+        _write_png(path, voxels, spacing, where)
+        return
+    tifffile = _optional("tifffile", kind, where)
+    options: dict[str, Any] = {"photometric": "minisblack"}
+    if spacing is not None:
+        options["resolution"] = (10.0 / spacing[-1], 10.0 / spacing[-2])
+        options["resolutionunit"] = "CENTIMETER"
+        options["metadata"] = {"unit": "mm"}
+        if voxels.ndim == 3:
+            options["metadata"]["spacing"] = float(spacing[0])
+    tifffile.imwrite(path, voxels, **options)
+
+
+def _write_png(
+    path: str, voxels: NDArray[Any], spacing: Sequence[float] | None, where: _Where
+) -> None:
     image_module = _pillow(where)
-    _check_diagonal(affine, voxels.ndim, _PNG, where)
     if voxels.ndim != 2:
         where.fail(
             MSG_SAVE_IMAGE_GEOMETRY.format(kind=_PNG + " of a 3-D mask"), FIX_SAVE_IMAGE_GEOMETRY
@@ -190,24 +213,3 @@ def _write_png(
             )
         options["dpi"] = tuple(round(p) * 0.0254 for p in per_metre)
     image.save(path, format="PNG", **options)
-
-
-def _write_tiff(
-    path: str,
-    voxels: NDArray[Any],
-    affine: NDArray[np.float64],
-    spacing: Sequence[float] | None,
-    where: _Where,
-) -> None:
-    """A 2-D mask or a 3-D stack as greyscale TIFF, its spacing as resolution in centimetres
-    (and a stack's plane spacing as tifffile's ``spacing`` in mm)."""
-    tifffile = _optional("tifffile", _TIFF, where)
-    _check_diagonal(affine, voxels.ndim, _TIFF, where)
-    options: dict[str, Any] = {"photometric": "minisblack"}
-    if spacing is not None:
-        options["resolution"] = (10.0 / spacing[-1], 10.0 / spacing[-2])
-        options["resolutionunit"] = "CENTIMETER"
-        options["metadata"] = {"unit": "mm"}
-        if voxels.ndim == 3:
-            options["metadata"]["spacing"] = float(spacing[0])
-    tifffile.imwrite(path, voxels, **options)

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from segfair.io.atomic import _write_atomically
 from segfair.io.files import _supported_suffix, _Where
 from segfair.io.header import _diag_affine, _valid_affine, _valid_spacing
-from segfair.io.images import _write_png, _write_tiff
+from segfair.io.images import _write_image
 from segfair.io.itk import _write_itk
 from segfair.io.messages import (
     FIX_AFFINE_SPACING,
@@ -126,8 +126,7 @@ def save_mask(
         pixel: tuple[float, ...] | None = (
             None if affine is None and spacing is None else voxel_sizes
         )
-        write = _write_png if suffix == ".png" else _write_tiff
-        _write_atomically(path_str, lambda tmp: write(tmp, voxels, aff, pixel, where))
+        _write_atomically(path_str, lambda tmp: _write_image(tmp, voxels, aff, pixel, where))
         return
     img = nib.Nifti1Image(voxels, aff, dtype=np.uint8)
     img.set_qform(aff, code=1)
