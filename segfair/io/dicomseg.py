@@ -223,7 +223,7 @@ def _dicom_seg_header(path: str, where: _Where) -> _Header:
 
     def select(labels: tuple[int, ...], threshold: float | None) -> NDArray[np.bool_]:
         try:
-            return _union(segments, labels, threshold, layout.shape, mask_of, where)
+            return _union(segments, labels, threshold, mask_of, where)
         finally:
             cache.clear()
 

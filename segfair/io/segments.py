@@ -54,13 +54,17 @@ def _union(
     segments: Sequence[_Segment],
     labels: tuple[int, ...],
     threshold: float | None,
-    shape: tuple[int, ...],
     mask_of: _MaskOf,
     where: _Where,
 ) -> NDArray[np.bool_]:
-    """The voxels of every selected segment, united (a voxel in two segments counts once)."""
-    out = np.zeros(shape, dtype=np.bool_)
-    for segment in _chosen(segments, labels, where):
+    """The voxels of every selected segment, united (a voxel in two segments counts once).
+
+    The first segment's (fresh) array is the result, so it keeps the memory order the reader
+    gave it: an ``|=`` between a C- and a Fortran-ordered volume is a strided walk, 10x slower.
+    """
+    first, *others = _chosen(segments, labels, where)
+    out = mask_of(first, threshold)
+    for segment in others:
         out |= mask_of(segment, threshold)
     return out
 
