@@ -169,7 +169,7 @@ def _seg_nrrd_header(path: str, where: _Where) -> _Header:
     def layered() -> NDArray[Any]:
         if not cache:
             data = voxels()
-            if data.shape[:3] != shape:  # the file changed since its header was read
+            if data.shape[: len(shape)] != shape:  # the file changed since its header was read
                 _unreadable(ValueError(f"data shape {data.shape} != header"), kind, _CHECK, where)
             cache.append(data if layers > 1 else data[..., np.newaxis])
         return cache[0]
