@@ -111,6 +111,49 @@ def write_seg(
     return path
 
 
+def write_labelmap_seg(
+    path: Path, labels: np.ndarray, *, spacing: Sequence[float] = (0.5, 0.75, 2.0)
+) -> Path:
+    """A LABELMAP SEG (DICOM 2024, Supplement 243): one frame per plane whose pixel values are
+    segment numbers; ``labels[column, row, plane]``."""
+    columns, rows, planes = labels.shape
+    numbers = [int(v) for v in np.unique(labels) if v]
+    ds = _base(SEG_SOP_CLASS, "SEG")
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelRepresentation = 0
+    ds.SegmentationType = "LABELMAP"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.SegmentSequence = DicomSequence()
+    for number in numbers:
+        item = Dataset()
+        item.SegmentNumber = number
+        item.SegmentLabel = f"segment {number}"
+        ds.SegmentSequence.append(item)
+    shared = Dataset()
+    plane_orientation = Dataset()
+    plane_orientation.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    measures = Dataset()
+    measures.PixelSpacing = [float(spacing[1]), float(spacing[0])]
+    measures.SpacingBetweenSlices = float(spacing[2])
+    shared.PlaneOrientationSequence = DicomSequence([plane_orientation])
+    shared.PixelMeasuresSequence = DicomSequence([measures])
+    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence()
+    for k in range(planes):
+        groups = Dataset()
+        position = Dataset()
+        position.ImagePositionPatient = [0.0, 0.0, float(k * spacing[2])]
+        groups.PlanePositionSequence = DicomSequence([position])
+        ds.PerFrameFunctionalGroupsSequence.append(groups)
+    ds.NumberOfFrames = planes
+    ds.PixelData = np.stack([labels[:, :, k].T for k in range(planes)]).astype(np.uint8).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
 def write_ct_slice(path: Path) -> Path:
     """A one-slice CT image: a DICOM file that is not a SEG."""
     ds = _base(CT_SOP_CLASS, "CT")

@@ -17,7 +17,9 @@ import pytest
 import SimpleITK as sitk
 import tifffile
 from conftest import GAP_GATE, Repo
-from dicomseg_files import seg_affine, write_ct_slice, write_seg
+from dicomseg_files import seg_affine, write_ct_slice, write_labelmap_seg, write_seg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from segfair import metrics
@@ -120,6 +122,44 @@ def test_an_itk_file_reads_as_the_nifti_copy_simpleitk_writes_of_the_same_image(
     assert g_itk.shape == g_nifti.shape == (9, 8, 7)
     assert np.allclose(g_itk.affine, g_nifti.affine, rtol=0, atol=1e-9)
     assert read_shape(tmp_path / f"mask{suffix}") == (9, 8, 7)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    shape=st.tuples(*[st.integers(2, 6)] * 3),
+    axes=st.permutations([0, 1, 2]),
+    signs=st.tuples(*[st.sampled_from([-1.0, 1.0])] * 3),
+    spacing=st.tuples(*[st.sampled_from([0.5, 0.75, 1.0, 2.5])] * 3),
+    origin=st.tuples(*[st.integers(-50, 50)] * 3),
+    seed=st.integers(0, 2**16),
+)
+def test_any_axis_aligned_itk_geometry_reads_as_nibabel_reads_its_nifti_copy(
+    tmp_path: Path,
+    shape: tuple[int, int, int],
+    axes: list[int],
+    signs: tuple[float, float, float],
+    spacing: tuple[float, float, float],
+    origin: tuple[int, int, int],
+    seed: int,
+) -> None:
+    labels = np.random.default_rng(seed).integers(0, 3, size=shape).astype(np.uint8)
+    direction = np.zeros((3, 3))
+    for column, (row, sign) in enumerate(zip(axes, signs, strict=True)):
+        direction[row, column] = sign
+    image = sitk.GetImageFromArray(np.ascontiguousarray(labels.T))
+    image.SetSpacing(spacing)
+    image.SetOrigin([float(v) for v in origin])
+    image.SetDirection(direction.ravel().tolist())
+    sitk.WriteImage(image, str(tmp_path / "p.nii.gz"))
+    sitk.WriteImage(image, str(tmp_path / "p.mha"))
+
+    for selected in ([1], [1, 2]):
+        same_mask(
+            load_mask(tmp_path / "p.mha", labels=selected),
+            load_mask(tmp_path / "p.nii.gz", labels=selected),
+        )
 
 
 def test_an_mha_prediction_scores_as_its_nifti_copy_to_1e_9(tmp_path: Path) -> None:
@@ -428,6 +468,15 @@ def test_a_dicom_seg_refuses_labels_that_are_none_of_its_segments(tmp_path: Path
     assert caught.value.fix == FIX_SEGMENTS_NOT_FOUND.format(segments="1 (liver), 2 (tumour)")
 
 
+def test_a_labelmap_dicom_seg_reads_its_pixel_values_as_segment_numbers(tmp_path: Path) -> None:
+    labels = label_map()
+    seg = write_labelmap_seg(tmp_path / "l.dcm", labels)
+    for selected in ([1], [2, 3], [1, 2, 3]):
+        assert np.array_equal(load_mask(seg, labels=selected).array, np.isin(labels, selected))
+    header = _HEADER_READERS[".dcm"](str(seg), _Where(None, str(seg)))
+    assert np.array_equal(header.read(), labels)  # no overlap: the label map itself
+
+
 def test_a_dicom_image_that_is_not_a_seg_is_refused_naming_what_it_is(tmp_path: Path) -> None:
     path = write_ct_slice(tmp_path / "ct.dcm")
     with pytest.raises(InputError) as caught:
@@ -515,6 +564,20 @@ def test_a_tiff_reads_its_resolution_tags_and_a_stack_its_plane_spacing(tmp_path
         load_mask(tmp_path / "s.tif", labels=[1, 2]),
         load_mask(tmp_path / "s.nii.gz", labels=[1, 2]),
     )
+
+
+def test_an_imagej_tiff_gives_its_spacing_in_its_unit(tmp_path: Path) -> None:
+    stack = label_map().transpose(2, 0, 1)  # (plane, row, column)
+    tifffile.imwrite(
+        tmp_path / "m.tif",
+        stack,
+        imagej=True,
+        resolution=(1 / 250.0, 1 / 500.0),  # pixels per micron
+        metadata={"spacing": 2000.0, "unit": "micron", "axes": "ZYX"},
+    )
+    mask = load_mask(tmp_path / "m.tif", labels=[1, 2])
+    assert mask.spacing == pytest.approx((2.0, 0.5, 0.25), abs=1e-12)
+    assert np.array_equal(mask.array, np.isin(stack, [1, 2]))
 
 
 def test_an_rgb_tiff_is_refused(tmp_path: Path) -> None:
@@ -789,3 +852,36 @@ def test_segfair_audit_exits_2_naming_the_extra_when_it_is_missing(
     assert code == EXIT_USAGE
     assert "pip install 'segfair[itk]'" in err
     assert "Traceback" not in err
+
+
+def test_segfair_audit_on_a_png_cohort_exits_and_reports_as_its_2d_nifti_copy(
+    repo_factory: Callable[..., Repo], tmp_path: Path
+) -> None:
+    """A 2-D cohort: the middle slice of every mask as a 0/255 PNG without pHYs (spacing and
+    labels from the configuration) and as a 2-D NIfTI copy (0/1, spacing in its header)."""
+    pngs, niftis = repo_factory(), repo_factory()
+    for repo, suffix in ((pngs, ".png"), (niftis, ".nii")):
+        for table in ("rulers", "models"):
+            for name, template in list(repo.config[table].items()):
+                kind = "model" if table == "models" else "ruler"
+                for cid in repo.case_ids:
+                    path = repo.mask_path(kind, name, cid)
+                    middle = load_mask(path).array[:, :, 5]
+                    out = path.with_name(f"{cid}{suffix}")
+                    if suffix == ".png":
+                        Image.fromarray(middle.astype(np.uint8) * 255).save(out)
+                    else:
+                        save_mask(out, middle, spacing=(0.8, 0.8))
+                repo.config[table][name] = template.replace(".nii.gz", suffix)
+    pngs.write_config(gates=[GAP_GATE], labels=[255], spacing=[0.8, 0.8])
+    niftis.write_config(gates=[GAP_GATE])
+    reports = []
+    for repo in (pngs, niftis):
+        report = tmp_path / f"{repo.root.name}.json"
+        code, _ = run_cli(
+            "audit", "--config", str(repo.config_path), "--quiet", "--json", str(report)
+        )
+        assert code == EXIT_OK
+        reports.append(json.loads(report.read_text()))
+    gates = [[(g["status"], round(g["estimate"], 9)) for g in r["gates"]] for r in reports]
+    assert gates[0] == gates[1]
