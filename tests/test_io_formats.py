@@ -885,3 +885,17 @@ def test_segfair_audit_on_a_png_cohort_exits_and_reports_as_its_2d_nifti_copy(
         reports.append(json.loads(report.read_text()))
     gates = [[(g["status"], round(g["estimate"], 9)) for g in r["gates"]] for r in reports]
     assert gates[0] == gates[1]
+
+
+def test_segfair_init_finds_mask_folders_in_the_new_formats(tmp_path: Path) -> None:
+    from segfair.scaffold import detect_layout
+
+    root = tmp_path / "repo"
+    (root / "labels" / "expert").mkdir(parents=True)
+    (root / "predictions" / "slicer").mkdir(parents=True)
+    save_mask(root / "labels" / "expert" / "A1.mha", np.zeros((3, 3, 3), bool))
+    (root / "predictions" / "slicer" / "A1.seg.nrrd").write_bytes(b"")
+    (root / "cases.csv").write_text("case_id,age\nA1,40\n")
+    layout = detect_layout(root)
+    assert layout.rulers == {"expert": "labels/expert/{case_id}.mha"}
+    assert layout.models == {"slicer": "predictions/slicer/{case_id}.seg.nrrd"}
