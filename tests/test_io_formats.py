@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io as stdio
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,7 @@ from segfair.io import (
     FIX_NOT_SEG,
     FIX_PROBABILITY,
     FIX_SAVE_IMAGE_GEOMETRY,
+    FIX_SEG_GEOMETRY,
     FIX_SEG_OVERLAP,
     FIX_SEGMENTS_NOT_FOUND,
     FIX_TOO_LARGE,
@@ -42,6 +44,7 @@ from segfair.io import (
     MSG_COLOUR_IMAGE,
     MSG_GEOMETRY,
     MSG_LABELS_NOT_FOUND,
+    MSG_MHD_DATA_FILE,
     MSG_MISSING,
     MSG_MISSING_EXTRA,
     MSG_NOT_SEG,
@@ -234,6 +237,13 @@ def test_a_mhd_is_read_with_its_data_file_which_the_content_hash_covers(tmp_path
     assert caught.value.reason == MSG_MISSING
     assert caught.value.fix == FIX_MISSING
     assert caught.value.path == str(raw)
+
+    header = (tmp_path / "a.mhd").read_text()
+    listed = re.sub(r"ElementDataFile = .*", "ElementDataFile = slice%03d.raw 0 4 1", header)
+    (tmp_path / "a.mhd").write_text(listed)
+    with pytest.raises(InputError) as caught:
+        read_geometry(tmp_path / "a.mhd", case_id="C1")
+    assert caught.value.reason == MSG_MHD_DATA_FILE.format(value="slice%03d.raw 0 4 1")
 
 
 def test_the_file_index_notices_a_changed_mhd_data_file(tmp_path: Path) -> None:
@@ -899,3 +909,25 @@ def test_segfair_init_finds_mask_folders_in_the_new_formats(tmp_path: Path) -> N
     layout = detect_layout(root)
     assert layout.rulers == {"expert": "labels/expert/{case_id}.mha"}
     assert layout.models == {"slicer": "predictions/slicer/{case_id}.seg.nrrd"}
+
+
+@pytest.mark.parametrize("fault", ["orientation", "shifted"])
+def test_a_dicom_seg_whose_frames_are_not_one_grid_is_refused(tmp_path: Path, fault: str) -> None:
+    import pydicom
+
+    a, _ = two_segments()
+    path = write_seg(tmp_path / "s.dcm", {1: a}, omit_empty=False)
+    ds = pydicom.dcmread(path)
+    frame = ds.PerFrameFunctionalGroupsSequence[1]
+    if fault == "orientation":
+        tilted = pydicom.Dataset()
+        tilted.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0]
+        frame.PlaneOrientationSequence = pydicom.Sequence([tilted])
+    else:
+        position = frame.PlanePositionSequence[0].ImagePositionPatient
+        frame.PlanePositionSequence[0].ImagePositionPatient = [position[0] + 1, *position[1:]]
+    ds.save_as(path)
+    with pytest.raises(InputError) as caught:
+        read_geometry(path, case_id="C1")
+    assert caught.value.reason.startswith("its frames do not form a regular 3-D grid")
+    assert caught.value.fix == FIX_SEG_GEOMETRY
