@@ -35,6 +35,30 @@ def _base(sop_class: str, modality: str) -> Dataset:
     return ds
 
 
+def _describe_segments(ds: Dataset, numbers: Sequence[int], names: Mapping[int, str]) -> None:
+    ds.SegmentSequence = DicomSequence()
+    for number in numbers:
+        item = Dataset()
+        item.SegmentNumber = number
+        item.SegmentLabel = names.get(number, f"segment {number}")
+        item.SegmentAlgorithmType = "MANUAL"
+        ds.SegmentSequence.append(item)
+
+
+def _shared_groups(ds: Dataset, spacing: Sequence[float], orientation: Sequence[float]) -> None:
+    """The orientation and pixel measures every frame shares (``spacing``: column, row, plane)."""
+    shared = Dataset()
+    plane_orientation = Dataset()
+    plane_orientation.ImageOrientationPatient = [float(v) for v in orientation]
+    measures = Dataset()
+    measures.PixelSpacing = [float(spacing[1]), float(spacing[0])]  # row, column spacing
+    measures.SliceThickness = float(spacing[2])
+    measures.SpacingBetweenSlices = float(spacing[2])
+    shared.PlaneOrientationSequence = DicomSequence([plane_orientation])
+    shared.PixelMeasuresSequence = DicomSequence([measures])
+    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+
+
 def write_seg(
     path: Path,
     segments: Mapping[int, np.ndarray],
@@ -68,23 +92,8 @@ def write_seg(
     else:
         ds.BitsAllocated = ds.BitsStored = 1
         ds.HighBit = 0
-    ds.SegmentSequence = DicomSequence()
-    for number in segments:
-        item = Dataset()
-        item.SegmentNumber = number
-        item.SegmentLabel = (names or {}).get(number, f"segment {number}")
-        item.SegmentAlgorithmType = "MANUAL"
-        ds.SegmentSequence.append(item)
-    shared = Dataset()
-    plane_orientation = Dataset()
-    plane_orientation.ImageOrientationPatient = [float(v) for v in orientation]
-    measures = Dataset()
-    measures.PixelSpacing = [float(spacing[1]), float(spacing[0])]  # row, column spacing
-    measures.SliceThickness = float(spacing[2])
-    measures.SpacingBetweenSlices = float(spacing[2])
-    shared.PlaneOrientationSequence = DicomSequence([plane_orientation])
-    shared.PixelMeasuresSequence = DicomSequence([measures])
-    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    _describe_segments(ds, list(segments), names or {})
+    _shared_groups(ds, spacing, orientation)
     per_frame = DicomSequence()
     frames = []
     for number, mask in segments.items():
@@ -126,21 +135,8 @@ def write_labelmap_seg(
     ds.SegmentationType = "LABELMAP"
     ds.BitsAllocated = ds.BitsStored = 8
     ds.HighBit = 7
-    ds.SegmentSequence = DicomSequence()
-    for number in numbers:
-        item = Dataset()
-        item.SegmentNumber = number
-        item.SegmentLabel = f"segment {number}"
-        ds.SegmentSequence.append(item)
-    shared = Dataset()
-    plane_orientation = Dataset()
-    plane_orientation.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    measures = Dataset()
-    measures.PixelSpacing = [float(spacing[1]), float(spacing[0])]
-    measures.SpacingBetweenSlices = float(spacing[2])
-    shared.PlaneOrientationSequence = DicomSequence([plane_orientation])
-    shared.PixelMeasuresSequence = DicomSequence([measures])
-    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    _describe_segments(ds, numbers, {})
+    _shared_groups(ds, spacing, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0))
     ds.PerFrameFunctionalGroupsSequence = DicomSequence()
     for k in range(planes):
         groups = Dataset()

@@ -832,23 +832,25 @@ def run_cli(*argv: str) -> tuple[int, str]:
     return main(list(argv), stdout=out), out.getvalue()
 
 
+def audited_gates(repo: Repo, folder: Path) -> list[tuple[str, float]]:
+    """``segfair audit`` of ``repo`` (which must exit 0): each gate's status and estimate."""
+    report = folder / f"{repo.root.name}.json"
+    code, _ = run_cli("audit", "--config", str(repo.config_path), "--quiet", "--json", str(report))
+    assert code == EXIT_OK
+    gates = json.loads(report.read_text())["gates"]
+    assert gates
+    return [(g["status"], round(g["estimate"], 9)) for g in gates]
+
+
 def test_segfair_audit_on_an_mha_cohort_exits_and_reports_as_its_nifti_copy(
     repo_factory: Callable[..., Repo], tmp_path: Path
 ) -> None:
     nifti = repo_factory()
     as_mha = repo_factory()
     convert_model(as_mha, ".mha", to_mha)
-    reports = []
     for repo in (nifti, as_mha):
         repo.write_config(gates=[GAP_GATE])
-        report = tmp_path / f"{repo.root.name}.json"
-        code, _ = run_cli(
-            "audit", "--config", str(repo.config_path), "--quiet", "--json", str(report)
-        )
-        assert code == EXIT_OK
-        reports.append(json.loads(report.read_text()))
-    gates = [[(g["status"], round(g["estimate"], 9)) for g in r["gates"]] for r in reports]
-    assert gates[0] == gates[1]
+    assert audited_gates(nifti, tmp_path) == audited_gates(as_mha, tmp_path)
 
 
 def test_segfair_audit_exits_2_naming_the_extra_when_it_is_missing(
@@ -885,16 +887,7 @@ def test_segfair_audit_on_a_png_cohort_exits_and_reports_as_its_2d_nifti_copy(
                 repo.config[table][name] = template.replace(".nii.gz", suffix)
     pngs.write_config(gates=[GAP_GATE], labels=[255], spacing=[0.8, 0.8])
     niftis.write_config(gates=[GAP_GATE])
-    reports = []
-    for repo in (pngs, niftis):
-        report = tmp_path / f"{repo.root.name}.json"
-        code, _ = run_cli(
-            "audit", "--config", str(repo.config_path), "--quiet", "--json", str(report)
-        )
-        assert code == EXIT_OK
-        reports.append(json.loads(report.read_text()))
-    gates = [[(g["status"], round(g["estimate"], 9)) for g in r["gates"]] for r in reports]
-    assert gates[0] == gates[1]
+    assert audited_gates(pngs, tmp_path) == audited_gates(niftis, tmp_path)
 
 
 def test_segfair_init_finds_mask_folders_in_the_new_formats(tmp_path: Path) -> None:

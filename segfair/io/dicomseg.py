@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segfair.io.files import _READ_ERRORS, _unreadable, _Where
-from segfair.io.header import _Header
+from segfair.io.header import _LPS_RAS, _Header
 from segfair.io.messages import (
     FIX_NOT_SEG,
     FIX_PROBABILITY,
@@ -32,7 +32,7 @@ from segfair.io.messages import (
     MSG_SEG_GEOMETRY,
 )
 from segfair.io.optional import _optional
-from segfair.io.segments import _label_map, _Segment, _union
+from segfair.io.segments import _Segment, _segment_access
 
 _KIND: Final = "DICOM-SEG (.dcm)"
 _CHECK: Final = "pydicom.dcmread(path).pixel_array"
@@ -40,7 +40,6 @@ _SEG_SOP_CLASS: Final = "1.2.840.10008.5.1.4.1.1.66.4"
 _SOURCE: Final = "the DICOM-SEG pixel measures"
 # how far (mm) two plane positions may differ and still be one plane (DICOM decimal strings)
 _PLANE_TOL: Final = 1e-3
-_LPS_RAS: Final = np.diag([-1.0, -1.0, 1.0, 1.0])
 # pydicom's errors for a damaged data set, beside the usual read errors
 _STRUCTURE_ERRORS: Final = (AttributeError, KeyError, IndexError, TypeError, ValueError)
 
@@ -221,17 +220,7 @@ def _dicom_seg_header(path: str, where: _Where) -> _Header:
             out[:, :, layout.slices[f]] |= voxels.T
         return out
 
-    def select(labels: tuple[int, ...], threshold: float | None) -> NDArray[np.bool_]:
-        try:
-            return _union(segments, labels, threshold, mask_of, where)
-        finally:
-            cache.clear()
-
-    def read() -> NDArray[Any]:
-        try:
-            return _label_map(segments, layout.shape, mask_of, where)
-        finally:
-            cache.clear()
+    select, read = _segment_access(segments, layout.shape, mask_of, cache.clear, where)
 
     dtype = np.dtype(np.uint16 if bits > 8 else np.uint8)
     return _Header(

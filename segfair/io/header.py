@@ -35,6 +35,9 @@ from segfair.io.messages import (
 )
 
 _NIFTI = "the NIfTI header"
+# ITK's and DICOM's world is LPS, nibabel's NIfTI affine RAS: negate the first two world axes
+_LPS_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_LPS_RAS.flags.writeable = False
 
 
 @dataclass(slots=True)

@@ -18,10 +18,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segfair.io.files import _READ_ERRORS, _check_data_files, _unreadable, _Where
-from segfair.io.header import _Header
+from segfair.io.header import _LPS_RAS, _Header
 from segfair.io.messages import FIX_UNKNOWN_SEGMENTS, MSG_UNKNOWN_SEGMENTS
 from segfair.io.optional import _optional
-from segfair.io.segments import _label_map, _Segment, _union
+from segfair.io.segments import _Segment, _segment_access
 
 _KINDS: Final = {
     ".mha": "MetaImage (.mha)",
@@ -31,8 +31,6 @@ _KINDS: Final = {
 }
 _SOURCE: Final = "the image header"
 _CHECK: Final = "SimpleITK.ReadImage(path)"
-# ITK's physical space is LPS, nibabel's RAS: negate the first two world axes
-_LPS_RAS: Final = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 def _kind(path: str) -> str:
@@ -177,19 +175,14 @@ def _seg_nrrd_header(path: str, where: _Where) -> _Header:
     def mask_of(segment: _Segment, threshold: float | None) -> NDArray[np.bool_]:
         return np.asarray(layered()[..., segment.layer] == segment.value)
 
-    def select(labels: tuple[int, ...], threshold: float | None) -> NDArray[np.bool_]:
-        try:
-            return _union(segments, labels, threshold, mask_of, where)
-        finally:
-            cache.clear()
+    def plain() -> NDArray[Any]:
+        return layered()[..., 0]
 
-    def read() -> NDArray[Any]:
-        try:
-            if layers == 1 and all(s.label == s.value for s in segments):
-                return layered()[..., 0]  # already the label map
-            return _label_map(segments, shape, mask_of, where)
-        finally:
-            cache.clear()
+    # one layer whose values are the labels: the file's own array is the label map
+    stored = layers == 1 and all(s.label == s.value for s in segments)
+    select, read = _segment_access(
+        segments, shape, mask_of, cache.clear, where, plain if stored else None
+    )
 
     header.shape = shape
     header.read = read

@@ -95,3 +95,33 @@ def _label_map(
         out[voxels] = segment.label
         owner[segment.label] = segment
     return out
+
+
+_Select = Callable[[tuple[int, ...], float | None], NDArray[np.bool_]]
+
+
+def _segment_access(
+    segments: Sequence[_Segment],
+    shape: tuple[int, ...],
+    mask_of: _MaskOf,
+    release: Callable[[], None],
+    where: _Where,
+    plain: Callable[[], NDArray[np.integer]] | None = None,
+) -> tuple[_Select, Callable[[], NDArray[np.integer]]]:
+    """A header's ``select`` (the exact union of the selected segments) and ``read`` (the label
+    map: ``plain()`` when the file already stores one, else built, refused on overlap); both
+    ``release`` the voxels the reader cached once done."""
+
+    def select(labels: tuple[int, ...], threshold: float | None) -> NDArray[np.bool_]:
+        try:
+            return _union(segments, labels, threshold, mask_of, where)
+        finally:
+            release()
+
+    def read() -> NDArray[np.integer]:
+        try:
+            return plain() if plain is not None else _label_map(segments, shape, mask_of, where)
+        finally:
+            release()
+
+    return select, read
