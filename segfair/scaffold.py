@@ -22,7 +22,6 @@ from segfair.errors import SegfairError
 
 __all__ = ["Layout", "detect_layout", "init_repository"]
 
-MASK_SUFFIXES = (".nii.gz", ".nii", ".npz", ".npy")
 TABLE_SUFFIXES = (".xlsx", ".csv", ".tsv", ".parquet")
 ID_COLUMNS = ("patient_id", "case_id", "subject_id", "id")
 TRUSTED_NAMES = ("expert", "manual", "gold", "reference", "ground_truth", "gt")
@@ -61,7 +60,10 @@ class Layout:
 
 
 def _mask_template(folder: Path, root: Path) -> str | None:
-    for suffix in MASK_SUFFIXES:
+    # every suffix segfair reads, in its order (".seg.nrrd" before ".nrrd")
+    from segfair.io import SUPPORTED_SUFFIXES
+
+    for suffix in SUPPORTED_SUFFIXES:
         if any(folder.glob(f"*{suffix}")):
             rel = folder.relative_to(root).as_posix()
             return f"{rel}/{{case_id}}{suffix}"

@@ -54,6 +54,7 @@ from segfair.io import (
     MSG_SUFFIX,
     MSG_TOO_FEW_DIMS,
     MSG_TOO_LARGE,
+    SUPPORTED_SUFFIXES,
     Mask,
     check_geometry,
     content_hash,
@@ -755,7 +756,7 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
     assert caught.value.reason == MSG_NOT_A_FILE
 
 
-@pytest.mark.parametrize("name", ["case.mha", "case.nrrd", "case", "case.nii.bz2"])
+@pytest.mark.parametrize("name", ["case.mgz", "case.jpg", "case", "case.nii.bz2"])
 def test_an_unsupported_suffix_is_refused_listing_the_supported_ones(
     tmp_path: Path, name: str
 ) -> None:
@@ -765,7 +766,7 @@ def test_an_unsupported_suffix_is_refused_listing_the_supported_ones(
         load_mask(tmp_path / name)
 
     shown = name[name.find(".") :] if "." in name else name
-    supported = ".nii.gz, .nii, .npy, .npz"
+    supported = ", ".join(SUPPORTED_SUFFIXES)
     assert caught.value.reason == MSG_SUFFIX.format(suffix=shown, supported=supported)
     assert caught.value.fix == FIX_SUFFIX
 

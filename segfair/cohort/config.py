@@ -26,7 +26,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializationInfo,
     SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
@@ -123,22 +122,42 @@ def valid_name(name: str) -> bool:
     return re.fullmatch(NAME_PATTERN, name) is not None
 
 
+# keys left out of the dumped configuration (the report's provenance and its hash) while unset,
+# so that configurations written before they existed keep their report byte for byte
+_OMIT_WHEN_NONE = ("spacing", "structures", "lesions")
+
+
 class _Strict(BaseModel):
     # NaN and ±inf are never a meaningful setting (a NaN threshold or an infinite cap would
     # silently disable what they configure): refused everywhere, with the key named
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in _OMIT_WHEN_NONE:
+                if key in data and data[key] is None:
+                    del data[key]
+        return data
+
+
+# voxel size (mm) per axis, for files that hold none (NumPy, PNG without pHYs, TIFF without
+# resolution); a file's own geometry wins (docs/formats.md)
+_Spacing = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=3)]
+
 
 class SourceSpec(_Strict):
     """Where a kind of mask lives: a path template with ``{case_id}``.
 
-    ``labels``/``threshold`` override the cohort-wide mask reading settings for this source;
-    ``partial`` (rulers only) declares that some cases have no mask from this source.
+    ``labels``/``threshold``/``spacing`` override the cohort-wide mask reading settings for this
+    source; ``partial`` (rulers only) declares that some cases have no mask from this source.
     """
 
     path: str
     labels: list[int] | None = None
     threshold: float | None = None
+    spacing: _Spacing | None = None
     partial: bool = False
 
 
@@ -257,10 +276,6 @@ MAX_N_BOOT = 100_000
 MAX_WORKERS = 256
 
 
-# keys that a configuration dumps only when set: [structures], [lesions] (issue 17)
-_OMIT_WHEN_NONE = ("structures", "lesions")
-
-
 class SegfairConfig(_Strict):
     """The validated ``[tool.segfair]`` configuration."""
 
@@ -280,6 +295,7 @@ class SegfairConfig(_Strict):
     # name → a label or the labels whose union is the structure; None: one structure, `labels`
     structures: dict[str, StructureLabels] | None = None
     threshold: float | None = None
+    spacing: _Spacing | None = None
     max_voxels: int = Field(default=1_000_000_000, gt=0)
     reorient: bool = False
     geometry_tolerance: float = Field(default=1e-3, ge=0)
@@ -383,18 +399,6 @@ class SegfairConfig(_Strict):
                     what = f"{kind}.{name}.threshold"
                     raise ValueError(STRUCTURES_WITH.format(what=what, fix=fix))
         return self
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        # a configuration without the keys added since (see _OMIT_WHEN_NONE) dumps as before
-        # they existed: the report records the configuration (and its hash), and an unchanged
-        # configuration must give an unchanged report
-        out = handler(self)
-        if isinstance(out, dict):
-            for key in _OMIT_WHEN_NONE:
-                if key in out and out[key] is None:
-                    del out[key]
-        return out
 
     @property
     def structure_labels(self) -> dict[str, tuple[int, ...]]:

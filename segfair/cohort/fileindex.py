@@ -31,6 +31,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -72,24 +73,33 @@ class FileIndex:
                 }
 
     @staticmethod
-    def _stamp(st: os.stat_result) -> list[int]:
-        return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+    def _stamp(stats: list[os.stat_result]) -> list[int]:
+        return [n for st in stats for n in (st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)]
+
+    @staticmethod
+    def _stats(path: str) -> list[os.stat_result]:
+        """``stat`` of the file and of the data file its header names (a .mhd's .raw): a fact
+        about a .mhd is about its voxels too."""
+        from segfair.io import data_files
+
+        return [os.stat(p) for p in data_files(path)]
 
     def _fact(self, path: str, name: str, learn: Any) -> Any:
         """The fact ``name`` about ``path``: remembered, or learnt by calling ``learn()``."""
         try:
-            st = os.stat(path)
+            stats = self._stats(path)
         except OSError:
             return learn()  # raises the error that names the file
-        stamp = self._stamp(st)
+        stamp = self._stamp(stats)
         entry = self.entries.get(path)
         if entry is not None and entry.get("stamp") == stamp and name in entry:
             return entry[name]
         value = learn()
-        settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > SETTLE_NS
+        changed = max(max(st.st_mtime_ns, st.st_ctime_ns) for st in stats)
+        settled = time.time_ns() - changed > SETTLE_NS
         with contextlib.suppress(OSError):
             # and the file must not have changed while it was read
-            if settled and self._stamp(os.stat(path)) == stamp:
+            if settled and self._stamp(self._stats(path)) == stamp:
                 with self._lock:
                     entry = self.entries.get(path)
                     if entry is None or entry.get("stamp") != stamp:
@@ -105,7 +115,7 @@ class FileIndex:
         if entry is None or name not in entry:
             return False
         try:
-            return bool(entry.get("stamp") == self._stamp(os.stat(p)))
+            return bool(entry.get("stamp") == self._stamp(self._stats(p)))
         except OSError:
             return False
 
@@ -117,7 +127,12 @@ class FileIndex:
         return str(self._fact(p, "sha256", lambda: content_hash(p)))
 
     def geometry(
-        self, path: str | os.PathLike[str], *, case_id: str | None = None, max_voxels: int
+        self,
+        path: str | os.PathLike[str],
+        *,
+        case_id: str | None = None,
+        max_voxels: int,
+        spacing: Sequence[float] | None = None,
     ) -> Any:
         """:func:`segfair.io.read_geometry`, remembered (a bad header is never remembered: it
         raises every time, with the case and the file)."""
@@ -126,14 +141,16 @@ class FileIndex:
         p = os.fspath(path)
 
         def learn() -> dict[str, Any]:
-            g = io.read_geometry(p, case_id=case_id, max_voxels=max_voxels)
+            g = io.read_geometry(p, case_id=case_id, max_voxels=max_voxels, spacing=spacing)
             return {
                 "shape": list(g.shape),
                 "spacing": list(g.spacing),
                 "affine": g.affine.ravel().tolist(),
             }
 
-        doc = self._fact(p, f"geometry:{max_voxels}", learn)
+        # a declared spacing (files that hold none) is part of what the fact is about
+        name = f"geometry:{max_voxels}" + ("" if spacing is None else f":{list(spacing)}")
+        doc = self._fact(p, name, learn)
         return io.Geometry(
             tuple(int(n) for n in doc["shape"]),
             tuple(float(z) for z in doc["spacing"]),

@@ -296,11 +296,17 @@ def load_cohort(
             file = Path(where)
             if not check_geometry:
                 continue
+            declared = table_[name].spacing
+            spacing = declared if declared is not None else config.spacing
             try:
                 if index is not None:
-                    geom = index.geometry(file, case_id=case_id, max_voxels=config.max_voxels)
+                    geom = index.geometry(
+                        file, case_id=case_id, max_voxels=config.max_voxels, spacing=spacing
+                    )
                 else:
-                    geom = io.read_geometry(file, case_id=case_id, max_voxels=config.max_voxels)
+                    geom = io.read_geometry(
+                        file, case_id=case_id, max_voxels=config.max_voxels, spacing=spacing
+                    )
             except InputError as exc:
                 problems.append(Problem.from_input_error("unreadable files", exc))
                 continue

@@ -52,6 +52,9 @@ def evaluate_case(task: CaseTask) -> CaseResult:
         if name == anchor_name:
             continue
         try:
+            padded = io.uncrop_like(mask, anchor, atol=task.atol)  # a SEG without empty frames
+            if padded is not None:
+                mask = masks[name] = padded
             if task.reorient:
                 mask = io.reorient_like(mask, anchor, case_id=task.case_id)
                 masks[name] = mask

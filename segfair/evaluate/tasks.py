@@ -104,7 +104,7 @@ def build_tasks(
         # the trusted ruler first: it is the grid the other masks are checked against
         keys = sorted(available, key=lambda s: (s != ("ruler", cfg.trusted_ruler), s[0] == "model"))
         files = {f"{k}:{n}": str(available[(k, n)]) for k, n in keys}
-        read = {}
+        read: dict[str, dict[str, Any]] = {}
         for key in files:
             kind, name = key.split(":", 1)
             spec = (cfg.models if kind == "model" else cfg.rulers)[name]
@@ -115,6 +115,9 @@ def build_tasks(
             }
             if cfg.structures is not None:  # label maps: labels are the structures'
                 read[key] = {"max_voxels": cfg.max_voxels}
+            spacing = spec.spacing if spec.spacing is not None else cfg.spacing
+            if spacing is not None:  # only when declared: the cache keys of others stay
+                read[key]["spacing"] = list(spacing)
         pairs = [(f"model:{m}", f"ruler:{r}") for m in cfg.models for r in cfg.rulers]
         pairs += [(f"ruler:{a}", trusted) for a in cfg.automated_rulers]
         pairs = [(p, r) for p, r in pairs if p in files and r in files]

@@ -1,4 +1,6 @@
-"""Reading and writing masks: NIfTI (``.nii``, ``.nii.gz``) and NumPy (``.npy``, ``.npz``).
+"""Reading and writing masks: NIfTI (``.nii``, ``.nii.gz``) and NumPy (``.npy``, ``.npz``); with
+the optional extras also ITK (``.mha``, ``.mhd``, ``.nrrd``, ``.seg.nrrd``), DICOM-SEG (``.dcm``)
+and images (``.png``, ``.tif``): see docs/formats.md.
 
 Every binary mask segfair scores goes through :func:`load_mask` (label maps of several named
 structures: :func:`load_labels`, :func:`select_structures`), which turns a file into a
@@ -30,8 +32,14 @@ from __future__ import annotations
 
 from segfair.io import messages
 from segfair.io.atomic import atomic_write_bytes, atomic_write_text
-from segfair.io.files import SUPPORTED_SUFFIXES, content_hash, read_regular_text
-from segfair.io.geometry import check_geometry, describe_mismatch, geometry_fix, reorient_like
+from segfair.io.files import SUPPORTED_SUFFIXES, content_hash, data_files, read_regular_text
+from segfair.io.geometry import (
+    check_geometry,
+    describe_mismatch,
+    geometry_fix,
+    reorient_like,
+    uncrop_like,
+)
 from segfair.io.load import load_labels, load_mask, read_geometry, read_shape
 from segfair.io.mask import Geometry, LabelMap, Mask
 from segfair.io.messages import *  # noqa: F403  (the MSG_*/FIX_* texts: messages.__all__)
@@ -47,6 +55,7 @@ __all__ = [
     "atomic_write_text",
     "check_geometry",
     "content_hash",
+    "data_files",
     "describe_mismatch",
     "geometry_fix",
     "load_labels",
@@ -57,5 +66,6 @@ __all__ = [
     "reorient_like",
     "save_mask",
     "select_structures",
+    "uncrop_like",
 ]
 __all__ += messages.__all__

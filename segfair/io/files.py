@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import tokenize
 import zipfile
@@ -19,6 +20,7 @@ from segfair.io.inflate import _GZIP_MAGIC, _INFLATE_ERRORS
 from segfair.io.messages import (
     FIX_CANNOT_OPEN,
     FIX_GZIP_NAMED_NII,
+    FIX_MHD_DATA_FILE,
     FIX_MISSING,
     FIX_NOT_A_FILE,
     FIX_NOT_GZIP_BUT_NIFTI,
@@ -26,6 +28,7 @@ from segfair.io.messages import (
     FIX_UNREADABLE,
     MSG_CANNOT_OPEN,
     MSG_GZIP_NAMED_NII,
+    MSG_MHD_DATA_FILE,
     MSG_MISSING,
     MSG_NOT_A_FILE,
     MSG_NOT_GZIP,
@@ -33,8 +36,22 @@ from segfair.io.messages import (
     MSG_UNREADABLE,
 )
 
-#: File suffixes :func:`load_mask` reads (matched case-insensitively).
-SUPPORTED_SUFFIXES = (".nii.gz", ".nii", ".npy", ".npz")
+#: File suffixes :func:`load_mask` reads (matched case-insensitively, in this order: a longer
+#: suffix before its tail). NIfTI and NumPy always; the others with their extra (docs/formats.md).
+SUPPORTED_SUFFIXES = (
+    ".nii.gz",
+    ".nii",
+    ".npy",
+    ".npz",
+    ".mha",
+    ".mhd",
+    ".seg.nrrd",
+    ".nrrd",
+    ".dcm",
+    ".png",
+    ".tif",
+    ".tiff",
+)
 
 # Exceptions that mean "this file cannot be read": nibabel's own, the OS, gzip (BadGzipFile is an
 # OSError), zlib, zipfile (BadZipFile; NotImplementedError for exotic compression; RuntimeError
@@ -99,6 +116,56 @@ def _check_file(path: str, where: _Where) -> str:
     return suffix
 
 
+_ELEMENT_DATA_FILE = re.compile(rb"^[ \t]*ElementDataFile[ \t]*=[ \t]*(.*?)[ \t\r]*$", re.MULTILINE)
+
+
+def _metaimage_data_file(path: str) -> str | None:
+    """The data file a MetaImage header names (``ElementDataFile``), None when the data follow
+    the header (``LOCAL``); ValueError for a list or a pattern of files."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)  # the header is text before the data, at most a few KiB
+    match = _ELEMENT_DATA_FILE.search(head)
+    value = "" if match is None else match.group(1).decode("utf-8", "replace")
+    if value == "LOCAL" or (match is None and path.lower().endswith(".mha")):
+        return None
+    if not value or value.startswith("LIST") or "%" in value or " " in value:
+        raise ValueError(value)
+    return os.path.join(os.path.dirname(path), value)
+
+
+def data_files(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The files a mask file's voxels are read from: itself, and the data file a MetaImage
+    header names (the ``.raw`` or ``.zraw`` of a ``.mhd``). The content hash covers them all.
+
+    Examples
+    --------
+    >>> data_files("a.nii.gz")
+    ('a.nii.gz',)
+    """
+    path_str = os.fspath(path)
+    if not path_str.lower().endswith((".mhd", ".mha")):
+        return (path_str,)
+    try:
+        extra = _metaimage_data_file(path_str)
+    except (OSError, ValueError):
+        return (path_str,)  # the header reader refuses it, naming the file
+    return (path_str,) if extra is None else (path_str, extra)
+
+
+def _check_data_files(path: str, where: _Where) -> None:
+    """Refuse a MetaImage whose data file is missing or is not one file."""
+    if not path.lower().endswith((".mhd", ".mha")):
+        return
+    try:
+        extra = _metaimage_data_file(path)
+    except OSError as error:
+        _unreadable(error, "MetaImage", "SimpleITK.ReadImage(path)", where)
+    except ValueError as error:
+        where.fail(MSG_MHD_DATA_FILE.format(value=str(error)), FIX_MHD_DATA_FILE)
+    if extra is not None and not os.path.isfile(extra):
+        _Where(where.case_id, extra).fail(MSG_MISSING, FIX_MISSING)
+
+
 def _reason(error: BaseException) -> str:
     text = " ".join(str(error).split())  # nibabel puts newlines in some messages
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -154,22 +221,24 @@ def content_hash(path: str | os.PathLike[str]) -> str:
     >>> content_hash(p)[:16]
     'ba7816bf8f01cfea'
     """
-    path_str = os.fspath(path)
-    where = _Where(None, path_str)
     digest = hashlib.sha256()
     buffer = bytearray(_HASH_CHUNK)
     view = memoryview(buffer)
-    try:
-        with open(path_str, "rb", buffering=0) as f:
-            # readinto a reused buffer: no allocation per chunk, memory bounded whatever the size.
-            while n := f.readinto(buffer):
-                digest.update(view[:n])
-    except FileNotFoundError:
-        where.fail(MSG_MISSING, FIX_MISSING)
-    except IsADirectoryError:
-        where.fail(MSG_NOT_A_FILE, FIX_NOT_A_FILE)
-    except OSError as error:
-        _unreadable(error, "input", "a plain read (check its permissions)", where)
+    # a .mhd and its .raw are hashed as one stream: a changed data file changes the hash
+    for path_str in data_files(path):
+        where = _Where(None, path_str)
+        try:
+            with open(path_str, "rb", buffering=0) as f:
+                # readinto a reused buffer: no allocation per chunk, memory bounded whatever the
+                # size.
+                while n := f.readinto(buffer):
+                    digest.update(view[:n])
+        except FileNotFoundError:
+            where.fail(MSG_MISSING, FIX_MISSING)
+        except IsADirectoryError:
+            where.fail(MSG_NOT_A_FILE, FIX_NOT_A_FILE)
+        except OSError as error:
+            _unreadable(error, "input", "a plain read (check its permissions)", where)
     return digest.hexdigest()
 
 

@@ -12,7 +12,13 @@ from numpy.typing import NDArray
 
 from segfair.errors import GeometryError
 from segfair.io.mask import Geometry, LabelMap, Mask, _describe
-from segfair.io.messages import FIX_REORIENT, FIX_RESAMPLE, MSG_GEOMETRY, MSG_NOT_REORIENTABLE
+from segfair.io.messages import (
+    FIX_CROPPED,
+    FIX_REORIENT,
+    FIX_RESAMPLE,
+    MSG_GEOMETRY,
+    MSG_NOT_REORIENTABLE,
+)
 
 _Grid = TypeVar("_Grid", bound=Mask | LabelMap)
 
@@ -33,6 +39,8 @@ def describe_mismatch(
         return None
     if allow_reorient and _reorientable(b, a, atol):
         return None
+    if _cropped(b, a, atol):
+        return None  # a cropped segmentation file: evaluated padded onto a's grid (uncrop_like)
     return f"{difference}: {_describe(a)}; {_describe(b)}"
 
 
@@ -49,8 +57,39 @@ def _reorientable(
 def geometry_fix(
     a: Mask | LabelMap | Geometry, b: Mask | LabelMap | Geometry, *, atol: float = 1e-3
 ) -> str:
-    """The fix for two grids that differ: reorient (axis order/flips only) or resample."""
-    return FIX_REORIENT if _reorientable(b, a, atol) else FIX_RESAMPLE
+    """The fix for two grids that differ: reorient (axis order/flips only), export on the full
+    grid (one is a crop of the other), or resample."""
+    if _reorientable(b, a, atol):
+        return FIX_REORIENT
+    return FIX_CROPPED if _cropped(b, a, atol) or _cropped(a, b, atol) else FIX_RESAMPLE
+
+
+# the formats whose writers commonly crop a mask to its segments
+_CROPPING_SUFFIXES = (".dcm", ".seg.nrrd")
+
+
+def _cropped(
+    mask: Mask | LabelMap | Geometry, target: Mask | LabelMap | Geometry, atol: float
+) -> bool:
+    """Whether ``mask`` is a segmentation file whose grid is a block of ``target``'s: the same
+    voxel axes, its first voxel on a voxel of ``target``, and all of it inside (what a SEG
+    without its empty frames is)."""
+    if mask.path is None or not mask.path.lower().endswith(_CROPPING_SUFFIXES):
+        return False
+    if len(mask.shape) != len(target.shape) or mask.shape == target.shape:
+        return False
+    if not np.allclose(mask.affine[:3, :3], target.affine[:3, :3], rtol=0, atol=atol):
+        return False
+    try:
+        start = np.linalg.solve(target.affine, mask.affine[:, 3])[: len(mask.shape)]
+    except np.linalg.LinAlgError:
+        return False
+    whole = np.round(start)
+    return bool(
+        np.allclose(start, whole, rtol=0, atol=1e-3)
+        and np.all(whole >= 0)
+        and np.all(whole + np.asarray(mask.shape) <= np.asarray(target.shape))
+    )
 
 
 def _difference(
@@ -99,6 +138,36 @@ def _target_shape3(mask: Mask | LabelMap | Geometry) -> tuple[int, ...]:
     return mask.shape + (1,) * (3 - len(mask.shape))
 
 
+def uncrop_like(
+    mask: _Grid, target: Mask | LabelMap | Geometry, *, atol: float = 1e-3
+) -> _Grid | None:
+    """``mask`` (a mask or a label map) padded with background onto ``target``'s grid, when it
+    is a segmentation file (DICOM-SEG, ``.seg.nrrd``) whose grid is a block of ``target``'s; None
+    otherwise.
+
+    Exact, no interpolation: a DICOM-SEG may omit frames with no segmented pixel (highdicom and
+    dcmqi do by default), and 3D Slicer may save a segmentation cropped to its segments, so what
+    lies outside the block is background by the format's own rule. The block must share
+    ``target``'s voxel axes and spacing (within ``atol`` mm) and start on one of its voxels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> crop = Mask(np.ones((2, 2, 1), bool), (1.0, 1.0, 1.0), np.eye(4), "seg.dcm")
+    >>> full = Mask(np.zeros((2, 2, 3), bool), (1.0, 1.0, 1.0), np.eye(4))
+    >>> uncrop_like(crop, full).array.sum(axis=(0, 1)).tolist()
+    [4, 0, 0]
+    """
+    if not _cropped(mask, target, atol):
+        return None
+    start = np.round(np.linalg.solve(target.affine, mask.affine[:, 3])[: len(mask.shape)])
+    block = tuple(slice(int(s), int(s) + n) for s, n in zip(start, mask.shape, strict=True))
+    fortran = mask.array.ndim > 1 and mask.array.flags.f_contiguous
+    array = np.zeros(target.shape, dtype=mask.array.dtype, order="F" if fortran else "C")
+    array[block] = mask.array
+    return type(mask)(array, mask.spacing, target.affine, mask.path)
+
+
 def check_geometry(
     pred: Mask | LabelMap, ref: Mask | LabelMap, *, case_id: str | None = None, atol: float = 1e-3
 ) -> None:
@@ -127,7 +196,7 @@ def check_geometry(
         MSG_GEOMETRY.format(difference=difference, pred=_describe(pred), ref=_describe(ref)),
         case_id=case_id,
         path=pred.path,
-        fix=FIX_REORIENT if _reorientable(pred, ref, atol) else FIX_RESAMPLE,
+        fix=geometry_fix(ref, pred, atol=atol),
     )
 
 

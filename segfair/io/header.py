@@ -35,6 +35,9 @@ from segfair.io.messages import (
 )
 
 _NIFTI = "the NIfTI header"
+# ITK's and DICOM's world is LPS, nibabel's NIfTI affine RAS: negate the first two world axes
+_LPS_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_LPS_RAS.flags.writeable = False
 
 
 @dataclass(slots=True)
@@ -52,6 +55,10 @@ class _Header:
     # absolute value) and which form (sform, qform) the affine came from
     raw_spacing: tuple[float, ...] | None = None
     affine_form: str = "affine"
+    # Formats whose labels are segments that may overlap (DICOM-SEG, a layered .seg.nrrd): the
+    # foreground of the selected labels (and threshold), united segment by segment, so that no
+    # overlapping voxel is lost; ``read`` then gives a label map only when no segments overlap.
+    select: Callable[[tuple[int, ...], float | None], NDArray[np.bool_]] | None = None
 
 
 def _mask_shape(shape: tuple[int, ...], where: _Where) -> tuple[int, ...]:

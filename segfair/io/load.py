@@ -11,19 +11,32 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from segfair.io.dicomseg import _dicom_seg_header
 from segfair.io.files import _check_file, _unreadable, _Where
 from segfair.io.header import _checked_geometry, _Header, _mask_shape
+from segfair.io.images import _png_header, _tiff_header
+from segfair.io.itk import _itk_header, _seg_nrrd_header
 from segfair.io.labels import _checked_label_map, _normalise_labels, _select_foreground
 from segfair.io.mask import Geometry, LabelMap, Mask
 from segfair.io.messages import FIX_BAD_THRESHOLD, MSG_BAD_THRESHOLD
 from segfair.io.nifti import _nifti_header
 from segfair.io.npy import _npy_header, _npz_header
 
+# one reader per suffix of SUPPORTED_SUFFIXES; the formats of the extras import their package
+# when a header is read, so a missing extra is refused at validation, naming the fix
 _HEADER_READERS: dict[str, Callable[[str, _Where], _Header]] = {
     ".nii.gz": _nifti_header,
     ".nii": _nifti_header,
     ".npy": _npy_header,
     ".npz": _npz_header,
+    ".mha": _itk_header,
+    ".mhd": _itk_header,
+    ".seg.nrrd": _seg_nrrd_header,
+    ".nrrd": _itk_header,
+    ".dcm": _dicom_seg_header,
+    ".png": _png_header,
+    ".tif": _tiff_header,
+    ".tiff": _tiff_header,
 }
 
 
@@ -69,22 +82,27 @@ def load_mask(
     path
         A ``.nii``, ``.nii.gz``, ``.npy`` or ``.npz`` file. An ``.npz`` holds the mask under the
         key ``mask`` (or as its only array besides the geometry), optionally with ``spacing``
-        (one value per axis) and/or ``affine`` (4x4).
+        (one value per axis) and/or ``affine`` (4x4). With the optional extras also ``.mha``,
+        ``.mhd``, ``.nrrd``, ``.seg.nrrd`` (``itk``), DICOM-SEG ``.dcm`` (``dicom``), ``.png``,
+        ``.tif``/``.tiff`` (``images``): see docs/formats.md.
     case_id
         Named in every error.
     labels
-        Integer label(s) that form the foreground of a label map (``np.isin``). If the mask holds
+        Integer label(s) that form the foreground of a label map (``np.isin``); in a DICOM-SEG or
+        ``.seg.nrrd``, the segments (by number) whose union is the foreground. If the mask holds
         non-zero values but none of these, that is an error, never a silently empty mask; an
         all-zero mask is a legitimate empty mask.
     threshold
-        For floating-point data only: foreground = ``value >= threshold``. Without it, float data
+        For floating-point data only (and fractional DICOM-SEG, as value / maximum):
+        foreground = ``value >= threshold``. Without it, float data
         must hold whole numbers (0/1 or labels); anything else looks like a probability map and
         is refused. Integer and boolean data ignore it (labels are categories, not levels).
     max_voxels
         Refuse, before reading any voxel data, a file whose header promises more voxels.
     spacing
-        Voxel size (mm) per axis for NumPy files that carry no geometry (default 1.0 per axis).
-        Geometry stored in the file (NIfTI header, ``.npz`` ``spacing``/``affine``) wins.
+        Voxel size (mm) per axis for files that carry no geometry (NumPy files, a PNG without
+        ``pHYs``, a TIFF without resolution; default 1.0 per axis). Geometry stored in the file
+        (NIfTI or ITK header, ``.npz`` ``spacing``/``affine``, PNG/TIFF pixel size) wins.
 
     Returns
     -------
@@ -117,8 +135,16 @@ def load_mask(
             where.fail(MSG_BAD_THRESHOLD.format(threshold=threshold), FIX_BAD_THRESHOLD)
         if not math.isfinite(threshold):
             where.fail(MSG_BAD_THRESHOLD.format(threshold=threshold), FIX_BAD_THRESHOLD)
-    data, mask_spacing, affine = _read_voxels(path_str, where, max_voxels, spacing)
-    foreground = _select_foreground(data, label_tuple, threshold, where)
+    suffix, header, (shape, mask_spacing, affine) = _checked_header(
+        path_str, case_id, max_voxels, spacing
+    )
+    if header.select is not None:
+        # segments that may overlap (DICOM-SEG, a layered .seg.nrrd): united per segment, never
+        # through one label map
+        foreground = header.select(label_tuple, threshold)
+    else:
+        data = _voxels(header, shape, suffix, where)
+        foreground = _select_foreground(data, label_tuple, threshold, where)
     return Mask(foreground, mask_spacing, affine, path_str)
 
 
@@ -132,14 +158,8 @@ def _checked_header(
     return suffix, header, _checked_geometry(header, max_voxels, spacing, where)
 
 
-def _read_voxels(
-    path_str: str, where: _Where, max_voxels: int, spacing: Sequence[float] | None
-) -> tuple[NDArray[Any], tuple[float, ...], NDArray[np.float64]]:
-    """The checked header's geometry and the voxel data (2-D or 3-D, the file's memory order)."""
-    suffix, header, (shape, mask_spacing, affine) = _checked_header(
-        path_str, where.case_id, max_voxels, spacing
-    )
-
+def _voxels(header: _Header, shape: tuple[int, ...], suffix: str, where: _Where) -> NDArray[Any]:
+    """The voxel data a checked header promises (2-D or 3-D, the file's memory order)."""
     data = header.read()
     if data.shape != header.shape:  # a header that lies about its own data
         _unreadable(
@@ -150,7 +170,7 @@ def _read_voxels(
         )
     # Drop the trailing singleton axes by indexing: always a view, whatever the memory order.
     squeeze: tuple[Any, ...] = (Ellipsis, *([0] * (data.ndim - len(shape))))
-    return data[squeeze], mask_spacing, affine
+    return data[squeeze]
 
 
 def load_labels(
@@ -179,7 +199,10 @@ def load_labels(
     """
     path_str = os.fspath(path)
     where = _Where(case_id, path_str)
-    data, map_spacing, affine = _read_voxels(path_str, where, max_voxels, spacing)
+    suffix, header, (shape, map_spacing, affine) = _checked_header(
+        path_str, case_id, max_voxels, spacing
+    )
+    data = _voxels(header, shape, suffix, where)
     return LabelMap(_checked_label_map(data, where), map_spacing, affine, path_str)
 
 

@@ -13,15 +13,20 @@ __all__ = [
     "FIX_BAD_SPACING",
     "FIX_BAD_THRESHOLD",
     "FIX_CANNOT_OPEN",
+    "FIX_COLOUR_IMAGE",
+    "FIX_CROPPED",
     "FIX_DTYPE",
     "FIX_EMPTY_SHAPE",
     "FIX_GZIP_NAMED_NII",
     "FIX_LABELS_NOT_FOUND",
+    "FIX_MHD_DATA_FILE",
     "FIX_MISSING",
+    "FIX_MISSING_EXTRA",
     "FIX_NIFTI_SPACING",
     "FIX_NONFINITE",
     "FIX_NOT_A_FILE",
     "FIX_NOT_GZIP_BUT_NIFTI",
+    "FIX_NOT_SEG",
     "FIX_NPY_VERSION",
     "FIX_NPZ_KEYS",
     "FIX_NPZ_NO_MASK",
@@ -31,13 +36,19 @@ __all__ = [
     "FIX_REORIENT",
     "FIX_RESAMPLE",
     "FIX_SAVE_DTYPE",
+    "FIX_SAVE_FORMAT",
+    "FIX_SAVE_IMAGE_GEOMETRY",
     "FIX_SAVE_NDIM",
     "FIX_SAVE_NPY_GEOMETRY",
+    "FIX_SEGMENTS_NOT_FOUND",
+    "FIX_SEG_GEOMETRY",
+    "FIX_SEG_OVERLAP",
     "FIX_SPACING_LENGTH",
     "FIX_STRUCTURE_LABELS_NOT_FOUND",
     "FIX_SUFFIX",
     "FIX_TOO_FEW_DIMS",
     "FIX_TOO_LARGE",
+    "FIX_UNKNOWN_SEGMENTS",
     "FIX_UNREADABLE",
     "MSG_4D",
     "MSG_AFFINE_SPACING",
@@ -46,17 +57,21 @@ __all__ = [
     "MSG_BAD_SPACING",
     "MSG_BAD_THRESHOLD",
     "MSG_CANNOT_OPEN",
+    "MSG_COLOUR_IMAGE",
     "MSG_DTYPE",
     "MSG_EMPTY_SHAPE",
     "MSG_GEOMETRY",
     "MSG_GZIP_NAMED_NII",
     "MSG_LABELS_NOT_FOUND",
+    "MSG_MHD_DATA_FILE",
     "MSG_MISSING",
+    "MSG_MISSING_EXTRA",
     "MSG_NIFTI_SPACING",
     "MSG_NONFINITE",
     "MSG_NOT_A_FILE",
     "MSG_NOT_GZIP",
     "MSG_NOT_REORIENTABLE",
+    "MSG_NOT_SEG",
     "MSG_NPY_VERSION",
     "MSG_NPZ_KEYS",
     "MSG_NPZ_NO_MASK",
@@ -64,12 +79,18 @@ __all__ = [
     "MSG_PROBABILITY",
     "MSG_SAVE_AFFINE_SPACING",
     "MSG_SAVE_DTYPE",
+    "MSG_SAVE_FORMAT",
+    "MSG_SAVE_IMAGE_GEOMETRY",
     "MSG_SAVE_NDIM",
     "MSG_SAVE_NPY_GEOMETRY",
+    "MSG_SEGMENTS_NOT_FOUND",
+    "MSG_SEG_GEOMETRY",
+    "MSG_SEG_OVERLAP",
     "MSG_SPACING_LENGTH",
     "MSG_SUFFIX",
     "MSG_TOO_FEW_DIMS",
     "MSG_TOO_LARGE",
+    "MSG_UNKNOWN_SEGMENTS",
     "MSG_UNREADABLE",
 ]
 
@@ -78,7 +99,10 @@ FIX_MISSING = "check that the file exists and that the path template and case id
 MSG_NOT_A_FILE = "is not a regular file"
 FIX_NOT_A_FILE = "point the mask source at a file, not a directory"
 MSG_SUFFIX = "unsupported file type {suffix!r}; segfair reads {supported}"
-FIX_SUFFIX = "convert the mask to NIfTI (.nii.gz) or NumPy (.npy / .npz)"
+FIX_SUFFIX = (
+    "convert the mask to NIfTI (.nii.gz) or NumPy (.npy / .npz), or to one of the formats of "
+    "the optional extras (docs/formats.md)"
+)
 MSG_CANNOT_OPEN = "cannot be opened ({reason})"
 FIX_CANNOT_OPEN = (
     "give the user that runs segfair read access to the file (and its folders), e.g. chmod a+r"
@@ -121,6 +145,14 @@ FIX_BAD_SPACING = {
     "the `spacing` array": "store one positive spacing per axis in the `spacing` array",
     "the `affine` array": "store a non-degenerate 4x4 `affine` (voxel axes of non-zero length)",
     "the spacing argument": "pass one positive, finite spacing (mm) per array axis",
+    "the image header": "fix the spacing of the image (e.g. SimpleITK: image.SetSpacing(...)) or "
+    "re-export the mask from its image",
+    "the DICOM-SEG pixel measures": "re-export the segmentation with the pixel spacing and "
+    "slice spacing of its source series",
+    "the PNG pHYs chunk": "write a positive pHYs (pixels per metre), or none and declare "
+    "`spacing` in the configuration",
+    "the TIFF resolution tags": "write positive XResolution/YResolution, or none and declare "
+    "`spacing` in the configuration",
 }
 MSG_SPACING_LENGTH = "spacing {spacing} from {source} has {n} value(s) but the mask is {ndim}-D"
 FIX_SPACING_LENGTH = "give exactly one spacing (mm) per array axis"
@@ -193,9 +225,67 @@ MSG_NOT_REORIENTABLE = (
 )
 MSG_SAVE_NDIM = "save_mask writes 2-D or 3-D masks, not an array of shape {shape}"
 FIX_SAVE_NDIM = "pass one 2-D or 3-D mask per file"
-MSG_SAVE_DTYPE = "a NIfTI mask is written as uint8, which cannot hold {what}"
+MSG_SAVE_DTYPE = "a mask is written as uint8, which cannot hold {what}"
 FIX_SAVE_DTYPE = "pass a boolean mask or integer labels in 0..255"
 MSG_SAVE_NPY_GEOMETRY = "a .npy file stores no geometry, so the given affine/spacing would be lost"
 FIX_SAVE_NPY_GEOMETRY = (
     "save as .npz or .nii.gz, or save without geometry and pass spacing= to load_mask"
+)
+MSG_MISSING_EXTRA = (
+    "reading {format} files needs the optional package {package}, which is not installed"
+)
+FIX_MISSING_EXTRA = "install it with: pip install 'segfair[{extra}]'"
+MSG_MHD_DATA_FILE = "its ElementDataFile {value!r} is not one data file next to it (or LOCAL)"
+FIX_MHD_DATA_FILE = (
+    "re-save the image as one .mha file (or a .mhd with one .raw/.zraw data file), e.g. "
+    "SimpleITK.WriteImage(image, 'mask.mha')"
+)
+MSG_COLOUR_IMAGE = "is a {mode} colour image ({bands} channels), not a mask"
+FIX_COLOUR_IMAGE = (
+    "save the mask as a single-channel image: 8- or 16-bit greyscale labels, or 0/255 binary "
+    "(e.g. PIL: image.convert('L'))"
+)
+MSG_NOT_SEG = "is a DICOM {what}, not a Segmentation (SEG) object"
+FIX_NOT_SEG = (
+    "point the mask source at the DICOM-SEG file of the case (Modality SEG, SOP class "
+    "1.2.840.10008.5.1.4.1.1.66.4), not at an image of the series"
+)
+MSG_SEG_GEOMETRY = "its frames do not form a regular 3-D grid: {reason}"
+FIX_SEG_GEOMETRY = (
+    "re-export the segmentation on the grid of its source series (one orientation and pixel "
+    "spacing, equally spaced planes)"
+)
+MSG_SEG_OVERLAP = (
+    "segments {first} and {second} overlap in {voxels:,} voxel(s): one label map cannot hold both"
+)
+FIX_SEG_OVERLAP = (
+    "select segments with `labels` (load_mask unites the selected segments exactly, overlaps "
+    "included), or re-export the segmentation without overlapping segments"
+)
+MSG_SEGMENTS_NOT_FOUND = "none of the selected labels {selected} is a segment of this file"
+FIX_SEGMENTS_NOT_FOUND = (
+    "select segments by number with `labels`; this file's segments are {segments}"
+)
+MSG_UNKNOWN_SEGMENTS = "its segment metadata cannot be read: {reason}"
+FIX_UNKNOWN_SEGMENTS = (
+    "re-save the segmentation with 3D Slicer (File > Save, .seg.nrrd), which writes a Segment<N>_"
+    "LabelValue and Segment<N>_Layer for every segment; or export a plain label map (.nrrd)"
+)
+MSG_SAVE_FORMAT = "save_mask does not write {suffix} files"
+FIX_SAVE_FORMAT = (
+    "save as .nii.gz, .nii, .npz, .npy, .mha, .nrrd, .png or .tif (DICOM-SEG, .mhd and .seg.nrrd "
+    "are read, not written)"
+)
+MSG_SAVE_IMAGE_GEOMETRY = "a {kind} file cannot store this geometry"
+FIX_SAVE_IMAGE_GEOMETRY = (
+    "an image file stores a pixel size only (a PNG: whole pixels per metre, i.e. 1000 / spacing "
+    "a whole number; a PNG is 2-D): save without an affine, or save as .nii.gz / .mha"
+)
+FIX_CROPPED = (
+    "one grid is a crop of the other (same spacing and axes, shifted by whole voxels): a "
+    "DICOM-SEG that omits its empty frames, or a segmentation saved cropped to its segments, "
+    "spans only part of its image. segfair pads a cropped prediction or automated ruler onto the "
+    "trusted ruler's grid (exact: what was cropped is background), but the trusted ruler must "
+    "span the whole grid: export it on the image's full grid (highdicom: "
+    "omit_empty_frames=False; 3D Slicer: save without cropping to the minimum extent)"
 )

@@ -13,16 +13,23 @@ from numpy.typing import NDArray
 from segfair.io.atomic import _write_atomically
 from segfair.io.files import _supported_suffix, _Where
 from segfair.io.header import _diag_affine, _valid_affine, _valid_spacing
+from segfair.io.images import _write_image
+from segfair.io.itk import _write_itk
 from segfair.io.messages import (
     FIX_AFFINE_SPACING,
     FIX_SAVE_DTYPE,
+    FIX_SAVE_FORMAT,
     FIX_SAVE_NDIM,
     FIX_SAVE_NPY_GEOMETRY,
     MSG_SAVE_AFFINE_SPACING,
     MSG_SAVE_DTYPE,
+    MSG_SAVE_FORMAT,
     MSG_SAVE_NDIM,
     MSG_SAVE_NPY_GEOMETRY,
 )
+
+# the suffixes save_mask writes (the others are read only)
+_WRITTEN = (".nii.gz", ".nii", ".npz", ".npy", ".mha", ".nrrd", ".png", ".tif", ".tiff")
 
 
 def save_mask(
@@ -33,6 +40,12 @@ def save_mask(
     spacing: Sequence[float] | None = None,
 ) -> None:
     """Write a 2-D or 3-D mask; the format follows the suffix.
+
+    ``.mha`` and ``.nrrd`` (extra ``itk``) are written as compressed uint8 with the affine's
+    geometry (ITK's LPS space), so they read back as the same array, spacing and affine.
+    ``.png`` (2-D) and ``.tif`` (extra ``images``) are written as uint8 greyscale, with the
+    spacing as the pixel size when one is given (no orientation or origin: a non-diagonal
+    affine is refused). See docs/formats.md.
 
     NIfTI (``.nii``, ``.nii.gz``) is written as uint8 with the affine (or ``diag(spacing)``) as
     both qform and sform, code 1 (scanner), and units mm, so any NIfTI reader agrees on the
@@ -59,6 +72,8 @@ def save_mask(
     if data.ndim not in (2, 3):
         where.fail(MSG_SAVE_NDIM.format(shape=data.shape), FIX_SAVE_NDIM)
     suffix = _supported_suffix(path_str, where)
+    if suffix not in _WRITTEN:
+        where.fail(MSG_SAVE_FORMAT.format(suffix=suffix), FIX_SAVE_FORMAT)
     if suffix == ".npy":
         if affine is not None or spacing is not None:
             where.fail(MSG_SAVE_NPY_GEOMETRY, FIX_SAVE_NPY_GEOMETRY)
@@ -104,6 +119,15 @@ def save_mask(
         voxels = data.astype(np.uint8)
     else:
         where.fail(MSG_SAVE_DTYPE.format(what=f"{data.dtype} values"), FIX_SAVE_DTYPE)
+    if suffix in (".mha", ".nrrd"):
+        _write_atomically(path_str, lambda tmp: _write_itk(tmp, voxels, aff, where))
+        return
+    if suffix in (".png", ".tif", ".tiff"):
+        pixel: tuple[float, ...] | None = (
+            None if affine is None and spacing is None else voxel_sizes
+        )
+        _write_atomically(path_str, lambda tmp: _write_image(tmp, voxels, aff, pixel, where))
+        return
     img = nib.Nifti1Image(voxels, aff, dtype=np.uint8)
     img.set_qform(aff, code=1)
     img.set_sform(aff, code=1)

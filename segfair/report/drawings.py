@@ -158,6 +158,7 @@ def _read(
         labels=labels,
         threshold=spec.threshold if spec.threshold is not None else config.threshold,
         max_voxels=config.max_voxels,
+        spacing=spec.spacing if spec.spacing is not None else config.spacing,
     )
 
 
@@ -273,6 +274,9 @@ def _drawing(
     """What a worst case's picture needs from its masks (everything but the scores)."""
     pred = _read(cohort, config, "model", model, case_id, structure)
     ref = _read(cohort, config, "ruler", trusted, case_id, structure)
+    from segfair.io import uncrop_like
+
+    pred = uncrop_like(pred, ref) or pred  # as evaluated: a cropped SEG on the ruler's grid
     if pred.shape != ref.shape:
         raise ValueError(f"prediction {pred.shape} and {trusted} {ref.shape} grids differ")
     autos: list[tuple[str, Any]] = []
@@ -283,6 +287,7 @@ def _drawing(
             missing.append(name)
             continue
         mask = _read(cohort, config, "ruler", name, case_id, structure)
+        mask = uncrop_like(mask, ref) or mask
         if mask.shape == ref.shape:
             autos.append((name, mask))
     p, t = pred.array, ref.array
