@@ -62,13 +62,16 @@ from segfair.synth.effects import EFFECTS, ERR_EFFECT_VALUE, ERR_YOUTH_AGES, Eff
 from segfair.synth.files import COLUMNS, CONFIG, LAYOUT, MANIFEST, SHEET, TABLE_CSV, TABLE_XLSX
 from segfair.synth.lesions import BoolArray, FloatArray
 from segfair.synth.presets import ERR_EFFECT, ERR_PRESET, PRESET_NAMES, PRESETS, Preset, Promise
+from segfair.synth.worlds import ERR_EFFECTS_BREAST_ONLY, ERR_PILLOW, WORLD_NAMES, WORLD_TABLE
 from segfair.synth.writer import (
     ERR_N_CASES,
     ERR_NOT_DIR,
     ERR_NOT_EMPTY,
     ERR_SEED,
     ERR_SHAPE,
+    ERR_SHAPE_2D,
     ERR_SPACING,
+    ERR_SPACING_2D,
     ERR_WORKERS,
     make_cohort,
 )
@@ -78,14 +81,18 @@ __all__ = [
     "CONFIG",
     "EFFECTS",
     "ERR_EFFECT",
+    "ERR_EFFECTS_BREAST_ONLY",
     "ERR_EFFECT_VALUE",
     "ERR_NOT_DIR",
     "ERR_NOT_EMPTY",
     "ERR_N_CASES",
+    "ERR_PILLOW",
     "ERR_PRESET",
     "ERR_SEED",
     "ERR_SHAPE",
+    "ERR_SHAPE_2D",
     "ERR_SPACING",
+    "ERR_SPACING_2D",
     "ERR_WORKERS",
     "ERR_YOUTH_AGES",
     "LAYOUT",
@@ -95,6 +102,8 @@ __all__ = [
     "SHEET",
     "TABLE_CSV",
     "TABLE_XLSX",
+    "WORLD_NAMES",
+    "WORLD_TABLE",
     "BoolArray",
     "Effect",
     "FloatArray",

@@ -132,10 +132,10 @@ def _write_xlsx(path: Path, rows: Sequence[Sequence[Any]]) -> None:
     atomic_write_bytes(path, out.getvalue())
 
 
-def _write_csv(path: Path, rows: Sequence[Sequence[Any]]) -> None:
+def _write_csv(path: Path, rows: Sequence[Sequence[Any]], columns: Sequence[str] = COLUMNS) -> None:
     fh = io.StringIO(newline="")
     writer = csv.writer(fh, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     writer.writerows(["" if v is None else v for v in row] for row in rows)
     # atomically: a link planted at the name is replaced, never written through
     atomic_write_text(path, fh.getvalue())

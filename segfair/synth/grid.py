@@ -1,0 +1,159 @@
+"""What the ``brats``, ``multifocal`` and ``dermoscopy`` worlds share: a world's description
+(:class:`_Kind`), its patients' rows, and shapes drawn and moved on the whole voxel grid.
+
+These worlds are small (a few label maps per case on a 48×48×24 to 96×96×64 grid, or a 2-D
+image), so they work on the full grid instead of a crop around the lesion, and every length is in
+mm. As in the breast world, a subgroup acts on the expert mask's morphology (or, in the
+dermoscopy world, on the image's contrast) and nothing else: the labeller and the models are
+functions of the expert masks, with their own generators.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from segfair.synth.lesions import BoolArray, FloatArray, _Crop, _smooth_field
+
+__all__: list[str] = []
+
+#: The case table of every world beside the breast one (the breast world writes MAMA-MIA's).
+TABLE: Final = "cases.csv"
+
+Geometry = tuple[int, ...]
+Spacing = tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class _Case:
+    """One patient: its index (which seeds its generators), id and table row after the id."""
+
+    index: int
+    patient_id: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A synthetic world other than the breast one: geometry, files, table and configuration."""
+
+    name: str
+    ndim: int
+    shape: Geometry  # default shape (voxels)
+    spacing: Spacing  # default spacing (mm)
+    suffix: str  # of every mask file: ".nii.gz" or ".png"
+    columns: tuple[str, ...]  # of the case table, the id first
+    patients: Callable[[int, int], list[_Case]]  # (seed, n_cases)
+    # (seed, case, shape, spacing) -> the four masks by role (uint8, full size)
+    simulate: Callable[[int, _Case, Geometry, Spacing], Mapping[str, npt.NDArray[np.uint8]]]
+    config: Callable[[int, Spacing], str]  # (seed, spacing) -> segfair.toml
+
+
+def _field(
+    rng: np.random.Generator, shape: Geometry, spacing: Spacing, length: float
+) -> FloatArray:
+    """A smooth unit-variance random field over the whole grid, correlation length ``length`` mm.
+
+    2-D grids are a 3-D grid one voxel thick, so both use the breast world's random field.
+    """
+    dims = (*shape, 1) if len(shape) == 2 else shape
+    sp = (*spacing, 1.0) if len(spacing) == 2 else spacing
+    coords = [np.arange(n, dtype=np.float64) * s + 0.5 * s for n, s in zip(dims, sp, strict=True)]
+    crop = _Crop(
+        (slice(0, dims[0]), slice(0, dims[1]), slice(0, dims[2])),
+        (coords[0], coords[1], coords[2]),
+        (sp[0], sp[1], sp[2]),
+    )
+    return _smooth_field(rng, crop, length).reshape(shape)
+
+
+def _positions(shape: Geometry, spacing: Spacing) -> list[npt.NDArray[np.float64]]:
+    """Voxel-centre coordinates (mm) along each axis, shaped to broadcast over the grid."""
+    out = []
+    for ax, (n, s) in enumerate(zip(shape, spacing, strict=True)):
+        view = [1] * len(shape)
+        view[ax] = n
+        out.append((np.arange(n, dtype=np.float64) * s + 0.5 * s).reshape(view))
+    return out
+
+
+def _blob(
+    rng: np.random.Generator,
+    shape: Geometry,
+    spacing: Spacing,
+    centre: Sequence[float],
+    radius: float,
+    *,
+    elongation: float = 0.12,
+    roughness: float = 0.1,
+    length: float = 0.5,
+) -> BoolArray:
+    """A lumpy ellipsoid (ellipse in 2-D): radius ``radius`` mm, random axis lengths (log-sd
+    ``elongation``, product 1) and a boundary moved by a smooth field of relative SD
+    ``roughness`` with correlation length ``length`` × radius."""
+    axes = np.exp(rng.normal(0, elongation, size=len(shape)))
+    axes /= np.prod(axes) ** (1 / len(shape))
+    pos = _positions(shape, spacing)
+    rho2 = sum(((p - c) / (radius * a)) ** 2 for p, c, a in zip(pos, centre, axes, strict=True))
+    bump = _field(rng, shape, spacing, length * radius) if roughness > 0 else np.float32(0)
+    return np.asarray(np.sqrt(rho2) <= 1 + roughness * bump)
+
+
+def _signed_distance(mask: BoolArray, spacing: Spacing) -> FloatArray:
+    """Distance (mm) to the mask's boundary, < 0 inside; an empty mask is everywhere far."""
+    if not mask.any():
+        return np.full(mask.shape, np.inf, dtype=np.float32)
+    outside = ndimage.distance_transform_edt(~mask, sampling=spacing)
+    inside = ndimage.distance_transform_edt(mask, sampling=spacing)
+    return np.asarray(outside - inside, dtype=np.float32)
+
+
+def _moved(
+    mask: BoolArray,
+    spacing: Spacing,
+    rng: np.random.Generator,
+    *,
+    bias: float,
+    noise: float,
+    length: float,
+) -> BoolArray:
+    """The mask's boundary moved out by ``bias`` mm plus smooth noise of SD ``noise`` mm
+    (correlation length ``length`` mm); < 0 moves it in."""
+    shift = bias + noise * _field(rng, mask.shape, spacing, length) if noise > 0 else bias
+    return np.asarray(_signed_distance(mask, spacing) <= shift)
+
+
+def _components(mask: BoolArray) -> tuple[npt.NDArray[np.int32], int]:
+    """Connected components under full connectivity (26 in 3-D, 8 in 2-D), as lesion-wise
+    scores count them (BraTS 2023)."""
+    labels, n = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
+    return np.asarray(labels, dtype=np.int32), int(n)
+
+
+def _detected(volume_mm3: float, half_mm3: float, rng: np.random.Generator) -> bool:
+    """Whether a labeller or model finds a lesion of this volume: half of those of ``half_mm3``,
+    a logistic in log volume (about 90% at twice that volume, 10% at half)."""
+    p = 1 / (1 + math.exp(-math.log(volume_mm3 / half_mm3) / 0.3))
+    return bool(rng.random() < p)
+
+
+def _ball(shape: Geometry, spacing: Spacing, centre: Sequence[float], radius: float) -> BoolArray:
+    pos = _positions(shape, spacing)
+    return np.asarray(sum((p - c) ** 2 for p, c in zip(pos, centre, strict=True)) <= radius**2)
+
+
+def _age_band(rng: np.random.Generator, young_share: float, bands: Sequence[int]) -> int:
+    """An adult's age: uniform in [bands[0], bands[1]) with probability ``young_share``, else in
+    [bands[1], bands[2]]."""
+    if rng.random() < young_share:
+        return int(rng.integers(bands[0], bands[1]))
+    return int(rng.integers(bands[1], bands[2] + 1))
+
+
+_SEXES: Final = ("F", "M")
