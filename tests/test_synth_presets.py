@@ -128,9 +128,9 @@ def test_brats_enhancing_tumour_dice_gap_is_large_and_the_whole_tumour_gap_small
     enhancing = _structure_dice(brats, role, [3])
     whole = _structure_dice(brats, role, [1, 2, 3])
     means = enhancing.groupby("group")["dice"].mean()
-    # seeds 0–5: the enhancing gap is 0.12–0.47 (the younger group worse), the whole-tumour gap
-    # at most 0.02
-    assert means["older"] - means["younger"] > 0.1
+    # seeds 0–5: the enhancing gap is 0.29–0.74 (the younger group worse), the whole-tumour gap
+    # at most 0.011 (docs/synthetic.md)
+    assert means["older"] - means["younger"] > 0.2
     assert _group_gap(whole, "dice") < 0.03
 
 
@@ -177,7 +177,7 @@ def test_multifocal_small_lesion_detection_gap_is_large_and_the_dice_gap_small(
     table = _lesion_counts(multifocal, role)
     sums = table.groupby("group")[["small", "found"]].sum()
     rate = sums["found"] / sums["small"]
-    # seeds 0–5: detection gap 0.3–0.6 (pooled over a group's small lesions), Dice gap ≤ 0.04
+    # seeds 0–5: detection gap 0.34–0.60 (pooled over a group's small lesions), Dice gap ≤ 0.034
     assert rate["older"] - rate["younger"] > 0.25
     assert _group_gap(table, "dice") < 0.05
 
@@ -211,8 +211,8 @@ def test_dermoscopy_dice_is_lower_on_darker_skin(dermoscopy: Path, role: str) ->
         for c in table["case_id"]
     ]
     means = table.groupby("skin_tone")["dice"].mean()
-    # seeds 0–5: I-II − V-VI is 0.05–0.17
-    assert means["I-II"] - means["V-VI"] > 0.04
+    # seeds 0–5: I-II − V-VI is 0.12–0.32
+    assert means["I-II"] - means["V-VI"] > 0.08
     assert means["I-II"] > means["III-IV"] > means["V-VI"]
 
 
@@ -383,3 +383,66 @@ def test_the_cli_writes_each_world(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "(dermoscopy preset)" in capsys.readouterr().out
     assert (tmp_path / "d" / LAYOUT["expert"] / "DERM-00001.png").is_file()
     assert (tmp_path / "b" / MANIFEST).is_file()
+
+
+# -- end to end: skipped until the structures, lesion-wise and formats branches are merged -----
+
+
+def _config_has(key: str) -> bool:
+    from segfair.cohort.config import SegfairConfig
+
+    return key in SegfairConfig.model_fields
+
+
+def _reads_png(tmp_path: Path) -> bool:
+    from segfair.io import load_mask
+
+    path = tmp_path / "probe.png"
+    Image.fromarray(np.eye(4, dtype=np.uint8)).save(path)
+    try:
+        load_mask(path)
+    except Exception:
+        return False
+    return True
+
+
+def _audit(root: Path, report: Path) -> dict[str, str]:
+    import json
+
+    main(["audit", "--config", str(root / "segfair.toml"), "--json", str(report), "--quiet"])
+    return {g["id"]: g["status"] for g in json.loads(report.read_text())["gates"]}
+
+
+def _status(gates: dict[str, str], *parts: str) -> str:
+    (status,) = [s for gate_id, s in gates.items() if all(p in gate_id for p in parts)]
+    return status
+
+
+def test_the_brats_cohort_audits_with_its_enhancing_gate_failing_and_whole_tumour_passing(
+    brats: Path, tmp_path: Path
+) -> None:
+    if not _config_has("structures"):
+        pytest.skip("needs [structures] (issue 17, the structures branch)")
+    gates = _audit(brats, tmp_path / "report.json")
+    assert _status(gates, "enhancing") == "failed"
+    assert _status(gates, "whole_tumor") == "passed"
+
+
+def test_the_multifocal_cohort_audits_with_its_detection_gate_failing_and_dice_passing(
+    multifocal: Path, tmp_path: Path
+) -> None:
+    if not _config_has("lesions"):
+        pytest.skip("needs lesion-wise scores (issue 17, the lesions branch)")
+    gates = _audit(multifocal, tmp_path / "report.json")
+    assert _status(gates, "detection_gap") == "failed"
+    assert _status(gates, "lesion_sensitivity") == "failed"
+    assert _status(gates, "gap[dice") == "passed"
+
+
+def test_the_dermoscopy_cohort_audits_with_its_skin_tone_gate_failing(
+    dermoscopy: Path, tmp_path: Path
+) -> None:
+    if not _reads_png(tmp_path):
+        pytest.skip("needs the PNG reader (issue 17, the formats branch, segfair[images])")
+    gates = _audit(dermoscopy, tmp_path / "report.json")
+    assert _status(gates, "skin_tone") == "failed"

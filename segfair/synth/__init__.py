@@ -48,6 +48,12 @@ patients', suffer less from coarse voxels) and the rest moves by less than 0.01.
 below the voxels are too coarse for the models' boundary noise and the presets' ranges do not
 apply.
 
+Beside this world, three presets are worlds of their own, written by the same machinery
+(docs/synthetic.md): ``brats`` (``brain``: nested tumour label maps whose enhancing rim is thinner
+under 50), ``multifocal`` (a main lesion with satellites, smaller and more numerous under 50) and
+``dermoscopy`` (2-D PNG masks, lower image contrast on darker skin); ``grid`` holds what they
+share and ``worlds`` lists them.
+
 The package: ``effects`` → ``presets``; ``patients``; ``lesions`` (step 2) → ``labels`` (step 3)
 → ``models`` (step 4, and one case end to end) → ``files`` → ``writer`` (:func:`make_cohort`).
 

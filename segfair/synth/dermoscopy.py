@@ -8,7 +8,7 @@ contrast (uniform in 0.65–1.0, 0.45–0.85 and 0.25–0.55), lower on darker s
 dermoscopy models do worse there.
 
 The labeller and the models see the expert mask and that contrast, never the skin tone: each
-moves the lesion's boundary inward by 0.2 × (1 − contrast) of its radius (a faint border is taken
+moves the lesion's boundary inward by 0.3 × (1 − contrast) of its radius (a faint border is taken
 for skin), plus a case bias and smooth noise whose SD grows as 1 / contrast;
 trained_on_automated starts from the automated mask, so its errors add to the labeller's. Hence
 a Dice gap across skin tone, out of the images' contrast alone.
@@ -34,7 +34,7 @@ _TONES: Final = ("I-II", "III-IV", "V-VI")
 _TONE_P: Final = (0.45, 0.35, 0.2)
 _CONTRAST: Final = ((0.65, 1.0), (0.45, 0.85), (0.25, 0.55))
 _SITES: Final = ("clinic_a", "clinic_b")
-_BORDER_LOSS: Final = 0.2  # inward boundary shift per unit of missing contrast, × radius
+_BORDER_LOSS: Final = 0.3  # inward boundary shift per unit of missing contrast, × radius
 _NOISE: Final = 0.03  # boundary noise SD at full contrast, × radius
 _BIAS: Final = 0.02  # SD across cases of the boundary bias, × radius
 

@@ -117,8 +117,8 @@ def _segment(
         main = int(np.argmax(sizes)) + 1
         keep = [k for k in range(1, n + 1) if k != main and _detected(sizes[k - 1], half_mm3, rng)]
         radius = (3 * sizes[main - 1] / (4 * math.pi)) ** (1 / 3)
-        bias = rng.normal(0, 0.03 * radius)
-        noise = 0.05 * radius
+        bias = rng.normal(0, 0.05 * radius)
+        noise = 0.08 * radius
         out = _moved(labels == main, spacing, rng, bias=bias, noise=noise, length=radius / 2)
         out |= np.isin(labels, keep)
     if rng.random() < _FALSE_LESION:

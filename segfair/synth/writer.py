@@ -158,7 +158,7 @@ def make_cohort(
     overwrite: bool = False,
     **effects: float,
 ) -> Path:
-    """Write a synthetic breast DCE-MRI cohort with known, mechanistic age disparities.
+    """Write a synthetic cohort with known, mechanistic disparities (breast DCE-MRI by default).
 
     Parameters
     ----------
@@ -168,12 +168,19 @@ def make_cohort(
     n_cases
         Number of patients (≥ 1). Case ``i`` is the same whatever ``n_cases`` is.
     shape
-        Volume shape in voxels, e.g. ``(16, 16, 16)`` for tests up to ``(512, 512, 160)``.
+        Volume shape in voxels, e.g. ``(16, 16, 16)`` for tests up to ``(512, 512, 160)``; two
+        values (rows, columns) for ``"dermoscopy"``. Default: the preset's (96×96×48 for the
+        breast presets, 96×96×64 ``brats``, 64×64×40 ``multifocal``, 128×128 ``dermoscopy``).
     spacing
-        Voxel size in mm along the three array axes; the affine flips the first two (LPS → RAS).
+        Voxel size in mm along the array axes (default: the preset's: 0.7×0.7×1.5 breast, 1 mm
+        ``brats``, 1.5 mm ``multifocal``, 0.1 mm ``dermoscopy``); the NIfTI affine flips the
+        first two (LPS → RAS).
     preset
-        ``"null"``, ``"hidden"`` or ``"parikh"``: a complete set of effect values from
-        :data:`PRESETS`, whose docstrings state the ranges they promise.
+        ``"null"``, ``"hidden"`` or ``"parikh"``: a complete set of effect values of the breast
+        world from :data:`PRESETS`, whose docstrings state the ranges they promise; or a world
+        of its own (docs/synthetic.md): ``"brats"`` (nested tumour label maps, a thin-rim age
+        effect), ``"multifocal"`` (small satellites missed by size) or ``"dermoscopy"`` (2-D
+        PNG masks, a skin-tone contrast effect), which take no ``effects``.
     seed
         Seed (≥ 0) of every random draw; the same seed gives byte-identical files.
     workers
@@ -182,7 +189,7 @@ def make_cohort(
         Write into a non-empty directory that is not an earlier synth output. Only the cohort's
         own files are replaced; nothing else is deleted.
     **effects
-        Effect values overriding the preset's; names and meanings in :data:`EFFECTS`.
+        Effect values overriding a breast preset's; names and meanings in :data:`EFFECTS`.
 
     Returns
     -------
@@ -204,6 +211,8 @@ def make_cohort(
     ``clinical_and_imaging_info.xlsx`` (sheet ``dataset_info``) and ``.csv`` with columns
     ``patient_id, dataset, age, ethnicity, menopause, manufacturer, field_strength``, the
     ``segfair.toml`` and ``segfair_synth.json`` (the recipe: every effect value, seed, shape).
+    The other worlds use the same folders (``.png`` masks for ``dermoscopy``) and write
+    ``cases.csv`` instead of the two clinical tables.
 
     Examples
     --------
