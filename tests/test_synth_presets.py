@@ -418,31 +418,35 @@ def _status(gates: dict[str, str], *parts: str) -> str:
     return status
 
 
+# The audits need at least min_group_size = 20 cases in every group: larger cohorts than above.
+
+
 def test_the_brats_cohort_audits_with_its_enhancing_gate_failing_and_whole_tumour_passing(
-    brats: Path, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     if not _config_has("structures"):
         pytest.skip("needs [structures] (issue 17, the structures branch)")
-    gates = _audit(brats, tmp_path / "report.json")
+    make_cohort(tmp_path / "c", n_cases=80, shape=(40, 40, 32), preset="brats")
+    gates = _audit(tmp_path / "c", tmp_path / "report.json")
     assert _status(gates, "enhancing") == "failed"
     assert _status(gates, "whole_tumor") == "passed"
 
 
 def test_the_multifocal_cohort_audits_with_its_detection_gate_failing_and_dice_passing(
-    multifocal: Path, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     if not _config_has("lesions"):
         pytest.skip("needs lesion-wise scores (issue 17, the lesions branch)")
-    gates = _audit(multifocal, tmp_path / "report.json")
+    make_cohort(tmp_path / "c", n_cases=80, shape=(48, 48, 32), preset="multifocal")
+    gates = _audit(tmp_path / "c", tmp_path / "report.json")
     assert _status(gates, "detection_gap") == "failed"
     assert _status(gates, "lesion_sensitivity") == "failed"
     assert _status(gates, "gap[dice") == "passed"
 
 
-def test_the_dermoscopy_cohort_audits_with_its_skin_tone_gate_failing(
-    dermoscopy: Path, tmp_path: Path
-) -> None:
+def test_the_dermoscopy_cohort_audits_with_its_skin_tone_gate_failing(tmp_path: Path) -> None:
     if not _reads_png(tmp_path):
         pytest.skip("needs the PNG reader (issue 17, the formats branch, segfair[images])")
-    gates = _audit(dermoscopy, tmp_path / "report.json")
+    make_cohort(tmp_path / "c", n_cases=120, shape=(64, 64), preset="dermoscopy")
+    gates = _audit(tmp_path / "c", tmp_path / "report.json")
     assert _status(gates, "skin_tone") == "failed"
