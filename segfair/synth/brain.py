@@ -20,34 +20,43 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import partial
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from segfair.synth.files import LAYOUT
+from segfair.synth.files import _sources
 from segfair.synth.grid import (
-    _SEXES,
-    TABLE,
     Geometry,
     Spacing,
-    _age_band,
+    _adults,
+    _age_groups,
     _blob,
     _Case,
     _field,
+    _gap,
+    _header,
     _Kind,
     _moved,
+    _People,
 )
 from segfair.synth.lesions import BoolArray
 from segfair.synth.patients import _S_AUTO_MODEL, _S_EXPERT_MODEL, _S_LABEL, _S_LESION, _stream
 
 __all__: list[str] = []
 
-NECROSIS, OEDEMA, ENHANCING = 1, 2, 3
-_SITES: Final = ("site_a", "site_b", "site_c", "site_d")
-_SITE_P: Final = (0.4, 0.3, 0.2, 0.1)
 _AGE_EDGE: Final = 50  # the age groups of the configuration, and the rim's age link
+_PEOPLE: Final = _People(
+    "BraTS-SYN-{:05d}",
+    {"site_a": 0.4, "site_b": 0.3, "site_c": 0.2, "site_d": 0.1},
+    young_share=0.4,
+    ages=(18, _AGE_EDGE, 85),
+    male_share=0.58,  # gliomas are more common in men
+)
+
+NECROSIS, OEDEMA, ENHANCING = 1, 2, 3
 _P_THIN: Final = (0.8, 0.15)  # chance of a thin rim under 50, at 50 and over
 _THIN: Final = (1.0, 1.8)  # rim thickness, voxels
 _THICK: Final = (2.6, 4.0)
@@ -55,17 +64,6 @@ _LABELLER_RESOLUTION: Final = 1.2  # blur sigma in voxels at which enhancement i
 _MODEL_RESOLUTION: Final = 1.0
 _BOUNDARY_BIAS: Final = 0.03  # SD across cases of a boundary's shift, × the tumour's radius
 _BOUNDARY_NOISE: Final = 0.05  # SD of the smooth boundary noise, × the tumour's radius
-
-
-def _patients(seed: int, n_cases: int) -> list[_Case]:
-    out = []
-    for i in range(n_cases):
-        rng = _stream(seed, i, 0)
-        site = _SITES[int(rng.choice(len(_SITES), p=_SITE_P))]
-        age = _age_band(rng, 0.4, (18, _AGE_EDGE, 85))
-        sex = _SEXES[int(rng.random() < 0.58)]  # gliomas are more common in men
-        out.append(_Case(i, f"BraTS-SYN-{i:05d}", (site, age, sex)))
-    return out
 
 
 def _tumour(
@@ -146,52 +144,6 @@ def _simulate(
     }
 
 
-def _sources(suffix: str) -> str:
-    return f"""\
-[rulers]
-expert = "{LAYOUT["expert"]}/{{case_id}}{suffix}"
-automated = "{LAYOUT["automated"]}/{{case_id}}{suffix}"
-
-[models]
-trained_on_expert = "{LAYOUT["trained_on_expert"]}/{{case_id}}{suffix}"
-trained_on_automated = "{LAYOUT["trained_on_automated"]}/{{case_id}}{suffix}"
-"""
-
-
-def _header(preset: str, seed: int) -> str:
-    return f"""\
-# A synthetic cohort written by segfair.synth.make_cohort(preset="{preset}"); see
-# segfair_synth.json for its recipe.
-cases = "{TABLE}"
-case_id = "case_id"
-trusted_ruler = "expert"
-seed = {seed}
-"""
-
-
-def _age_groups(edge: int) -> str:
-    # ages are whole years; a value equal to an edge falls in the lower group
-    return f"""\
-[attributes.age_group]
-column = "age"
-bins = [{edge - 1}]
-labels = ["under_{edge}", "{edge}_and_over"]
-"""
-
-
-def _gap(metric: str, by: str, limit: float, structure: str | None = None) -> str:
-    line = f'structure = "{structure}"\n' if structure else ""
-    return f"""\
-[[gates]]
-kind = "gap"
-metric = "{metric}"
-{line}by = "{by}"
-model = "trained_on_expert"
-ruler = "expert"
-max = {limit}
-"""
-
-
 def _config(seed: int, spacing: Spacing) -> str:
     return "\n".join(
         [
@@ -216,7 +168,7 @@ KIND: Final = _Kind(
     spacing=(1.0, 1.0, 1.0),
     suffix=".nii.gz",
     columns=("case_id", "site", "age", "sex"),
-    patients=_patients,
+    patients=partial(_adults, people=_PEOPLE),
     simulate=_simulate,
     config=_config,
 )

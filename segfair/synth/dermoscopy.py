@@ -23,8 +23,20 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from segfair.synth.brain import _age_groups, _header, _sources
-from segfair.synth.grid import _SEXES, Geometry, Spacing, _age_band, _blob, _Case, _Kind, _moved
+from segfair.synth.files import _sources
+from segfair.synth.grid import (
+    Geometry,
+    Spacing,
+    _adults,
+    _age_groups,
+    _blob,
+    _Case,
+    _gap,
+    _header,
+    _Kind,
+    _moved,
+    _People,
+)
 from segfair.synth.lesions import BoolArray
 from segfair.synth.patients import _S_AUTO_MODEL, _S_EXPERT_MODEL, _S_LABEL, _S_LESION, _stream
 
@@ -33,7 +45,14 @@ __all__: list[str] = []
 _TONES: Final = ("I-II", "III-IV", "V-VI")
 _TONE_P: Final = (0.45, 0.35, 0.2)
 _CONTRAST: Final = ((0.65, 1.0), (0.45, 0.85), (0.25, 0.55))
-_SITES: Final = ("clinic_a", "clinic_b")
+_PEOPLE: Final = _People(
+    "DERM-{:05d}",
+    {"clinic_a": 0.6, "clinic_b": 0.4},
+    young_share=0.4,
+    ages=(18, 50, 90),
+    male_share=0.5,
+)
+_S_TONE: Final = 5  # after the five streams of segfair.synth.patients
 _BORDER_LOSS: Final = 0.3  # inward boundary shift per unit of missing contrast, × radius
 _NOISE: Final = 0.03  # boundary noise SD at full contrast, × radius
 _BIAS: Final = 0.02  # SD across cases of the boundary bias, × radius
@@ -41,13 +60,11 @@ _BIAS: Final = 0.02  # SD across cases of the boundary bias, × radius
 
 def _patients(seed: int, n_cases: int) -> list[_Case]:
     out = []
-    for i in range(n_cases):
-        rng = _stream(seed, i, 0)
-        site = _SITES[int(rng.random() < 0.4)]
-        age = _age_band(rng, 0.4, (18, 50, 90))
-        sex = _SEXES[int(rng.random() < 0.5)]
+    for case in _adults(seed, n_cases, _PEOPLE):
+        # the skin tone from a generator of its own (the patient's stream holds the rest)
+        rng = _stream(seed, case.index, _S_TONE)
         tone = _TONES[int(rng.choice(len(_TONES), p=_TONE_P))]
-        out.append(_Case(i, f"DERM-{i:05d}", (site, age, sex, tone)))
+        out.append(_Case(case.index, case.patient_id, (*case.values, tone)))
     return out
 
 
@@ -101,15 +118,7 @@ def _config(seed: int, spacing: Spacing) -> str:
             '[attributes.sex]\ncolumn = "sex"\n',
             '[attributes.site]\ncolumn = "site"\n',
             "# Expected to fail: lower contrast on darker skin moves the predicted border in.",
-            """\
-[[gates]]
-kind = "gap"
-metric = "dice"
-by = "skin_tone"
-model = "trained_on_expert"
-ruler = "expert"
-max = 0.05
-""",
+            _gap("dice", "skin_tone", 0.05),
         ]
     )
 

@@ -141,6 +141,19 @@ def _write_csv(path: Path, rows: Sequence[Sequence[Any]], columns: Sequence[str]
     atomic_write_text(path, fh.getvalue())
 
 
+def _sources(suffix: str) -> str:
+    """The [rulers] and [models] tables of a synthetic cohort whose masks end in ``suffix``."""
+    return f"""\
+[rulers]
+expert = "{LAYOUT["expert"]}/{{case_id}}{suffix}"
+automated = "{LAYOUT["automated"]}/{{case_id}}{suffix}"
+
+[models]
+trained_on_expert = "{LAYOUT["trained_on_expert"]}/{{case_id}}{suffix}"
+trained_on_automated = "{LAYOUT["trained_on_automated"]}/{{case_id}}{suffix}"
+"""
+
+
 def _config_text(seed: int) -> str:
     return f"""\
 # A synthetic cohort written by segfair.synth.make_cohort; see segfair_synth.json for its recipe.
@@ -150,14 +163,7 @@ case_id = "patient_id"
 trusted_ruler = "expert"
 seed = {seed}
 
-[rulers]
-expert = "{LAYOUT["expert"]}/{{case_id}}.nii.gz"
-automated = "{LAYOUT["automated"]}/{{case_id}}.nii.gz"
-
-[models]
-trained_on_expert = "{LAYOUT["trained_on_expert"]}/{{case_id}}.nii.gz"
-trained_on_automated = "{LAYOUT["trained_on_automated"]}/{{case_id}}.nii.gz"
-
+{_sources(".nii.gz")}
 [attributes.age_group]
 column = "age"
 bins = [40, 55]

@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
 from segfair.synth.lesions import BoolArray, FloatArray, _Crop, _smooth_field
+from segfair.synth.patients import _stream
 
 __all__: list[str] = []
 
@@ -157,3 +158,64 @@ def _age_band(rng: np.random.Generator, young_share: float, bands: Sequence[int]
 
 
 _SEXES: Final = ("F", "M")
+
+
+class _People(NamedTuple):
+    """Who a world's patients are: id format, sites with their shares, ages, sexes."""
+
+    id_format: str  # e.g. "MF-{:04d}", formatted with the case index
+    sites: Mapping[str, float]  # site -> share of the cases
+    young_share: float  # share of ages in [ages[0], ages[1])
+    ages: tuple[int, int, int]  # youngest, the first age of the older group, oldest
+    male_share: float
+
+
+def _adults(seed: int, n_cases: int, people: _People) -> list[_Case]:
+    """Patients with (site, age, sex), each drawn from its own generator (stream 0)."""
+    sites = list(people.sites)
+    share = list(people.sites.values())
+    out = []
+    for i in range(n_cases):
+        rng = _stream(seed, i, 0)
+        site = sites[int(rng.choice(len(sites), p=share))]
+        age = _age_band(rng, people.young_share, people.ages)
+        sex = _SEXES[int(rng.random() < people.male_share)]
+        out.append(_Case(i, people.id_format.format(i), (site, age, sex)))
+    return out
+
+
+# -- the configuration's parts ------------------------------------------------------------------
+
+
+def _header(preset: str, seed: int) -> str:
+    return f"""\
+# A synthetic cohort written by segfair.synth.make_cohort(preset="{preset}"); see
+# segfair_synth.json for its recipe.
+cases = "{TABLE}"
+case_id = "case_id"
+trusted_ruler = "expert"
+seed = {seed}
+"""
+
+
+def _age_groups(edge: int) -> str:
+    # ages are whole years; a value equal to an edge falls in the lower group
+    return f"""\
+[attributes.age_group]
+column = "age"
+bins = [{edge - 1}]
+labels = ["under_{edge}", "{edge}_and_over"]
+"""
+
+
+def _gap(metric: str, by: str, limit: float, structure: str | None = None) -> str:
+    line = f'structure = "{structure}"\n' if structure else ""
+    return f"""\
+[[gates]]
+kind = "gap"
+metric = "{metric}"
+{line}by = "{by}"
+model = "trained_on_expert"
+ruler = "expert"
+max = {limit}
+"""

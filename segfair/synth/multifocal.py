@@ -22,51 +22,50 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import partial
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from segfair.synth.brain import _age_groups, _header, _sources
+from segfair.synth.files import _sources
 from segfair.synth.grid import (
-    _SEXES,
     Geometry,
     Spacing,
-    _age_band,
+    _adults,
+    _age_groups,
     _ball,
     _blob,
     _Case,
     _components,
     _detected,
+    _gap,
+    _header,
     _Kind,
     _moved,
+    _People,
 )
 from segfair.synth.lesions import BoolArray
 from segfair.synth.patients import _S_AUTO_MODEL, _S_EXPERT_MODEL, _S_LABEL, _S_LESION, _stream
 
 __all__: list[str] = []
 
-_SITES: Final = ("site_a", "site_b", "site_c")
-_SITE_P: Final = (0.5, 0.3, 0.2)
 _AGE_EDGE: Final = 50
+_PEOPLE: Final = _People(
+    "MF-{:04d}",
+    {"site_a": 0.5, "site_b": 0.3, "site_c": 0.2},
+    young_share=0.45,
+    ages=(20, _AGE_EDGE, 85),
+    male_share=0.5,
+)
+
 _SATELLITES: Final = (4.0, 1.5)  # mean number under 50, at 50 and over
 _SATELLITE_MM3: Final = ((70.0, 220.0), (150.0, 480.0))  # log-uniform volume ranges
 _GAP_VOXELS: Final = 10  # free voxels between lesions: 2 × 3 BraTS dilations reach 8.5
 _LABELLER_HALF_MM3: Final = 160.0  # volume of a lesion found half the time
 _MODEL_HALF_MM3: Final = 130.0
 _FALSE_LESION: Final = 0.1  # chance of a small false-positive lesion per mask
-
-
-def _patients(seed: int, n_cases: int) -> list[_Case]:
-    out = []
-    for i in range(n_cases):
-        rng = _stream(seed, i, 0)
-        site = _SITES[int(rng.choice(len(_SITES), p=_SITE_P))]
-        age = _age_band(rng, 0.45, (20, _AGE_EDGE, 85))
-        sex = _SEXES[int(rng.random() < 0.5)]
-        out.append(_Case(i, f"MF-{i:04d}", (site, age, sex)))
-    return out
 
 
 def _place(
@@ -170,15 +169,7 @@ def _config(seed: int, spacing: Spacing) -> str:
             '[attributes.sex]\ncolumn = "sex"\n',
             '[attributes.site]\ncolumn = "site"\n',
             "# Expected to pass: missed satellites weigh little in a case's Dice.",
-            """\
-[[gates]]
-kind = "gap"
-metric = "dice"
-by = "age_group"
-model = "trained_on_expert"
-ruler = "expert"
-max = 0.05
-""",
+            _gap("dice", "age_group", 0.05),
             "# Expected to fail: the younger group's small satellites are mostly missed.",
             """\
 [[gates]]
@@ -187,15 +178,7 @@ by = "age_group"
 model = "trained_on_expert"
 max = 0.1
 """,
-            """\
-[[gates]]
-kind = "gap"
-metric = "lesion_sensitivity"
-by = "age_group"
-model = "trained_on_expert"
-ruler = "expert"
-max = 0.1
-""",
+            _gap("lesion_sensitivity", "age_group", 0.1),
         ]
     )
 
@@ -207,7 +190,7 @@ KIND: Final = _Kind(
     spacing=(1.5, 1.5, 1.5),
     suffix=".nii.gz",
     columns=("case_id", "site", "age", "sex"),
-    patients=_patients,
+    patients=partial(_adults, people=_PEOPLE),
     simulate=_simulate,
     config=_config,
 )
