@@ -320,9 +320,10 @@ def test_effects_of_the_breast_world_are_refused_by_the_other_worlds(tmp_path: P
         ("dermoscopy", {"shape": (32, 32, 8)}, "shape must be two positive integers"),
         ("dermoscopy", {"spacing": (0.1, 0.1, 1.0)}, "spacing must be two positive finite"),
         ("brats", {"shape": (32, 32)}, "shape must be three positive integers"),
+        ("dermoscopy", {"spacing": (0.3, 0.3)}, r"1000 / spacing must be a whole number"),
     ],
 )
-def test_a_shape_of_the_wrong_dimension_is_refused(
+def test_a_geometry_the_preset_cannot_write_is_refused(
     tmp_path: Path, preset: str, kwargs: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):

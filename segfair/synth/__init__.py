@@ -68,7 +68,13 @@ from segfair.synth.effects import EFFECTS, ERR_EFFECT_VALUE, ERR_YOUTH_AGES, Eff
 from segfair.synth.files import COLUMNS, CONFIG, LAYOUT, MANIFEST, SHEET, TABLE_CSV, TABLE_XLSX
 from segfair.synth.lesions import BoolArray, FloatArray
 from segfair.synth.presets import ERR_EFFECT, ERR_PRESET, PRESET_NAMES, PRESETS, Preset, Promise
-from segfair.synth.worlds import ERR_EFFECTS_BREAST_ONLY, ERR_PILLOW, WORLD_NAMES, WORLD_TABLE
+from segfair.synth.worlds import (
+    ERR_EFFECTS_BREAST_ONLY,
+    ERR_PILLOW,
+    ERR_PNG_SPACING,
+    WORLD_NAMES,
+    WORLD_TABLE,
+)
 from segfair.synth.writer import (
     ERR_N_CASES,
     ERR_NOT_DIR,
@@ -93,6 +99,7 @@ __all__ = [
     "ERR_NOT_EMPTY",
     "ERR_N_CASES",
     "ERR_PILLOW",
+    "ERR_PNG_SPACING",
     "ERR_PRESET",
     "ERR_SEED",
     "ERR_SHAPE",

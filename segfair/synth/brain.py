@@ -34,7 +34,9 @@ from segfair.synth.grid import (
     _adults,
     _age_groups,
     _blob,
+    _box,
     _Case,
+    _depth,
     _field,
     _gap,
     _header,
@@ -79,17 +81,19 @@ def _tumour(
     offset = rng.normal(0, 0.08 * radius, size=len(shape))
     core = _blob(rng, shape, spacing, centre + offset, ratio * radius, roughness=0.1)
     # nested: at least a voxel of oedema wraps the core everywhere
-    core &= ndimage.distance_transform_edt(whole, sampling=spacing) > 1.5 * h
+    core &= _depth(whole, spacing) > 1.5 * h
     thin = rng.random() < _P_THIN[0 if age < _AGE_EDGE else 1]
     rim = rng.uniform(*(_THIN if thin else _THICK)) * h
     rim = min(rim, 0.45 * ratio * radius)
-    # The rim's thickness varies a little along it (a rim is never uniform).
-    local = rim * (1 + 0.15 * _field(rng, shape, spacing, 0.5 * radius))
-    depth = ndimage.distance_transform_edt(core, sampling=spacing)
     out = np.zeros(shape, dtype=np.uint8)
     out[whole] = OEDEMA
-    out[core] = ENHANCING
-    out[core & (depth > np.maximum(local, h))] = NECROSIS
+    box = _box(core, 1)
+    # The rim's thickness varies a little along it (a rim is never uniform).
+    local = rim * (1 + 0.15 * _field(rng, shape, spacing, 0.5 * radius, box))
+    if box is not None:
+        inner = core[box] & (_depth(core, spacing)[box] > np.maximum(local, h))
+        out[box][core[box]] = ENHANCING
+        out[box][inner] = NECROSIS
     return out
 
 

@@ -56,22 +56,48 @@ class _Kind:
     config: Callable[[int, Spacing], str]  # (seed, spacing) -> segfair.toml
 
 
+Box = tuple[slice, ...]
+
+
 def _field(
-    rng: np.random.Generator, shape: Geometry, spacing: Spacing, length: float
+    rng: np.random.Generator,
+    shape: Geometry,
+    spacing: Spacing,
+    length: float,
+    box: Box | None = None,
 ) -> FloatArray:
-    """A smooth unit-variance random field over the whole grid, correlation length ``length`` mm.
+    """A smooth unit-variance random field, correlation length ``length`` mm, at the voxels of
+    ``box`` (default: the whole grid). The draws do not depend on the box: a box's values are
+    those of the whole grid's field there.
 
     2-D grids are a 3-D grid one voxel thick, so both use the breast world's random field.
     """
-    dims = (*shape, 1) if len(shape) == 2 else shape
-    sp = (*spacing, 1.0) if len(spacing) == 2 else spacing
-    coords = [np.arange(n, dtype=np.float64) * s + 0.5 * s for n, s in zip(dims, sp, strict=True)]
+    box = box or tuple(slice(0, n) for n in shape)
+    dims = [b.stop - b.start for b in box]
+    starts = [b.start for b in box]
+    if len(shape) == 2:
+        dims, starts, spacing = [*dims, 1], [*starts, 0], (*spacing, 1.0)
+    coords = [
+        (np.arange(a, a + n, dtype=np.float64) + 0.5) * s
+        for a, n, s in zip(starts, dims, spacing, strict=True)
+    ]
     crop = _Crop(
         (slice(0, dims[0]), slice(0, dims[1]), slice(0, dims[2])),
         (coords[0], coords[1], coords[2]),
-        (sp[0], sp[1], sp[2]),
+        (spacing[0], spacing[1], spacing[2]),
     )
-    return _smooth_field(rng, crop, length).reshape(shape)
+    return _smooth_field(rng, crop, length).reshape([b.stop - b.start for b in box])
+
+
+def _box(mask: BoolArray, pad: int) -> Box | None:
+    """The mask's bounding box grown by ``pad`` voxels (within the grid); None when empty."""
+    if not mask.any():
+        return None
+    out = []
+    for ax in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
+        out.append(slice(max(int(hit[0]) - pad, 0), min(int(hit[-1]) + pad + 1, mask.shape[ax])))
+    return tuple(out)
 
 
 def _positions(shape: Geometry, spacing: Spacing) -> list[npt.NDArray[np.float64]]:
@@ -107,12 +133,24 @@ def _blob(
 
 
 def _signed_distance(mask: BoolArray, spacing: Spacing) -> FloatArray:
-    """Distance (mm) to the mask's boundary, < 0 inside; an empty mask is everywhere far."""
-    if not mask.any():
-        return np.full(mask.shape, np.inf, dtype=np.float32)
+    """Distance (mm) to the mask's boundary, < 0 inside, over the array given.
+
+    Exact in a box around the mask with at least one voxel of background on every side: the
+    nearest background voxel of a voxel inside lies in the box (the box is convex and its border
+    layer is background), and so does every mask voxel."""
     outside = ndimage.distance_transform_edt(~mask, sampling=spacing)
     inside = ndimage.distance_transform_edt(mask, sampling=spacing)
     return np.asarray(outside - inside, dtype=np.float32)
+
+
+def _depth(mask: BoolArray, spacing: Spacing) -> FloatArray:
+    """Distance (mm) from each voxel of the mask to the nearest voxel outside it (0 outside),
+    computed in the mask's box."""
+    out = np.zeros(mask.shape, dtype=np.float32)
+    box = _box(mask, 1)
+    if box is not None:
+        out[box] = ndimage.distance_transform_edt(mask[box], sampling=spacing)
+    return out
 
 
 def _moved(
@@ -125,9 +163,25 @@ def _moved(
     length: float,
 ) -> BoolArray:
     """The mask's boundary moved out by ``bias`` mm plus smooth noise of SD ``noise`` mm
-    (correlation length ``length`` mm); < 0 moves it in."""
-    shift = bias + noise * _field(rng, mask.shape, spacing, length) if noise > 0 else bias
-    return np.asarray(_signed_distance(mask, spacing) <= shift)
+    (correlation length ``length`` mm); < 0 moves it in.
+
+    The shift is capped at ``|bias|`` + 5 SD, so only a box that reach around the mask can
+    change: the distances are computed there alone (exact, see :func:`_signed_distance`).
+    """
+    h = min(spacing)
+    pad = math.ceil((abs(bias) + 5 * noise) / h) + 2
+    box = _box(mask, pad)
+    # the field is drawn whether or not there is a mask, so later draws do not depend on it
+    first = tuple(slice(0, 1) for _ in mask.shape)
+    field = _field(rng, mask.shape, spacing, length, box or first) if noise > 0 else None
+    out = np.zeros(mask.shape, dtype=bool)
+    if box is None:
+        return out
+    shift = bias + noise * field if field is not None else np.float32(bias)
+    # below the distance from the mask to anything outside the box: nothing there can join
+    shift = np.minimum(shift, (pad - 1) * h)
+    out[box] = _signed_distance(mask[box], spacing) <= shift
+    return out
 
 
 def _components(mask: BoolArray) -> tuple[npt.NDArray[np.int32], int]:

@@ -18,7 +18,7 @@ from segfair.synth.files import LAYOUT, _affine
 from segfair.synth.grid import TABLE as WORLD_TABLE
 from segfair.synth.grid import _Case, _Kind
 
-__all__ = ["ERR_EFFECTS_BREAST_ONLY", "ERR_PILLOW", "WORLD_NAMES", "WORLD_TABLE"]
+__all__ = ["ERR_EFFECTS_BREAST_ONLY", "ERR_PILLOW", "ERR_PNG_SPACING", "WORLD_NAMES", "WORLD_TABLE"]
 
 _WORLDS: Final[Mapping[str, _Kind]] = MappingProxyType(
     {kind.name: kind for kind in (brain.KIND, multifocal.KIND, dermoscopy.KIND)}
@@ -34,6 +34,11 @@ ERR_EFFECTS_BREAST_ONLY: Final = (
 ERR_PILLOW: Final = (
     "the {preset!r} preset writes PNG files with Pillow, which is not installed; install it "
     "with: pip install 'segfair[images]' (or pip install pillow)"
+)
+
+ERR_PNG_SPACING: Final = (
+    "the {preset!r} preset writes the pixel size into each PNG as whole pixels per metre, so "
+    "1000 / spacing must be a whole number for each axis (e.g. 0.1, 0.05, 0.125); got {value!r}"
 )
 
 
@@ -73,9 +78,12 @@ def _world(preset: str) -> _Kind | None:
     return _WORLDS.get(preset)
 
 
-def _check_pillow(preset: str) -> None:
+def _check_png(preset: str, spacing: Sequence[float]) -> None:
+    """A PNG world needs Pillow, and a pixel size that PNG's pHYs holds exactly."""
     if _WORLDS[preset].suffix != ".png":
         return
+    if any(abs(1000 / s - round(1000 / s)) > 1e-6 for s in spacing):
+        raise ValueError(ERR_PNG_SPACING.format(preset=preset, value=tuple(spacing)))
     try:
         import PIL.Image  # noqa: F401
     except ImportError:

@@ -36,7 +36,7 @@ from segfair.synth.worlds import (
     _SUFFIXES,
     ERR_EFFECTS_BREAST_ONLY,
     WORLD_TABLE,
-    _check_pillow,
+    _check_png,
     _world,
     _WorldTask,
 )
@@ -238,7 +238,7 @@ def make_cohort(
             kind.spacing if spacing is None else spacing,
             kind.ndim,
         )
-        _check_pillow(preset)
+        _check_png(preset, sp)
         root = Path(out_dir)
         cases = kind.patients(seed_, n)
         tasks: list[Any] = [_WorldTask(preset, seed_, case, dims, sp, str(root)) for case in cases]
