@@ -45,17 +45,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _shape(text: str) -> tuple[int, int, int]:
+def _shape(text: str) -> tuple[int, ...]:
     parts = text.lower().replace("x", ",").split(",")
     try:
         dims = tuple(int(p) for p in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a shape like 96x96x48, got {text!r}") from None
-    if len(dims) != 3 or min(dims) < 1:
+    if len(dims) not in (2, 3) or min(dims) < 1:
         raise argparse.ArgumentTypeError(
-            f"expected three positive sizes like 96x96x48, got {text!r}"
+            f"expected three positive sizes like 96x96x48 (two, like 128x128, for the 2-D "
+            f"dermoscopy preset), got {text!r}"
         )
-    return dims[0], dims[1], dims[2]
+    return dims
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,14 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
     synth = sub.add_parser(
         "synth",
         parents=[quiet],
-        help="write a synthetic breast DCE-MRI cohort in the MAMA-MIA layout",
+        help="write a synthetic cohort with known disparities (breast DCE-MRI in the MAMA-MIA "
+        "layout, BraTS-like brain tumours, multifocal lesions or 2-D dermoscopy PNGs)",
     )
     synth.add_argument("out", metavar="OUT_DIR", help="folder to write the cohort into")
-    synth.add_argument("--preset", default="hidden", help="null, hidden or parikh")
+    synth.add_argument(
+        "--preset",
+        default="hidden",
+        help="breast DCE-MRI: null, hidden (default) or parikh; brats (nested tumour labels), "
+        "multifocal (small satellite lesions) or dermoscopy (2-D PNG)",
+    )
     synth.add_argument(
         "--n-cases", type=_positive_int, default=200, help="number of patients (default 200)"
     )
-    synth.add_argument("--shape", type=_shape, default=(96, 96, 48), help="e.g. 96x96x48")
+    synth.add_argument(
+        "--shape",
+        type=_shape,
+        default=None,
+        help="e.g. 96x96x48 (default: the preset's: 96x96x48 breast, 96x96x64 brats, 64x64x40 "
+        "multifocal, 128x128 dermoscopy)",
+    )
     synth.add_argument(
         "--seed", type=int, default=0, help="seed of every draw: same seed, same bytes"
     )

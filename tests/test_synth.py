@@ -370,7 +370,10 @@ def test_an_effect_outside_its_range_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_unknown_preset_is_refused_with_the_valid_values(tmp_path: Path) -> None:
-    expected = "preset must be one of 'null', 'hidden', 'parikh'; got 'fair'"
+    expected = (
+        "preset must be one of 'null', 'hidden', 'parikh', 'brats', 'multifocal', 'dermoscopy'; "
+        "got 'fair'"
+    )
     with pytest.raises(ValueError, match=re.escape(expected)):
         make_cohort(tmp_path, n_cases=1, shape=TINY, preset="fair")
 

@@ -48,6 +48,12 @@ patients', suffer less from coarse voxels) and the rest moves by less than 0.01.
 below the voxels are too coarse for the models' boundary noise and the presets' ranges do not
 apply.
 
+Beside this world, three presets are worlds of their own, written by the same machinery
+(docs/synthetic.md): ``brats`` (``brain``: nested tumour label maps whose enhancing rim is thinner
+under 50), ``multifocal`` (a main lesion with satellites, smaller and more numerous under 50) and
+``dermoscopy`` (2-D PNG masks, lower image contrast on darker skin); ``grid`` holds what they
+share and ``worlds`` lists them.
+
 The package: ``effects`` → ``presets``; ``patients``; ``lesions`` (step 2) → ``labels`` (step 3)
 → ``models`` (step 4, and one case end to end) → ``files`` → ``writer`` (:func:`make_cohort`).
 
@@ -62,13 +68,22 @@ from segfair.synth.effects import EFFECTS, ERR_EFFECT_VALUE, ERR_YOUTH_AGES, Eff
 from segfair.synth.files import COLUMNS, CONFIG, LAYOUT, MANIFEST, SHEET, TABLE_CSV, TABLE_XLSX
 from segfair.synth.lesions import BoolArray, FloatArray
 from segfair.synth.presets import ERR_EFFECT, ERR_PRESET, PRESET_NAMES, PRESETS, Preset, Promise
+from segfair.synth.worlds import (
+    ERR_EFFECTS_BREAST_ONLY,
+    ERR_PILLOW,
+    ERR_PNG_SPACING,
+    WORLD_NAMES,
+    WORLD_TABLE,
+)
 from segfair.synth.writer import (
     ERR_N_CASES,
     ERR_NOT_DIR,
     ERR_NOT_EMPTY,
     ERR_SEED,
     ERR_SHAPE,
+    ERR_SHAPE_2D,
     ERR_SPACING,
+    ERR_SPACING_2D,
     ERR_WORKERS,
     make_cohort,
 )
@@ -78,14 +93,19 @@ __all__ = [
     "CONFIG",
     "EFFECTS",
     "ERR_EFFECT",
+    "ERR_EFFECTS_BREAST_ONLY",
     "ERR_EFFECT_VALUE",
     "ERR_NOT_DIR",
     "ERR_NOT_EMPTY",
     "ERR_N_CASES",
+    "ERR_PILLOW",
+    "ERR_PNG_SPACING",
     "ERR_PRESET",
     "ERR_SEED",
     "ERR_SHAPE",
+    "ERR_SHAPE_2D",
     "ERR_SPACING",
+    "ERR_SPACING_2D",
     "ERR_WORKERS",
     "ERR_YOUTH_AGES",
     "LAYOUT",
@@ -95,6 +115,8 @@ __all__ = [
     "SHEET",
     "TABLE_CSV",
     "TABLE_XLSX",
+    "WORLD_NAMES",
+    "WORLD_TABLE",
     "BoolArray",
     "Effect",
     "FloatArray",

@@ -132,13 +132,26 @@ def _write_xlsx(path: Path, rows: Sequence[Sequence[Any]]) -> None:
     atomic_write_bytes(path, out.getvalue())
 
 
-def _write_csv(path: Path, rows: Sequence[Sequence[Any]]) -> None:
+def _write_csv(path: Path, rows: Sequence[Sequence[Any]], columns: Sequence[str] = COLUMNS) -> None:
     fh = io.StringIO(newline="")
     writer = csv.writer(fh, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     writer.writerows(["" if v is None else v for v in row] for row in rows)
     # atomically: a link planted at the name is replaced, never written through
     atomic_write_text(path, fh.getvalue())
+
+
+def _sources(suffix: str) -> str:
+    """The [rulers] and [models] tables of a synthetic cohort whose masks end in ``suffix``."""
+    return f"""\
+[rulers]
+expert = "{LAYOUT["expert"]}/{{case_id}}{suffix}"
+automated = "{LAYOUT["automated"]}/{{case_id}}{suffix}"
+
+[models]
+trained_on_expert = "{LAYOUT["trained_on_expert"]}/{{case_id}}{suffix}"
+trained_on_automated = "{LAYOUT["trained_on_automated"]}/{{case_id}}{suffix}"
+"""
 
 
 def _config_text(seed: int) -> str:
@@ -150,14 +163,7 @@ case_id = "patient_id"
 trusted_ruler = "expert"
 seed = {seed}
 
-[rulers]
-expert = "{LAYOUT["expert"]}/{{case_id}}.nii.gz"
-automated = "{LAYOUT["automated"]}/{{case_id}}.nii.gz"
-
-[models]
-trained_on_expert = "{LAYOUT["trained_on_expert"]}/{{case_id}}.nii.gz"
-trained_on_automated = "{LAYOUT["trained_on_automated"]}/{{case_id}}.nii.gz"
-
+{_sources(".nii.gz")}
 [attributes.age_group]
 column = "age"
 bins = [40, 55]

@@ -11,7 +11,9 @@ from segfair.synth.effects import EFFECTS, _World
 
 __all__ = ["ERR_EFFECT", "ERR_PRESET", "PRESETS", "PRESET_NAMES", "Preset", "Promise"]
 
-PRESET_NAMES: Final = ("null", "hidden", "parikh")
+#: Every preset make_cohort accepts: the breast world's three effect sets (:data:`PRESETS`), then
+#: the worlds of their own (``brats``, ``multifocal``, ``dermoscopy``; segfair.synth.worlds).
+PRESET_NAMES: Final = ("null", "hidden", "parikh", "brats", "multifocal", "dermoscopy")
 ERR_PRESET: Final = (
     "preset must be one of " + ", ".join(map(repr, PRESET_NAMES)) + "; got {value!r}"
 )
