@@ -138,27 +138,18 @@ def build_report(
     first = audit.for_structure(names[0])
     attribute, model = _headline(gates, attributes, models, gaps, metric, trusted)
     headline_structure = _gate_structure(gates, names)
+    how: dict[str, Any] = {
+        "metric": metric,
+        "attribute": attribute,
+        "model": model,
+        "per_group": worst_per_group,
+    }
     if len(names) == 1:
-        worst = _worst_cases(
-            audit.for_structure(headline_structure),
-            cohort,
-            config,
-            metric=metric,
-            attribute=attribute,
-            model=model,
-            per_group=worst_per_group,
-        )
+        worst = _worst_cases(audit.for_structure(names[0]), cohort, config, **how)
     else:  # each structure's worst cases, the headline structure's first
         drawn = [headline_structure, *(s for s in names if s != headline_structure)]
-        worst = _worst_cases_of_structures(
-            [(s, audit.for_structure(s)) for s in drawn],
-            cohort,
-            config,
-            metric=metric,
-            attribute=attribute,
-            model=model,
-            per_group=worst_per_group,
-        )
+        audits = [(s, audit.for_structure(s)) for s in drawn]
+        worst = _worst_cases_of_structures(audits, cohort, config, **how)
 
     doc: dict[str, Any] = {
         "schema": SCHEMA_ID,
