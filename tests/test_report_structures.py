@@ -247,6 +247,9 @@ def test_the_lesion_section_lists_missed_lesions_by_size_and_group_as_counted_by
     assert (entry["min_group"], entry["max_group"], entry["small_volume"]) == ("M", "F", 500.0)
     assert '<section id="lesions"' in html
     assert '<a href="#lesions">8 Lesions</a>' in html
+    # the HTML row of group M: 3 cases, 6 lesions (3 found, 3 missed), 4 small (1 found)
+    m_row = '<th scope="row">M</th><td>3</td><td>6</td><td>3</td><td>3</td><td>50%</td>'
+    assert m_row + "<td>4</td><td>1</td><td>3</td>" in html
     assert '<h2 id="cov-title"><span class="no">9</span>Coverage</h2>' in html
     assert "**Lesions** (candidate on expert by sex)" in md
     assert "M: 3 of 6 detected, small 1 of 4" in md
