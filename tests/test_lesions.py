@@ -49,6 +49,8 @@ def test_two_reference_lesions_one_missed_score_half_dice_and_half_the_penalty()
             "lesion_f1": 2 / 3,
             "small_lesions": 2.0,
             "small_lesions_detected": 1.0,
+            "lesions": 2.0,
+            "lesions_detected": 1.0,
         }
 
 
@@ -110,6 +112,8 @@ def test_two_empty_masks_score_one_and_zero() -> None:
             "lesion_f1": 1.0,
             "small_lesions": 0.0,
             "small_lesions_detected": 0.0,
+            "lesions": 0.0,
+            "lesions_detected": 0.0,
         }
 
 
@@ -130,6 +134,20 @@ def test_reference_lesions_at_or_below_the_minimum_volume_are_left_out_in_mm3() 
     # 8 voxels of 2 mm³ are 16 mm³: above a threshold of 8 mm³, so scored
     scored = lesion_scores(pred, big | tiny, (1, 1, 2), settings=LesionSettings(min_volume=8))
     assert scored["lesion_dice"] == (1 + 2 / 9) / 2
+
+
+def test_every_kept_lesion_is_counted_with_those_found_beside_the_small_ones() -> None:
+    s = (30, 30, 30)
+    big = cube(s, (2, 12), (2, 12), (2, 12))  # 1000 voxels: not small
+    small1, small2 = cube(s, (20, 24), (20, 24), (20, 24)), cube(s, (20, 24), (2, 6), (2, 6))
+    tiny = cube(s, (26, 27), (26, 27), (26, 27))  # 1 voxel: at or below min_volume, left out
+    ref = big | small1 | small2 | tiny
+    out = lesion_scores(small1, ref, settings=LesionSettings(min_volume=8, dilation=1))
+    assert (out["lesions"], out["lesions_detected"]) == (3.0, 1.0)
+    assert (out["small_lesions"], out["small_lesions_detected"]) == (2.0, 1.0)
+    assert out["lesion_sensitivity"] == out["lesions_detected"] / out["lesions"]
+    iou = lesion_scores(big | small2, ref, settings=LesionSettings(min_volume=8, match="iou"))
+    assert (iou["lesions"], iou["lesions_detected"]) == (3.0, 2.0)
 
 
 def test_small_lesions_are_counted_with_those_found() -> None:
@@ -290,6 +308,14 @@ def test_lesion_scores_stay_in_their_ranges(
     assert math.isnan(out["lesion_sensitivity"]) or 0 <= out["lesion_sensitivity"] <= 1
     assert 0 <= out["small_lesions_detected"] <= out["small_lesions"]
     assert out["lesion_fp"] == int(out["lesion_fp"]) >= 0
+    # every small lesion is a lesion; a found small one is a found one
+    assert out["small_lesions"] <= out["lesions"]
+    assert out["lesions_detected"] <= out["lesions"]
+    assert out["lesions_detected"] - out["small_lesions_detected"] <= (
+        out["lesions"] - out["small_lesions"]
+    )
+    if out["lesions"]:
+        assert out["lesion_sensitivity"] == out["lesions_detected"] / out["lesions"]
 
 
 def brats_dense(

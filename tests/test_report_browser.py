@@ -354,6 +354,35 @@ def test_the_report_fits_a_phone_and_a_desktop_screen(
 ) -> None:
     """No sideways scrolling of the page (tables and charts scroll in their own box), and chart
     text stays readable (at least 7 px on screen)."""
+    _check_fits(report_file, tmp_path, width)
+
+
+@pytest.fixture(scope="module")
+def structures_report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BraTS-like cohort of three structures with lesion-wise counts: per-structure sections,
+    their navigation, the gates' structure column and each structure's worst cases."""
+    from test_structures import ENHANCING_GATE, make_brats_repo
+
+    root = tmp_path_factory.mktemp("browser-structures")
+    repo = make_brats_repo(root / "cohort", n_per_group=6)
+    counts = ["lesions", "lesions_detected", "small_lesions", "small_lesions_detected"]
+    repo.write_config(gates=[ENHANCING_GATE], metrics=["dice", "hd95", "lesion_dice", *counts])
+    cfg = load_config(repo.config_path)
+    session = SegfairSession(cfg, workers=1, cache=False, progress=False)
+    results = session.check_config_gates()
+    doc = build_report(session.audit, results, config=cfg, seed=session.seed, cohort=session.cohort)
+    (path,) = write_reports(doc, html=root / "report" / "fairness.html")
+    return path
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_a_report_of_several_structures_fits_a_phone_and_a_desktop_screen(
+    structures_report_file: Path, tmp_path: Path, width: int
+) -> None:
+    _check_fits(structures_report_file, tmp_path, width)
+
+
+def _check_fits(report: Path, tmp_path: Path, width: int) -> None:
     browser = DevTools(_chromium(), Path(tempfile.mkdtemp(dir=tmp_path)))
     try:
         target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -366,7 +395,7 @@ def test_the_report_fits_a_phone_and_a_desktop_screen(
             {"width": width, "height": 844, "deviceScaleFactor": 1, "mobile": False},
             session=sid,
         )
-        browser.call("Page.navigate", {"url": report_file.resolve().as_uri()}, session=sid)
+        browser.call("Page.navigate", {"url": report.resolve().as_uri()}, session=sid)
         browser.wait_for("Page.loadEventFired")
         browser.settle()
         probe = browser.call(

@@ -567,6 +567,8 @@ def _scores(
         "lesion_f1": 2.0 * found / (2 * found + fp + missed) if entries else 1.0,
         "small_lesions": float(small),
         "small_lesions_detected": float(small_found),
+        "lesions": float(n_ref),
+        "lesions_detected": float(found),
     }
     return {name: values[name] for name in names}
 

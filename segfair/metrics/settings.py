@@ -29,6 +29,8 @@ LesionMetricName: TypeAlias = Literal[
     "lesion_f1",
     "small_lesions",
     "small_lesions_detected",
+    "lesions",
+    "lesions_detected",
 ]
 
 #: Metrics that need only voxel counts.

@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from segfair.report.drawings import _worst_cases
+from segfair.metrics import LESION_METRICS
+from segfair.report.drawings import _worst_cases, _worst_cases_of_structures
 from segfair.report.locations import config_gate_locations
 from segfair.report.provenance import _provenance
 from segfair.report.schema import SCHEMA_ID
 from segfair.report.sections import (
+    LESION_COUNTS_NEEDED,
     _amplification_entry,
     _attempt,
     _cohort_summary,
@@ -24,6 +26,7 @@ from segfair.report.sections import (
     _fairness_entry,
     _gap_entry,
     _label_audit_entries,
+    _lesion_entry,
     _morphology_entry,
 )
 from segfair.report.values import _jsonable
@@ -135,17 +138,18 @@ def build_report(
     first = audit.for_structure(names[0])
     attribute, model = _headline(gates, attributes, models, gaps, metric, trusted)
     headline_structure = _gate_structure(gates, names)
-    worst = _worst_cases(
-        audit.for_structure(headline_structure),
-        cohort,
-        config,
-        metric=metric,
-        attribute=attribute,
-        model=model,
-        per_group=worst_per_group,
-    )
-    if len(names) > 1:
-        worst = {"structure": headline_structure} | worst
+    how: dict[str, Any] = {
+        "metric": metric,
+        "attribute": attribute,
+        "model": model,
+        "per_group": worst_per_group,
+    }
+    if len(names) == 1:
+        worst = _worst_cases(audit.for_structure(names[0]), cohort, config, **how)
+    else:  # each structure's worst cases, the headline structure's first
+        drawn = [headline_structure, *(s for s in names if s != headline_structure)]
+        audits = [(s, audit.for_structure(s)) for s in drawn]
+        worst = _worst_cases_of_structures(audits, cohort, config, **how)
 
     doc: dict[str, Any] = {
         "schema": SCHEMA_ID,
@@ -205,7 +209,7 @@ def _structure_sections(
 
     memo = _SECTIONS.setdefault(audit, {})
 
-    def each(what: str, fn: Callable[..., T], keys: Iterable[tuple[Any, ...]]) -> list[T]:
+    def each(what: str, fn: Callable[..., T | None], keys: Iterable[tuple[Any, ...]]) -> list[T]:
         found: list[T] = []
         for k in keys:
             key = (fn.__name__, (prefix, *k))
@@ -253,6 +257,14 @@ def _structure_sections(
         ),
         "morphology": each("morphology by {}", _morphology_entry, ((a,) for a in attributes)),
     }
+    if any(m in LESION_METRICS for m in metrics):  # only then: reports of before are unchanged
+        sections["lesions"] = each(
+            "lesion counts by {} for {} on {}",
+            _lesion_entry,
+            itertools.product(attributes, models, rulers),
+        )
+        if not sections["lesions"]:
+            notes.append(prefix + LESION_COUNTS_NEEDED)
     coverage = _coverage(audit, attributes, groups, notes, shown=table_metrics)
     return groups, gaps, sections, coverage
 

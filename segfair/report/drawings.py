@@ -79,6 +79,7 @@ def _worst_cases(
     attribute: str | None,
     model: str | None,
     per_group: int,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     from segfair.stats import LOWER_IS_BETTER
 
@@ -117,6 +118,7 @@ def _worst_cases(
         ids = [c for c in values.index if labels.get(c) == group]
         ids.sort(key=lambda c: ((-values[c] if worse_is_higher else values[c]), c))
         chosen += [(group, c) for c in ids[:per_group]]
+    chosen = chosen if limit is None else chosen[:limit]
     if not chosen:
         out["reason"] = f"no case has a {metric} score of {model} on {trusted} labels"
         return out
@@ -142,18 +144,86 @@ def _worst_cases(
     return out
 
 
+#: At most this many worst cases are drawn in a report of several structures (the report stays
+#: small): the headline structure's first, then each other structure's in declared order.
+MAX_DRAWINGS: Final = 24
+
+
+def _worst_cases_of_structures(
+    audits: Sequence[tuple[str, Audit]],
+    cohort: Cohort | None,
+    config: SegfairConfig,
+    *,
+    metric: str,
+    attribute: str | None,
+    model: str | None,
+    per_group: int,
+    limit: int = MAX_DRAWINGS,
+) -> dict[str, Any]:
+    """The worst cases of each structure (``audits``: the headline structure's first), each
+    case naming its structure, at most ``per_group`` per group and structure and ``limit`` in
+    all; the structures left without a drawing by the limit are listed in ``not_drawn``."""
+    parts: list[tuple[str, dict[str, Any]]] = []
+    left = limit
+    not_drawn: list[str] = []
+    for name, audit in audits:
+        if left <= 0:
+            not_drawn.append(name)
+            continue
+        part = _worst_cases(
+            audit,
+            cohort,
+            config,
+            metric=metric,
+            attribute=attribute,
+            model=model,
+            per_group=per_group,
+            limit=left,
+        )
+        left -= len(part["cases"])
+        parts.append((name, part))
+    first = parts[0][1]
+    cases = [{"structure": s, **c} for s, p in parts for c in p["cases"]]
+    problems = [f"{s}: {m}" for s, p in parts for m in p["problems"]]
+    problems += [f"{s}: {p['reason']}" for s, p in parts[1:] if p["reason"] and not p["cases"]]
+    out = {
+        "structure": parts[0][0],
+        **first,
+        "available": bool(cases),
+        "cases": cases,
+        "problems": problems,
+        "structures": [s for s, p in parts if p["cases"]],
+        "not_drawn": not_drawn,
+        "limit": limit,
+    }
+    if cases and not first["cases"]:
+        out["reason"] = None  # the headline structure's reason is among the problems
+        out["problems"] = [f"{parts[0][0]}: {first['reason']}", *problems]
+    return out
+
+
 def _read(
     cohort: Cohort, config: SegfairConfig, kind: str, name: str, case_id: str, structure: str
 ) -> Any:
-    from segfair.io import load_mask
+    from segfair.io import Mask, load_labels, load_mask
 
     table = config.models if kind == "model" else config.rulers
     spec = table[name]
     labels = spec.labels if spec.labels is not None else config.labels
-    if config.structures is not None:  # the drawn structure's labels, from the label map
-        labels = list(config.structure_labels[structure])
+    path = cohort.path("model" if kind == "model" else "ruler", name, case_id)
+    if config.structures is not None:
+        # the drawn structure's labels, from the label map read as the evaluation reads it: a
+        # structure absent from a mask is an empty mask there (not load_mask's refusal)
+        found = load_labels(
+            path,
+            case_id=case_id,
+            max_voxels=config.max_voxels,
+            spacing=spec.spacing if spec.spacing is not None else config.spacing,
+        )
+        chosen = np.isin(found.array, list(config.structure_labels[structure]))
+        return Mask(chosen, found.spacing, found.affine, found.path)
     return load_mask(
-        cohort.path("model" if kind == "model" else "ruler", name, case_id),
+        path,
         case_id=case_id,
         labels=labels,
         threshold=spec.threshold if spec.threshold is not None else config.threshold,

@@ -135,17 +135,39 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         )
         lines.append("")
     head = doc.get("headline") or {}
+    # with several structures, the ruler table and the lesion line of each (entries name theirs)
+    names: list[str | None] = list((doc.get("cohort") or {}).get("structures") or []) or [None]
+    for name in names:
+        lines += _md_ruler(doc, head, name if len(names) > 1 else None)
+    for name in names:
+        lines += _md_lesions(doc, head, name if len(names) > 1 else None)
+    c = doc.get("cohort") or {}
+    prov = doc.get("provenance") or {}
+    lines.append(
+        f"<sub>segfair {md_escape(doc.get('segfair_version', '?'))} · "
+        f"{md_escape(c.get('n_cases', '?'))} cases · seed {md_escape(prov.get('seed'))}"
+        f" · n_boot {md_escape(prov.get('n_boot'))} · the HTML report holds the full "
+        "evidence</sub>"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _md_ruler(doc: Mapping[str, Any], head: Mapping[str, Any], structure: str | None) -> list[str]:
+    """The headline ruler comparison (of one structure, when the cohort has several)."""
+    lines: list[str] = []
     dist = [
         d
         for d in doc.get("distortion") or []
         if d["metric"] == head.get("metric")
         and d["attribute"] == head.get("attribute")
         and d["model"] == head.get("model")
+        and d.get("structure") == structure
     ]
     if dist:
         metric, attr, model = head["metric"], head["attribute"], head["model"]
+        of = "" if structure is None else f" (structure {md_escape(structure)})"
         lines.append(
-            f"### The ruler: {md_escape(metric)} of {md_escape(model)} by {md_escape(attr)}"
+            f"### The ruler: {md_escape(metric)} of {md_escape(model)} by {md_escape(attr)}{of}"
         )
         lines.append("")
         rulers = [
@@ -176,15 +198,41 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         for d in dist:
             lines.append(f"- {md_escape(_distortion_sentence(d))}")
         lines.append("")
-    c = doc.get("cohort") or {}
-    prov = doc.get("provenance") or {}
-    lines.append(
-        f"<sub>segfair {md_escape(doc.get('segfair_version', '?'))} · "
-        f"{md_escape(c.get('n_cases', '?'))} cases · seed {md_escape(prov.get('seed'))}"
-        f" · n_boot {md_escape(prov.get('n_boot'))} · the HTML report holds the full "
-        "evidence</sub>"
-    )
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _md_lesions(
+    doc: Mapping[str, Any], head: Mapping[str, Any], structure: str | None
+) -> list[str]:
+    """One line of lesions detected per group (headline attribute and model, trusted ruler)."""
+    trusted = (doc.get("cohort") or {}).get("trusted_ruler") or head.get("trusted")
+    lines: list[str] = []
+    for e in doc.get("lesions") or []:
+        if (e["attribute"], e["model"], e["ruler"], e.get("structure")) != (
+            head.get("attribute"),
+            head.get("model"),
+            trusted,
+            structure,
+        ):
+            continue
+        parts = []
+        for r in e["groups"]:
+            said = []
+            if r.get("all"):
+                said.append(f"{r['all']['detected']} of {r['all']['lesions']} detected")
+            if r.get("small"):
+                said.append(f"small {r['small']['detected']} of {r['small']['lesions']}")
+            parts.append(f"{r['group']}: {', '.join(said)}")
+        of = "" if structure is None else f", structure {md_escape(structure)}"
+        tail = ""
+        if e.get("detection_gap") and e["detection_gap"].get("estimate") is not None:
+            tail = f"; small-lesion detection gap {fmt_interval(e['detection_gap'])}"
+        lines.append(
+            f"**Lesions** ({md_escape(e['model'])} on {md_escape(e['ruler'])} by "
+            f"{md_escape(e['attribute'])}{of}): {md_escape('; '.join(parts))}{tail}"
+        )
+        lines.append("")
+    return lines
 
 
 markdown_report = render_markdown

@@ -426,3 +426,83 @@ def _cohort_summary(
         "metrics": list(metrics),
         "attributes": attrs,
     }
+
+
+#: The per-case lesion counts the lesion-wise section reads (segfair.metrics.lesions): every
+#: kept reference lesion and those detected, the small ones and those detected.
+LESION_COUNTS: Final = ("lesions", "lesions_detected", "small_lesions", "small_lesions_detected")
+LESION_COUNTS_NEEDED: Final = (
+    "lesion-wise section: no per-case lesion counts were scored, so missed lesions cannot be "
+    'listed; add them to metrics (metrics = [..., "lesions", "lesions_detected", '
+    '"small_lesions", "small_lesions_detected"])'
+)
+
+
+def _lesion_counts(total: float, detected: float) -> dict[str, Any]:
+    return {
+        "lesions": _int(total),
+        "detected": _int(detected),
+        "missed": _int(total - detected),
+        "rate": _num(detected / total) if total else None,
+    }
+
+
+def _lesion_entry(audit: Audit, attr: str, model: str, ruler: str) -> dict[str, Any] | None:
+    """Reference lesions, detected and missed, per group of ``attr``: every lesion, the small
+    ones (with their rate's interval and the detection gap, :meth:`Audit.detection_gap`) and the
+    larger ones (every lesion minus the small ones). None when no count was scored."""
+    from segfair.audit import AuditError
+
+    g = audit.grouping(attr)
+    series: dict[str, Any] = {}
+    for name in LESION_COUNTS:
+        try:
+            series[name] = audit.series(name, model=model, ruler=ruler)
+        except AuditError:  # not among the metrics: that part of the table is left out
+            continue
+    have_all = {"lesions", "lesions_detected"} <= set(series)
+    have_small = {"small_lesions", "small_lesions_detected"} <= set(series)
+    if not (have_all or have_small):
+        return None
+    # a case is counted with all its counts or not at all (a partial ruler, a missing mask)
+    valid = np.logical_and.reduce([s.valid for s in series.values()])
+    x = {k: np.where(valid, s.x, 0.0) for k, s in series.items()}
+    notes: list[str] = []
+    detection = None
+    if have_small:
+        detection = audit.detection_gap(by=attr, model=model, ruler=ruler)
+        notes += list(detection.notes)
+
+    def part(rows: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {"n": int(np.count_nonzero(rows))}
+        if have_all:
+            out["all"] = _lesion_counts(x["lesions"][rows].sum(), x["lesions_detected"][rows].sum())
+        if have_small:
+            small, found = x["small_lesions"][rows].sum(), x["small_lesions_detected"][rows].sum()
+            out["small"] = _lesion_counts(small, found)
+            if have_all:
+                out["larger"] = _lesion_counts(
+                    x["lesions"][rows].sum() - small, x["lesions_detected"][rows].sum() - found
+                )
+        return out
+
+    groups = []
+    for k, label in enumerate(g.labels):
+        row = {"group": str(label), **part(valid & (g.codes == k))}
+        if detection is not None and label in detection.by_group.index:
+            d = detection.by_group.loc[label]
+            row["small"] |= {"lower": _num(d["lower"]), "upper": _num(d["upper"])}
+        groups.append(row)
+    return {
+        "id": _gate_key("lesions", attr, model, ruler),
+        "attribute": attr,
+        "model": model,
+        "ruler": ruler,
+        "small_volume": None if detection is None else _num(detection.small_volume),
+        "groups": groups,
+        "overall": part(valid),
+        "detection_gap": None if detection is None else _est(detection.gap),
+        "min_group": None if detection is None else detection.min_group,
+        "max_group": None if detection is None else detection.max_group,
+        "notes": notes,
+    }

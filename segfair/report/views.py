@@ -270,8 +270,16 @@ def _worst_view(doc: Mapping[str, Any]) -> dict[str, Any]:
                 "vb_h": f"{height * sy:.6g}",
             }
         )
-    groups = list(dict.fromkeys(c["group"] for c in cases))
-    w["by_group"] = [{"group": g, "cases": [c for c in cases if c["group"] == g]} for g in groups]
+    # per structure (several: each case names its own) and group, in the order drawn
+    keys = list(dict.fromkeys((c.get("structure"), c["group"]) for c in cases))
+    w["by_group"] = [
+        {
+            "structure": s,
+            "group": g,
+            "cases": [c for c in cases if (c.get("structure"), c["group"]) == (s, g)],
+        }
+        for s, g in keys
+    ]
     w["legend"] = [
         {"name": f"{w.get('model')} (prediction)", "colour": PREDICTION_COLOUR, "dash": None},
         {"name": f"{w.get('trusted')} (trusted)", "colour": TRUSTED_COLOUR, "dash": None},

@@ -40,6 +40,8 @@ FRACTION_METRICS = frozenset(
     }
 )
 #: Counts per case (≥ 0, not bounded by 1): limits on them are ≥ 0, in lesions.
-COUNT_METRICS = frozenset({"lesion_fp", "small_lesions", "small_lesions_detected"})
+COUNT_METRICS = frozenset(
+    {"lesion_fp", "small_lesions", "small_lesions_detected", "lesions", "lesions_detected"}
+)
 #: Metrics whose worse value is the higher one: a group's worst is its largest.
 LOWER_IS_BETTER = DISTANCE_METRICS | frozenset({"lesion_fp"})
