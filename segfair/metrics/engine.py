@@ -42,6 +42,14 @@ from segfair.metrics.surface import _border, _distance_value
 #: voxels, whose cost follows the surfaces and not the box, finds the same nearest border voxels.
 _EDT_MAX_VOXELS: Final = 4_000_000
 
+#: Below that limit the cheaper of the two is chosen per mask, by the work each does: the
+#: transform ≈50 ns per crop voxel, the tree ≈0.6 µs per border voxel of the mask (building it
+#: and answering the queries of the other mask's border, of about the same size). So a mask
+#: whose crop holds more than this many voxels per border voxel gets the tree: a compact organ
+#: in its own box (≈17 voxels per border voxel at 100k voxels, more as organs grow) does, a
+#: small or thin structure keeps the transform. Measured with benchmarks/bench_structures.py.
+_TREE_VOXELS_PER_BORDER_VOXEL: Final = 12
+
 
 class _Case:
     """Masks cropped to one common box; counts, borders and EDTs computed lazily, once per mask."""
@@ -49,8 +57,7 @@ class _Case:
     def __init__(self, crops: dict[str, BoolArray], spacing: tuple[float, ...]):
         self._crops = crops
         self._spacing = spacing
-        size = next(iter(crops.values())).size if crops else 0
-        self._use_tree = size > _EDT_MAX_VOXELS
+        self._size = next(iter(crops.values())).size if crops else 0
         self._trees: dict[str, Any] = {}
         self._counts: dict[str, int] = {}
         self._overlaps: dict[tuple[str, str], int] = {}
@@ -104,22 +111,37 @@ class _Case:
             self._features[key] = np.asarray(features).reshape(len(self._spacing), -1)
         return self._features[key]
 
+    def use_tree(self, key: str) -> bool:
+        """Whether the nearest border voxels of ``key`` come from a k-d tree (not the transform):
+        on crops too large for a transform, or where the tree's work (∝ border voxels) is less."""
+        if self._size > _EDT_MAX_VOXELS:
+            return True
+        border = self.border_points(key)[0].size
+        return self._size > _TREE_VOXELS_PER_BORDER_VOXEL * border
+
     def nearest_border_of_points(self, a: str, b: str) -> npt.NDArray[np.intp]:
         """Coordinates (ndim, n) of the border voxel of ``b`` nearest to each border voxel of ``a``.
 
-        From the feature transform of ``b`` on small crops; from a k-d tree over ``b``'s border
-        voxels (physical coordinates, exact nearest neighbour) on large ones.
+        From the feature transform of ``b`` or from a k-d tree over ``b``'s border voxels
+        (physical coordinates, exact nearest neighbour), whichever does less work
+        (:meth:`use_tree`). The tree is asked only about the border voxels of ``a`` that are not
+        border voxels of ``b``: the others are their own nearest, as in the transform.
         """
         flat, coords = self.border_points(a)
-        if not self._use_tree:
+        if not self.use_tree(b):
             return np.asarray(self.nearest_border(b)[:, flat], dtype=np.intp)
+        targets = self.border_points(b)[1]
         if b not in self._trees:
             from scipy.spatial import cKDTree
 
-            points = self.border_points(b)[1].T * np.asarray(self._spacing)
+            points = targets.T * np.asarray(self._spacing)
             self._trees[b] = cKDTree(points, balanced_tree=False, compact_nodes=False)
-        _, index = self._trees[b].query(coords.T * np.asarray(self._spacing))
-        return np.asarray(self.border_points(b)[1][:, index], dtype=np.intp)
+        nearest = np.array(coords, dtype=np.intp)
+        away = ~self.border(b).reshape(-1)[flat]
+        if away.any():
+            _, index = self._trees[b].query(coords[:, away].T * np.asarray(self._spacing))
+            nearest[:, away] = targets[:, index]
+        return nearest
 
     def directed(self, a: str, b: str) -> FloatArray:
         """Distances in mm from each border voxel of ``a`` to the nearest border voxel of ``b``."""
