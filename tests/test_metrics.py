@@ -660,7 +660,7 @@ def test_a_compact_organ_gets_the_k_d_tree_and_a_thin_structure_the_transform() 
     case = m_engine._Case(
         {k: m_arrays.binary_crop(k, a, box_) for k, a in (("a", organ), ("b", moved))}, spacing
     )
-    assert case.use_tree("b")
+    assert case.use_tree("b", "a")
     # ...and finds the transform's distances bit for bit (the other border's voxels included)
     tree = case.directed("a", "b")
     flat, coords = case.border_points("a")
@@ -674,7 +674,7 @@ def test_a_compact_organ_gets_the_k_d_tree_and_a_thin_structure_the_transform() 
     assert np.array_equal(tree, transform)
     plate = box(shape, (5, 35), (5, 35), (14, 16))
     thin = m_engine._Case({"p": plate[5:35, 5:35, 14:16].copy()}, spacing)
-    assert not thin.use_tree("p")
+    assert not thin.use_tree("p", "p")
 
 
 def test_masks_far_apart_are_scored_exactly_without_a_transform_of_the_whole_box() -> None:

@@ -3,8 +3,9 @@
 A structure is a label or the union of several (BraTS: whole tumour = {1, 2, 3}). Each label map
 of a case is scanned once for every label's box: SIMD maxima along its axes split the labelled
 voxels into small blocks, and ``scipy.ndimage.find_objects`` runs inside those only (not voxel by
-voxel over the whole volume, which costs more than reading it). A structure's box is the union of its labels' boxes across the case's maps, and its voxels are
-selected (``np.isin``) inside that box only: no structure scans the whole volume again.
+voxel over the whole volume, which costs more than reading it). A structure's box is the union
+of its labels' boxes across the case's maps, and its voxels are selected (``np.isin``) inside
+that box only: no structure scans the whole volume again.
 """
 
 from __future__ import annotations
