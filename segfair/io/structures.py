@@ -95,15 +95,25 @@ def _label_boxes(m: LabelMap, wanted: Sequence[int], case_id: str | None) -> dic
     crop = data[tuple(slice(lo, hi) for lo, hi in extent)]
     if data.dtype.kind == "f":  # whole numbers (checked on load), converted on the crop only
         scan, offset = crop.astype(np.int64), [lo for lo, _ in extent]
-    else:  # the whole volume: projections of contiguous memory are the fastest
-        scan, offset = (data.view(np.uint8) if data.dtype.kind == "b" else data), [0] * data.ndim
+    elif 2 * crop.size < data.size:  # labels in one region (a tumour): its crop only
+        scan, offset = crop, [lo for lo, _ in extent]
+    else:  # labels all over: the whole volume, whose projections read contiguous memory
+        scan, offset = data, [0] * data.ndim
+    if scan.dtype.kind == "b":
+        scan = scan.view(np.uint8)
     top = max(wanted)
     if scan.dtype.kind == "u" and scan.dtype.itemsize <= 2 and top > np.iinfo(scan.dtype).max:
         top = int(np.iinfo(scan.dtype).max)
     # a Fortran-ordered volume (NIfTI) is handed over as its transpose, which is C-ordered in
     # memory (find_objects walks its input in C order: ≈10× faster), and the boxes transposed back
     fortran = data.ndim > 1 and data.flags.f_contiguous and not data.flags.c_contiguous
-    found = _find_boxes(scan.T if fortran else scan, top) if top >= 1 else {}
+    view = scan.T if fortran else scan
+    if top < 1:
+        found: dict[int, _Box] = {}
+    elif view.size <= _SMALL_VOXELS:  # one walk is cheaper than the projections
+        found = {i + 1: b for i, b in enumerate(_objects(view, top)) if b is not None}
+    else:
+        found = _find_boxes(view, top)
     out: dict[int, _Box] = {}
     for label in wanted:
         b = found.get(label)
@@ -127,6 +137,10 @@ def _label_boxes(m: LabelMap, wanted: Sequence[int], case_id: str | None) -> dic
         )
     return out
 
+
+#: Up to this many voxels, one ``find_objects`` over the labels' region (≈1 ms a million
+#: voxels) beats projecting it: a tumour's crop.
+_SMALL_VOXELS = 2_000_000
 
 #: Above this many blocks in one projection, one ``find_objects`` over the box is cheaper than
 #: one per block (each call costs tens of microseconds of Python).
