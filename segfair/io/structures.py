@@ -77,12 +77,17 @@ def select_structures(
 
 def _select(crop: NDArray[Any], labels: Sequence[int]) -> NDArray[np.bool_]:
     """The voxels of ``crop`` whose value is one of ``labels``, as a C-ordered bool array."""
-    crop = np.ascontiguousarray(crop)  # small; the metrics want C order
     if crop.dtype.kind == "b":
         crop = crop.view(np.uint8)
-    if len(labels) == 1:
-        return np.asarray(crop == labels[0])
-    return np.isin(crop, np.asarray(labels))
+    # compared in the map's own memory order, then copied to C order (the metrics want it): a
+    # contiguous result transposes ≈5× faster than the strided crop of a Fortran-ordered map
+    if len(labels) <= 4:
+        inside = crop == labels[0]
+        for label in labels[1:]:
+            inside |= crop == label
+    else:
+        inside = np.isin(crop, np.asarray(labels))
+    return np.ascontiguousarray(inside)
 
 
 def _label_boxes(m: LabelMap, wanted: Sequence[int], case_id: str | None) -> dict[int, _Box]:
