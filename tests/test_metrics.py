@@ -646,6 +646,37 @@ def test_the_k_d_tree_used_on_large_crops_gives_the_feature_transforms_distances
     assert all(close(out[k], expected[k]) for k in m.ALL_METRICS), (out, expected)
 
 
+def test_a_compact_organ_gets_the_k_d_tree_and_a_thin_structure_the_transform() -> None:
+    # the choice follows the work: crop voxels per border voxel
+    shape = (40, 40, 30)
+    grid = np.indices(shape, dtype=float)
+    organ = (
+        sum(((g - c) / r) ** 2 for g, c, r in zip(grid, (20, 20, 15), (18, 16, 13), strict=True))
+        <= 1
+    )
+    moved = np.roll(organ, 2, axis=0)
+    spacing = (0.7, 0.7, 1.5)
+    box_ = m_arrays.union_box((m_arrays.find_extent(a) for a in (organ, moved)), 3)
+    case = m_engine._Case(
+        {k: m_arrays.binary_crop(k, a, box_) for k, a in (("a", organ), ("b", moved))}, spacing
+    )
+    assert case.use_tree("b", "a")
+    # ...and finds the transform's distances bit for bit (the other border's voxels included)
+    tree = case.directed("a", "b")
+    flat, coords = case.border_points("a")
+    nearest = case.nearest_border("b")[:, flat]  # the feature transform, as on a small crop
+    squared = np.zeros(flat.size)
+    for axis, step in enumerate(spacing):
+        delta = (nearest[axis] - coords[axis]).astype(np.float64) * step
+        squared += delta * delta
+    transform = np.sqrt(squared)
+    assert 0 < np.count_nonzero(transform == 0) < transform.size
+    assert np.array_equal(tree, transform)
+    plate = box(shape, (5, 35), (5, 35), (14, 16))
+    thin = m_engine._Case({"p": plate[5:35, 5:35, 14:16].copy()}, spacing)
+    assert not thin.use_tree("p", "p")
+
+
 def test_masks_far_apart_are_scored_exactly_without_a_transform_of_the_whole_box() -> None:
     # A stray false positive across the volume makes the union box huge: the k-d tree path.
     shape = (260, 130, 130)  # union box 4.4M voxels > the transform's limit

@@ -232,6 +232,60 @@ def test_scores_of_the_structure_crops_equal_scores_of_full_size_binary_masks(
         assert int(crops[name]["r"].sum()) == int(full_r.sum())
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    labels=hnp.arrays(
+        np.uint8,
+        st.tuples(*[st.integers(1, 14)] * 3) | st.tuples(*[st.integers(1, 20)] * 2),
+        elements=st.sampled_from([0, 0, 0, 0, 0, 0, 1, 2, 5]),
+    ),
+    fortran=st.booleans(),
+    top=st.sampled_from([1, 2, 5, 9]),
+)
+def test_label_boxes_found_block_by_block_are_those_of_find_objects(
+    labels: np.ndarray, fortran: bool, top: int
+) -> None:
+    from scipy import ndimage
+
+    from segfair.io import structures as io_structures
+
+    data = np.asfortranarray(labels) if fortran else labels
+    view = data.T if fortran else data  # the last axis contiguous, as _label_boxes hands it over
+    want = {
+        i + 1: b for i, b in enumerate(ndimage.find_objects(view, max_label=top)) if b is not None
+    }
+    assert io_structures._find_boxes(view, top) == want
+
+
+def test_label_boxes_of_organs_spread_over_a_volume_are_found_inside_small_blocks() -> None:
+    from scipy import ndimage
+
+    from segfair.io import structures as io_structures
+
+    shape = (40, 60, 50)
+    labels = np.zeros(shape, np.uint8)
+    rng = np.random.default_rng(0)
+    for label in range(1, 9):
+        centre = rng.uniform(6, np.array(shape) - 6)
+        labels[ball(shape, centre, 4.5)] = label
+    labels[0, 0, 0] = 3  # a stray voxel far from organ 3 widens its box
+    visited: list[int] = []
+    find = ndimage.find_objects
+
+    def counting(data: np.ndarray, max_label: int = 0) -> Any:
+        visited.append(data.size)
+        return find(data, max_label=max_label)
+
+    want = {i + 1: b for i, b in enumerate(find(labels)) if b is not None}
+    io_structures.ndimage.find_objects = counting  # type: ignore[assignment]
+    try:
+        got = io_structures._find_boxes(labels, 8)
+    finally:
+        io_structures.ndimage.find_objects = find  # type: ignore[assignment]
+    assert got == want
+    assert sum(visited) < labels.size / 4  # the blocks, not the volume, were walked voxel by voxel
+
+
 def test_a_structure_absent_from_both_masks_is_an_empty_mask_scored_by_the_empty_rules() -> None:
     lab = np.zeros((5, 6, 4), np.uint8)
     lab[1:3, 1:3, 1:3] = 1

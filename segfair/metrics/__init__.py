@@ -56,9 +56,10 @@ with one reduction per mask, no labelling, in whatever memory order the mask is:
 Fortran-ordered), overlap counts are taken on the crop, and each mask's border and distance
 transform are computed at most once and shared by every pair it takes part in
 (:func:`compute_many`). Each pair then turns into distances only its own border voxels. When the
-union box is large (masks far apart), a k-d tree over each mask's border voxels replaces the
-distance transform: the same exact nearest border voxels, at a cost that follows the surfaces
-instead of the box. Boolean or unsigned-integer inputs are the fastest to scan.
+union box is large (masks far apart), or wherever it does less work (a compact organ alone in its
+box, close to its reference), a k-d tree over each mask's border voxels replaces the distance
+transform: the same exact nearest border voxels, at a cost that follows the surfaces instead of
+the box. Boolean or unsigned-integer inputs are the fastest to scan.
 """
 
 from __future__ import annotations

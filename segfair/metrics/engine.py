@@ -42,15 +42,39 @@ from segfair.metrics.surface import _border, _distance_value
 #: voxels, whose cost follows the surfaces and not the box, finds the same nearest border voxels.
 _EDT_MAX_VOXELS: Final = 4_000_000
 
+#: Below that limit the cheaper of the two is chosen per mask, by the work each would do
+#: (measured on the organs of benchmarks/bench_structures.py and the lesions of bench_case.py):
+#: the transform ≈60 ns per crop voxel; the tree ≈150 ns per border voxel to build, and per
+#: border voxel of each mask that asks it, ≈350 ns plus ≈200 ns per voxel of gap between the
+#: two surfaces (a query searches a ball that grows with the distance; the gap is estimated,
+#: before any distance, as |a △ b| over the mean border size). So a compact organ alone in its
+#: box, close to its reference, gets the tree; a lesion asked by two other masks across a gap
+#: of several voxels keeps the transform.
+_EDT_NS_PER_VOXEL: Final = 60.0
+_TREE_BUILD_NS: Final = 150.0
+_TREE_QUERY_NS: Final = 350.0
+_TREE_GAP_NS: Final = 200.0
+
 
 class _Case:
     """Masks cropped to one common box; counts, borders and EDTs computed lazily, once per mask."""
 
-    def __init__(self, crops: dict[str, BoolArray], spacing: tuple[float, ...]):
+    def __init__(
+        self,
+        crops: dict[str, BoolArray],
+        spacing: tuple[float, ...],
+        pairs: Sequence[tuple[str, str]] = (),
+    ):
         self._crops = crops
+        # the masks whose border voxels ask for the nearest border voxels of each mask
+        self._askers: dict[str, list[str]] = {}
+        for a, b in pairs:
+            for key, other in ((a, b), (b, a)):
+                if other not in self._askers.setdefault(key, []):
+                    self._askers[key].append(other)
+        self._tree_for: dict[str, bool] = {}
         self._spacing = spacing
-        size = next(iter(crops.values())).size if crops else 0
-        self._use_tree = size > _EDT_MAX_VOXELS
+        self._size = next(iter(crops.values())).size if crops else 0
         self._trees: dict[str, Any] = {}
         self._counts: dict[str, int] = {}
         self._overlaps: dict[tuple[str, str], int] = {}
@@ -104,22 +128,48 @@ class _Case:
             self._features[key] = np.asarray(features).reshape(len(self._spacing), -1)
         return self._features[key]
 
+    def use_tree(self, key: str, asker: str) -> bool:
+        """Whether the nearest border voxels of ``key`` come from a k-d tree (not the transform):
+        on crops too large for a transform, or where the tree's work would be less (see
+        ``_TREE_GAP_NS``). Decided once per mask, for every mask that asks (the pairs), or
+        ``asker`` if no pairs were given."""
+        if key not in self._tree_for:
+            if self._size > _EDT_MAX_VOXELS:
+                self._tree_for[key] = True
+            else:
+                n_key = self.border_points(key)[0].size
+                work = _TREE_BUILD_NS * n_key
+                for other in self._askers.get(key, [asker]):
+                    n_other = self.border_points(other)[0].size
+                    apart = self.count(key) + self.count(other) - 2 * self.overlap(key, other)
+                    gap = apart / max(1.0, (n_key + n_other) / 2)
+                    work += n_other * (_TREE_QUERY_NS + _TREE_GAP_NS * gap)
+                self._tree_for[key] = work < _EDT_NS_PER_VOXEL * self._size
+        return self._tree_for[key]
+
     def nearest_border_of_points(self, a: str, b: str) -> npt.NDArray[np.intp]:
         """Coordinates (ndim, n) of the border voxel of ``b`` nearest to each border voxel of ``a``.
 
-        From the feature transform of ``b`` on small crops; from a k-d tree over ``b``'s border
-        voxels (physical coordinates, exact nearest neighbour) on large ones.
+        From the feature transform of ``b`` or from a k-d tree over ``b``'s border voxels
+        (physical coordinates, exact nearest neighbour), whichever does less work
+        (:meth:`use_tree`). The tree is asked only about the border voxels of ``a`` that are not
+        border voxels of ``b``: the others are their own nearest, as in the transform.
         """
         flat, coords = self.border_points(a)
-        if not self._use_tree:
+        if not self.use_tree(b, a):
             return np.asarray(self.nearest_border(b)[:, flat], dtype=np.intp)
+        targets = self.border_points(b)[1]
         if b not in self._trees:
             from scipy.spatial import cKDTree
 
-            points = self.border_points(b)[1].T * np.asarray(self._spacing)
+            points = targets.T * np.asarray(self._spacing)
             self._trees[b] = cKDTree(points, balanced_tree=False, compact_nodes=False)
-        _, index = self._trees[b].query(coords.T * np.asarray(self._spacing))
-        return np.asarray(self.border_points(b)[1][:, index], dtype=np.intp)
+        nearest = np.array(coords, dtype=np.intp)
+        away = ~self.border(b).reshape(-1)[flat]
+        if away.any():
+            _, index = self._trees[b].query(coords[:, away].T * np.asarray(self._spacing))
+            nearest[:, away] = targets[:, index]
+        return nearest
 
     def directed(self, a: str, b: str) -> FloatArray:
         """Distances in mm from each border voxel of ``a`` to the nearest border voxel of ``b``."""
@@ -250,7 +300,7 @@ def compute_many(
     if any(n in LESION_METRICS for n in names):
         _check_ndim(ndim, lesion_settings)
     box = union_box((find_extent(a) for a in arrays.values()), ndim)
-    case = _Case({key: binary_crop(key, a, box) for key, a in arrays.items()}, voxel)
+    case = _Case({key: binary_crop(key, a, box) for key, a in arrays.items()}, voxel, pairs)
     return {(p, r): case.metrics(p, r, names, settings, lesion_settings) for p, r in pairs}
 
 
