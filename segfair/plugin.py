@@ -851,19 +851,30 @@ class _XdistHooks:
             # private (0700) and unpredictable: its pickle is loaded, so only this run writes it
             state.share = Path(tempfile.mkdtemp(prefix="segfair-xdist-"))
         node.workerinput[_SHARE_KEY] = str(state.share)
-        if state.importer is None:
+        if state.server is None and state.importer is None:
+            _start_relay(state)
+        if state.server is None and state.importer is None:
             import threading
 
-            # the report's numeric stack, imported while the workers start (no file is read or
-            # written): the controller builds the report the moment they are done
+            # without a relay: the report's numeric stack, imported while the workers start
+            # (imports only, no file read or written, nothing forked)
             state.importer = threading.Thread(target=_import_report_stack, daemon=True)
             state.importer.start()
-            _start_relay(state)
         if state.server is not None:
             node.workerinput[_RELAY_KEY] = {
                 "address": state.server.address,
                 "authkey": state.server.authkey.hex(),
             }
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> Iterator[None]:
+        yield
+        # the workers are started (pytest-xdist spawns them in its own pytest_sessionstart):
+        # only now may the relay compute, which may fork a process pool (never while the main
+        # thread forks and executes a worker)
+        state = _state(session.config)
+        if not _is_worker(session.config) and state.server is not None:
+            state.server.release()
 
     @pytest.hookimpl
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:

@@ -44,6 +44,10 @@ SOCKET_NAME = "relay.sock"
 _MAX_SOCKET_PATH = 100
 
 
+# seconds computing waits, at most, for the controller to say its workers are started
+_RELEASE_TIMEOUT = 30.0
+
+
 class RelayUnavailable(Exception):
     """The controller cannot be reached: the worker computes for itself."""
 
@@ -104,9 +108,9 @@ class RelayServer:
         ``locate(session, where)`` turns a worker's ``{"path", "line", "origin"}`` into the
         location recorded with the result (file relative to the configuration's root).
     eager
-        Start computing as soon as the gates are parsed, if there are any: the caller knows
-        they will run (nothing deselects tests), so waiting for a worker to say so would only
-        add the workers' start-up to the run.
+        Start computing as soon as the configuration is read, if it declares gates: the caller
+        knows they will run (nothing deselects tests), so waiting for a worker to say so would
+        only add the workers' start-up to the run.
     """
 
     #: Seconds without a request after which the report's statistics are computed: a check
@@ -143,6 +147,7 @@ class RelayServer:
         self._closed = False
         self._begun = False
         self._begin_lock = threading.Lock()
+        self._released = threading.Event()
         #: A configuration or cohort error met while computing (the workers' input error).
         self.input_error: str | None = None
         self._failure: BaseException | None = None
@@ -151,9 +156,15 @@ class RelayServer:
         self._accept_thread = threading.Thread(target=self._accept, daemon=True)
 
     def start(self) -> None:
-        """Parse the gates and listen for the workers (computing starts at their request)."""
-        self._collect_thread.start()
+        """Listen for the workers, and read the configuration and parse the gates (imports
+        only: nothing forks) while they start."""
         self._accept_thread.start()
+        self._collect_thread.start()
+
+    def release(self) -> None:
+        """The workers are started: computing may begin (it may fork a process pool, which
+        must not happen while the main thread forks and executes a worker)."""
+        self._released.set()
 
     def gates_error(self) -> str | None:
         """The error that kept the configured gates from being parsed, if any (waits for it)."""
@@ -187,16 +198,21 @@ class RelayServer:
 
     def _collect(self) -> None:
         try:
-            self._gates = self._collect_gates(self._open())
+            session = self._open()
+            if self.eager and session.config.gates:
+                # the configured gates will run: computing starts now, alongside their parsing
+                self.begin()
+            self._gates = self._collect_gates(session)
         except Exception as exc:  # the workers report it as a usage error
             text = str(exc) if isinstance(exc, SegfairError) else f"{type(exc).__name__}: {exc}"
             self._gates = {"error": text, "items": []}
         finally:
             self._collected.set()
-        if self.eager and self._gates["items"]:
-            self.begin()
 
     def _compute(self) -> None:
+        # a worker asks only once started; the wait is bounded so that nothing hangs if the
+        # controller never says its workers are started
+        self._released.wait(_RELEASE_TIMEOUT)
         try:
             self._open().audit  # noqa: B018 (the cohort, its scores and audit: once, for all)
         except SegfairError as exc:

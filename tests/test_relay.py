@@ -66,6 +66,7 @@ def serve(folder: Path, session: _Session) -> RelayServer:
         locate=lambda s, where: {"file": where["path"], "line": where["line"]},
     )
     server.start()
+    server.release()
     return server
 
 
