@@ -833,9 +833,10 @@ def _opt(**kwargs: Any) -> dict[str, Any]:
 
 # ---- end of session: merge, report, exit status -----------------------------------------------
 class _XdistHooks:
-    """Hooks that exist only with pytest-xdist: the controller gives its workers one folder in
-    which the first to need the cohort evaluates and audits it for all (and for the
-    controller's report); workers send results, the controller merges."""
+    """Hooks that exist only with pytest-xdist: the controller gives its workers a private
+    folder and its relay's address (segfair.relay: it computes the run once and checks their
+    gates); without a relay, the first process to need the cohort evaluates and audits it there
+    for all. Workers send their results; the controller merges them and writes the reports."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
