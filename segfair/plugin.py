@@ -353,19 +353,25 @@ class GateCollector(pytest.Collector):
             yield GateItem.from_parent(self, name=gate.id, gate=gate, index=i, line=lines[entry])
 
 
-def _relayed_gates(state: _State) -> dict[str, Any] | None:
-    """The configured gates as the xdist controller parsed them (ids and lines), or None
-    without a reachable controller."""
+def _ask(state: _State, request: dict[str, Any]) -> dict[str, Any] | None:
+    """The xdist controller's answer to ``request`` (segfair.relay), or None without a
+    reachable controller — then this worker stops asking and computes for itself."""
     from segfair.relay import RelayUnavailable
 
     if state.relay is None:
         return None
     try:
-        gates: dict[str, Any] = state.relay.ask({"op": "gates"})["gates"]
+        return state.relay.ask(request)
     except RelayUnavailable:
         state.relay = None
         return None
-    return gates
+
+
+def _relayed_gates(state: _State) -> dict[str, Any] | None:
+    """The configured gates as the xdist controller parsed them (ids and lines), or None
+    without a reachable controller."""
+    answer = _ask(state, {"op": "gates"})
+    return None if answer is None else answer["gates"]
 
 
 def _collect_gates(session: SegfairSession, path: Path) -> dict[str, Any]:
@@ -426,18 +432,14 @@ def _relayed(
     (the caller computes). An input error fails the test as :func:`_load` does; an error is
     recorded as the gate's ``error`` verdict and raised."""
     __tracebackhide__ = True
-    from segfair.relay import RelayUnavailable
-
-    assert state.relay is not None
     state.used = True
-    if state.input_error is None:
-        try:
-            answer = state.relay.ask({"op": "check", "gate": gate, "where": where})
-        except RelayUnavailable:
-            state.relay = None
-            return None
-    else:
-        answer = {"input_error": state.input_error}
+    answer: dict[str, Any] | None = (
+        _ask(state, {"op": "check", "gate": gate, "where": where})
+        if state.input_error is None
+        else {"input_error": state.input_error}
+    )
+    if answer is None:
+        return None
     if "input_error" in answer:
         _load(state, lambda: _raise_input_error(answer["input_error"]))
     if "raised" in answer:
@@ -550,14 +552,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # an xdist worker whose tests use segfair tells its controller to start computing now,
     # while the workers start their tests (a run that deselects them computes nothing)
     state = _state(session.config)
-    if state.relay is None or not any(_uses_segfair(item) for item in session.items):
-        return
-    from segfair.relay import RelayUnavailable
-
-    try:
-        state.relay.ask({"op": "start"})
-    except RelayUnavailable:
-        state.relay = None
+    if state.relay is not None and any(_uses_segfair(item) for item in session.items):
+        _ask(state, {"op": "start"})
 
 
 _COMPUTING_FIXTURES = frozenset({"segfair_audit", "segfair_scores", "segfair_cohort"})
@@ -632,14 +628,9 @@ def segfair_audit(request: pytest.FixtureRequest) -> AuditAssertions:
 def _relay_ready(state: _State) -> bool:
     """Wait for the controller's audit: True when it is ready, False when the controller
     cannot be reached; its input error is raised (as :class:`~segfair.errors.SegfairError`)."""
-    from segfair.relay import RelayUnavailable
-
-    assert state.relay is not None
     state.used = True
-    try:
-        answer = state.relay.ask({"op": "ready"})
-    except RelayUnavailable:
-        state.relay = None
+    answer = _ask(state, {"op": "ready"})
+    if answer is None:
         return False
     if "input_error" in answer:
         _raise_input_error(answer["input_error"])
