@@ -14,6 +14,7 @@ Example
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor
@@ -407,7 +408,8 @@ class SegfairSession:
         """Evaluate every gate of the configuration (Holm-adjusted when configured)."""
         from segfair.planner import evaluate_gates
 
-        results = evaluate_gates(
+        decide = functools.partial(
+            evaluate_gates,
             self.audit,
             self.gates,
             holm=self.config.holm,
@@ -415,6 +417,9 @@ class SegfairSession:
             on_inconclusive=self.on_inconclusive,
             errors="record",
         )
+        for name in self.audit.structures:  # a large cohort: one pass per attribute
+            self.audit.for_structure(name).prefetch(decide)
+        results = decide()
         for r in results:
             self.results[r.id] = r
         return results

@@ -64,19 +64,15 @@ class AssociationEstimands(AuditCore):
         column = self.scores.attribute_columns.get(attribute)
         slope = lo = hi = sp = icpt = r = float("nan")
         n_ols = 0
-        meta = self.scores.metadata
-        if column is None or meta is None or column not in meta.columns:
+        aligned = None if column is None else self.metadata_column(column)
+        if aligned is None:
             notes.append(
                 NO_ATTRIBUTE_COLUMN.format(
                     name=attribute, valid=dict(self.scores.attribute_columns)
                 )
             )
         else:
-            m = meta.copy()
-            m.index = m.index.astype(str)
-            xcol = pd.to_numeric(m[column].reindex(self.cases), errors="coerce").to_numpy(
-                dtype=np.float64
-            )
+            xcol = pd.to_numeric(aligned, errors="coerce").to_numpy(dtype=np.float64)
             both = s.valid & ~np.isnan(xcol)
             n_ols = int(both.sum())
             if n_ols >= 3 and np.ptp(xcol[both]) > 0:

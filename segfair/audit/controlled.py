@@ -22,10 +22,8 @@ class ControlledEstimands(GapEstimands):
     def _covariate(self, stratify: str, ruler: str) -> tuple[pd.Series, bool]:
         """Per-case covariate in cohort order and whether it is numeric."""
         meta = self.scores.metadata
-        if meta is not None and stratify in meta.columns:
-            m = meta.copy()
-            m.index = m.index.astype(str)
-            col = m[stratify].reindex(self.cases)
+        col = self.metadata_column(stratify)
+        if col is not None:
             num = pd.to_numeric(col, errors="coerce")
             numeric = bool(num.notna().sum() > 0 and num.notna().sum() == col.notna().sum())
             return (num if numeric else col.astype(object)), numeric

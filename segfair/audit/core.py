@@ -6,7 +6,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self, cast
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,7 @@ from segfair.stats import (
     DISTANCE_METRICS,
     FRACTION_METRICS,
     STATISTICS,
+    STREAM_ABOVE,
     Design,
     Replicates,
     Statistic,
@@ -60,6 +61,10 @@ __all__ = ["AuditCore", "ByArg", "Groups", "Series"]
 #: Marks the replicates of one structure's audit in :meth:`AuditCore.computed`.
 _STRUCTURE_KEY = "@structure"
 
+
+#: The values one pass over a streamed design's counts computes at most (``8 × cases × series``
+#: bytes): more series are computed in more passes.
+_PASS_BYTES = 256 * 2**20
 
 #: ``key → (cohort positions, values)`` of one long table.
 _Index = dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]]
@@ -176,6 +181,7 @@ class AuditCore:
             design_weights=design_weights,
         )
         self._children: dict[str, Self] = {}
+        self._meta_columns: dict[str, pd.Series] = {}
         #: The structures of the scores; with several, every estimand is asked of one
         #: structure's audit (:meth:`for_structure`), this one holds no series of its own.
         self.structures: tuple[str, ...] = tuple(scores.structures)
@@ -188,6 +194,10 @@ class AuditCore:
         self._groups_cache: dict[tuple[str, ...], Groups] = {}
         self._series_cache: dict[tuple[Any, ...], Series] = {}
         self._reps_cache: dict[tuple[Any, ...], Replicates] = {}
+        #: replicates of single series on streamed designs (:meth:`_streamed_reps`)
+        self._one_reps: dict[tuple[Any, ...], Replicates] = {}
+        #: while :meth:`prefetch` learns: the series asked for, per grouping and statistic
+        self._wanted: dict[tuple[Any, ...], dict[tuple[Any, ...], Series]] | None = None
 
     def _indexes(self, scores: Scores) -> tuple[_Index, _Index, _Index]:
         """The indexes of the score, agreement and morphology tables (checked once)."""
@@ -220,21 +230,43 @@ class AuditCore:
         """``key → (cohort positions, values)`` for one long table, checked once."""
         if len(frame) == 0:
             return {}
-        pos = self.cases.get_indexer(frame["case_id"].astype(str))
+        # codes of the distinct values, each turned to text once (not once per row: a million
+        # cases hold tens of millions of rows)
+        codes, uniques = pd.factorize(frame["case_id"], use_na_sentinel=False)
+        upos = self.cases.get_indexer(pd.Index([str(u) for u in uniques], dtype=object))
+        pos = upos[codes]
         if (pos < 0).any():
-            unknown = sorted(set(frame["case_id"].astype(str)[pos < 0]))
+            unknown = sorted({str(u) for u in np.asarray(uniques, dtype=object)[upos < 0]})
             raise AuditError(
                 NOT_IN_COHORT.format(count=len(unknown), examples=", ".join(unknown[:5]))
             )
         values = frame["value"].to_numpy(dtype=np.float64)
-        key_cols = [frame[k].astype(str).to_numpy(dtype=object) for k in keys]
+        combined = np.zeros(len(frame), dtype=np.int64)
+        texts: list[list[str]] = []
+        per_key: list[np.ndarray] = []
+        for k in keys:
+            c, u = pd.factorize(frame[k], use_na_sentinel=False)
+            # values with the same text (1 and "1") are one key, as they always were
+            text = [str(v) for v in u]
+            distinct = {t: i for i, t in enumerate(dict.fromkeys(text))}
+            c = np.asarray([distinct[t] for t in text], dtype=np.int64)[c]
+            texts.append(list(distinct))
+            per_key.append(c)
+            width = max(1, len(distinct))
+            if (int(combined.max()) + 1) * width > 2**62:  # keep the codes in range
+                combined = pd.factorize(combined)[0].astype(np.int64)
+            combined = combined * width + c
+        first, inverse = np.unique(combined, return_index=True, return_inverse=True)[1:]
+        order = np.argsort(inverse.reshape(-1), kind="stable")
+        bounds = np.searchsorted(inverse.reshape(-1)[order], np.arange(len(first) + 1))
+        found = {
+            tuple(texts[j][int(per_key[j][row])] for j in range(len(keys))): i
+            for i, row in enumerate(first)
+        }
+        # in the order of the keys' text, as the groups of a groupby were
+        grouped = {kk: order[bounds[i] : bounds[i + 1]] for kk, i in sorted(found.items())}
         out: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
-        if len(keys) == 1:
-            grouped = pd.Series(np.arange(len(frame))).groupby(key_cols[0]).indices
-        else:
-            grouped = pd.Series(np.arange(len(frame))).groupby(key_cols).indices
-        for k, rows in grouped.items():
-            kk = (str(k),) if len(keys) == 1 else tuple(str(v) for v in cast(tuple[Any, ...], k))
+        for kk, rows in grouped.items():
             p = pos[rows]
             if len(np.unique(p)) != len(p):
                 dup = pd.Series(p).duplicated(keep=False).to_numpy()
@@ -249,12 +281,31 @@ class AuditCore:
             out[kk] = (p, values[rows])
         return out
 
+    def metadata_column(self, column: str) -> pd.Series | None:
+        """A metadata column in cohort order (index :attr:`cases`), or None when the metadata
+        has no such column; aligned once per audit.
+
+        Example
+        -------
+        >>> from segfair.audit import Audit, example_scores
+        >>> Audit(example_scores(), n_boot=200).metadata_column("age").iloc[:2].tolist()
+        [35, 36]
+        """
+        meta = self.scores.metadata
+        if meta is None or column not in meta.columns:
+            return None
+        aligned = self._meta_columns.get(column)
+        if aligned is None:
+            col = meta[column]
+            col = col.set_axis(col.index.astype(str))
+            aligned = self._meta_columns[column] = col.reindex(self.cases)
+        return aligned
+
     def _cluster(self, column: str) -> np.ndarray:
         meta = self.scores.metadata
-        if meta is not None and column in meta.columns:
-            m = meta.copy()
-            m.index = m.index.astype(str)
-            col = m[column].reindex(self.cases)
+        found = self.metadata_column(column)
+        if found is not None:
+            col = found
         elif column in self._groups_table.columns:
             col = self._groups_table[column]
         else:
@@ -415,9 +466,91 @@ class AuditCore:
         hit = self._reps_cache.get(key)
         if hit is not None:
             return hit
-        x = np.stack([s.x for s in series], axis=1)
-        out = group_statistic(g.design, x, statistic, self.case_weights(series))
+        if g.design.streamed:
+            out = self._streamed_reps(g, series, statistic)
+            if self._wanted is not None:
+                return out  # a stand-in, never kept
+        else:
+            x = np.stack([s.x for s in series], axis=1)
+            out = group_statistic(g.design, x, statistic, self.case_weights(series))
         self._reps_cache[key] = out
+        return out
+
+    def _streamed_reps(
+        self, g: Groups, series: Sequence[Series], statistic: Statistic
+    ) -> Replicates:
+        """Replicates on a streamed design, whose counts are drawn anew for every pass over
+        them (a large cohort): for means, one pass computes every series this audit holds,
+        each kept on its own for later requests. While :meth:`prefetch` learns what is asked
+        for, the request is noted and answered with a stand-in."""
+        one = self._one_reps
+        missing = list({s.key: s for s in series if (g.key, s.key, statistic) not in one}.values())
+        if self._wanted is not None:
+            for s in missing:
+                self._wanted.setdefault((g.key, statistic), {})[s.key] = s
+            return _stand_in(g, series, statistic)
+        if missing:
+            self._compute(g, missing, statistic)
+        return Replicates.stack([one[(g.key, s.key, statistic)] for s in series])
+
+    def _compute(self, g: Groups, wanted: Sequence[Series], statistic: Statistic) -> None:
+        """Replicates of ``wanted`` (and, for means, of every other series of this audit) in
+        one pass over the counts of ``g``'s design: weighted series in a second one."""
+        todo = list(wanted)
+        if statistic == "mean":
+            asked = {s.key for s in todo}
+            todo += [
+                s
+                for s in self._known_series()
+                if s.key not in asked and (g.key, s.key, statistic) not in self._one_reps
+            ]
+        weighted = [s for s in todo if self.case_weights([s]) is not None]
+        plain = [s for s in todo if self.case_weights([s]) is None]
+        for part in (plain, weighted):
+            if part:
+                r = group_statistic(
+                    g.design, [s.x for s in part], statistic, self.case_weights(part)
+                )
+                for j, s in enumerate(part):
+                    self._one_reps[(g.key, s.key, statistic)] = r.series(j)
+
+    def prefetch(self, work: Callable[[], object]) -> None:
+        """Run ``work`` once to learn which replicates it asks for on streamed designs (a
+        large cohort, :data:`segfair.stats.STREAM_ABOVE`), then compute them together: one pass
+        over each design's counts instead of one per request. ``work`` sees stand-in
+        replicates, so whatever it returns or raises is discarded; run it again afterwards.
+        Nothing happens for a cohort whose designs are stored.
+
+        Example
+        -------
+        >>> from segfair.audit import Audit, example_scores
+        >>> a = Audit(example_scores(), n_boot=200)
+        >>> a.prefetch(lambda: a.gap("dice", by="age", model="m"))  # small: nothing to do
+        """
+        if self.n_boot * len(self.cases) <= STREAM_ABOVE and not self._children:
+            return
+        self._wanted = {}
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                work()
+        except Exception:  # a stand-in may have misled it: the real run says what is wrong
+            pass
+        finally:
+            wanted, self._wanted = self._wanted, None
+        for (by, statistic), series in wanted.items():
+            g = self.grouping(by)
+            todo = [s for k, s in series.items() if (by, k, statistic) not in self._one_reps]
+            if todo:
+                self._compute(g, todo, statistic)
+
+    def _known_series(self) -> list[Series]:
+        """Every score, agreement and descriptor series of this audit (of one structure)."""
+        if len(self.structures) > 1:
+            return []
+        out = [self.series(k[2], model=k[0], ruler=k[1]) for k in self._score_index]
+        out += [self.agreement_series(k[1], ruler=k[0]) for k in self._agreement_index]
+        out += [self.descriptor_series(k[0], ruler=k[1]) for k in self._morph_index]
         return out
 
     def for_structure(self, name: str) -> Self:
@@ -829,6 +962,38 @@ class AuditCore:
         return float(negligible)
 
 
+def _stand_in(g: Groups, series: Sequence[Series], statistic: Statistic) -> Replicates:
+    """Replicates that are only the point estimates (zero spread): what :meth:`AuditCore.prefetch`
+    answers while it learns which replicates are needed."""
+    n_groups, n_boot = len(g.labels), g.design.n_boot
+    est = np.full((n_groups, len(series)), np.nan)
+    n = np.zeros((n_groups, len(series)), dtype=np.int64)
+    overall = np.full(len(series), np.nan)
+    for j, s in enumerate(series):
+        valid = s.valid
+        n[:, j] = np.bincount(g.codes[valid], minlength=n_groups)
+        if statistic == "mean":
+            sums = np.bincount(g.codes[valid], weights=s.x[valid], minlength=n_groups)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                est[:, j] = sums / n[:, j]
+            overall[j] = float(s.x[valid].mean()) if valid.any() else np.nan
+        else:
+            for i in range(n_groups):
+                pick = valid & (g.codes == i)
+                est[i, j] = float(np.median(s.x[pick])) if pick.any() else np.nan
+            overall[j] = float(np.median(s.x[valid])) if valid.any() else np.nan
+    zeros = np.zeros_like(est) if statistic == "mean" else None
+    return Replicates(
+        estimate=est,
+        reps=np.broadcast_to(est, (n_boot, *est.shape)).copy(),
+        n=n,
+        overall=overall,
+        overall_reps=np.broadcast_to(overall, (n_boot, len(series))).copy(),
+        se=zeros,
+        se_reps=None if zeros is None else np.zeros((n_boot, *est.shape)),
+    )
+
+
 def _metric_range(series: Series, cap: float) -> tuple[float, float]:
     """The values a mean of this series can take: [0, 1] for overlaps; for distances from 0 to
     the cap (or the largest finite distance above it)."""
@@ -861,10 +1026,13 @@ def _encode(column: pd.Series) -> tuple[list[str], np.ndarray]:
                 labels.append(UNKNOWN_LABEL)
             codes = np.where(codes < 0, labels.index(UNKNOWN_LABEL), codes)
         return labels, codes
-    values = column.astype(object).where(column.notna(), UNKNOWN_LABEL).map(str)
-    present = set(values)
+    # each distinct value turned to text once (a million cases, a handful of groups)
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    text = [str(u) for u in uniques]
+    present = set(text) | ({UNKNOWN_LABEL} if (codes < 0).any() else set())
     labels = sorted(present - {UNKNOWN_LABEL}) + (
         [UNKNOWN_LABEL] if UNKNOWN_LABEL in present else []
     )
     lookup = {lab: i for i, lab in enumerate(labels)}
-    return labels, np.array([lookup[v] for v in values], dtype=np.int64)
+    to_label = np.asarray([lookup[t] for t in text] + [lookup.get(UNKNOWN_LABEL, -1)], np.int64)
+    return labels, to_label[codes]  # code -1 (missing) reads the last entry: unknown

@@ -110,18 +110,23 @@ def build_report(
     # every section is per structure; with several, each entry names its structure (one: the
     # document of before, no structure named)
     names = list(audit.structures)
+    shared: dict[str, Any] = dict(
+        attributes=attributes,
+        models=models,
+        rulers=rulers,
+        metrics=metrics,
+        metric=metric,
+        table_metrics=table_metrics,
+        pairs=pairs,
+    )
+    for s in names:
+        # a large cohort: learn what the sections ask of the bootstrap, compute it in one pass
+        # per attribute (nothing happens for a cohort whose resamples are stored)
+        one = audit.for_structure(s)
+        one.prefetch(functools.partial(_structure_sections, one, [], **shared, prefix="", memo={}))
     parts = [
         _structure_sections(
-            audit.for_structure(s),
-            notes,
-            attributes=attributes,
-            models=models,
-            rulers=rulers,
-            metrics=metrics,
-            metric=metric,
-            table_metrics=table_metrics,
-            pairs=pairs,
-            prefix=f"{s}: " if len(names) > 1 else "",
+            audit.for_structure(s), notes, **shared, prefix=f"{s}: " if len(names) > 1 else ""
         )
         for s in names
     ]
@@ -191,8 +196,10 @@ def _structure_sections(
     table_metrics: Sequence[str],
     pairs: Sequence[tuple[str, str]],
     prefix: str,
+    memo: dict[Any, Any] | None = None,
 ) -> tuple[list[Any], list[Any], dict[str, list[Any]], dict[str, Any]]:
-    """The group tables, gaps, per-metric sections and coverage of one structure's audit."""
+    """The group tables, gaps, per-metric sections and coverage of one structure's audit
+    (``memo``: where to keep the sections, default the audit's own)."""
     scores = audit.scores
     trusted = scores.trusted_ruler
     automated = [r for r in rulers if r != trusted]
@@ -207,7 +214,7 @@ def _structure_sections(
             f"{prefix}difficulty-controlled gap: no volume_ml descriptor of the trusted masks"
         )
 
-    memo = _SECTIONS.setdefault(audit, {})
+    memo = _SECTIONS.setdefault(audit, {}) if memo is None else memo
 
     def each(what: str, fn: Callable[..., T | None], keys: Iterable[tuple[Any, ...]]) -> list[T]:
         found: list[T] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from segfair.stats import kinds
 from segfair.stats.bootstrap import Replicates, group_statistic
-from segfair.stats.design import Design, build_design, stable_hash
+from segfair.stats.design import STREAM_ABOVE, Design, build_design, stable_hash
 from segfair.stats.intervals import (
     cluster_df,
     few_clusters_interval,
@@ -20,6 +20,7 @@ from segfair.stats.intervals import (
 from segfair.stats.kinds import *  # noqa: F403  (the metric kinds and statistics: kinds.__all__)
 
 __all__ = [
+    "STREAM_ABOVE",
     "Design",
     "Replicates",
     "build_design",

@@ -8,28 +8,21 @@ replicate scores the same resampled cases.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Design", "build_design", "stable_hash"]
+from segfair.stats.resample import CountStream, stable_hash
 
+__all__ = ["STREAM_ABOVE", "Design", "build_design", "stable_hash"]
 
-def stable_hash(*parts: object) -> int:
-    """A 64-bit hash of ``parts`` that is the same in every process and Python version.
-
-    ``hash()`` of a string is salted per process, so seeding from it would make results depend
-    on the run; this is what the bootstrap seeds are derived from.
-
-    Examples
-    --------
-    >>> stable_hash("age_group") == stable_hash("age_group")
-    True
-    """
-    data = "\x1f".join(repr(p) for p in parts).encode("utf-8")
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+#: A design whose count matrix would hold more than this many entries (``n_boot × cases``; 2,000
+#: resamples × 8,388 cases) is *streamed*: its counts are drawn block by block from keyed
+#: streams whenever they are needed (:mod:`segfair.stats.resample`) and never stored, so memory
+#: does not grow with the cohort. Smaller designs draw and keep the whole matrix, exactly as
+#: before streaming existed (their resamples, and so every report of such a cohort, unchanged).
+STREAM_ABOVE = 2**24
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,24 +45,75 @@ class Design:
         Number of resampling units per group (cases, or clusters when clustered).
     clustered
         Whether whole clusters were resampled instead of cases.
+        None when the design is streamed (:attr:`streamed`): :meth:`unit_counts` draws them.
     units
         Resampling unit of each case (block order; codes unique across groups), or None when
         every case is its own unit. The studentized intervals need it for cluster-level sums.
+    resamples
+        Number of resamples of a streamed design (the rows of :attr:`weights` otherwise).
+    seed
+        The audit seed (a streamed design draws its counts from it).
     """
 
     key: tuple[str, ...]
     labels: tuple[str, ...]
     order: np.ndarray
     bounds: np.ndarray
-    weights: np.ndarray
+    weights: np.ndarray | None
     n_clusters: np.ndarray
     clustered: bool
     units: np.ndarray | None = None
+    resamples: int = 0
+    seed: int = 0
 
     @property
     def n_boot(self) -> int:
         """Number of bootstrap resamples."""
-        return int(self.weights.shape[0])
+        return int(self.weights.shape[0]) if self.weights is not None else self.resamples
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the counts are drawn block by block when needed instead of stored."""
+        return self.weights is None
+
+    def unit_offsets(self) -> np.ndarray:
+        """Where each group's resampling units start in the design's unit numbering."""
+        return np.concatenate([[0], np.cumsum(self.n_clusters)])
+
+    def local_units(self, g: int) -> np.ndarray:
+        """The resampling unit (``0 .. n_clusters[g] - 1``) of each case of group ``g``'s block."""
+        sl = self.block(g)
+        if self.units is None:
+            return np.arange(sl.stop - sl.start, dtype=np.int64)
+        return self.units[sl] - int(self.unit_offsets()[g])
+
+    def unit_counts(self, g: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Bootstrap counts of group ``g``'s resampling units, block by block: ``(lo, hi,
+        counts)`` for units ``lo:hi`` with ``counts`` of shape ``(n_boot, hi - lo)``.
+
+        A stored design yields one block (its matrix, read at each unit's first case).
+
+        Example
+        -------
+        >>> d = build_design(np.array([0, 0, 1]), ("a", "b"), key=("g",), n_boot=4, seed=1)
+        >>> [(lo, hi, c.shape) for lo, hi, c in d.unit_counts(0)]
+        [(0, 2, (4, 2))]
+        """
+        m = int(self.n_clusters[g])
+        if m == 0:
+            return
+        if self.weights is not None:
+            sl = self.block(g)
+            w = self.weights[:, sl]
+            if self.units is not None:
+                _, first = np.unique(self.local_units(g), return_index=True)
+                w = w[:, first]
+            yield 0, m, np.asarray(w)
+            return
+        stream = CountStream(
+            seed=self.seed, key=self.key, label=self.labels[g], n_units=m, n_boot=self.n_boot
+        )
+        yield from stream.blocks()
 
     @property
     def sizes(self) -> np.ndarray:
@@ -89,6 +133,7 @@ def build_design(
     n_boot: int,
     seed: int,
     clusters: np.ndarray | None = None,
+    stream: bool | None = None,
 ) -> Design:
     """Arrange cases in group blocks and draw the stratified bootstrap count matrix.
 
@@ -108,6 +153,9 @@ def build_design(
     clusters
         Optional cluster code of each case (e.g. the site); whole clusters are then resampled
         within each group.
+    stream
+        Draw the counts block by block when they are needed instead of storing them (default:
+        when the matrix would exceed :data:`STREAM_ABOVE` entries).
 
     Returns
     -------
@@ -124,6 +172,10 @@ def build_design(
     order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes, minlength=n_groups)
     bounds = np.concatenate([[0], np.cumsum(sizes)])
+    if stream is None:
+        stream = n_boot * len(codes) > STREAM_ABOVE
+    if stream:
+        return _streamed(codes, labels, key, n_boot, seed, clusters, order, bounds)
     rng = np.random.default_rng(np.random.SeedSequence([seed, stable_hash("by", *key)]))
     # column-major: a group's block of cases is then one contiguous piece of memory, which the
     # matrix products of group_statistic read once
@@ -158,4 +210,43 @@ def build_design(
         n_clusters=n_units,
         clustered=clusters is not None,
         units=units,
+    )
+
+
+def _streamed(
+    codes: np.ndarray,
+    labels: Sequence[str],
+    key: tuple[str, ...],
+    n_boot: int,
+    seed: int,
+    clusters: np.ndarray | None,
+    order: np.ndarray,
+    bounds: np.ndarray,
+) -> Design:
+    """A design whose counts are drawn when needed: only the units are worked out here."""
+    n_groups = len(labels)
+    n_units = np.diff(bounds).astype(np.int64)
+    units = None
+    if clusters is not None:
+        units = np.zeros(len(codes), dtype=np.int64)
+        offset = 0
+        for g in range(n_groups):
+            lo, hi = int(bounds[g]), int(bounds[g + 1])
+            if hi == lo:
+                continue
+            _, unit_of_case = np.unique(np.asarray(clusters)[order[lo:hi]], return_inverse=True)
+            n_units[g] = int(unit_of_case.max()) + 1
+            units[lo:hi] = unit_of_case + offset
+            offset += int(n_units[g])
+    return Design(
+        key=key,
+        labels=tuple(labels),
+        order=order,
+        bounds=bounds,
+        weights=None,
+        n_clusters=n_units,
+        clustered=clusters is not None,
+        units=units,
+        resamples=int(n_boot),
+        seed=int(seed),
     )
