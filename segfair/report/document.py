@@ -203,11 +203,10 @@ def _structure_sections(
     scores = audit.scores
     trusted = scores.trusted_ruler
     automated = [r for r in rulers if r != trusted]
-    descriptors = set(
-        scores.morphology.loc[
-            scores.morphology["ruler"].astype(str) == trusted, "descriptor"
-        ].astype(str)
-    )
+    morph = scores.morphology
+    descriptors = {
+        str(d) for d in morph.loc[morph["ruler"].astype(str) == trusted, "descriptor"].unique()
+    }
     stratify = "volume_ml" if "volume_ml" in descriptors else None
     if stratify is None:
         notes.append(

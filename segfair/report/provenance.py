@@ -44,20 +44,45 @@ def _sha256_file(path: Path) -> str | None:
 
 
 def _frame_hash(frame: pd.DataFrame, keys: Sequence[str]) -> str:
-    """sha256 of a long table in a canonical order (row order of the input never matters)."""
+    """sha256 of a long table in a canonical order (row order of the input never matters).
+
+    The text hashed is one line per row, ``key<TAB>…<TAB>repr(value)``, the rows sorted by their
+    keys' text: each distinct key turned to text and ranked once, the rows ordered by ranks and
+    the lines hashed a chunk at a time, so a table of tens of millions of rows (a million cases)
+    is never held as text.
+    """
     cols = [c for c in keys if c in frame.columns]
     if len(frame) == 0:
         return _sha256_text(["\t".join(cols)])
-    f = frame.loc[:, [*cols, "value"]].copy()
+    texts: list[np.ndarray] = []
+    ranks: list[np.ndarray] = []
+    codes_of: list[np.ndarray] = []
     for c in cols:
-        f[c] = f[c].astype(str)
-    f = f.sort_values(cols, kind="stable")
-    # column-wise, then one join: ~10× faster than formatting row by row (93k rows at MAMA-MIA
-    # scale), and the same text, so the same digest
-    values = [repr(v) for v in f["value"].to_numpy(dtype=np.float64).tolist()]
-    key_cols = [f[c].to_numpy(dtype=object).tolist() for c in cols]
-    lines = map("\t".join, zip(*key_cols, values, strict=True))
-    return _sha256_text(["\t".join([*cols, "value"]), "\n".join(lines)])
+        codes, uniques = pd.factorize(frame[c], use_na_sentinel=False)
+        text = np.asarray([str(u) for u in uniques], dtype=object)
+        rank = np.empty(len(text), dtype=np.int64)
+        by_text = np.argsort(text, kind="stable")
+        # equal texts (1 and "1") share a rank, as they sorted together before
+        sorted_text = text[by_text]
+        new = np.ones(len(text), dtype=bool)
+        new[1:] = sorted_text[1:] != sorted_text[:-1]
+        rank[by_text] = np.cumsum(new) - 1
+        texts.append(text)
+        ranks.append(rank[codes])
+        codes_of.append(codes)
+    order = np.lexsort(ranks[::-1]) if ranks else np.arange(len(frame))
+    values = frame["value"].to_numpy(dtype=np.float64)
+    h = hashlib.sha256()
+    h.update(("\t".join([*cols, "value"]) + "\n").encode("utf-8"))
+    step = 1 << 16
+    for start in range(0, len(order), step):
+        rows = order[start : start + step]
+        key_cols = [t[c[rows]].tolist() for t, c in zip(texts, codes_of, strict=True)]
+        shown = [repr(v) for v in values[rows].tolist()]
+        lines = "\n".join(map("\t".join, zip(*key_cols, shown, strict=True)))
+        h.update((("\n" if start else "") + lines).encode("utf-8"))
+    h.update(b"\n")
+    return h.hexdigest()
 
 
 def _metadata_hash(metadata: pd.DataFrame | None, table: Path) -> str | None:
@@ -68,18 +93,18 @@ def _metadata_hash(metadata: pd.DataFrame | None, table: Path) -> str | None:
     frame = metadata.sort_index(kind="stable")
     cols = sorted(map(str, frame.columns))
     frame.columns = pd.Index(map(str, frame.columns))
-    lines = [json.dumps(["case_id", *cols], ensure_ascii=False)]
-    for case_id, row in zip(frame.index, frame.loc[:, cols].itertuples(index=False), strict=True):
-        cells = [None if _missing(v) else str(v) for v in row]
-        lines.append(json.dumps([str(case_id), *cells], ensure_ascii=False))
-    return _sha256_text(lines)
-
-
-def _missing(value: Any) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
+    # the text of json.dumps([case_id, *cells], ensure_ascii=False) per row, built column by
+    # column (a million rows: seconds instead of a minute)
+    quote = json.encoder.encode_basestring  # what json.dumps uses with ensure_ascii=False
+    parts = [[quote(str(c)) for c in frame.index]]
+    for c in cols:
+        col = frame[c]
+        missing = pd.isna(col).to_numpy(dtype=bool)
+        parts.append(
+            ["null" if m else quote(str(v)) for v, m in zip(col.tolist(), missing, strict=True)]
+        )
+    lines = ("[" + ", ".join(row) + "]" for row in zip(*parts, strict=True))
+    return _sha256_text([json.dumps(["case_id", *cols], ensure_ascii=False), *lines])
 
 
 def _git(root: Path) -> dict[str, Any]:
