@@ -26,6 +26,9 @@ from segfair.stats.kinds import STATISTICS, Statistic
 __all__ = ["Replicates", "group_statistic"]
 
 _BIG = 1e300
+#: Half-width of a resample-median window, in √n sorted positions (±8 standard deviations of
+#: where a resample's median falls); a resample outside it widens the window (exact anyway).
+_WINDOW = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -448,7 +451,8 @@ class _WindowMedians:
                 est[p] = float(np.median(self.value[members]))
             cum = np.cumsum(self.weight[order])
             centre = int(np.searchsorted(cum, cum[-1] / 2))
-            windows[p] = _Window(self, order, centre, 4 * int(np.ceil(np.sqrt(len(order)))) + 16)
+            half = int(_WINDOW * np.ceil(np.sqrt(len(order)))) + 16
+            windows[p] = _Window(self, order, centre, half)
         while windows:
             self._pass(windows)
             for p in list(windows):
