@@ -141,6 +141,14 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         lines += _md_ruler(doc, head, name if len(names) > 1 else None)
     for name in names:
         lines += _md_lesions(doc, head, name if len(names) > 1 else None)
+    lists = (doc.get("coverage") or {}).get("case_lists")
+    if lists:  # a large cohort: say where its per-case lists went
+        where = f"`{md_escape(lists['file'])}`" if lists.get("file") else "the case lists"
+        lines += [
+            f"Per-case lists ({lists['excluded']} exclusions, {lists['capped']} capped and "
+            f"{lists['undefined']} undefined values) are in {where} next to the JSON report.",
+            "",
+        ]
     c = doc.get("cohort") or {}
     prov = doc.get("provenance") or {}
     lines.append(
