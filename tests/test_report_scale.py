@@ -388,3 +388,28 @@ def test_the_worst_cases_are_those_a_full_sort_of_each_group_picks(
         members.sort(key=lambda c: (-values[c] if higher else values[c], c))
         expected += [(group, c) for c in members[:per_group]]
     assert _worst_of_groups(values, labels, ["y", "x", "w"], per_group, higher) == expected
+
+
+def test_each_sidecar_line_is_the_row_as_json_with_sorted_keys() -> None:
+    rows = {
+        "excluded": {
+            "case_id": ['a"é\n', "b"],
+            "kind": ["model", "ruler"],
+            "source": ["m", "e"],
+            "reason": ["x", "y\t"],
+        },
+        "values": {"case_id": ["c"], "structure": ["s"], "model": ["m"], "ruler": ["e"]}
+        | {"metric": ["hd95"], "value": ["capped"]},
+    }
+    expected = [
+        json.dumps(
+            {"list": name, **{k: v[i] for k, v in cols.items()}},
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        for name, cols in rows.items()
+        for i in range(len(cols["case_id"]))
+    ]
+    text = gzip.decompress(render_case_lists(rows)).decode("utf-8")
+    assert text == "".join(f"{line}\n" for line in expected)

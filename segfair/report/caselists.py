@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 from collections.abc import Iterator, Mapping, Sequence
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -144,19 +144,33 @@ def case_lists_path(report: str | Path) -> Path:
     return path.with_name(path.stem + CASES_SUFFIX)
 
 
+#: Rows turned into text at a time when the sidecar is written.
+_CHUNK: Final = 10_000
+
+
 def _lines(rows: Mapping[str, Mapping[str, Sequence[Any]]]) -> Iterator[str]:
-    """One JSON object per row, the list it belongs to first: ``{"list": "excluded", …}`` for
-    every exclusion, then ``{"list": "values", …}`` for every capped or undefined value."""
+    """Blocks of JSON lines, one object per row with the list it belongs to: ``{"list":
+    "excluded", …}`` for every exclusion, then ``{"list": "values", …}`` for every capped or
+    undefined value.
+
+    Every value is text, so each line is what ``json.dumps(row, sort_keys=True,
+    ensure_ascii=False, separators=(",", ":"))`` writes, built column by column.
+    """
     for name in ("excluded", "values"):
-        cols = rows.get(name) or {}
-        keys = list(cols)
-        for row in zip(*(cols[k] for k in keys), strict=True):
-            yield json.dumps(
-                {"list": name, **dict(zip(keys, row, strict=True))},
-                sort_keys=True,
-                ensure_ascii=False,
-                separators=(",", ":"),
-            )
+        cols = dict(rows.get(name) or {})
+        size = len(next(iter(cols.values()), []))
+        cols["list"] = [name] * size
+        keys = sorted(cols)
+        heads = [f"{encode_basestring(k)}:" for k in keys]
+        for start in range(0, size, _CHUNK):
+            quoted = [
+                [
+                    head + q
+                    for q in map(encode_basestring, map(str, cols[k][start : start + _CHUNK]))
+                ]
+                for head, k in zip(heads, keys, strict=True)
+            ]
+            yield "".join("{" + ",".join(parts) + "}\n" for parts in zip(*quoted, strict=True))
 
 
 def render_case_lists(rows: Mapping[str, Mapping[str, Sequence[Any]]]) -> bytes:
@@ -164,12 +178,6 @@ def render_case_lists(rows: Mapping[str, Mapping[str, Sequence[Any]]]) -> bytes:
     header, so they depend on the rows alone (the same inputs give the same bytes)."""
     buf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=6) as gz:
-        chunk: list[str] = []
-        for line in _lines(rows):
-            chunk.append(line)
-            if len(chunk) >= 10_000:  # a bounded text at a time, not a million lines
-                gz.write(("\n".join(chunk) + "\n").encode("utf-8"))
-                chunk = []
-        if chunk:
-            gz.write(("\n".join(chunk) + "\n").encode("utf-8"))
+        for block in _lines(rows):
+            gz.write(block.encode("utf-8"))
     return buf.getvalue()
