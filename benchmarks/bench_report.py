@@ -25,6 +25,9 @@ from __future__ import annotations
 import argparse
 import re
 import resource
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -365,6 +368,48 @@ def html_elements(text: str) -> tuple[int, int]:
     return total, svg
 
 
+#: Appended to a copy of the page: at the load event, a forced layout (reading offsetHeight
+#: computes every style and box), then the time since navigation start goes into the DOM that
+#: ``--dump-dom`` prints.
+_TIMER = (
+    "<script>addEventListener('load',()=>{void document.body.offsetHeight;"
+    "document.body.setAttribute('data-open-ms',String(performance.now()))})</script>"
+)
+
+
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage")
+
+
+def chromium_open_seconds(page: Path, *, runs: int = 3) -> float | None:
+    """The median time Chromium (headless) takes from navigation to the page parsed and laid
+    out, or None without a ``chromium`` on the PATH. The page's CSP forbids scripts, so a
+    copy without it, with a timer appended, is opened."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        return None
+    text = re.sub(
+        r"<meta http-equiv=\"Content-Security-Policy\"[^>]*>", "", page.read_text("utf-8")
+    )
+    copy = page.with_name(f".timed-{page.name}")
+    copy.write_text(text.replace("</body>", _TIMER + "</body>"), encoding="utf-8")
+    times = []
+    try:
+        for _ in range(runs):
+            out = subprocess.run(
+                [exe, *CHROMIUM_FLAGS, "--dump-dom", copy.resolve().as_uri()],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            found = re.search(r'data-open-ms="([0-9.]+)"', out.stdout)
+            if found:
+                times.append(float(found.group(1)) / 1000)
+    finally:
+        copy.unlink()
+    return statistics.median(times) if times else None
+
+
 def _peak_rss_mb() -> float:
     # ru_maxrss is in kilobytes on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -383,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
         help="large cohort: the share of cases with an expert label (a partial ruler below 1)",
     )
     parser.add_argument("--max-mb", type=float, default=5.0)
+    parser.add_argument(
+        "--chromium", action="store_true", help="time opening the HTML in headless Chromium"
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep the reports here")
     args = parser.parse_args(argv)
 
@@ -435,6 +483,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, size in sizes.items():
         print(f"  {name:<28} {size / 1e6:8.3f} MB")
     print(f"HTML elements       {elements:,} ({in_svg:,} inside SVG)")
+    if args.chromium:
+        opened = chromium_open_seconds(out / "report.html")
+        print(
+            "Chromium: not found"
+            if opened is None
+            else f"Chromium opens the page in {opened:.2f} s (median of 3, headless)"
+        )
     print(f"reports in {out}")
     too_big = [n for n, s in sizes.items() if s > args.max_mb * 1e6]
     if too_big:
