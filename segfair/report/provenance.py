@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 import os
 import platform
 import subprocess
@@ -59,6 +61,11 @@ def _sorted_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     return remap[codes], distinct
 
 
+#: The trailing key columns (structure, model, ruler, metric) are written as one text per
+#: combination when they have at most this many combinations.
+_MAX_COMBINATIONS: Final = 100_000
+
+
 def _frame_hash(frame: pd.DataFrame, keys: Sequence[str]) -> str:
     """sha256 of a long table in a canonical order (row order of the input never matters).
 
@@ -70,6 +77,14 @@ def _frame_hash(frame: pd.DataFrame, keys: Sequence[str]) -> str:
     if len(frame) == 0:
         return _sha256_text(["\t".join(cols)])
     coded = [_sorted_codes(frame[c]) for c in cols]
+    # the columns after the first as one column: a code per combination, in the order of the
+    # combinations' texts (the last column varies fastest, as in a sort by every column)
+    if len(coded) > 1 and math.prod(len(d) for _, d in coded[1:]) <= _MAX_COMBINATIONS:
+        combo = np.zeros(len(frame), dtype=np.int64)
+        for codes, distinct in coded[1:]:
+            combo = combo * len(distinct) + codes
+        tails = ["\t".join(t) for t in itertools.product(*(d for _, d in coded[1:]))]
+        coded = [coded[0], (combo, tails)]
     # stable: rows with the same keys keep their order, as a stable sort of the texts would
     order = np.lexsort([codes for codes, _ in reversed(coded)]) if cols else np.arange(len(frame))
     value = frame["value"].to_numpy(dtype=np.float64)
