@@ -326,12 +326,14 @@ def _text_hash(parts: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+@pytest.mark.parametrize("combinations", [1, 100_000])  # trailing keys: per column, as one
 def test_the_score_digest_is_the_one_of_before_in_chunks_and_in_any_row_order(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, combinations: int
 ) -> None:
     import segfair.report.provenance as provenance
 
     monkeypatch.setattr(provenance, "_HASH_CHUNK", 7)  # many chunks
+    monkeypatch.setattr(provenance, "_MAX_COMBINATIONS", combinations)
     frame = pd.DataFrame(
         {
             "case_id": ["b", "a", "é", "Z", "a", "z", "10", "9", "b", "a"],
