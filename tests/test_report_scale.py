@@ -415,3 +415,19 @@ def test_each_sidecar_line_is_the_row_as_json_with_sorted_keys() -> None:
     ]
     text = gzip.decompress(render_case_lists(rows)).decode("utf-8")
     assert text == "".join(f"{line}\n" for line in expected)
+
+
+def test_the_page_says_its_capped_table_shows_totals_and_where_the_rows_are(
+    reports: dict[int, dict[str, Any]],
+) -> None:
+    doc = reports[3000]
+    rows = doc["coverage"]["capped"]
+    many = [
+        {**r, "group": f"{r['group']}-{k}"}
+        for k in range(MAX_TABLE_ROWS // len(rows) + 1)
+        for r in rows
+    ]
+    page = render_html({**doc, "coverage": {**doc["coverage"], "capped": many}})
+    assert f"Totals per metric, model and ruler: the {len(many)} rows" in page
+    assert "-0</td>" not in page  # no row of a group
+    assert "-0</td>" in render_html({**doc, "coverage": {**doc["coverage"], "capped": many[:150]}})
