@@ -33,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,12 @@ RULERS = ("expert", "automated")
 METRICS = ("dice", "iou", "precision", "sensitivity", "hd95", "assd", "nsd")
 SITES = ("DUKE", "ISPY1", "ISPY2", "NACT")
 ETHNICITIES = ("white", "african american", "asian", "hispanic", None)
+#: What both cohorts share: the rulers and where the attributes come from.
+COHORT: dict[str, Any] = {
+    "trusted_ruler": "expert",
+    "rulers": RULERS,
+    "attribute_columns": {"age_group": "age", "ethnicity": "ethnicity", "site": "dataset"},
+}
 
 
 def synthetic_scores(n_cases: int, seed: int) -> Scores:
@@ -131,15 +138,13 @@ def synthetic_scores(n_cases: int, seed: int) -> Scores:
     return Scores(
         table=table,
         groups=groups,
-        trusted_ruler="expert",
-        rulers=RULERS,
         models=MODELS,
         agreement=agreement,
         morphology=morphology,
         metadata=metadata,
-        attribute_columns={"age_group": "age", "ethnicity": "ethnicity", "site": "dataset"},
         exclusions=exclusions,
         settings={"hd95_method": "max_directed", "cap": 150.0, "metrics": list(METRICS)},
+        **COHORT,
     )
 
 
@@ -272,14 +277,12 @@ def large_scores(n_cases: int, *, seed: int = 0, expert_fraction: float = 1.0) -
     return Scores(
         table=table,
         groups=groups,
-        trusted_ruler="expert",
-        rulers=RULERS,
         models=LARGE_MODELS,
         agreement=agreement,
         morphology=morphology,
         metadata=metadata,
-        attribute_columns={"age_group": "age", "ethnicity": "ethnicity", "site": "dataset"},
         exclusions=exclusions,
+        **COHORT,
         settings={
             "hd95_method": "max_directed",
             "nsd_tolerance": 2.0,
