@@ -29,6 +29,7 @@ from segfair.report import (
     render_case_lists,
     render_html,
     render_json,
+    render_markdown,
     write_reports,
 )
 from segfair.report.caselists import _excluded
@@ -431,3 +432,14 @@ def test_the_page_says_its_capped_table_shows_totals_and_where_the_rows_are(
     assert f"Totals per metric, model and ruler: the {len(many)} rows" in page
     assert "-0</td>" not in page  # no row of a group
     assert "-0</td>" in render_html({**doc, "coverage": {**doc["coverage"], "capped": many[:150]}})
+
+
+def test_a_summary_rendered_before_the_reports_are_written_names_the_sidecar_by_its_suffix(
+    reports: dict[int, dict[str, Any]],
+) -> None:
+    text = render_markdown(reports[3000])  # as the plugin's job summary does
+    lists = reports[3000]["coverage"]["case_lists"]
+    assert (
+        f"Per-case lists ({lists['excluded']} exclusions, {lists['capped']} capped and "
+        f"{lists['undefined']} undefined values) are in the `*.cases.jsonl.gz` file"
+    ) in text
