@@ -21,10 +21,19 @@
 #
 # The data flow, one module per step: values, rows → sections, provenance, drawings → document
 # (build_report); verdict → formatting → summary, github, markdown; palette → charts → views →
-# html; jsonfile; writer (write_reports).
+# html; jsonfile; caselists (the per-case lists of a large cohort, and their sidecar file);
+# writer (write_reports).
 
 from __future__ import annotations
 
+from segfair.report.caselists import (
+    CASE_ROWS,
+    CASES_SUFFIX,
+    MAX_LISTED,
+    MAX_TABLE_ROWS,
+    case_lists_path,
+    render_case_lists,
+)
 from segfair.report.charts import box_chart, interval_chart
 from segfair.report.document import TABLE_METRICS, build_report
 from segfair.report.drawings import DRAWING_FORMAT, NO_COHORT_REASON, fill_path, outline_path
@@ -42,7 +51,6 @@ from segfair.report.palette import (
     TRUSTED_COLOUR,
 )
 from segfair.report.schema import REPORT_SCHEMA_VERSION, SCHEMA_ID, load_schema
-from segfair.report.sections import MAX_LISTED
 from segfair.report.summary import summary_lines, summary_lines_from_dicts
 from segfair.report.values import DIGITS
 from segfair.report.verdict import order_gates, verdict
@@ -50,10 +58,13 @@ from segfair.report.writer import write_reports
 
 __all__ = [
     "AUTOMATED_COLOURS",
+    "CASES_SUFFIX",
+    "CASE_ROWS",
     "DIGITS",
     "DRAWING_FORMAT",
     "MARKERS",
     "MAX_LISTED",
+    "MAX_TABLE_ROWS",
     "MODEL_COLOURS",
     "NO_COHORT_REASON",
     "PREDICTION_COLOUR",
@@ -64,6 +75,7 @@ __all__ = [
     "TRUSTED_COLOUR",
     "box_chart",
     "build_report",
+    "case_lists_path",
     "config_gate_locations",
     "fill_path",
     "fmt",
@@ -79,6 +91,7 @@ __all__ = [
     "md_escape",
     "order_gates",
     "outline_path",
+    "render_case_lists",
     "render_html",
     "render_json",
     "render_markdown",

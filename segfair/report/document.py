@@ -10,7 +10,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+import pandas as pd
+
 from segfair.metrics import LESION_METRICS
+from segfair.report.caselists import (
+    CASE_ROWS,
+    MAX_LISTED,
+    _columns,
+    _excluded_counts,
+    _value_cases,
+)
 from segfair.report.drawings import _worst_cases, _worst_cases_of_structures
 from segfair.report.locations import config_gate_locations
 from segfair.report.provenance import _provenance
@@ -181,7 +190,30 @@ def build_report(
         "warnings": _warnings(first, config, cohort),
     }
     out: dict[str, Any] = _jsonable(doc)
+    # exclusions are per case (the same for every structure); values per structure
+    rows = _case_rows(audit, parts[0][4])
+    if rows is not None:  # a large cohort: its lists are counted here, listed in the sidecar
+        out["coverage"]["excluded_counts"] = _excluded_counts(parts[0][4], first, attributes)
+        out["coverage"]["case_lists"] = {
+            "file": None,
+            "max_listed": MAX_LISTED,
+            "excluded": len(rows["excluded"]["case_id"]),
+            "capped": rows["values"]["value"].count("capped"),
+            "undefined": rows["values"]["value"].count("undefined"),
+        }
+        out[CASE_ROWS] = rows
     return out
+
+
+def _case_rows(audit: Audit, excluded: pd.DataFrame) -> dict[str, dict[str, list[Any]]] | None:
+    """Every row of the per-case lists when one of them is longer than :data:`MAX_LISTED` (the
+    report is then summarised), else None."""
+    from segfair.stats import DISTANCE_METRICS
+
+    values = _value_cases(audit, tuple(DISTANCE_METRICS))
+    if len(excluded) <= MAX_LISTED and len(values) <= MAX_LISTED:
+        return None
+    return {"excluded": _columns(excluded), "values": _columns(values)}
 
 
 def _structure_sections(
@@ -197,9 +229,10 @@ def _structure_sections(
     pairs: Sequence[tuple[str, str]],
     prefix: str,
     memo: dict[Any, Any] | None = None,
-) -> tuple[list[Any], list[Any], dict[str, list[Any]], dict[str, Any]]:
-    """The group tables, gaps, per-metric sections and coverage of one structure's audit
-    (``memo``: where to keep the sections, default the audit's own)."""
+) -> tuple[list[Any], list[Any], dict[str, list[Any]], dict[str, Any], pd.DataFrame]:
+    """The group tables, gaps, per-metric sections and coverage of one structure's audit, and
+    every exclusion (the coverage lists the first few); ``memo``: where to keep the sections,
+    default the audit's own."""
     scores = audit.scores
     trusted = scores.trusted_ruler
     automated = [r for r in rulers if r != trusted]
@@ -271,8 +304,8 @@ def _structure_sections(
         )
         if not sections["lesions"]:
             notes.append(prefix + LESION_COUNTS_NEEDED)
-    coverage = _coverage(audit, attributes, groups, notes, shown=table_metrics)
-    return groups, gaps, sections, coverage
+    coverage, excluded = _coverage(audit, attributes, groups, notes, shown=table_metrics)
+    return groups, gaps, sections, coverage, excluded
 
 
 def _merged_coverage(names: Sequence[str], parts: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+import pandas as pd
 
 from segfair.errors import SegfairError
 from segfair.report.rows import _labels
@@ -70,6 +71,46 @@ def fill_path(mask: np.ndarray) -> str:
     return "".join(parts)
 
 
+def _by_case(values: pd.Series) -> pd.Series:
+    values.index = values.index.astype(str)
+    return values
+
+
+def _worst_of_groups(
+    values: pd.Series,
+    labels: pd.Series,
+    order: Sequence[str],
+    per_group: int,
+    worse_is_higher: bool,
+) -> list[tuple[str, str]]:
+    """The ``per_group`` worst cases of each group in ``order``: the highest ``values`` when
+    ``worse_is_higher``, else the lowest; ties by case id. ``values`` and ``labels`` are indexed
+    by case id (text).
+
+    Examples
+    --------
+    >>> v = pd.Series([0.9, 0.2, 0.5, 0.2], index=["a", "b", "c", "d"])
+    >>> g = pd.Series(["x", "x", "y", "x"], index=["a", "b", "c", "d"])
+    >>> _worst_of_groups(v, g, ["x", "y"], 2, worse_is_higher=False)
+    [('x', 'b'), ('x', 'd'), ('y', 'c')]
+    """
+    if per_group <= 0:
+        return []
+    key = values.to_numpy(dtype=float) * (-1.0 if worse_is_higher else 1.0)
+    ids = values.index.to_numpy(dtype=object)
+    group = labels.reindex(values.index).to_numpy(dtype=object)
+    chosen: list[tuple[str, str]] = []
+    for name in order:
+        rows = np.flatnonzero(group == name)
+        if len(rows) > per_group:
+            # every case at or under the per_group-th smallest key: the worst, and their ties
+            cut = np.partition(key[rows], per_group - 1)[per_group - 1]
+            rows = rows[key[rows] <= cut]
+        ranked = sorted((float(key[i]), str(ids[i])) for i in rows)
+        chosen += [(name, c) for _, c in ranked[:per_group]]
+    return chosen
+
+
 def _worst_cases(
     audit: Audit,
     cohort: Cohort | None,
@@ -111,24 +152,36 @@ def _worst_cases(
     values.index = values.index.astype(str)
     values = values[values.notna()]
     labels = _labels(scores.groups[attribute])
-    worse_is_higher = metric in LOWER_IS_BETTER
     order = list(dict.fromkeys(str(g) for g in audit.group_sizes(by=attribute).index))
-    chosen: list[tuple[str, str]] = []
-    for group in order:
-        ids = [c for c in values.index if labels.get(c) == group]
-        ids.sort(key=lambda c: ((-values[c] if worse_is_higher else values[c]), c))
-        chosen += [(group, c) for c in ids[:per_group]]
+    chosen = _worst_of_groups(values, labels, order, per_group, metric in LOWER_IS_BETTER)
     chosen = chosen if limit is None else chosen[:limit]
     if not chosen:
         out["reason"] = f"no case has a {metric} score of {model} on {trusted} labels"
         return out
+    # each ruler's scores read once, not once per drawn case (a scan of the whole table)
+    shown = {r: _by_case(scores.values(metric, model=model, ruler=r)) for r in scores.rulers}
+    agree = {
+        n: _by_case(scores.agreement_values(metric, ruler=n))
+        for n in automated
+        if len(scores.agreement)
+    }
 
     def draw(item: tuple[str, str]) -> dict[str, Any] | str:
         group, case_id = item
         try:
-            return _draw_case(audit, cohort, config, metric, group, case_id, model, automated)
+            drawing = _cached_drawing(
+                cohort, config, case_id, model, trusted, automated, scores.structures[0]
+            )
         except (SegfairError, ValueError, OSError) as exc:
             return f"{case_id}: {type(exc).__name__}: {exc}"
+        return {
+            "group": group,
+            "case_id": case_id,
+            "value_trusted": _num(shown[trusted].get(case_id)),
+            "value_automated": {n: _num(shown[n].get(case_id)) for n in automated},
+            "agreement": {n: _num(a.get(case_id)) for n, a in agree.items()},
+            **drawing,
+        }
 
     # Reading the masks is most of a warm run's report time; inflating releases the GIL, so
     # threads share it across cores. map keeps the order, so the report is the same.
@@ -230,42 +283,6 @@ def _read(
         max_voxels=config.max_voxels,
         spacing=spec.spacing if spec.spacing is not None else config.spacing,
     )
-
-
-def _draw_case(
-    audit: Audit,
-    cohort: Cohort,
-    config: SegfairConfig,
-    metric: str,
-    group: str,
-    case_id: str,
-    model: str,
-    automated: Sequence[str],
-) -> dict[str, Any]:
-    scores = audit.scores
-    trusted = scores.trusted_ruler
-    structure = audit.scores.structures[0]  # a structure's audit: its one structure
-    drawing = _cached_drawing(cohort, config, case_id, model, trusted, automated, structure)
-
-    def value(ruler: str) -> float | None:
-        v = scores.values(metric, model=model, ruler=ruler)
-        v.index = v.index.astype(str)
-        return _num(v.get(case_id))
-
-    agreement: dict[str, float | None] = {}
-    for name in automated:
-        if len(scores.agreement):
-            agree = scores.agreement_values(metric, ruler=name)
-            agree.index = agree.index.astype(str)
-            agreement[name] = _num(agree.get(case_id))
-    return {
-        "group": group,
-        "case_id": case_id,
-        "value_trusted": value(trusted),
-        "value_automated": {n: value(n) for n in automated},
-        "agreement": agreement,
-        **drawing,
-    }
 
 
 #: Bumped whenever what :func:`_drawing` returns changes.

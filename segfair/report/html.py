@@ -13,6 +13,7 @@ from segfair.report.values import _jsonable
 from segfair.report.verdict import _gate_ok, _status, order_gates, verdict
 from segfair.report.views import (
     _controlled_views,
+    _coverage_view,
     _label_views,
     _model_views,
     _morphology_views,
@@ -198,6 +199,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
         "parts": parts,
         "no": cohort_numbers,
         "worst": _worst_view(doc),
+        "coverage": _coverage_view(doc),
         "confidence": _pct_conf(doc),
     }
     return _environment().get_template("report.html.j2").render(doc=doc, v=view)

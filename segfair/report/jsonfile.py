@@ -6,12 +6,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from segfair.report.caselists import CASE_ROWS
 from segfair.report.values import _jsonable
 from segfair.report.verdict import verdict
 
 
 def _with_verdict(doc: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(doc)
+    out = {k: v for k, v in doc.items() if k != CASE_ROWS}  # the sidecar's, never the JSON's
     out["verdict"] = verdict(list(doc.get("gates") or []))
     return out
 
@@ -19,7 +20,9 @@ def _with_verdict(doc: Mapping[str, Any]) -> dict[str, Any]:
 def render_json(doc: Mapping[str, Any]) -> str:
     """The document as strict JSON: sorted keys, indent 2, NaN/±inf as null, a final newline.
 
-    The verdict is recomputed from ``doc["gates"]`` first.
+    The verdict is recomputed from ``doc["gates"]`` first. Every row of a summarised report's
+    per-case lists (``doc["case_rows"]``) is left out: :func:`write_reports` writes them to the
+    sidecar.
     """
     return (
         json.dumps(

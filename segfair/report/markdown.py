@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from segfair.report.caselists import CASES_SUFFIX
 from segfair.report.formatting import _distortion_sentence, _status_label, fmt, fmt_interval
 from segfair.report.verdict import _gate_ok, _status, _warns, order_gates, verdict
 from segfair.sinks import for_markdown_text
@@ -141,6 +142,17 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         lines += _md_ruler(doc, head, name if len(names) > 1 else None)
     for name in names:
         lines += _md_lesions(doc, head, name if len(names) > 1 else None)
+    lists = (doc.get("coverage") or {}).get("case_lists")
+    if lists:  # a large cohort: say where its per-case lists went
+        # unnamed when rendered before write_reports named it: the report's name, then the suffix
+        where = (
+            f"`{md_escape(lists['file'])}`" if lists.get("file") else f"the `*{CASES_SUFFIX}` file"
+        )
+        lines += [
+            f"Per-case lists ({lists['excluded']} exclusions, {lists['capped']} capped and "
+            f"{lists['undefined']} undefined values) are in {where} next to the JSON report.",
+            "",
+        ]
     c = doc.get("cohort") or {}
     prov = doc.get("provenance") or {}
     lines.append(

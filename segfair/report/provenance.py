@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 import os
 import platform
 import subprocess
 from collections.abc import Iterable, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
+from json.encoder import encode_basestring
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
@@ -43,68 +46,91 @@ def _sha256_file(path: Path) -> str | None:
         return None
 
 
+#: Rows hashed per step: the text of a million-case table is never held at once.
+_HASH_CHUNK: Final = 200_000
+
+
+def _sorted_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's position among the column's distinct texts (``str`` of the value) sorted by
+    code point, and those texts: sorting by the codes sorts by the texts."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    texts = [str(u) for u in uniques.tolist()]
+    distinct = sorted(set(texts))
+    rank = {t: i for i, t in enumerate(distinct)}
+    remap = np.array([rank[t] for t in texts], dtype=np.int64)
+    return remap[codes], distinct
+
+
+#: The trailing key columns (structure, model, ruler, metric) are written as one text per
+#: combination when they have at most this many combinations.
+_MAX_COMBINATIONS: Final = 100_000
+
+
 def _frame_hash(frame: pd.DataFrame, keys: Sequence[str]) -> str:
     """sha256 of a long table in a canonical order (row order of the input never matters).
 
-    The text hashed is one line per row, ``key<TAB>…<TAB>repr(value)``, the rows sorted by their
-    keys' text: each distinct key turned to text and ranked once, the rows ordered by ranks and
-    the lines hashed a chunk at a time, so a table of tens of millions of rows (a million cases)
-    is never held as text.
+    The text hashed is a header line, then one line per row (its keys as text, then ``repr`` of
+    its value) sorted by the keys; it is built and hashed a chunk of rows at a time, from the
+    keys' integer codes, so a table of millions of rows needs no text column.
     """
     cols = [c for c in keys if c in frame.columns]
     if len(frame) == 0:
         return _sha256_text(["\t".join(cols)])
-    texts: list[np.ndarray] = []
-    ranks: list[np.ndarray] = []
-    codes_of: list[np.ndarray] = []
-    for c in cols:
-        codes, uniques = pd.factorize(frame[c], use_na_sentinel=False)
-        text = np.asarray([str(u) for u in uniques], dtype=object)
-        rank = np.empty(len(text), dtype=np.int64)
-        by_text = np.argsort(text, kind="stable")
-        # equal texts (1 and "1") share a rank, as they sorted together before
-        sorted_text = text[by_text]
-        new = np.ones(len(text), dtype=bool)
-        new[1:] = sorted_text[1:] != sorted_text[:-1]
-        rank[by_text] = np.cumsum(new) - 1
-        texts.append(text)
-        ranks.append(rank[codes])
-        codes_of.append(codes)
-    order = np.lexsort(ranks[::-1]) if ranks else np.arange(len(frame))
-    values = frame["value"].to_numpy(dtype=np.float64)
+    coded = [_sorted_codes(frame[c]) for c in cols]
+    # the columns after the first as one column: a code per combination, in the order of the
+    # combinations' texts (the last column varies fastest, as in a sort by every column)
+    if len(coded) > 1 and math.prod(len(d) for _, d in coded[1:]) <= _MAX_COMBINATIONS:
+        combo = np.zeros(len(frame), dtype=np.int64)
+        for codes, distinct in coded[1:]:
+            combo = combo * len(distinct) + codes
+        tails = ["\t".join(t) for t in itertools.product(*(d for _, d in coded[1:]))]
+        coded = [coded[0], (combo, tails)]
+    # stable: rows with the same keys keep their order, as a stable sort of the texts would
+    order = np.lexsort([codes for codes, _ in reversed(coded)]) if cols else np.arange(len(frame))
+    value = frame["value"].to_numpy(dtype=np.float64)
+    names = [np.asarray(distinct, dtype=object) for _, distinct in coded]
     h = hashlib.sha256()
     h.update(("\t".join([*cols, "value"]) + "\n").encode("utf-8"))
-    step = 1 << 16
-    for start in range(0, len(order), step):
-        rows = order[start : start + step]
-        key_cols = [t[c[rows]].tolist() for t, c in zip(texts, codes_of, strict=True)]
-        shown = [repr(v) for v in values[rows].tolist()]
-        lines = "\n".join(map("\t".join, zip(*key_cols, shown, strict=True)))
-        h.update((("\n" if start else "") + lines).encode("utf-8"))
-    h.update(b"\n")
+    for start in range(0, len(order), _HASH_CHUNK):
+        rows = order[start : start + _HASH_CHUNK]
+        texts = [n[codes[rows]].tolist() for n, (codes, _) in zip(names, coded, strict=True)]
+        values = list(map(repr, value[rows].tolist()))  # float repr, as the digest always had
+        lines = map("\t".join, zip(*texts, values, strict=True))
+        h.update(("\n".join(lines) + "\n").encode("utf-8"))
     return h.hexdigest()
 
 
 def _metadata_hash(metadata: pd.DataFrame | None, table: Path) -> str | None:
     """sha256 of the metadata table's content, rows by case id and columns by name: shuffling
-    the rows of the file changes no number in the audit, so it changes nothing in the report."""
+    the rows of the file changes no number in the audit, so it changes nothing in the report.
+
+    Each row is hashed as the JSON array ``[case_id, *cells]`` (cells as text, missing as
+    null), built column by column.
+    """
     if metadata is None:
         return _sha256_file(table)
     frame = metadata.sort_index(kind="stable")
     cols = sorted(map(str, frame.columns))
     frame.columns = pd.Index(map(str, frame.columns))
-    # the text of json.dumps([case_id, *cells], ensure_ascii=False) per row, built column by
-    # column (a million rows: seconds instead of a minute)
-    quote = json.encoder.encode_basestring  # what json.dumps uses with ensure_ascii=False
-    parts = [[quote(str(c)) for c in frame.index]]
-    for c in cols:
-        col = frame[c]
-        missing = pd.isna(col).to_numpy(dtype=bool)
-        parts.append(
-            ["null" if m else quote(str(v)) for v, m in zip(col.tolist(), missing, strict=True)]
-        )
-    lines = ("[" + ", ".join(row) + "]" for row in zip(*parts, strict=True))
-    return _sha256_text([json.dumps(["case_id", *cols], ensure_ascii=False), *lines])
+    h = hashlib.sha256()
+    h.update((json.dumps(["case_id", *cols], ensure_ascii=False) + "\n").encode("utf-8"))
+    quoted = [_json_cells(pd.Series(frame.index, dtype=object), missing=False)]
+    quoted += [_json_cells(frame[c]) for c in cols]
+    for start in range(0, len(frame), _HASH_CHUNK):
+        part = [q[start : start + _HASH_CHUNK] for q in quoted]
+        lines = "".join(f"[{', '.join(row)}]\n" for row in zip(*part, strict=True))
+        h.update(lines.encode("utf-8"))
+    return h.hexdigest()
+
+
+def _json_cells(column: pd.Series, *, missing: bool = True) -> list[str]:
+    """Every cell of a column as JSON: its text quoted, or ``null`` where it is missing."""
+    # json.dumps of a str with ensure_ascii=False is exactly this C function
+    quoted = list(map(encode_basestring, map(str, column.tolist())))
+    if not missing:
+        return quoted
+    isna = column.isna().to_numpy(dtype=bool)
+    return ["null" if na else q for q, na in zip(quoted, isna, strict=True)]
 
 
 def _git(root: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, cast
 import numpy as np
 import pandas as pd
 
+from segfair.report.caselists import MAX_LISTED, _excluded, _rows
 from segfair.report.rows import _group_rows, _labels, _overall
 from segfair.report.values import _est, _int, _num
 
@@ -19,9 +20,6 @@ if TYPE_CHECKING:
 
 #: ``iterrows()`` of a frame with a MultiIndex (pandas-stubs types its keys as ``Hashable``).
 _KeyedRows: TypeAlias = Iterable[tuple[tuple[Any, ...], pd.Series]]
-
-#: Per-case lists (exclusions, missing cases) are cut here so the document stays small.
-MAX_LISTED: Final = 500
 
 T = TypeVar("T")
 
@@ -327,11 +325,13 @@ def _coverage(
     groups: Sequence[Mapping[str, Any]],
     notes: list[str],
     shown: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The coverage section, and every exclusion (the section lists the first
+    :data:`MAX_LISTED`)."""
     scores = audit.scores
     predictions: list[dict[str, Any]] = []
     labels: list[dict[str, Any]] = []
-    missing_rows: dict[tuple[str, str, str], str] = {}
+    missing: list[pd.DataFrame] = []
     for attr in attributes:
         cov = _attempt(notes, f"coverage by {attr}", functools.partial(audit.coverage, by=attr))
         if cov is None:
@@ -351,8 +351,7 @@ def _coverage(
             for (m, g), row in cast(_KeyedRows, cov.by_group.iterrows())
         ]
         predictions.append({"attribute": attr, "rows": rows})
-        for _, row in cov.missing.iterrows():
-            missing_rows[(str(row["case_id"]), "model", str(row["model"]))] = str(row["reason"])
+        missing.append(cov.missing)
         everyone = audit.group_sizes(by=attr)
         lrows = []
         for ruler in scores.rulers:
@@ -368,10 +367,6 @@ def _coverage(
                     }
                 )
         labels.append({"attribute": attr, "rows": lrows})
-    ex = scores.exclusions
-    for _, row in ex.iterrows():
-        key = (str(row["case_id"]), str(row["kind"]), str(row["source"]))
-        missing_rows.setdefault(key, str(row["reason"]))
     capped = [
         {
             "attribute": g["attribute"],
@@ -388,19 +383,17 @@ def _coverage(
         if row["capped"] or row["undefined"]
     ]
     capped += _unshown_capped(audit, attributes, shown)
-    listed = sorted(missing_rows.items())
-    return {
+    excluded = _excluded(missing, scores.exclusions)
+    section = {
         "n_cases": len(audit.cases),
         "predictions": predictions,
         "labels": labels,
         "capped": capped,
         "cap": _num(audit.cap),
-        "excluded": [
-            {"case_id": c, "kind": k, "source": s, "reason": r}
-            for (c, k, s), r in listed[:MAX_LISTED]
-        ],
-        "excluded_total": len(listed),
+        "excluded": _rows(excluded, MAX_LISTED),
+        "excluded_total": len(excluded),
     }
+    return section, excluded
 
 
 def _cohort_summary(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from segfair.report.caselists import MAX_TABLE_ROWS
 from segfair.report.charts import box_chart, interval_chart
 from segfair.report.formatting import _distortion_sentence
 from segfair.report.palette import MODEL_COLOURS, PREDICTION_COLOUR, TRUSTED_COLOUR, _colours
@@ -289,3 +290,42 @@ def _worst_view(doc: Mapping[str, Any]) -> dict[str, Any]:
         ),
     ]
     return w
+
+
+def _coverage_view(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The capped/undefined table (totals per metric, model and ruler when it has more than
+    :data:`MAX_TABLE_ROWS` rows) and, for a summarised report, where its per-case lists are."""
+    cov = doc.get("coverage") or {}
+    rows = list(cov.get("capped") or [])
+    totals: dict[tuple[Any, ...], dict[str, Any]] = {}
+    if len(rows) > MAX_TABLE_ROWS:
+        # every attribute splits the same cases: one attribute's groups add up to the total
+        first: dict[tuple[Any, ...], Any] = {}
+        for r in rows:
+            key = (r.get("structure"), r["metric"], r["model"], r["ruler"])
+            if first.setdefault(key, r["attribute"]) != r["attribute"]:
+                continue
+            t = totals.setdefault(
+                key,
+                {
+                    "structure": key[0],
+                    "metric": key[1],
+                    "model": key[2],
+                    "ruler": key[3],
+                    "capped": 0,
+                    "undefined": 0,
+                },
+            )
+            t["capped"] += r["capped"]
+            t["undefined"] += r["undefined"]
+    lists = cov.get("case_lists")
+    excluded = list(cov.get("excluded") or [])
+    return {
+        "capped_rows": len(rows),
+        "capped_totals": list(totals.values()) if totals else None,
+        "lists": lists,
+        "file": (lists or {}).get("file"),
+        # the exclusions are counted, not listed, when the JSON report could not hold them all
+        "excluded_cut": int(cov.get("excluded_total") or 0) > len(excluded),
+        "excluded_counts": list(cov.get("excluded_counts") or []),
+    }
