@@ -198,6 +198,9 @@ class AuditCore:
         self._one_reps: dict[tuple[Any, ...], Replicates] = {}
         #: while :meth:`prefetch` learns: the series asked for, per grouping and statistic
         self._wanted: dict[tuple[Any, ...], dict[tuple[Any, ...], Series]] | None = None
+        #: how many stand-in replicates :meth:`prefetch` has handed out (a result computed
+        #: while this did not change is genuine)
+        self.stand_ins = 0
 
     def _indexes(self, scores: Scores) -> tuple[_Index, _Index, _Index]:
         """The indexes of the score, agreement and morphology tables (checked once)."""
@@ -488,6 +491,7 @@ class AuditCore:
         if self._wanted is not None:
             for s in missing:
                 self._wanted.setdefault((g.key, statistic), {})[s.key] = s
+            self.stand_ins += 1
             return _stand_in(g, series, statistic)
         if missing:
             self._compute(g, missing, statistic)

@@ -132,7 +132,9 @@ def build_report(
         # a large cohort: learn what the sections ask of the bootstrap, compute it in one pass
         # per attribute (nothing happens for a cohort whose resamples are stored)
         one = audit.for_structure(s)
-        one.prefetch(functools.partial(_structure_sections, one, [], **shared, prefix="", memo={}))
+        one.prefetch(
+            functools.partial(_structure_sections, one, [], **shared, prefix="", learning=True)
+        )
     parts = [
         _structure_sections(
             audit.for_structure(s), notes, **shared, prefix=f"{s}: " if len(names) > 1 else ""
@@ -228,11 +230,12 @@ def _structure_sections(
     table_metrics: Sequence[str],
     pairs: Sequence[tuple[str, str]],
     prefix: str,
-    memo: dict[Any, Any] | None = None,
+    learning: bool = False,
 ) -> tuple[list[Any], list[Any], dict[str, list[Any]], dict[str, Any], pd.DataFrame]:
     """The group tables, gaps, per-metric sections and coverage of one structure's audit, and
-    every exclusion (the coverage lists the first few); ``memo``: where to keep the sections,
-    default the audit's own."""
+    every exclusion (the coverage lists the first few). ``learning``: a run under
+    :meth:`~segfair.audit.Audit.prefetch`, whose sections that used stand-in replicates are
+    thrown away (those that did not are kept for the real run)."""
     scores = audit.scores
     trusted = scores.trusted_ruler
     automated = [r for r in rulers if r != trusted]
@@ -246,7 +249,8 @@ def _structure_sections(
             f"{prefix}difficulty-controlled gap: no volume_ml descriptor of the trusted masks"
         )
 
-    memo = _SECTIONS.setdefault(audit, {}) if memo is None else memo
+    kept = _SECTIONS.setdefault(audit, {})
+    memo: dict[Any, Any] = {} if learning else kept
 
     def each(what: str, fn: Callable[..., T | None], keys: Iterable[tuple[Any, ...]]) -> list[T]:
         found: list[T] = []
@@ -255,7 +259,10 @@ def _structure_sections(
             if key not in memo:
                 left: list[str] = []
                 part = functools.partial(fn, audit, *k)
+                before = audit.stand_ins
                 memo[key] = (_attempt(left, prefix + what.format(*k), part), left)
+                if learning and audit.stand_ins == before:  # genuine: the real run reuses it
+                    kept[key] = memo[key]
             entry, left = memo[key]
             notes.extend(left)
             if entry is not None:
