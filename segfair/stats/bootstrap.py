@@ -29,6 +29,8 @@ _BIG = 1e300
 #: Half-width of a resample-median window, in √n sorted positions (±8 standard deviations of
 #: where a resample's median falls); a resample outside it widens the window (exact anyway).
 _WINDOW = 4
+#: Memory for the windows of the series whose resample medians one pass computes.
+_MEDIAN_BYTES = 384 * 2**20
 
 
 @dataclass(frozen=True, eq=False)
@@ -395,11 +397,49 @@ def _streamed_medians(
     reps = np.full((n_boot, n_groups, s), np.nan)
     overall = np.full(s, np.nan)
     overall_reps = np.full((n_boot, s), np.nan)
-    for j, col in enumerate(columns):
-        w = None if weights is None else weights[j]
-        med = _WindowMedians(design, col, ~np.isnan(col), w)
-        est[:, j], reps[:, :, j], overall[j], overall_reps[:, j] = med.run()
+    j = 0
+    while j < s:
+        # as many series per pass over the counts as their windows fit in _MEDIAN_BYTES
+        batch: list[tuple[int, _WindowMedians, dict[int, _Window]]] = []
+        used = 0
+        while j < s and (not batch or used < _MEDIAN_BYTES):
+            w = None if weights is None else weights[j]
+            med = _WindowMedians(design, columns[j], ~np.isnan(columns[j]), w)
+            first, windows = med.start()
+            est[:, j], overall[j] = first[:n_groups], first[-1]
+            used += sum(win.win.nbytes + win.pos.nbytes for win in windows.values())
+            used += med.value.nbytes + med.weight.nbytes + med.group.nbytes + med.unit.nbytes
+            batch.append((j, med, windows))
+            j += 1
+        while any(windows for _, _, windows in batch):
+            _fill(design, [windows for _, _, windows in batch])
+            for k, _, windows in batch:
+                for p in list(windows):
+                    found = windows[p].medians()
+                    if found is None:  # a resample's median outside the window: widen it
+                        windows[p] = windows[p].wider()
+                        continue
+                    if p < n_groups:
+                        reps[:, p, k] = found
+                    else:
+                        overall_reps[:, k] = found
+                    del windows[p]
     return _Partial(est, reps, overall, overall_reps)
+
+
+def _fill(design: Design, parts: Sequence[dict[int, _Window]]) -> None:
+    """One pass over the counts of every group, filling the windows that need them (a group's
+    own window and the overall one of each series)."""
+    n_groups = len(design.labels)
+    for g in range(n_groups):
+        mine = [w for windows in parts for p, w in windows.items() if p in (g, n_groups)]
+        if not mine or int(design.n_clusters[g]) == 0:
+            continue
+        for w in mine:
+            w.prepare(g)
+        for lo, hi, counts in design.unit_counts(g):
+            for w in mine:
+                w.add(g, lo, hi, counts)
 
 
 class _WindowMedians:
@@ -436,10 +476,10 @@ class _WindowMedians:
         self.pops = [np.flatnonzero(self.group == g) for g in range(n_groups)]
         self.pops.append(np.arange(len(self.value)))
 
-    def run(self) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-        n_groups = len(self.design.labels)
-        est = np.full(n_groups + 1, np.nan)
-        reps = np.full((self.design.n_boot, n_groups + 1), np.nan)
+    def start(self) -> tuple[np.ndarray, dict[int, _Window]]:
+        """The point estimate of every population (the groups, then all cases) and a window
+        around each one's median to fill."""
+        est = np.full(len(self.pops), np.nan)
         windows: dict[int, _Window] = {}
         for p, members in enumerate(self.pops):
             if len(members) == 0:
@@ -453,30 +493,7 @@ class _WindowMedians:
             centre = int(np.searchsorted(cum, cum[-1] / 2))
             half = int(_WINDOW * np.ceil(np.sqrt(len(order)))) + 16
             windows[p] = _Window(self, order, centre, half)
-        while windows:
-            self._pass(windows)
-            for p in list(windows):
-                found = windows[p].medians()
-                if found is not None:
-                    reps[:, p] = found
-                    del windows[p]
-                else:
-                    windows[p] = windows[p].wider()
-        return est[:n_groups], reps[:, :n_groups], float(est[-1]), reps[:, -1]
-
-    def _pass(self, windows: dict[int, _Window]) -> None:
-        """One pass over the counts of the groups the windows need, filling every window."""
-        d = self.design
-        overall = len(self.pops) - 1
-        for g in range(len(d.labels)):
-            mine = [w for p, w in windows.items() if p in (g, overall)]
-            if not mine or int(d.n_clusters[g]) == 0:
-                continue
-            for w in mine:
-                w.prepare(g)
-            for lo, hi, counts in d.unit_counts(g):
-                for w in mine:
-                    w.add(g, lo, hi, counts)
+        return est, windows
 
 
 class _Window:
