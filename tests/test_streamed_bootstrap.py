@@ -100,12 +100,15 @@ def test_a_streamed_design_computes_what_the_stored_one_computes_on_the_same_cou
     cw = rng.uniform(0.5, 3, n) if weighted else None
     got = group_statistic(d, x, statistic, cw)  # type: ignore[arg-type]
     want = group_statistic(_as_stored(d), x, statistic, cw)  # type: ignore[arg-type]
+    # plain means are multiplied in float32 on centred values: equal to ~7 digits of the spread
+    plain = statistic == "mean" and not (clustered or weighted)
+    tol = {"rtol": 1e-6, "atol": 1e-6} if plain else {"rtol": 1e-10, "atol": 1e-12}
     for field in ("estimate", "reps", "overall", "overall_reps", "n", "se", "se_reps"):
         a, b = getattr(got, field), getattr(want, field)
         if b is None:
             assert a is None
             continue
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=field)
+        np.testing.assert_allclose(a, b, rtol=tol["rtol"], atol=tol["atol"], err_msg=field)
 
 
 def test_resample_medians_stay_exact_when_their_window_must_widen(
@@ -131,7 +134,7 @@ def test_series_computed_together_or_alone_get_the_same_replicates() -> None:
     x = rng.random((n, 3))
     together = group_statistic(d, x, "mean")
     alone = group_statistic(d, x[:, 1:2], "mean")
-    np.testing.assert_allclose(together.series(1).reps, alone.reps, rtol=1e-12)
+    np.testing.assert_allclose(together.series(1).reps, alone.reps, rtol=1e-6)
 
 
 def test_studentized_intervals_on_a_streamed_design_cover_at_their_level() -> None:

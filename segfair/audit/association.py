@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from segfair.audit.core import AuditCore
 from segfair.audit.messages import NO_ATTRIBUTE_COLUMN
@@ -72,7 +71,9 @@ class AssociationEstimands(AuditCore):
                 )
             )
         else:
-            xcol = pd.to_numeric(aligned, errors="coerce").to_numpy(dtype=np.float64)
+            numeric = self.numeric_metadata(str(column))
+            assert numeric is not None  # the column is there (aligned above)
+            xcol = numeric.to_numpy(dtype=np.float64)
             both = s.valid & ~np.isnan(xcol)
             n_ols = int(both.sum())
             if n_ols >= 3 and np.ptp(xcol[both]) > 0:

@@ -24,7 +24,8 @@ class ControlledEstimands(GapEstimands):
         meta = self.scores.metadata
         col = self.metadata_column(stratify)
         if col is not None:
-            num = pd.to_numeric(col, errors="coerce")
+            num = self.numeric_metadata(stratify)
+            assert num is not None  # the column is there (read above)
             numeric = bool(num.notna().sum() > 0 and num.notna().sum() == col.notna().sum())
             return (num if numeric else col.astype(object)), numeric
         if (stratify, ruler) in self._morph_index:

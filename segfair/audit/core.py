@@ -181,7 +181,7 @@ class AuditCore:
             design_weights=design_weights,
         )
         self._children: dict[str, Self] = {}
-        self._meta_columns: dict[str, pd.Series] = {}
+        self._meta_columns: dict[Any, pd.Series] = {}
         #: The structures of the scores; with several, every estimand is asked of one
         #: structure's audit (:meth:`for_structure`), this one holds no series of its own.
         self.structures: tuple[str, ...] = tuple(scores.structures)
@@ -259,9 +259,10 @@ class AuditCore:
             if (int(combined.max()) + 1) * width > 2**62:  # keep the codes in range
                 combined = pd.factorize(combined)[0].astype(np.int64)
             combined = combined * width + c
-        first, inverse = np.unique(combined, return_index=True, return_inverse=True)[1:]
-        order = np.argsort(inverse.reshape(-1), kind="stable")
-        bounds = np.searchsorted(inverse.reshape(-1)[order], np.arange(len(first) + 1))
+        inverse = pd.factorize(combined)[0]
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(int(inverse.max()) + 2))
+        first = order[bounds[:-1]]  # each key's first row (the sort is stable)
         found = {
             tuple(texts[j][int(per_key[j][row])] for j in range(len(keys))): i
             for i, row in enumerate(first)
@@ -271,7 +272,8 @@ class AuditCore:
         out: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
         for kk, rows in grouped.items():
             p = pos[rows]
-            if len(np.unique(p)) != len(p):
+            # positions are cohort indexes: counting them finds a repeat in O(n)
+            if len(p) and int(np.bincount(p, minlength=len(self.cases)).max()) > 1:
                 dup = pd.Series(p).duplicated(keep=False).to_numpy()
                 examples = sorted({self.cases[i] for i in p[dup]})[:3]
                 raise AuditError(
@@ -303,6 +305,18 @@ class AuditCore:
             col = col.set_axis(col.index.astype(str))
             aligned = self._meta_columns[column] = col.reindex(self.cases)
         return aligned
+
+    def numeric_metadata(self, column: str) -> pd.Series | None:
+        """:meth:`metadata_column` as numbers (what cannot be read as one is NaN), converted
+        once per audit; None when the metadata has no such column."""
+        col = self.metadata_column(column)
+        if col is None:
+            return None
+        key = ("numeric", column)
+        found = self._meta_columns.get(key)
+        if found is None:
+            found = self._meta_columns[key] = pd.to_numeric(col, errors="coerce")
+        return found
 
     def _cluster(self, column: str) -> np.ndarray:
         meta = self.scores.metadata

@@ -283,28 +283,38 @@ def _streamed_means(
     se_reps = np.full((n_boot, n_groups, s), np.nan)
     tot = np.zeros((n_boot, 2 * s))
     tot_one = np.zeros(2 * s)
+    # the plain columns are centred on each series' mean and multiplied in float32 (3× faster
+    # than float64 here); centred, nothing cancels: the means and their standard errors keep
+    # ~7 significant digits of the spread, far below the resampling error
+    centre = np.zeros(s)
+    if weights is None and design.units is None:
+        for j, c in enumerate(columns):
+            ok = ~np.isnan(c)
+            centre[j] = float(c[ok].mean()) if ok.any() else 0.0
     for g in range(n_groups):
         if int(design.n_clusters[g]) == 0:
             continue
-        cols = _UnitColumns(design, g, columns, weights)
+        cols = _UnitColumns(design, g, columns, weights, centre)
         acc = np.zeros((n_boot, cols.width))
         one = np.zeros((1, cols.width))
         for lo, hi, counts in design.unit_counts(g):
             block = cols.rows(lo, hi)
-            acc += counts @ block
-            one += block.sum(axis=0)
+            acc += counts.astype(block.dtype, copy=False) @ block
+            # the point estimates from the values themselves, in float64
+            one += cols.rows(lo, hi, exact=True).sum(axis=0)
         t1, m1, sq1 = cols.sums(one)
         t, m, sq = cols.sums(acc)
         with np.errstate(invalid="ignore", divide="ignore"):
-            est[g] = t1[0] / m1[0]
-            reps[:, g, :] = t / m
-            se[g] = _se(est[g][None, :], m1, sq1, s)[0]
-            se_reps[:, g, :] = _se(reps[:, g, :], m, sq, s)
+            e1, er = t1[0] / m1[0], t / m
+            se[g] = _se(e1[None, :], m1, sq1, s)[0]
+            se_reps[:, g, :] = _se(er, m, sq, s)
+            est[g] = e1 + centre
+            reps[:, g, :] = er + centre
         tot += np.concatenate([t, m], axis=1)
         tot_one += np.concatenate([t1[0], m1[0]])
     with np.errstate(invalid="ignore", divide="ignore"):
-        overall = tot_one[:s] / tot_one[s:]
-        overall_reps = tot[:, :s] / tot[:, s:]
+        overall = tot_one[:s] / tot_one[s:] + centre
+        overall_reps = tot[:, :s] / tot[:, s:] + centre
     return _Partial(est, reps, overall, overall_reps, se, se_reps)
 
 
@@ -324,9 +334,11 @@ class _UnitColumns:
         g: int,
         columns: Sequence[np.ndarray],
         weights: Sequence[np.ndarray] | None,
+        centre: np.ndarray,
     ) -> None:
         self.rows_of = design.order[design.block(g)]  # the group's cases, unit by unit
         self.columns = columns
+        self.centre = centre
         self.s = s = len(columns)
         self.n_units = int(design.n_clusters[g])
         self.plain = design.units is None and weights is None
@@ -366,14 +378,16 @@ class _UnitColumns:
             self.t, self.m, self.has = xz, vw, vf
         self.width = 6 * s
 
-    def rows(self, lo: int, hi: int) -> np.ndarray:
-        """The columns of units ``lo:hi`` that the counts multiply."""
+    def rows(self, lo: int, hi: int, *, exact: bool = False) -> np.ndarray:
+        """The columns of units ``lo:hi`` that the counts multiply (float32 when plain, unless
+        ``exact``)."""
         if self.plain:
             r = self.rows_of[lo:hi]
             x = np.stack([c[r] for c in self.columns], axis=1)
             keep = ~np.isnan(x)
-            t = np.where(keep, x, 0.0)
-            return np.concatenate([t, t * t, keep[:, self.first].astype(np.float64)], axis=1)
+            dtype = np.float64 if exact else np.float32
+            tc: np.ndarray = np.where(keep, x - self.centre, 0.0).astype(dtype)
+            return np.concatenate([tc, tc * tc, keep[:, self.first].astype(dtype)], axis=1)
         t, m = self.t[lo:hi], self.m[lo:hi]
         return np.concatenate([t, m, t * t, t * m, m * m, self.has[lo:hi]], axis=1)
 
