@@ -124,6 +124,11 @@ class Groups:
     codes: np.ndarray
     design: Design
 
+    def values_of(self, i: int, x: np.ndarray) -> np.ndarray:
+        """``x`` (cohort order) at the cases of group ``i``, in cohort order: ``x[codes == i]``
+        without a pass over every case."""
+        return x[self.design.order[self.design.block(i)]]
+
 
 ByArg = str | Sequence[str]
 
@@ -237,7 +242,8 @@ class AuditCore:
         # cases hold tens of millions of rows)
         codes, uniques = pd.factorize(frame["case_id"], use_na_sentinel=False)
         upos = self.cases.get_indexer(pd.Index([str(u) for u in uniques], dtype=object))
-        pos = upos[codes]
+        pos = upos.astype(np.int32 if len(self.cases) < 2**31 else np.int64)[codes]
+        del codes
         if (pos < 0).any():
             unknown = sorted({str(u) for u in np.asarray(uniques, dtype=object)[upos < 0]})
             raise AuditError(
@@ -245,28 +251,25 @@ class AuditCore:
             )
         values = frame["value"].to_numpy(dtype=np.float64)
         combined = np.zeros(len(frame), dtype=np.int64)
-        texts: list[list[str]] = []
-        per_key: list[np.ndarray] = []
         for k in keys:
             c, u = pd.factorize(frame[k], use_na_sentinel=False)
             # values with the same text (1 and "1") are one key, as they always were
             text = [str(v) for v in u]
             distinct = {t: i for i, t in enumerate(dict.fromkeys(text))}
-            c = np.asarray([distinct[t] for t in text], dtype=np.int64)[c]
-            texts.append(list(distinct))
-            per_key.append(c)
             width = max(1, len(distinct))
             if (int(combined.max()) + 1) * width > 2**62:  # keep the codes in range
                 combined = pd.factorize(combined)[0].astype(np.int64)
-            combined = combined * width + c
+            combined *= width
+            combined += np.asarray([distinct[t] for t in text], dtype=np.int64)[c]
+            del c
         inverse = pd.factorize(combined)[0]
+        del combined
         order = np.argsort(inverse, kind="stable")
         bounds = np.searchsorted(inverse[order], np.arange(int(inverse.max()) + 2))
+        del inverse
         first = order[bounds[:-1]]  # each key's first row (the sort is stable)
-        found = {
-            tuple(texts[j][int(per_key[j][row])] for j in range(len(keys))): i
-            for i, row in enumerate(first)
-        }
+        at_first = [[str(v) for v in frame[k].iloc[first].tolist()] for k in keys]
+        found = {tuple(col[i] for col in at_first): i for i in range(len(first))}
         # in the order of the keys' text, as the groups of a groupby were
         grouped = {kk: order[bounds[i] : bounds[i + 1]] for kk, i in sorted(found.items())}
         out: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
@@ -531,6 +534,13 @@ class AuditCore:
                 )
                 for j, s in enumerate(part):
                     self._one_reps[(g.key, s.key, statistic)] = r.series(j)
+
+    @property
+    def learning(self) -> bool:
+        """Whether :meth:`prefetch` is learning what is asked of the bootstrap: replicates are
+        stand-ins, and an estimand may skip what does not ask for any (its result is thrown
+        away)."""
+        return self._wanted is not None
 
     def prefetch(self, work: Callable[[], object]) -> None:
         """Run ``work`` once to learn which replicates it asks for on streamed designs (a
@@ -811,7 +821,7 @@ class AuditCore:
         lo, hi = lo.copy(), hi.copy()
         for i in range(len(g.labels)):
             b = rare_extreme_bound(
-                series.x[g.codes == i], extreme=ext, confidence=conf, se=float(reps.se[i, s])
+                g.values_of(i, series.x), extreme=ext, confidence=conf, se=float(reps.se[i, s])
             )
             if math.isnan(b):
                 continue
@@ -917,7 +927,7 @@ class AuditCore:
         active = np.zeros(len(used), dtype=bool)
         for k, i in enumerate(used):
             b = rare_extreme_bound(
-                series.x[g.codes == i], extreme=ext, confidence=conf2, se=float(reps.se[i, s])
+                g.values_of(i, series.x), extreme=ext, confidence=conf2, se=float(reps.se[i, s])
             )
             # a guard that does not reach beyond the studentized bound changes nothing
             if ext < reps.estimate[i, s] and b < lo[k]:

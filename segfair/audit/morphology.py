@@ -87,6 +87,8 @@ class MorphologyEstimands(AuditCore):
                 var_ratio = var_est / var_est[ref]
                 vr_lo, vr_hi = percentile_interval(var / var[:, [ref]], conf)
             ok = self._interval_ok(g, n) & bool(self._interval_ok(g, n)[ref])
+            if self.learning:  # only the replicates were wanted: skip the rank tests
+                continue
             vals = [s.x[(g.codes == i) & s.valid] for i in range(len(g.labels))]
             mw_p = np.full(len(g.labels), np.nan)
             rb = np.full(len(g.labels), np.nan)

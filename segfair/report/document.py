@@ -311,6 +311,8 @@ def _structure_sections(
         )
         if not sections["lesions"]:
             notes.append(prefix + LESION_COUNTS_NEEDED)
+    if learning:  # the coverage asks nothing of the bootstrap: the real run computes it
+        return groups, gaps, sections, {}, pd.DataFrame()
     coverage, excluded = _coverage(audit, attributes, groups, notes, shown=table_metrics)
     return groups, gaps, sections, coverage, excluded
 

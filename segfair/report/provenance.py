@@ -57,7 +57,10 @@ def _sorted_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     texts = [str(u) for u in uniques.tolist()]
     distinct = sorted(set(texts))
     rank = {t: i for i, t in enumerate(distinct)}
-    remap = np.array([rank[t] for t in texts], dtype=np.int64)
+    # int32 codes: a table of tens of millions of rows holds one array per key column
+    remap = np.array(
+        [rank[t] for t in texts], dtype=np.int32 if len(distinct) < 2**31 else np.int64
+    )
     return remap[codes], distinct
 
 
@@ -76,15 +79,23 @@ def _frame_hash(frame: pd.DataFrame, keys: Sequence[str]) -> str:
     cols = [c for c in keys if c in frame.columns]
     if len(frame) == 0:
         return _sha256_text(["\t".join(cols)])
-    coded = [_sorted_codes(frame[c]) for c in cols]
     # the columns after the first as one column: a code per combination, in the order of the
-    # combinations' texts (the last column varies fastest, as in a sort by every column)
-    if len(coded) > 1 and math.prod(len(d) for _, d in coded[1:]) <= _MAX_COMBINATIONS:
-        combo = np.zeros(len(frame), dtype=np.int64)
-        for codes, distinct in coded[1:]:
-            combo = combo * len(distinct) + codes
-        tails = ["\t".join(t) for t in itertools.product(*(d for _, d in coded[1:]))]
-        coded = [coded[0], (combo, tails)]
+    # combinations' texts (the last column varies fastest, as in a sort by every column); made
+    # column by column, so one array of codes at a time is held beside the first column's
+    head = _sorted_codes(frame[cols[0]]) if cols else None
+    sizes = [int(frame[c].nunique(dropna=False)) for c in cols[1:]]
+    coded: list[tuple[np.ndarray, list[str]]] = [] if head is None else [head]
+    if len(cols) > 1 and math.prod(sizes) <= _MAX_COMBINATIONS:
+        combo = np.zeros(len(frame), dtype=np.int32)
+        distincts: list[list[str]] = []
+        for c in cols[1:]:
+            codes, distinct = _sorted_codes(frame[c])
+            combo = combo * np.int32(len(distinct)) + codes.astype(np.int32)
+            distincts.append(distinct)
+        tails = ["\t".join(t) for t in itertools.product(*distincts)]
+        coded.append((combo, tails))
+    else:
+        coded += [_sorted_codes(frame[c]) for c in cols[1:]]
     # stable: rows with the same keys keep their order, as a stable sort of the texts would
     order = np.lexsort([codes for codes, _ in reversed(coded)]) if cols else np.arange(len(frame))
     value = frame["value"].to_numpy(dtype=np.float64)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from segfair.report.caselists import MAX_LISTED, _excluded, _rows
-from segfair.report.rows import _group_rows, _labels, _overall
+from segfair.report.rows import _group_rows, _overall
 from segfair.report.values import _est, _int, _num
 
 if TYPE_CHECKING:
@@ -225,19 +225,19 @@ def _controlled_entry(
 
 
 def _morphology_entry(audit: Audit, attr: str) -> dict[str, Any]:
-    scores = audit.scores
     r = audit.morphology_shift(by=attr)
-    labels = _labels(scores.groups[attr])
+    if audit.learning:  # only its replicates were wanted
+        return {}
+    g = audit.grouping(attr)
     tests = r.tests
     out = []
     for name in list(dict.fromkeys(str(d) for d in r.by_group.index.get_level_values(0))):
-        values = scores.descriptor(name, ruler=r.ruler)
-        values.index = values.index.astype(str)
-        values = values[np.isfinite(values.to_numpy(dtype=float))]
-        per_case = labels.reindex(values.index)
+        # the descriptor per case in cohort order; each group's finite values
+        x = audit.descriptor_series(name, ruler=r.ruler).x
         rows = []
         for group, row in r.by_group.loc[name].iterrows():
-            v = values[per_case == str(group)].to_numpy(dtype=float)
+            v = g.values_of(g.labels.index(str(group)), x)
+            v = v[np.isfinite(v)]
             q = np.quantile(v, [0.0, 0.05, 0.95, 1.0]) if len(v) else [np.nan] * 4
             rows.append(
                 {
@@ -296,9 +296,14 @@ def _unshown_capped(
     frame = table.loc[:, ["case_id", "metric", "model", "ruler"]].assign(
         n=1, capped=capped, undefined=~np.isfinite(values) & ~capped
     )
+    # each row's case in the groups table, found once for all attributes (a million cases)
+    codes, uniques = pd.factorize(frame["case_id"], use_na_sentinel=False)
+    index = scores.groups.index.astype(str)
+    where = index.get_indexer(pd.Index([str(u) for u in uniques], dtype=object))[codes]
     rows = []
     for attr in attributes:
-        group = frame["case_id"].map(scores.groups[attr].astype(str))
+        labels = scores.groups[attr].astype(str).to_numpy(dtype=object)
+        group = np.where(where >= 0, labels[where], np.nan)
         counts = frame.assign(group=group).groupby(["metric", "model", "ruler", "group"])
         summed = counts[["n", "capped", "undefined"]].sum()
         # a MultiIndex: every key is a (metric, model, ruler, group) tuple
