@@ -11,7 +11,7 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import (
     Executor,
 )
@@ -28,7 +28,7 @@ from segfair.cohort.config import MAX_WORKERS
 from segfair.errors import CohortError, SegfairError
 from segfair.evaluate.cache import _check_cache_dir, _keys, _migrate
 from segfair.evaluate.executors import _default_progress, _Progress, _run
-from segfair.evaluate.store import Layout, ResultStore, StoreRow
+from segfair.evaluate.store import Found, Layout, ResultStore, StoreRow
 from segfair.evaluate.tasks import CaseResult, CaseTask, build_tasks
 from segfair.scores import (
     AGREEMENT_COLUMNS,
@@ -119,25 +119,31 @@ def evaluate(
         _raise_problems(results, cfg.source)
         return _assemble_columns(cohort, [t.case_id for t in tasks], columns, chosen)
 
+    position = {t.case_id: i for i, t in enumerate(tasks)}
     with ResultStore(cache_dir) as store:
         _migrate(cache_dir, store)
         keys = _keys(tasks, cache_dir, n_workers)
-        found = columns.add_stored(store.scan(keys), tasks)
-        checked = set(_to_verify([tasks[i].case_id for i in found], cfg.cache_verify, cfg.seed))
-        taken = columns.take(i for i in found if tasks[i].case_id in checked)
-        hits = {tasks[i].case_id: result for i, result in taken.items()}
+        ids = [t.case_id for t in tasks]
+        found = columns.add_stored(store.scan(keys), tasks, ids)
+        hit = np.zeros(len(tasks), dtype=bool)
+        hit[found] = True
+        # the sample is drawn from the hits in case-id order (the same cache and seed, the same
+        # cases), whatever order the store gave them in
+        checked = set(_to_verify(sorted(ids[i] for i in found), cfg.cache_verify, cfg.seed))
+        taken = columns.take(i for i in found.tolist() if ids[i] in checked)
+        hits = {ids[i]: result for i, result in taken.items()}
         if len(found) > len(hits):  # every hit at once: one line of progress, not one per case
             bar.done += len(found) - len(hits) - 1
             bar.cached += len(found) - len(hits) - 1
             bar.update(CaseResult(case_id="", cached=True))
         # workers get no cache folder (they never open the store; a Dask worker elsewhere could
         # not): a miss carries its key, a checked case is computed afresh and not written back
-        missed = set(range(len(tasks))) - set(found)
         to_run = [
-            replace(t, cache_dir=None, cache_key=keys[i] if t.case_id not in checked else None)
-            for i, t in enumerate(tasks)
-            if i in missed or t.case_id in checked
+            replace(tasks[i], cache_dir=None, cache_key=keys[i])
+            for i in np.flatnonzero(~hit).tolist()
         ]
+        to_run += [replace(tasks[i], cache_dir=None, cache_key=None) for i in sorted(taken)]
+        to_run.sort(key=lambda t: position[t.case_id])
         writer = _Writer(store, {t.case_id: t.cache_key for t in to_run if t.cache_key})
 
         def on_result(result: CaseResult) -> None:
@@ -148,7 +154,6 @@ def evaluate(
             results = _run(to_run, executor, n_workers, on_result)
         finally:
             writer.flush()
-    position = {t.case_id: i for i, t in enumerate(tasks)}
     columns.add_results(results, position)
     _check_against_cache(results, hits, cache_dir)
     _raise_problems(results, cfg.source)
@@ -184,14 +189,16 @@ def load_scores(
     cache_dir = cache_folder(cfg, cache)
     if cache_dir is None:
         raise SegfairError(NO_STORE)
-    case_ids = cohort.case_ids
+    case_ids = [str(c) for c in cohort.metadata.index.tolist()]  # cohort.case_ids, at C speed
     if len(keys) != len(case_ids):
         raise SegfairError(KEYS_LENGTH.format(n=len(keys), m=len(case_ids)))
     columns = _Columns()
     with ResultStore(cache_dir) as store:
         found = columns.add_stored(store.scan(keys), None, case_ids)
     if len(found) < len(case_ids):
-        missing = [case_ids[i] for i in sorted(set(range(len(case_ids))) - set(found))]
+        hit = np.zeros(len(case_ids), dtype=bool)
+        hit[found] = True
+        missing = [case_ids[i] for i in np.flatnonzero(~hit).tolist()]
         shown = ", ".join(map(repr, missing[:10])) + (" …" if len(missing) > 10 else "")
         raise SegfairError(NOT_STORED.format(n=len(missing), path=cache_dir, cases=shown))
     chosen = list(metrics or cfg.metrics or [])
@@ -300,41 +307,31 @@ class _Columns:
         return [layout for layout, _, _ in self.parts.values()]
 
     def add_stored(
-        self,
-        chunks: Iterable[tuple[list[int], list[str], list[Layout], list[bytes]]],
-        tasks: Sequence[CaseTask] | None,
-        case_ids: Sequence[str] = (),
-    ) -> list[int]:
+        self, chunks: Iterable[Found], tasks: Sequence[CaseTask] | None, case_ids: Sequence[str]
+    ) -> Positions:
         """Add verified entries (:meth:`ResultStore.scan`) that answer their case: its case id
         and, given ``tasks``, a layout that fits the task. Returns the positions added."""
-        found: list[int] = []
+        ids = np.asarray(case_ids, dtype=object)
         fits: dict[tuple[Any, ...], bool] = {}
-        for positions, cases, layouts, payloads in chunks:
-            groups: dict[bytes, tuple[Layout, list[int], list[bytes]]] = {}
-            # ascending positions within a chunk (and chunks come in order): the usual run,
-            # one layout and case ids in order, then needs no sort at all
-            for j in sorted(range(len(positions)), key=positions.__getitem__):
-                i, layout = positions[j], layouts[j]
-                if tasks is not None:
+        added = []
+        for found in chunks:
+            keep = np.asarray(found.case_ids, dtype=object) == ids[found.positions]
+            if tasks is not None:  # a task's pairs depend on which of its masks exist
+                layout = found.layout
+                for j, i in enumerate(found.positions.tolist()):
                     task = tasks[i]
-                    if cases[j] != task.case_id:
-                        continue
-                    sig = (layout.id, tuple(task.pairs), tuple(task.describe), *task.metrics)
+                    sig = (tuple(task.pairs), tuple(task.describe), *task.metrics)
                     ok = fits.get(sig)
                     if ok is None:
                         ok = fits[sig] = layout.fits(task)
-                    if not ok:
-                        continue
-                elif cases[j] != case_ids[i]:
-                    continue
-                _, pos, pays = groups.setdefault(layout.id, (layout, [], []))
-                pos.append(i)
-                pays.append(payloads[j])
-                found.append(i)
-            for layout, pos, pays in groups.values():
-                flat = np.frombuffer(b"".join(pays), dtype="<f8")
-                self._add(layout, np.asarray(pos, dtype=np.intp), flat.reshape(len(pos), -1))
-        return found
+                    keep[j] &= ok
+                fits.clear()  # the signatures are per layout
+            if keep.all():
+                self._add(found.layout, found.positions, found.values)
+            elif keep.any():
+                self._add(found.layout, found.positions[keep], found.values[keep])
+            added.append(found.positions[keep])
+        return np.concatenate(added) if added else np.empty(0, dtype=np.intp)
 
     def add_results(self, results: Mapping[str, CaseResult], position: Mapping[str, int]) -> None:
         """Add computed results (those with problems are reported, not scored)."""
@@ -366,6 +363,19 @@ class _Columns:
                     pos[n], mats[n] = p[~hit], m[~hit]
         return out
 
+    def finish(self) -> Iterator[tuple[Layout, Positions, Matrix]]:
+        """Each layout's positions in ascending order and its matrix in that order; the chunks
+        are let go as they are joined (a million rows are never held twice over)."""
+        for layout_id in list(self.parts):
+            layout, pos, mats = self.parts.pop(layout_id)
+            positions = np.concatenate(pos)
+            matrix = np.concatenate(mats) if len(mats) > 1 else mats[0]
+            del pos[:], mats[:]
+            if len(positions) > 1 and not bool(np.all(positions[1:] > positions[:-1])):
+                order = np.argsort(positions, kind="stable")
+                positions, matrix = positions[order], matrix[order]
+            yield layout, positions, matrix
+
 
 #: Positions of cases in a run, and their values (a row per case, a column per layout slot).
 Positions = npt.NDArray[np.intp]
@@ -392,7 +402,7 @@ def _assemble_columns(
     chosen = set(metrics)
     cases = _CaseOrder(case_ids)
     table, agreement, morphology = _Frame(cases), _Frame(cases), _Frame(cases)
-    for layout, pos, mats in columns.parts.values():
+    for layout, pos, matrix in columns.finish():
         model_slots, agree_slots = [], []
         for j, (structure, pred, ref, metric) in enumerate(layout.scores):
             kind, name = pred.split(":", 1)
@@ -406,9 +416,10 @@ def _assemble_columns(
             (len(layout.scores) + j, (structure, ref.split(":", 1)[1], name))
             for j, (structure, ref, name) in enumerate(layout.shapes)
         ]
-        table.add(pos, mats, model_slots)
-        agreement.add(pos, mats, agree_slots)
-        morphology.add(pos, mats, shape_slots)
+        table.add(pos, matrix, model_slots)
+        agreement.add(pos, matrix, agree_slots)
+        morphology.add(pos, matrix, shape_slots)
+        del matrix
     by_text: dict[str, int] = {}  # empty: text order
     scores_order = [declared[c] for c in ("structure", "model", "ruler", "metric")]
     agree_order = [declared[c] for c in ("structure", "ruler", "reference", "metric")]
@@ -448,16 +459,12 @@ class _Frame:
         self.pieces: list[tuple[Positions, Matrix, list[tuple[str, ...]]]] = []
 
     def add(
-        self,
-        pos: Sequence[Positions],
-        mats: Sequence[Matrix],
-        slots: Sequence[tuple[int, tuple[str, ...]]],
+        self, pos: Positions, matrix: Matrix, slots: Sequence[tuple[int, tuple[str, ...]]]
     ) -> None:
-        if not slots or not pos:
+        if not slots or not len(pos):
             return
         cols = [j for j, _ in slots]
-        values = np.concatenate([m[:, cols] for m in mats])
-        self.pieces.append((np.concatenate(pos), values, [labels for _, labels in slots]))
+        self.pieces.append((pos, matrix[:, cols], [labels for _, labels in slots]))
 
     def frame(self, names: Sequence[str], ranks: Sequence[Mapping[str, int]]) -> pd.DataFrame:
         """Columns ``names`` (case id, the slot labels, value), rows sorted by case then by
@@ -476,36 +483,60 @@ class _Frame:
                 )
             rank_of.append(r)
         spans = [max(r.values(), default=0) + 1 for r in rank_of]
-        case_codes: list[npt.NDArray[np.int32]] = []
-        codes: list[list[npt.NDArray[np.int32]]] = [[] for _ in keys]
+        case_codes: list[npt.NDArray[np.integer[Any]]] = []
+        codes: list[list[npt.NDArray[np.integer[Any]]]] = [[] for _ in keys]
         values: list[Matrix] = []
-        order: list[npt.NDArray[np.int64]] = []
+        slot_keys: list[npt.NDArray[np.int64]] = []
+        in_order = len(self.pieces) <= 1
         for pos, vals, slots in self.pieces:
             slot_key = np.zeros(len(slots), dtype=np.int64)
             for c, span in enumerate(spans):
                 ranks_c = np.array([rank_of[c][s[c]] for s in slots], dtype=np.int64)
                 slot_key = slot_key * span + ranks_c
                 index = {v: i for i, v in enumerate(labels[c])}
-                codes[c].append(np.tile(np.array([index[s[c]] for s in slots], np.int32), len(pos)))
+                one = np.array([index[s[c]] for s in slots], dtype=_code_type(len(labels[c])))
+                codes[c].append(np.tile(one, len(pos)))
             ranked = self.cases.of(pos)
-            case_codes.append(np.repeat(ranked.astype(np.int32), len(slots)))
-            key = np.repeat(ranked.astype(np.int64), len(slots)) * int(np.prod(spans))
-            order.append(key + np.tile(slot_key, len(pos)))
+            in_order = in_order and _rising(ranked) and _rising(slot_key)
+            case_codes.append(
+                np.repeat(ranked.astype(_code_type(len(self.cases.categories))), len(slots))
+            )
+            slot_keys.append(slot_key)
             values.append(vals.reshape(-1))
-        case_code, value = _joined(case_codes, np.int32), _joined(values, np.float64)
-        key_codes = [_joined(c, np.int32) for c in codes]
-        sort_key = _joined(order, np.int64)
-        del order, case_codes, values, codes
-        # in order already when the cases come in order with one layout (the usual run)
-        if len(sort_key) > 1 and not bool(np.all(sort_key[1:] > sort_key[:-1])):
+        case_code = _joined(case_codes, np.int32)
+        value = _joined(values, np.float64)
+        key_codes = [_joined(c, np.int8) for c in codes]
+        del case_codes, values, codes
+        # in order already when the cases come in order with one layout (the usual run): no
+        # sort key of 8 bytes a row, no permutation
+        if not in_order:
+            per_case = int(np.prod(spans))
+            sort_key = np.concatenate(
+                [
+                    np.repeat(self.cases.of(pos).astype(np.int64) * per_case, len(key))
+                    + np.tile(key, len(pos))
+                    for (pos, _, _), key in zip(self.pieces, slot_keys, strict=True)
+                ]
+            )
             perm = np.argsort(sort_key, kind="stable")
+            del sort_key
             case_code, value = case_code[perm], value[perm]
             key_codes = [k[perm] for k in key_codes]
+        self.pieces.clear()
         data: dict[str, Any] = {names[0]: _categorical(case_code, self.cases.categories)}
         for name, k, vocab in zip(keys, key_codes, labels, strict=True):
             data[name] = _categorical(k, pd.Index(vocab, dtype=object))
         data[names[-1]] = value
-        return pd.DataFrame(data)
+        return pd.DataFrame(data, copy=False)
+
+
+def _rising(values: npt.NDArray[Any]) -> bool:
+    return len(values) < 2 or bool(np.all(values[1:] > values[:-1]))
+
+
+def _code_type(n: int) -> type[np.integer[Any]]:
+    """The smallest integer type pandas keeps for the codes of ``n`` categories."""
+    return np.int8 if n < 127 else np.int16 if n < 32_767 else np.int32
 
 
 def _joined(parts: Sequence[npt.NDArray[Any]], dtype: type[np.generic]) -> npt.NDArray[Any]:
@@ -515,7 +546,7 @@ def _joined(parts: Sequence[npt.NDArray[Any]], dtype: type[np.generic]) -> npt.N
     return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
 
-def _categorical(codes: npt.NDArray[np.int32], categories: pd.Index) -> Any:
+def _categorical(codes: npt.NDArray[np.integer[Any]], categories: pd.Index) -> Any:
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories))
 
 
