@@ -413,6 +413,22 @@ def test_a_per_file_cache_is_moved_into_the_store_once_and_its_files_removed(
     assert "per-file cache" not in capsys.readouterr().err  # once
 
 
+def test_a_per_file_cache_is_kept_when_the_store_cannot_take_it(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cohort = load_cohort(repo.config_path)
+    cache = tmp_path / "cache"
+    with ResultStore(cache) as store:
+        store.put_many(_rows([1]))
+    with contextlib.closing(sqlite3.connect(cache / STORE_NAME)) as db:
+        db.execute(f"PRAGMA user_version = {STORE_FORMAT + 1}")  # a newer segfair's store
+    task = build_tasks(cohort)[0]
+    entry = _old_entry(cache, _cache_key(task), evaluate_case(task))
+    evaluate(cohort, workers=1, cache=cache)
+    assert entry.exists()
+    assert "per-file cache" not in capsys.readouterr().err
+
+
 # -- columnar scores ----------------------------------------------------------------------------
 
 

@@ -137,6 +137,8 @@ def _migrate(cache_dir: str, store: ResultStore) -> None:
     file would be scanned on every run and could never be read again), with one line saying so.
     """
     folder = Path(cache_dir)
+    if store.db is None:  # no store to move them into (a newer segfair's): leave them
+        return
     try:
         subdirs = [
             Path(e.path)

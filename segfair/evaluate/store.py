@@ -297,6 +297,13 @@ class ResultStore:
         self.path = self.folder / STORE_NAME
         self._secret = cache_key()
         self._layouts: dict[bytes, Layout | None] = {}
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise SegfairError(
+                STORE_NOT_WRITABLE.format(path=str(self.path), reason=reason)
+            ) from None
         self.db: sqlite3.Connection | None = self._open()
 
     # -- opening ---------------------------------------------------------------------------
