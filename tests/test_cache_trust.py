@@ -239,6 +239,36 @@ def test_an_empty_key_variable_counts_as_unset(
     assert (tmp_path / "segfair" / "cache.key").is_file()
 
 
+def _read_key_into(barrier: Any, out: Any) -> None:
+    try:
+        barrier.wait()
+        out.send(signing.cache_key())
+    except BaseException as exc:  # pragma: no cover - reported by the assertion
+        out.send(f"{type(exc).__name__}: {exc}")
+
+
+def test_two_processes_making_the_key_at_once_both_get_the_same_whole_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    monkeypatch.delenv(signing.KEY_ENV, raising=False)
+    for attempt in range(10):  # the window is short: give it several chances
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / str(attempt)))
+        barrier = ctx.Barrier(2)
+        pipes = [ctx.Pipe() for _ in range(2)]
+        procs = [ctx.Process(target=_read_key_into, args=(barrier, there)) for _, there in pipes]
+        for p in procs:
+            p.start()
+        keys = [here.recv() if here.poll(30) else "no answer" for here, _ in pipes]
+        for p in procs:
+            p.join(30)
+        assert keys[0] == keys[1], keys
+        assert isinstance(keys[0], bytes)
+        assert len(keys[0]) >= signing.MIN_KEY_CHARS
+
+
 def test_a_forged_cached_drawing_is_redrawn(repo: Repo, tmp_path: Path) -> None:
     from segfair.report.drawings import _cached_drawing
 

@@ -245,6 +245,37 @@ def test_four_processes_writing_overlapping_keys_at_once_all_succeed(tmp_path: P
     assert all(got[_key(i)].values[0] == i for i in range(700))
 
 
+def _evaluate_into(cohort: Cohort, cache: str, barrier: Any, out: Any) -> None:
+    try:
+        barrier.wait()
+        scores = evaluate(cohort, workers=1, cache=cache, progress=False)
+        out.send(scores.table.astype({"case_id": str}).to_json())
+    except BaseException as exc:  # pragma: no cover - reported by the assertion
+        out.send(f"{type(exc).__name__}: {exc}")
+
+
+def test_two_runs_sharing_a_cache_folder_at_once_both_work(repo: Repo, tmp_path: Path) -> None:
+    cohort = load_cohort(repo.config_path)
+    cache = str(tmp_path / "cache")
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(2)
+    pipes = [ctx.Pipe() for _ in range(2)]
+    runs = [
+        ctx.Process(target=_evaluate_into, args=(cohort, cache, barrier, there))
+        for _, there in pipes
+    ]
+    for run in runs:
+        run.start()
+    answers = [here.recv() if here.poll(120) else "no answer" for here, _ in pipes]
+    for run in runs:
+        run.join(30)
+    assert answers[0] == answers[1]
+    assert answers[0].startswith("{")
+    with _Refusing(1) as refusing:  # both wrote whole entries: the next run computes nothing
+        warm = evaluate(cohort, executor=refusing, cache=cache)
+    assert warm.table.astype({"case_id": str}).to_json() == answers[0]
+
+
 # -- the store in a run ------------------------------------------------------------------------
 
 
