@@ -112,7 +112,7 @@ def evaluate(
     n_workers = max(1, min(workers or cfg.workers or os.cpu_count() or 1, len(tasks), MAX_WORKERS))
     bar = _Progress(len(tasks), enabled=_default_progress() if progress is None else progress)
     chosen = tasks[0].metrics if tasks else list(metrics or [])
-    columns = _Columns()
+    columns = _Columns(len(tasks))
     if cache_dir is None:
         results = _run(tasks, executor, n_workers, bar.update)
         columns.add_results(results, {t.case_id: i for i, t in enumerate(tasks)})
@@ -192,7 +192,7 @@ def load_scores(
     case_ids = [str(c) for c in cohort.metadata.index.tolist()]  # cohort.case_ids, at C speed
     if len(keys) != len(case_ids):
         raise SegfairError(KEYS_LENGTH.format(n=len(keys), m=len(case_ids)))
-    columns = _Columns()
+    columns = _Columns(len(case_ids))
     with ResultStore(cache_dir) as store:
         found = columns.add_stored(store.scan(keys), None, case_ids)
     if len(found) < len(case_ids):
@@ -295,16 +295,29 @@ class _Columns:
     (a case's index in the run) and of matrices (a row per case, a column per slot). A million
     stored results stay a few arrays, never a million objects."""
 
-    def __init__(self) -> None:
+    def __init__(self, n: int) -> None:
+        self.n = n
         self.parts: dict[bytes, tuple[Layout, list[Positions], list[Matrix]]] = {}
+        #: the first layout met (a run's usual one) in one matrix of a row per case, filled in
+        #: place: no chunks to join at the end, so a million rows are never held twice
+        self.dense: tuple[Layout, Matrix, npt.NDArray[np.bool_]] | None = None
 
     def _add(self, layout: Layout, positions: Positions, matrix: Matrix) -> None:
+        if self.dense is None and layout.id not in self.parts:
+            full = np.empty((self.n, layout.width), dtype=np.float64)
+            self.dense = (layout, full, np.zeros(self.n, dtype=bool))
+        if self.dense is not None and self.dense[0].id == layout.id:
+            _, full, filled = self.dense
+            full[positions] = matrix
+            filled[positions] = True
+            return
         _, pos, mats = self.parts.setdefault(layout.id, (layout, [], []))
         pos.append(positions)
         mats.append(matrix)
 
     def layouts(self) -> list[Layout]:
-        return [layout for layout, _, _ in self.parts.values()]
+        first = [] if self.dense is None else [self.dense[0]]
+        return first + [layout for layout, _, _ in self.parts.values()]
 
     def add_stored(
         self, chunks: Iterable[Found], tasks: Sequence[CaseTask] | None, case_ids: Sequence[str]
@@ -354,6 +367,11 @@ class _Columns:
         out: dict[int, CaseResult] = {}
         if not len(want):
             return out
+        if self.dense is not None:
+            layout, full, filled = self.dense
+            for i in want[filled[want]].tolist():
+                out[i] = layout.to_result("", full[i])
+                filled[i] = False
         for layout, pos, mats in self.parts.values():
             for n, (p, m) in enumerate(zip(pos, mats, strict=True)):
                 hit = np.isin(p, want)
@@ -365,7 +383,14 @@ class _Columns:
 
     def finish(self) -> Iterator[tuple[Layout, Positions, Matrix]]:
         """Each layout's positions in ascending order and its matrix in that order; the chunks
-        are let go as they are joined (a million rows are never held twice over)."""
+        are let go as they are joined."""
+        if self.dense is not None:
+            layout, full, filled = self.dense
+            self.dense = None
+            positions = np.flatnonzero(filled)
+            if len(positions):
+                yield layout, positions, full if len(positions) == self.n else full[positions]
+            del full, filled
         for layout_id in list(self.parts):
             layout, pos, mats = self.parts.pop(layout_id)
             positions = np.concatenate(pos)
