@@ -129,7 +129,8 @@ def evaluate(
         hit[found] = True
         # the sample is drawn from the hits in case-id order (the same cache and seed, the same
         # cases), whatever order the store gave them in
-        checked = set(_to_verify(sorted(ids[i] for i in found), cfg.cache_verify, cfg.seed))
+        hit_ids = sorted(ids[i] for i in found.tolist()) if cfg.cache_verify > 0 else []
+        checked = set(_to_verify(hit_ids, cfg.cache_verify, cfg.seed))
         taken = columns.take(i for i in found.tolist() if ids[i] in checked)
         hits = {ids[i]: result for i, result in taken.items()}
         if len(found) > len(hits):  # every hit at once: one line of progress, not one per case
