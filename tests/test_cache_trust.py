@@ -3,13 +3,17 @@ decide a gate (SECURITY.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import Repo
@@ -17,23 +21,41 @@ from conftest import Repo
 from segfair.cohort import load_cohort
 from segfair.errors import SegfairError
 from segfair.evaluate import build_tasks, evaluate, evaluate_case
+from segfair.evaluate.cache import _cache_key as _key
+from segfair.evaluate.store import STORE_NAME, Layout, ResultStore, StoreRow
 from segfair.io import signing
 
 
-def _entries(cache: Path) -> list[Path]:
-    return sorted(p for p in cache.rglob("*.json") if p.parent != cache)  # not the file index
+def _entries(cache: Path) -> list[tuple[Any, ...]]:
+    """The rows of the results store: (key, case_id, layout, payload, tag), by key."""
+    with contextlib.closing(sqlite3.connect(cache / STORE_NAME)) as db:
+        sql = "SELECT key, case_id, layout, payload, tag FROM results ORDER BY key"
+        return db.execute(sql).fetchall()
 
 
-def _forge(entry: Path, dice: float) -> None:
+def _update(cache: Path, key: bytes, **columns: Any) -> None:
+    with contextlib.closing(sqlite3.connect(cache / STORE_NAME)) as db, db:
+        sets = ", ".join(f"{c} = ?" for c in columns)
+        db.execute(f"UPDATE results SET {sets} WHERE key = ?", [*columns.values(), key])
+
+
+def _with_dice(cache: Path, layout_id: bytes, payload: bytes, dice: float) -> bytes:
+    with contextlib.closing(sqlite3.connect(cache / STORE_NAME)) as db:
+        (spec,) = db.execute("SELECT spec FROM layouts WHERE id = ?", (layout_id,)).fetchone()
+    values = np.frombuffer(payload, dtype="<f8").copy()
+    for j, (*_, metric) in enumerate(Layout.from_spec(spec).scores):
+        if metric == "dice":
+            values[j] = dice
+    return values.tobytes()
+
+
+def _forge(cache: Path, row: tuple[Any, ...], dice: float) -> None:
     """What an attacker who can write the cache does: change a Dice, recompute the checksum
     the way the entry's own code would without the key (an unkeyed SHA-256 of the rest)."""
-    doc = json.loads(entry.read_text())
-    for pair in doc["pairs"]:
-        pair["values"]["dice"] = dice
-    body = {k: v for k, v in doc.items() if k not in {"hmac", "sha256"}}
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    doc["hmac"] = doc["sha256"] = digest
-    entry.write_text(json.dumps(doc, sort_keys=True))
+    key, case_id, layout, payload, _ = row
+    payload = _with_dice(cache, layout, payload, dice)
+    digest = hashlib.sha256(key + layout + case_id.encode() + b"\x00" + payload).digest()
+    _update(cache, key, payload=payload, tag=digest)
 
 
 def test_a_forged_cache_entry_is_recomputed_and_never_changes_a_score(
@@ -42,8 +64,8 @@ def test_a_forged_cache_entry_is_recomputed_and_never_changes_a_score(
     cohort = load_cohort(repo.config_path)
     cache = tmp_path / "cache"
     cold = evaluate(cohort, workers=1, cache=cache)
-    for entry in _entries(cache):
-        _forge(entry, 1.0)
+    for row in _entries(cache):
+        _forge(cache, row, 1.0)
     results = [evaluate_case(t) for t in build_tasks(cohort, cache_dir=str(cache))]
     assert not any(r.cached for r in results)
     pd.testing.assert_frame_equal(cold.table, evaluate(cohort, workers=1, cache=cache).table)
@@ -64,19 +86,13 @@ def test_a_genuine_entry_moved_to_another_key_is_not_believed(repo: Repo, tmp_pa
     cohort = load_cohort(repo.config_path)
     cache = tmp_path / "cache"
     evaluate(cohort, workers=1, cache=cache)
-    entries = _entries(cache)
-    by_case: dict[str, list[Path]] = {}
-    for e in entries:
-        by_case.setdefault(json.loads(e.read_text())["case_id"], []).append(e)
     # an old result of a case, copied over the entry its new masks would look up
-    first = entries[0]
-    doc = json.loads(first.read_text())
+    (_, case_id, layout, payload, tag), (new_key, *_) = _entries(cache)[:2]
+    _update(cache, new_key, case_id=case_id, layout=layout, payload=payload, tag=tag)
     tasks = build_tasks(cohort, cache_dir=str(cache))
-    task = next(t for t in tasks if t.case_id == doc["case_id"])
-    stale = first.with_name("f" * 64 + ".json")
-    shutil.copy(first, stale)
-    first.unlink()
-    assert not evaluate_case(task).cached
+    assert any(evaluate_case(t).cached for t in tasks if t.case_id == case_id)
+    moved = next(t for t in tasks if _key(t) == new_key.hex())
+    assert not evaluate_case(moved).cached
 
 
 def test_a_forged_file_index_is_ignored(
@@ -180,13 +196,14 @@ def test_release_mode_recomputes_a_sample_and_refuses_an_altered_cache(
     checked = load_cohort(repo.config_path)
     # a genuine cache passes the check, and the scores are the same
     pd.testing.assert_frame_equal(cold.table, evaluate(checked, workers=1, cache=cache).table)
-    entry = _entries(cache)[0]
-    doc = json.loads(entry.read_text())
-    doc["pairs"][0]["values"]["dice"] = 0.123
-    entry.write_text(json.dumps(signing.sign_document(doc), sort_keys=True))
+    key, case_id, layout, payload, _ = _entries(cache)[0]
+    with ResultStore(cache) as store:  # signed under the key: an insider
+        (found,) = store.get_many([key.hex()]).values()
+        altered = np.frombuffer(_with_dice(cache, layout, payload, 0.123), dtype="<f8")
+        store.put_many([StoreRow(key.hex(), case_id, found.layout, altered)])
     with pytest.raises(SegfairError, match="differ from a recomputation") as err:
         evaluate(checked, workers=1, cache=cache)
-    assert doc["case_id"] in str(err.value)
+    assert case_id in str(err.value)
     assert "cached 0.123" in str(err.value)
 
 
@@ -220,6 +237,36 @@ def test_an_empty_key_variable_counts_as_unset(
     monkeypatch.setenv(signing.KEY_ENV, "")
     assert len(signing.cache_key()) >= 32
     assert (tmp_path / "segfair" / "cache.key").is_file()
+
+
+def _read_key_into(barrier: Any, out: Any) -> None:
+    try:
+        barrier.wait()
+        out.send(signing.cache_key())
+    except BaseException as exc:  # pragma: no cover - reported by the assertion
+        out.send(f"{type(exc).__name__}: {exc}")
+
+
+def test_two_processes_making_the_key_at_once_both_get_the_same_whole_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    monkeypatch.delenv(signing.KEY_ENV, raising=False)
+    for attempt in range(10):  # the window is short: give it several chances
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / str(attempt)))
+        barrier = ctx.Barrier(2)
+        pipes = [ctx.Pipe() for _ in range(2)]
+        procs = [ctx.Process(target=_read_key_into, args=(barrier, there)) for _, there in pipes]
+        for p in procs:
+            p.start()
+        keys = [here.recv() if here.poll(30) else "no answer" for here, _ in pipes]
+        for p in procs:
+            p.join(30)
+        assert keys[0] == keys[1], keys
+        assert isinstance(keys[0], bytes)
+        assert len(keys[0]) >= signing.MIN_KEY_CHARS
 
 
 def test_a_forged_cached_drawing_is_redrawn(repo: Repo, tmp_path: Path) -> None:

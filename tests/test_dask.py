@@ -55,6 +55,31 @@ def test_a_dask_cluster_scores_a_cohort_exactly_like_the_local_process_pool(
     assert len(local.table) > 0
 
 
+def test_a_dask_evaluation_writes_into_the_same_results_store_as_a_local_one(
+    repo: Repo, cluster: Any, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from segfair.evaluate.store import ResultStore
+
+    cohort = load_cohort(repo.config_path)
+    cache = tmp_path / "cache"
+    with distributed.Client(cluster) as client:
+        remote = evaluate(cohort, executor=client.get_executor(), cache=cache, progress=False)
+    # the workers never saw the folder: the main process stored every result as it arrived
+    with ResultStore(cache) as store:
+        assert len(store) == len(repo.case_ids)
+
+    class Refusing(ThreadPoolExecutor):
+        def submit(self, *args: object, **kwargs: object) -> Any:
+            raise AssertionError("a warm run sent a task to a worker")
+
+    with Refusing(1) as refusing:
+        warm = evaluate(cohort, executor=refusing, cache=cache, progress=False)
+    pd.testing.assert_frame_equal(remote.table, warm.table)
+    pd.testing.assert_frame_equal(remote.morphology, warm.morphology)
+
+
 def test_segfair_audit_runs_on_a_running_scheduler_given_by_its_address(
     repo: Repo, cluster: Any, tmp_path: Path
 ) -> None:

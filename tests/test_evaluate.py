@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io as stdio
-import json
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from segfair.evaluate import (
     evaluate_case,
 )
 from segfair.evaluate.executors import _Progress
+from segfair.evaluate.store import STORE_NAME, Layout
 
 
 def test_the_score_table_holds_every_metric_of_every_model_on_every_ruler(repo: Repo) -> None:
@@ -97,12 +99,14 @@ def test_a_corrupt_cache_entry_is_recomputed_not_trusted(repo: Repo, tmp_path: P
     cohort = load_cohort(repo.config_path)
     cache = tmp_path / "cache"
     cold = evaluate(cohort, workers=1, cache=cache)
-    entries = sorted(p for p in cache.rglob("*.json") if p.parent != cache)  # not the hash index
-    assert len(entries) == 12
-    entries[0].write_text(entries[0].read_text()[:40])
-    doc = json.loads(entries[1].read_text())
-    doc["pairs"] = doc["pairs"][:1]
-    entries[1].write_text(json.dumps(doc))
+    with contextlib.closing(sqlite3.connect(cache / STORE_NAME)) as db, db:
+        rows = db.execute("SELECT key, payload, layout FROM results ORDER BY key").fetchall()
+        assert len(rows) == 12
+        # a payload cut short, and an entry pointing at a layout of fewer slots
+        db.execute("UPDATE results SET payload = ? WHERE key = ?", (rows[0][1][:40], rows[0][0]))
+        short = Layout(scores=(("foreground", "model:candidate", "ruler:expert", "dice"),))
+        db.execute("INSERT INTO layouts VALUES (?, ?)", (short.id, short.spec))
+        db.execute("UPDATE results SET layout = ? WHERE key = ?", (short.id, rows[1][0]))
     results = [evaluate_case(t) for t in build_tasks(cohort, cache_dir=str(cache))]
     assert sum(not r.cached for r in results) == 2
     pd.testing.assert_frame_equal(cold.table, evaluate(cohort, workers=1, cache=cache).table)

@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -819,48 +820,74 @@ def test_a_worker_that_dies_is_named_and_the_run_fails_cleanly(
     assert not (tmp_path / "r.json").exists()
 
 
-def _cache_entries(folder: Path) -> list[Path]:
-    """The case results: not the drawings of worst cases, not the index of file hashes, and not
-    the hidden temporary file of a write a kill interrupted (``.<pid>.<thread>.tmp.<name>``)."""
-    return sorted(p for p in folder.glob("??/*.json") if not p.name.startswith("."))
+def _cache_entries(folder: Path) -> list[tuple[bytes, bytes]]:
+    """The case results in the folder's results store: (key, payload), by key."""
+    from segfair.evaluate.store import STORE_NAME
+
+    if not (folder / STORE_NAME).exists():
+        return []
+    with contextlib.closing(sqlite3.connect(folder / STORE_NAME, timeout=30)) as db:
+        try:
+            return db.execute("SELECT key, payload FROM results ORDER BY key").fetchall()
+        except sqlite3.OperationalError:  # created, its tables not yet
+            return []
+
+
+def _verified(folder: Path, keys: list[bytes]) -> int:
+    """How many of these entries read back whole and signed."""
+    from segfair.evaluate.store import ResultStore
+
+    with ResultStore(folder) as store:
+        return len(store.get_many([k.hex() for k in keys]))
 
 
 def test_a_corrupt_cache_entry_is_detected_and_recomputed_end_to_end(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", n_cases=6, rulers=("expert",))
     repo.write_config(gates=[GAP], n_boot=100, cache=".cache")
     first = audit(repo.config_path, "--json", str(tmp_path / "a.json"))
-    entries = _cache_entries(repo.root / ".cache")
+    cache = repo.root / ".cache"
+    entries = _cache_entries(cache)
     assert first.code in (0, 1)
     assert len(entries) == 6
-    entries[0].write_text(entries[0].read_text()[:50])  # truncated
-    text = entries[1].read_text()
-    digit = re.search(r"\d\.\d{3}", text)
-    assert digit is not None
-    i = digit.end() - 1
-    entries[1].write_text(text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1 :])  # one digit
-    entries[2].write_text("[]")  # valid JSON, wrong shape
-    entries[3].write_bytes(os.urandom(64))  # garbage
+    from segfair.evaluate.store import STORE_NAME
+
+    (k0, p0), (k1, p1), (k2, _), (k3, _) = entries[:4]
+    flipped = bytearray(p1)
+    flipped[3] ^= 0x01  # one bit of one value
+    with contextlib.closing(sqlite3.connect(cache / STORE_NAME)) as db, db:
+        update = "UPDATE results SET {} = ? WHERE key = ?"
+        db.execute(update.format("payload"), (p0[:5], k0))  # truncated
+        db.execute(update.format("payload"), (bytes(flipped), k1))
+        db.execute(update.format("layout"), (b"\x00" * 32, k2))  # a layout that is not there
+        db.execute(update.format("tag"), (os.urandom(64), k3))  # garbage
     cached: list[bool] = []
+    counts: list[tuple[int, int]] = []
     original = executors_module._Progress.update
 
     def spy(self: Any, result: evaluate_module.CaseResult) -> None:
         cached.append(result.cached)
         original(self, result)
+        counts.append((self.done, self.cached))
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(executors_module._Progress, "update", spy)
         second = audit(repo.config_path, "--json", str(tmp_path / "b.json"))
     assert second.code == first.code
-    assert sorted(cached) == [False] * 4 + [True] * 2
+    # the hits are counted at once, the 4 recomputed cases one by one
+    assert cached.count(False) == 4
+    assert counts[-1] == (6, 2)
     assert _without_timestamp(tmp_path / "a.json") == _without_timestamp(tmp_path / "b.json")
-    for entry in _cache_entries(repo.root / ".cache"):
-        json.loads(entry.read_text())  # rewritten whole
+    entries = _cache_entries(cache)
+    assert _verified(cache, [k for k, _ in entries]) == 6  # rewritten whole
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_evaluation_leaves_a_valid_cache_and_the_old_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    n = 80
+    # more cases than the store's first batch (results are committed every 1,000 or every
+    # second): the run is still evaluating when that batch is in
+    n = 2500
     repo = make_repo(tmp_path / "repo", n_cases=n, rulers=("expert",), shape=(12, 12, 8))
     repo.write_config(gates=[GAP], n_boot=100, cache=".cache", workers=1)
     report = tmp_path / "report.json"
@@ -885,21 +912,20 @@ def test_a_run_killed_mid_evaluation_leaves_a_valid_cache_and_the_old_report(
         while len(_cache_entries(cache)) < 3:
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline, "no cache entry appeared"
-            time.sleep(0.002)
+            time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    from segfair.evaluate.store import STORE_NAME
+
+    with contextlib.closing(sqlite3.connect(cache / STORE_NAME)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     entries = _cache_entries(cache)
     assert 3 <= len(entries) < n
-    for entry in entries:
-        doc = json.loads(entry.read_text())  # every entry complete: written atomically
-        assert doc["hmac"]
-    # all a kill can leave besides whole entries: hidden temporary files, which no lookup reads
-    strays = [p for p in cache.glob("??/*") if p not in entries]
-    assert all(p.name.startswith(".") and ".tmp." in p.name for p in strays), strays
+    assert _verified(cache, [k for k, _ in entries]) == len(entries)  # every committed one whole
     assert report.read_text() == '{"old": true}\n'  # the old report, whole
     monkeypatch.setenv("CI", "true")
     rerun = audit(repo.config_path, "--json", str(report))  # in this process: no second import

@@ -1,31 +1,41 @@
-"""The results cache: one JSON entry per case, keyed by the content hash of its inputs and the
-settings, authenticated by an HMAC under a key kept outside the repository (a forged or moved
-entry is recomputed, never believed); looked up in the main process before any worker starts."""
+"""The results cache: one entry per case in the folder's results store (:mod:`.store`), keyed
+by the content hash of its inputs and the settings, authenticated by an HMAC under a key kept
+outside the repository (a forged or moved entry is recomputed, never believed); looked up and
+written in the main process, never in a worker. A per-file cache of an earlier segfair is moved
+into the store once."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import os
+import re
+import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import (
     ThreadPoolExecutor,
 )
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from segfair.errors import InputError, SegfairError
+from segfair.evaluate.store import MIGRATED, Layout, ResultStore, StoreRow, _note
 from segfair.evaluate.tasks import CaseResult, CaseTask
-from segfair.io.signing import cache_key, sign_document, verify_document
+from segfair.io.signing import cache_key, verify_document
 from segfair.version import __version__
 
 __all__ = ["CACHE_FORMAT", "CACHE_NOT_WRITABLE", "CACHE_TRACKED"]
 
+#: The per-file cache before the store: ``<cache>/<xx>/<key>.json`` (migrated once).
+_OLD_BUCKET = re.compile(r"[0-9a-f]{2}")
+_OLD_ENTRY = re.compile(r"[0-9a-f]{64}\.json")
 
-#: Bumped whenever the layout of a cached case result changes (3: entries carry an HMAC; 4:
-#: values per structure).
+
+#: Bumped whenever the meaning of a cached case result changes (3: entries carry an HMAC; 4:
+#: values per structure). Part of every lookup key; the store's own schema is ``STORE_FORMAT``.
 CACHE_FORMAT = 4
 CACHE_TRACKED = (
     "the cache folder {path!r} holds files tracked by git ({example!r}, …): anyone who can "
@@ -61,69 +71,9 @@ def _cache_key(task: CaseTask, hashes: Callable[[str], str] | None = None) -> st
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _cache_path(cache_dir: str, key: str) -> Path:
-    return Path(cache_dir) / key[:2] / f"{key}.json"
-
-
-def _read_cache(path: Path, task: CaseTask) -> CaseResult | None:
-    try:
-        doc = json.loads(path.read_text())
-        if doc.get("format") != CACHE_FORMAT or doc.get("case_id") != task.case_id:
-            return None
-        # the entry must be for this lookup key (a genuine entry of another version of the case,
-        # moved here, is refused) and signed under our key (an edited one is refused)
-        if doc.get("key") != path.stem or not verify_document(doc):
-            return None
-        names = list(task.structure_names)
-        scores: dict[str, dict[tuple[str, str], dict[str, float]]] = {n: {} for n in names}
-        shapes: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
-        for p in doc["pairs"]:
-            values = {k: float(v) for k, v in p["values"].items()}
-            scores[str(p["structure"])][(p["pred"], p["ref"])] = values  # KeyError: foreign
-        for m in doc["morphology"]:
-            values = {d: float(x) for d, x in m["values"].items()}
-            shapes[str(m["structure"])][str(m["ref"])] = values
-        want = {tuple(p) for p in task.pairs}
-        if any(set(v) != want for v in scores.values()):
-            return None
-        if any(set(v) != set(task.describe) for v in shapes.values()):
-            return None
-        if any(set(v) != set(task.metrics) for per in scores.values() for v in per.values()):
-            return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        # a corrupt or foreign entry is recomputed, never trusted
-        return None
-    return CaseResult(case_id=task.case_id, scores=scores, shapes=shapes, cached=True)
-
-
-def _write_cache(path: Path, result: CaseResult) -> None:
-    from segfair.io import atomic_write_text
-
-    doc = {
-        "format": CACHE_FORMAT,
-        "key": path.stem,
-        "case_id": result.case_id,
-        # in the structures' order (reading the entry back keeps it), pairs sorted within
-        "pairs": [
-            {"structure": s, "pred": p, "ref": r, "values": v}
-            for s, per in result.scores.items()
-            for (p, r), v in sorted(per.items())
-        ],
-        "morphology": [
-            {"structure": s, "ref": r, "values": v}
-            for s, per in result.shapes.items()
-            for r, v in sorted(per.items())
-        ],
-    }
-    # the cache is an optimisation: a full disk costs a recomputation, never the run
-    with contextlib.suppress(OSError):
-        atomic_write_text(path, json.dumps(sign_document(doc), sort_keys=True))
-
-
-def _look_up(
-    tasks: Sequence[CaseTask], cache_dir: str, workers: int
-) -> list[tuple[CaseTask, CaseResult | None]]:
-    """Each task with its cached result (None: a miss), looked up here rather than in workers.
+def _keys(tasks: Sequence[CaseTask], cache_dir: str, workers: int) -> list[str | None]:
+    """The lookup key of each task (None: a file cannot be hashed; the worker meets the same
+    error and reports it with the case), computed here rather than in workers.
 
     A warm re-run then starts no worker process and sends no task. A miss carries its key on to
     the worker, which does not hash the files again.
@@ -132,25 +82,107 @@ def _look_up(
 
     index = file_index(cache_dir)
 
-    def one(task: CaseTask) -> tuple[CaseTask, CaseResult | None]:
+    def one(task: CaseTask) -> str | None:
         try:
-            key = _cache_key(task, index.content_hash)
+            return _cache_key(task, index.content_hash)
         except InputError:
-            return task, None  # the worker meets the same error and reports it with the case
-        return replace(task, cache_key=key), _read_cache(_cache_path(cache_dir, key), task)
+            return None
 
     # Hashing a file (reading it, OpenSSL) releases the GIL: threads overlap it. A case whose
     # hashes are all remembered is pure Python (JSON), where threads only contend: serial.
-    known = [all(index.knows(f) for f in t.files.values()) for t in tasks]
-    found = [one(t) for t, k in zip(tasks, known, strict=True) if k]
-    rest = [t for t, k in zip(tasks, known, strict=True) if not k]
+    keys: list[str | None] = [None] * len(tasks)
+    rest = []
+    for i, task in enumerate(tasks):
+        if all(index.knows(f) for f in task.files.values()):
+            keys[i] = one(task)
+        else:
+            rest.append(i)
     if len(rest) > 1:
         with ThreadPoolExecutor(max_workers=max(2, min(workers, 8))) as pool:
-            found += pool.map(one, rest)
+            for i, key in zip(rest, pool.map(one, [tasks[i] for i in rest]), strict=True):
+                keys[i] = key
     else:
-        found += map(one, rest)
+        for i in rest:
+            keys[i] = one(tasks[i])
     index.save()
-    return found
+    return keys
+
+
+def _entry_row(doc: Any, key: str) -> StoreRow | None:
+    """A per-file cache entry (format 4) as a store row, when it is genuine: for its lookup key
+    and signed under our key (else None: it is dropped, never believed)."""
+    try:
+        if doc.get("format") != CACHE_FORMAT or doc.get("key") != key:
+            return None
+        if not verify_document(doc):
+            return None
+        result = CaseResult(case_id=str(doc["case_id"]))
+        for p in doc["pairs"]:
+            values = {str(k): float(v) for k, v in p["values"].items()}
+            per = result.scores.setdefault(str(p["structure"]), {})
+            per[(str(p["pred"]), str(p["ref"]))] = values
+        for m in doc["morphology"]:
+            values = {str(d): float(x) for d, x in m["values"].items()}
+            result.shapes.setdefault(str(m["structure"]), {})[str(m["ref"])] = values
+        layout, values_ = Layout.of(result)
+        bytes.fromhex(key)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return StoreRow(key, result.case_id, layout, values_)
+
+
+def _migrate(cache_dir: str, store: ResultStore) -> None:
+    """Move the per-file cache of segfair before the store (``<cache>/<xx>/<key>.json``) into
+    the store, once: each genuine entry is imported, then every entry file is removed (a kept
+    file would be scanned on every run and could never be read again), with one line saying so.
+    """
+    folder = Path(cache_dir)
+    if store.db is None:  # no store to move them into (a newer segfair's): leave them
+        return
+    try:
+        subdirs = [
+            Path(e.path)
+            for e in os.scandir(folder)
+            if e.is_dir(follow_symlinks=False) and _OLD_BUCKET.fullmatch(e.name)
+        ]
+    except OSError:
+        return
+    moved = dropped = 0
+    batch: list[StoreRow] = []
+    for sub in sorted(subdirs):
+        with contextlib.suppress(OSError):
+            for entry in sorted(sub.glob("*.json")):
+                if not _OLD_ENTRY.fullmatch(entry.name):
+                    continue
+                try:
+                    row = _entry_row(json.loads(entry.read_text(encoding="utf-8")), entry.stem)
+                except (OSError, ValueError):
+                    row = None
+                if row is None:
+                    dropped += 1
+                else:
+                    batch.append(row)
+                if len(batch) >= 1000:
+                    moved += _put(store, batch)
+                    batch.clear()
+            moved += _put(store, batch)
+            batch.clear()
+            # only once its entries are committed: a run killed here migrates the rest next time
+            for entry in sub.glob("*.json"):
+                if _OLD_ENTRY.fullmatch(entry.name):
+                    entry.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                sub.rmdir()  # only when empty: anything else in it is not ours
+    if moved or dropped:
+        _note(MIGRATED.format(n=moved, path=cache_dir, store=str(store.path), dropped=dropped))
+
+
+def _put(store: ResultStore, rows: list[StoreRow]) -> int:
+    """put_many, or an OSError when it cannot commit (the files of that batch are then kept)."""
+    try:
+        return store.put_many(rows)
+    except sqlite3.Error as exc:
+        raise OSError(str(exc)) from None
 
 
 def _check_cache_dir(path: str) -> None:

@@ -3,9 +3,13 @@ references (run in worker processes, by reference)."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 from segfair.cohort.config import DEFAULT_STRUCTURE
 from segfair.errors import InputError, Problem
-from segfair.evaluate.cache import _cache_key, _cache_path, _read_cache, _write_cache
+from segfair.evaluate.cache import _cache_key
+from segfair.evaluate.store import Layout, ResultStore, StoreRow
 from segfair.evaluate.tasks import CaseResult, CaseTask
 
 __all__ = ["evaluate_case"]
@@ -16,11 +20,11 @@ def evaluate_case(task: CaseTask) -> CaseResult:
     structure, describe the references.
 
     Bad input is returned as problems (not raised) so that a run reports every bad case at once.
+    A task with ``cache_dir`` (a direct call) reads and writes that folder's results store;
+    :func:`~segfair.evaluate.evaluate` sends its workers tasks without one (it looks results up
+    and stores them itself, in the main process).
     """
-    from segfair import io, metrics
-    from segfair.metrics import morphology
-
-    path = None
+    key = None
     if task.cache_dir is not None:
         try:
             key = task.cache_key or _cache_key(task)
@@ -28,10 +32,22 @@ def evaluate_case(task: CaseTask) -> CaseResult:
             return CaseResult(
                 task.case_id, problems=[Problem.from_input_error("unusable masks", exc)]
             )
-        path = _cache_path(task.cache_dir, key)
-        hit = _read_cache(path, task)
-        if hit is not None:
-            return hit
+        with ResultStore(task.cache_dir) as store:
+            found = store.get_many([key]).get(key)
+        if found is not None and found.case_id == task.case_id and found.layout.fits(task):
+            return found.layout.to_result(task.case_id, found.values)
+    result = _compute(task)
+    if key is not None and task.cache_dir is not None and not result.problems:
+        layout, values = Layout.of(result)
+        # the cache is an optimisation: a full disk costs a recomputation, never the run
+        with contextlib.suppress(OSError, sqlite3.Error), ResultStore(task.cache_dir) as store:
+            store.put_many([StoreRow(key, task.case_id, layout, values)])
+    return result
+
+
+def _compute(task: CaseTask) -> CaseResult:
+    from segfair import io, metrics
+    from segfair.metrics import morphology
 
     result = CaseResult(case_id=task.case_id)
     masks: dict[str, io.Mask | io.LabelMap] = {}
@@ -91,6 +107,4 @@ def evaluate_case(task: CaseTask) -> CaseResult:
     except InputError as exc:
         result.problems.append(Problem.from_input_error("unusable masks", exc))
         return result
-    if path is not None:
-        _write_cache(path, result)
     return result

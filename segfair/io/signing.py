@@ -25,6 +25,7 @@ import hmac
 import json
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -98,7 +99,13 @@ def _find_key(env: str | None) -> bytes:
         with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(secrets.token_hex(32) + "\n")
     except FileExistsError:
-        pass  # another process made it first: use theirs
+        # another process made it first: use theirs, once it has written it (two runs that
+        # start at once on a fresh machine would otherwise read it empty)
+        for _ in range(_WAIT_STEPS):
+            try:
+                return _read_key(path)
+            except _ShortKey:
+                time.sleep(_WAIT_STEP_S)
     except OSError as exc:
         raise SegfairError(_no_key(path, "created", exc)) from None
     try:
@@ -107,12 +114,20 @@ def _find_key(env: str | None) -> bytes:
         raise SegfairError(_no_key(path, "read", exc)) from None
 
 
+class _ShortKey(OSError):
+    """The key file holds fewer than :data:`MIN_KEY_CHARS` characters."""
+
+
+#: How long a process waits for another to finish writing the key file it created (20 × 50 ms).
+_WAIT_STEPS, _WAIT_STEP_S = 20, 0.05
+
+
 def _read_key(path: Path) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     with os.fdopen(fd, "rb") as f:
         key = f.read(4096).strip()
     if len(key) < MIN_KEY_CHARS:
-        raise OSError(f"it holds {len(key)} characters, fewer than {MIN_KEY_CHARS}")
+        raise _ShortKey(f"it holds {len(key)} characters, fewer than {MIN_KEY_CHARS}")
     return key
 
 
