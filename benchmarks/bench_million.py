@@ -7,15 +7,23 @@ memory on 2 cores; 100,000 cases in ≤ 20 s.
 
 The scores are synthetic (:func:`million_scores`: the example's models, rulers, attributes and
 metrics; a younger group scored worse, some missed lesions with infinite HD95, some undefined
-values and some cases without an automated mask). Each size runs in a fresh process so that peak
-memory (``ru_maxrss``) is its own. Phases are timed: scores, gates, report.
+values and some cases without an automated mask, excluded from it and counted). They are written
+once into a results store under ``--root`` (as ``segfair audit`` would have stored them, keyed
+by case; a million cases take a few minutes to write, kept for re-runs), then each size runs in a
+fresh process, so that its peak memory (``ru_maxrss``) is its own, and times the run as the CLI
+does it: ``load_scores`` from the store, every configured gate (``SegfairSession``: prefetch,
+Holm, label plans), then the HTML, JSON and Markdown reports.
 
-    python benchmarks/bench_million.py [--cases 100000 1000000] [--n-boot 2000] [--out DIR]
+    python benchmarks/bench_million.py [--cases 100000 1000000] [--n-boot 2000]
+        [--root /tmp/segfair-million] [--in-memory]
+
+``--in-memory`` skips the store (the scores are made in the process) to separate its cost.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import subprocess
@@ -128,9 +136,7 @@ def million_scores(n: int, seed: int = 0) -> Scores:
     )
     return Scores(
         table=table,
-        groups=pd.DataFrame(
-            {"age_group": bins, "ethnicity": ethnicity, "site": site}, index=index
-        ),
+        groups=pd.DataFrame({"age_group": bins, "ethnicity": ethnicity, "site": site}, index=index),
         trusted_ruler="expert",
         rulers=RULERS,
         models=MODELS,
@@ -144,37 +150,136 @@ def million_scores(n: int, seed: int = 0) -> Scores:
     )
 
 
-def run_one(n: int, n_boot: int, out: Path) -> dict[str, Any]:
-    """Scores → audit → the example's gates → reports, timed by phase, in this process."""
-    from segfair.audit import Audit
-    from segfair.cohort import load_config
-    from segfair.gates import parse_gates
-    from segfair.planner import evaluate_gates
-    from segfair.report import build_report, write_reports
+def _cohort(n: int, scores: Scores, folder: Path) -> Any:
+    """The example's configuration with its cache in ``folder``, and an in-memory cohort of the
+    synthetic cases (no mask on disk)."""
+    from segfair.cohort import Cohort, load_config
 
-    config = load_config(EXAMPLE).model_copy(update={"n_boot": n_boot})
-    t0 = time.perf_counter()
-    scores = million_scores(n)
-    t1 = time.perf_counter()
-    audit = Audit(
-        scores,
-        seed=config.seed,
-        n_boot=config.n_boot,
-        confidence=config.confidence,
-        cap=config.cap,
-        min_group_size=config.min_group_size,
+    config = load_config(EXAMPLE).model_copy(update={"cache": str(folder)})
+    return Cohort(
+        config=config,
+        metadata=scores.metadata,
+        groups=scores.groups,
+        exclusions=scores.exclusions,
+        cache_dir=str(folder),
     )
-    gates = parse_gates(config.gates, source=config.source, trusted_ruler=config.trusted_ruler)
-    results = evaluate_gates(audit, gates, holm=config.holm, on_inconclusive="fail")
+
+
+def _key(case_id: str) -> str:
+    return hashlib.sha256(f"million {case_id}".encode()).hexdigest()
+
+
+def _layouts() -> tuple[Any, Any]:
+    """The layout of a case with both rulers, and of one without the automated ruler."""
+    from segfair.evaluate import Layout
+
+    def slots(rulers: tuple[str, ...]) -> Any:
+        scores = [
+            ("foreground", f"model:{m}", f"ruler:{r}", metric)
+            for m in MODELS
+            for r in rulers
+            for metric in METRICS
+        ]
+        if "automated" in rulers:
+            scores += [("foreground", "ruler:automated", "ruler:expert", m) for m in METRICS]
+        shapes = [("foreground", "ruler:expert", d) for d in DESCRIPTORS]
+        return Layout(scores=tuple(scores), shapes=tuple(shapes))
+
+    return slots(RULERS), slots(("expert",))
+
+
+def write_store(n: int, folder: Path) -> None:
+    """Store the synthetic scores of ``n`` cases in ``folder`` (once; a marker says it is done)."""
+    from segfair.evaluate import ResultStore, StoreRow
+
+    done = folder / f"million-{n}.done"
+    if done.exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    scores = million_scores(n)
+    full, expert_only = _layouts()
+    ids = [str(c) for c in scores.groups.index]
+    pos = {c: i for i, c in enumerate(ids)}
+
+    def matrix(frame: pd.DataFrame, keys: list[str], slots: list[tuple[str, ...]]) -> np.ndarray:
+        out = np.full((n, len(slots)), np.nan)
+        rows = frame["case_id"].astype(str).map(pos).to_numpy()
+        combo = list(zip(*(frame[k].astype(str) for k in keys), strict=True))
+        where = {s: j for j, s in enumerate(slots)}
+        cols = np.array([where[c] for c in combo])
+        out[rows, cols] = frame["value"].to_numpy(dtype=np.float64)
+        return out
+
+    table = pd.DataFrame(
+        {
+            "case_id": scores.table["case_id"].astype(str),
+            "pred": "model:" + scores.table["model"].astype(str),
+            "ref": "ruler:" + scores.table["ruler"].astype(str),
+            "metric": scores.table["metric"].astype(str),
+            "value": scores.table["value"],
+        }
+    )
+    agree = pd.DataFrame(
+        {
+            "case_id": scores.agreement["case_id"].astype(str),
+            "pred": "ruler:" + scores.agreement["ruler"].astype(str),
+            "ref": "ruler:expert",
+            "metric": scores.agreement["metric"].astype(str),
+            "value": scores.agreement["value"],
+        }
+    )
+    values = matrix(
+        pd.concat([table, agree]), ["pred", "ref", "metric"], [s[1:] for s in full.scores]
+    )
+    morph = scores.morphology.assign(ref="ruler:expert")
+    shapes = matrix(morph, ["ref", "descriptor"], [s[1:] for s in full.shapes])
+    no_auto = set(scores.exclusions["case_id"].astype(str))
+    keep = [j for j, s in enumerate(full.scores) if s in set(expert_only.scores)]
+    with ResultStore(folder) as store:
+        for lo in range(0, n, 10_000):
+            rows = []
+            for i in range(lo, min(n, lo + 10_000)):
+                if ids[i] in no_auto:
+                    row = np.concatenate([values[i, keep], shapes[i]])
+                    rows.append(StoreRow(_key(ids[i]), ids[i], expert_only, row))
+                else:
+                    row = np.concatenate([values[i], shapes[i]])
+                    rows.append(StoreRow(_key(ids[i]), ids[i], full, row))
+            store.put_many(rows)
+    done.touch()
+
+
+def run_one(n: int, n_boot: int, out: Path, root: Path | None) -> dict[str, Any]:
+    """Load → the example's gates → reports, as the CLI runs them, timed by phase."""
+    from segfair.evaluate import load_scores
+    from segfair.session import SegfairSession
+
+    t0 = time.perf_counter()
+    if root is None:
+        scores = million_scores(n)
+        cohort = _cohort(n, scores, out / "cache")
+    else:
+        made = million_scores(n)  # its cohort table, read from a file in a real run: not timed
+        cohort = _cohort(n, made, root)
+        keys = [_key(str(c)) for c in made.groups.index]
+        del made
+        t0 = time.perf_counter()
+        scores = load_scores(cohort, keys, cache=root)
+    t1 = time.perf_counter()
+    config = cohort.config.model_copy(update={"n_boot": n_boot})
+    session = SegfairSession(config, cache=root is not None)
+    session.__dict__["cohort"] = cohort
+    session.__dict__["scores"] = scores
+    results = session.check_config_gates()
     t2 = time.perf_counter()
-    doc = build_report(audit, results, config=config, seed=config.seed)
-    paths = write_reports(
-        doc, html=out / "report.html", json_path=out / "report.json", md=out / "report.md"
+    paths = session.write_reports(
+        html=out / "report.html", json_path=out / "report.json", md=out / "report.md"
     )
     t3 = time.perf_counter()
     return {
         "cases": n,
         "n_boot": n_boot,
+        "store": root is not None,
         "scores_s": round(t1 - t0, 2),
         "gates_s": round(t2 - t1, 2),
         "report_s": round(t3 - t2, 2),
@@ -189,26 +294,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--n-boot", type=int, default=2000)
+    parser.add_argument(
+        "--root", type=Path, default=Path(tempfile.gettempdir()) / "segfair-million"
+    )
+    parser.add_argument("--in-memory", action="store_true", help="no store: scores made in memory")
     parser.add_argument("--out", type=Path, default=None, help="where to keep the reports")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="segfair-million-"))
     if args.one:
-        print(json.dumps(run_one(args.cases[0], args.n_boot, out)))
+        root = None if args.in_memory else args.root
+        print(json.dumps(run_one(args.cases[0], args.n_boot, out, root)))
         return 0
     for n in args.cases:
         where = out / str(n)
         where.mkdir(parents=True, exist_ok=True)
+        store = args.root / str(n)
+        if not args.in_memory:
+            start = time.perf_counter()
+            write_store(n, store)
+            print(f"{n:>9,} cases in the store {store} ({time.perf_counter() - start:.0f} s)")
         cmd = [sys.executable, __file__, "--one", "--cases", str(n), "--n-boot", str(args.n_boot)]
+        cmd += ["--in-memory"] if args.in_memory else ["--root", str(store)]
         done = subprocess.run([*cmd, "--out", str(where)], capture_output=True, text=True)
         if done.returncode:
             print(done.stderr, file=sys.stderr)
             return done.returncode
         r = json.loads(done.stdout.strip().splitlines()[-1])
         print(
-            f"{n:>9,} cases, n_boot {r['n_boot']}: scores {r['scores_s']} s, gates "
-            f"{r['gates_s']} s, reports {r['report_s']} s — total {r['total_s']} s, peak "
-            f"{r['peak_mib']} MiB; reports {r['sizes_kib']} KiB"
+            f"{n:>9,} cases, n_boot {r['n_boot']}: {'load' if r['store'] else 'make'} scores "
+            f"{r['scores_s']} s, gates {r['gates_s']} s, reports {r['report_s']} s — total "
+            f"{r['total_s']} s, peak {r['peak_mib']} MiB; reports {r['sizes_kib']} KiB"
         )
         print("  verdicts: " + ", ".join(f"{k}={v}" for k, v in r["verdicts"].items()))
     return 0
