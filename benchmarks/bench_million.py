@@ -58,16 +58,38 @@ def _long(ids: pd.Categorical, columns: dict[str, Any], values: np.ndarray) -> p
     return pd.DataFrame(frame)
 
 
-def million_scores(n: int, seed: int = 0) -> Scores:
-    """Synthetic per-case scores of ``n`` cases named and grouped like the example repository."""
-    rng = np.random.default_rng(seed)
-    ids = pd.Categorical([f"case{i:07d}" for i in range(n)])
+def million_cohort(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The cases table of :func:`million_scores` alone: metadata, groups and exclusions (what
+    a run reads from its cases file), from a stream of its own."""
+    rng = np.random.default_rng([seed, 0])
     age = rng.integers(22, 85, n)
-    young = age < 40
     ethnicity = rng.choice(
         ["white", "black", "asian", "hispanic", "unknown"], n, p=[0.55, 0.15, 0.1, 0.05, 0.15]
     )
     site = rng.choice(["DUKE", "ISPY1", "ISPY2", "NACT"], n)
+    no_auto = rng.random(n) < 0.002  # cases without an automated mask: excluded, counted
+    index = pd.Index([f"case{i:07d}" for i in range(n)], name="case_id")
+    bins = pd.cut(age, [-np.inf, 40, 55, np.inf], right=False, labels=["young", "middle", "older"])
+    metadata = pd.DataFrame({"age": age, "ethnicity": ethnicity, "dataset": site}, index=index)
+    groups = pd.DataFrame({"age_group": bins, "ethnicity": ethnicity, "site": site}, index=index)
+    exclusions = pd.DataFrame(
+        {
+            "case_id": index[no_auto].to_numpy(dtype=object),
+            "kind": "ruler",
+            "source": "automated",
+            "reason": "missing file",
+        }
+    )
+    return metadata, groups, exclusions
+
+
+def million_scores(n: int, seed: int = 0) -> Scores:
+    """Synthetic per-case scores of ``n`` cases named and grouped like the example repository."""
+    metadata, groups, exclusions = million_cohort(n, seed)
+    rng = np.random.default_rng([seed, 1])
+    ids = pd.Categorical(metadata.index)
+    young = metadata["age"].to_numpy() < 40
+    no_auto = np.isin(np.asarray(metadata.index), exclusions["case_id"].to_numpy())
     blocks: list[tuple[str, str, str]] = []
     values: list[np.ndarray] = []
     for model, shift in zip(MODELS, (-0.03, 0.0), strict=True):
@@ -90,7 +112,6 @@ def million_scores(n: int, seed: int = 0) -> Scores:
         },
         np.concatenate(values),
     )
-    no_auto = rng.random(n) < 0.002  # cases without an automated mask: excluded, counted
     keep = ~(np.asarray(table["ruler"]) == "automated") | ~np.tile(no_auto, len(blocks))
     table = table[keep].reset_index(drop=True)
     agree = [np.clip(rng.normal(0.85 - 0.07 * young, 0.08), 0, 1), rng.gamma(2, 3 + 2 * young)]
@@ -123,26 +144,15 @@ def million_scores(n: int, seed: int = 0) -> Scores:
         },
         np.concatenate(shapes),
     )
-    index = pd.Index(np.asarray(ids), name="case_id")
-    bins = pd.cut(age, [-np.inf, 40, 55, np.inf], right=False, labels=["young", "middle", "older"])
-    excluded = np.flatnonzero(no_auto)
-    exclusions = pd.DataFrame(
-        {
-            "case_id": np.asarray(ids)[excluded],
-            "kind": "ruler",
-            "source": "automated",
-            "reason": "missing file",
-        }
-    )
     return Scores(
         table=table,
-        groups=pd.DataFrame({"age_group": bins, "ethnicity": ethnicity, "site": site}, index=index),
+        groups=groups,
         trusted_ruler="expert",
         rulers=RULERS,
         models=MODELS,
         agreement=agreement,
         morphology=morphology,
-        metadata=pd.DataFrame({"age": age, "ethnicity": ethnicity, "dataset": site}, index=index),
+        metadata=metadata,
         attribute_columns={"age_group": "age", "ethnicity": "ethnicity", "site": "dataset"},
         exclusions=exclusions,
         settings={"metrics": list(METRICS), "cap": 150.0},
@@ -150,17 +160,18 @@ def million_scores(n: int, seed: int = 0) -> Scores:
     )
 
 
-def _cohort(n: int, scores: Scores, folder: Path) -> Any:
+def _cohort(n: int, folder: Path) -> Any:
     """The example's configuration with its cache in ``folder``, and an in-memory cohort of the
     synthetic cases (no mask on disk)."""
     from segfair.cohort import Cohort, load_config
 
+    metadata, groups, exclusions = million_cohort(n)
     config = load_config(EXAMPLE).model_copy(update={"cache": str(folder)})
     return Cohort(
         config=config,
-        metadata=scores.metadata,
-        groups=scores.groups,
-        exclusions=scores.exclusions,
+        metadata=metadata,
+        groups=groups,
+        exclusions=exclusions,
         cache_dir=str(folder),
     )
 
@@ -249,6 +260,19 @@ def write_store(n: int, folder: Path) -> None:
     done.touch()
 
 
+def _peak_mib() -> int:
+    """This process's peak resident memory. ``VmHWM`` where there is /proc: ``ru_maxrss``
+    keeps the peak of the process that forked it across ``exec`` (the parent's)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
 def run_one(n: int, n_boot: int, out: Path, root: Path | None) -> dict[str, Any]:
     """Load → the example's gates → reports, as the CLI runs them, timed by phase."""
     from segfair.evaluate import load_scores
@@ -257,12 +281,10 @@ def run_one(n: int, n_boot: int, out: Path, root: Path | None) -> dict[str, Any]
     t0 = time.perf_counter()
     if root is None:
         scores = million_scores(n)
-        cohort = _cohort(n, scores, out / "cache")
+        cohort = _cohort(n, out / "cache")
     else:
-        made = million_scores(n)  # its cohort table, read from a file in a real run: not timed
-        cohort = _cohort(n, made, root)
-        keys = [_key(str(c)) for c in made.groups.index]
-        del made
+        cohort = _cohort(n, root)  # its cases table, read from a file in a real run: not timed
+        keys = [_key(str(c)) for c in cohort.metadata.index]
         t0 = time.perf_counter()
         scores = load_scores(cohort, keys, cache=root)
     t1 = time.perf_counter()
@@ -284,7 +306,7 @@ def run_one(n: int, n_boot: int, out: Path, root: Path | None) -> dict[str, Any]
         "gates_s": round(t2 - t1, 2),
         "report_s": round(t3 - t2, 2),
         "total_s": round(t3 - t0, 2),
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "peak_mib": _peak_mib(),
         "sizes_kib": {p.name: p.stat().st_size // 1024 for p in paths},
         "verdicts": {r.id: r.status for r in results},
     }
@@ -300,8 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-memory", action="store_true", help="no store: scores made in memory")
     parser.add_argument("--out", type=Path, default=None, help="where to keep the reports")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="segfair-million-"))
+    if args.write:
+        write_store(args.cases[0], args.root)
+        return 0
     if args.one:
         root = None if args.in_memory else args.root
         print(json.dumps(run_one(args.cases[0], args.n_boot, out, root)))
@@ -310,9 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         where = out / str(n)
         where.mkdir(parents=True, exist_ok=True)
         store = args.root / str(n)
-        if not args.in_memory:
+        if not args.in_memory and not (store / f"million-{n}.done").exists():
             start = time.perf_counter()
-            write_store(n, store)
+            # in a process of its own: the parent stays small for the measured children
+            writer = [sys.executable, __file__, "--write", "--cases", str(n), "--root", str(store)]
+            subprocess.run(writer, check=True)
             print(f"{n:>9,} cases in the store {store} ({time.perf_counter() - start:.0f} s)")
         cmd = [sys.executable, __file__, "--one", "--cases", str(n), "--n-boot", str(args.n_boot)]
         cmd += ["--in-memory"] if args.in_memory else ["--root", str(store)]
