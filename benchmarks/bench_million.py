@@ -287,6 +287,7 @@ def run_one(n: int, n_boot: int, out: Path, root: Path | None) -> dict[str, Any]
         keys = [_key(str(c)) for c in cohort.metadata.index]
         t0 = time.perf_counter()
         scores = load_scores(cohort, keys, cache=root)
+        del keys  # a real run finds its keys case by case: they are not held
     t1 = time.perf_counter()
     config = cohort.config.model_copy(update={"n_boot": n_boot})
     session = SegfairSession(config, cache=root is not None)

@@ -66,6 +66,9 @@ _STRUCTURE_KEY = "@structure"
 #: bytes): more series are computed in more passes.
 _PASS_BYTES = 256 * 2**20
 
+#: The values of an index entry once its series is prepared (the series holds them).
+_RELEASED = np.empty(0)
+
 #: ``key → (cohort positions, values)`` of one long table.
 _Index = dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]]
 
@@ -406,7 +409,8 @@ class AuditCore:
 
         return self._cached(
             ("score", metric, model, ruler),
-            idx.get((model, ruler, metric)),
+            idx,
+            (model, ruler, metric),
             unknown,
             f"{model} @ {ruler}",
             metric,
@@ -424,7 +428,8 @@ class AuditCore:
 
         return self._cached(
             ("agreement", metric, ruler),
-            idx.get((ruler, metric)),
+            idx,
+            (ruler, metric),
             unknown,
             f"{ruler} vs {self.scores.trusted_ruler}",
             metric,
@@ -440,26 +445,31 @@ class AuditCore:
             )
 
         return self._cached(
-            ("descriptor", name, ruler), idx.get((name, ruler)), unknown, f"{name} ({ruler})", name
+            ("descriptor", name, ruler), idx, (name, ruler), unknown, f"{name} ({ruler})", name
         )
 
     def _cached(
         self,
         key: tuple[Any, ...],
-        found: tuple[np.ndarray, np.ndarray] | None,
+        index: _Index,
+        at: tuple[str, ...],
         unknown: Callable[[], str],
         label: str,
         metric: str,
     ) -> Series:
-        """One per-case series, prepared once: ``found`` is its (positions, values) in the
-        index, None when the index has no such series (``unknown()`` says what it has)."""
+        """One per-case series, prepared once from ``index[at]`` (positions, values); a key
+        the index does not hold raises ``unknown()`` (what it has)."""
         hit = self._series_cache.get(key)
         if hit is not None:
             return hit
+        found = index.get(at)
         if found is None:
             raise AuditError(unknown())
         s = self._prepare(key, label, metric, *found)
         self._series_cache[key] = s
+        # the series holds the values now: the index keeps only where they were (a million
+        # cases: 8 bytes a row of every table)
+        index[at] = (found[0], _RELEASED)
         return s
 
     def _prepare(
@@ -507,7 +517,10 @@ class AuditCore:
         missing = list({s.key: s for s in series if (g.key, s.key, statistic) not in one}.values())
         if self._wanted is not None:
             for s in missing:
-                self._wanted.setdefault((g.key, statistic), {})[s.key] = s
+                # one copy of a series asked for on several attributes (a paired series is
+                # made anew by each request): a million cases hold 11 MB a series
+                kept = self._wanted.setdefault((), {}).setdefault(s.key, s)
+                self._wanted.setdefault((g.key, statistic), {})[s.key] = kept
             self.stand_ins += 1
             return _stand_in(g, series, statistic)
         if missing:
@@ -566,6 +579,7 @@ class AuditCore:
             pass
         finally:
             wanted, self._wanted = self._wanted, None
+        wanted.pop((), None)
         for (by, statistic), series in wanted.items():
             g = self.grouping(by)
             todo = [s for k, s in series.items() if (by, k, statistic) not in self._one_reps]
