@@ -5,6 +5,8 @@ statistics, memory independent of n."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,3 +204,31 @@ def test_prefetch_computes_what_a_report_asks_for_in_one_pass_per_grouping(
     assert len(passes) == 1 < alone  # one grouping, one pass
     assert work(prefetched) == want  # and then every request is answered from it
     assert len(passes) == 1
+
+
+@pytest.mark.parametrize("name", ["hidden", "parikh", "partial"])
+def test_golden_runs_reach_the_same_verdicts_when_their_resamples_are_streamed(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cohort large enough to stream draws other resamples than a stored design would: the
+    verdicts of the golden runs must not depend on which (issue 18)."""
+    from golden_runs import golden_path, produce
+
+    _forced_streaming(monkeypatch)
+    streamed = json.loads(produce(name, tmp_path)["json"])
+    stored = json.loads(golden_path(name, "json").read_text(encoding="utf-8"))
+    assert {g["id"]: g["status"] for g in streamed["gates"]} == {
+        g["id"]: g["status"] for g in stored["gates"]
+    }
+    assert streamed["verdict"] == stored["verdict"]
+
+
+def test_a_streamed_report_is_the_same_byte_for_byte_for_the_same_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from golden_runs import produce
+
+    _forced_streaming(monkeypatch)
+    first = produce("hidden", tmp_path / "a")["json"]
+    second = produce("hidden", tmp_path / "b")["json"]
+    assert first == second
