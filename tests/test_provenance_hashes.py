@@ -9,24 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from test_report_scale import _frame_hash_of_before
 
 from segfair.report.provenance import _frame_hash, _metadata_hash
-
-
-def _old_frame_hash(frame: pd.DataFrame, keys: tuple[str, ...]) -> str:
-    """The row-by-row definition (segfair ≤ 0.1 before the million-case work)."""
-    cols = [c for c in keys if c in frame.columns]
-    f = frame.loc[:, [*cols, "value"]].copy()
-    for c in cols:
-        f[c] = f[c].astype(str)
-    f = f.sort_values(cols, kind="stable")
-    lines = [
-        "\t".join([*(str(r[c]) for c in cols), repr(float(r["value"]))]) for _, r in f.iterrows()
-    ]
-    h = hashlib.sha256()
-    for part in ["\t".join([*cols, "value"]), "\n".join(lines)]:
-        h.update(part.encode("utf-8") + b"\n")
-    return h.hexdigest()
 
 
 def _old_metadata_hash(metadata: pd.DataFrame) -> str:
@@ -61,7 +46,7 @@ def test_the_score_table_hash_is_the_hash_of_its_sorted_text() -> None:
     for seed in range(3):
         t = _tricky_table(150, seed)
         keys = ("case_id", "model", "ruler", "metric")
-        assert _frame_hash(t, keys) == _old_frame_hash(t, keys)
+        assert _frame_hash(t, keys) == _frame_hash_of_before(t, keys)
 
 
 def test_the_score_table_hash_ignores_row_order_and_categorical_storage() -> None:
