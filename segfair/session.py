@@ -417,8 +417,7 @@ class SegfairSession:
             on_inconclusive=self.on_inconclusive,
             errors="record",
         )
-        for name in self.audit.structures:  # a large cohort: one pass per attribute
-            self.audit.for_structure(name).prefetch(decide)
+        self.audit.prefetch(decide)  # a large cohort: one pass per attribute
         results = decide()
         for r in results:
             self.results[r.id] = r

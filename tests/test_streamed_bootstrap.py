@@ -232,3 +232,41 @@ def test_a_streamed_report_is_the_same_byte_for_byte_for_the_same_seed(
     first = produce("hidden", tmp_path / "a")["json"]
     second = produce("hidden", tmp_path / "b")["json"]
     assert first == second
+
+
+def test_prefetch_learns_every_structure_of_an_audit_in_one_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pandas as pd
+
+    _forced_streaming(monkeypatch)
+    one = example_scores()
+    tables = [one.table.assign(structure=name) for name in ("core", "edema")]
+    scores = dataclasses.replace(
+        one,
+        table=pd.concat(tables, ignore_index=True),
+        agreement=one.agreement.iloc[:0],
+        morphology=one.morphology.iloc[:0],
+        structures=("core", "edema"),
+    )
+    passes: list[int] = []
+    real = audit_core.group_statistic
+
+    def counting(design, values, statistic, case_weights=None):  # type: ignore[no-untyped-def]
+        passes.append(len(values))
+        return real(design, values, statistic, case_weights)
+
+    monkeypatch.setattr(audit_core, "group_statistic", counting)
+    audit = Audit(scores, n_boot=200, seed=0)
+
+    def work() -> list[float]:
+        return [
+            audit.for_structure(s).gap("dice", by="age", model="m").gap.upper
+            for s in audit.structures
+        ]
+
+    audit.prefetch(work)
+    assert len(passes) == 2  # one pass per structure's grouping, learnt in one run
+    first = work()
+    assert len(passes) == 2
+    assert all(np.isfinite(first))

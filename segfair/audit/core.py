@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -568,9 +569,14 @@ class AuditCore:
         >>> a = Audit(example_scores(), n_boot=200)
         >>> a.prefetch(lambda: a.gap("dice", by="age", model="m"))  # small: nothing to do
         """
-        if self.n_boot * len(self.cases) <= STREAM_ABOVE and not self._children:
+        if self.n_boot * len(self.cases) <= STREAM_ABOVE:
             return
-        self._wanted = {}
+        # every structure's audit learns in the same run (gates and sections ask each of them)
+        audits = (
+            [self] if len(self.structures) == 1 else list(map(self.for_structure, self.structures))
+        )
+        for a in audits:
+            a._wanted = {}
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
@@ -578,21 +584,40 @@ class AuditCore:
         except Exception:  # a stand-in may have misled it: the real run says what is wrong
             pass
         finally:
-            wanted, self._wanted = self._wanted, None
-        wanted.pop((), None)
-        for (by, statistic), series in wanted.items():
-            g = self.grouping(by)
-            todo = [s for k, s in series.items() if (by, k, statistic) not in self._one_reps]
-            if todo:
-                self._compute(g, todo, statistic)
+            learnt = [(a, a._wanted or {}) for a in audits]
+            for a in audits:
+                a._wanted = None
+        for a, wanted in learnt:
+            wanted.pop((), None)
+            for (by, statistic), series in wanted.items():
+                todo = [s for k, s in series.items() if (by, k, statistic) not in a._one_reps]
+                if todo:
+                    a._compute(a.grouping(by), todo, statistic)
 
     def _known_series(self) -> list[Series]:
         """Every score, agreement and descriptor series of this audit (of one structure)."""
         if len(self.structures) > 1:
             return []
-        out = [self.series(k[2], model=k[0], ruler=k[1]) for k in self._score_index]
-        out += [self.agreement_series(k[1], ruler=k[0]) for k in self._agreement_index]
-        out += [self.descriptor_series(k[0], ruler=k[1]) for k in self._morph_index]
+        makers: list[Callable[[], Series]] = [
+            *(
+                functools.partial(self.series, k[2], model=k[0], ruler=k[1])
+                for k in self._score_index
+            ),
+            *(
+                functools.partial(self.agreement_series, k[1], ruler=k[0])
+                for k in self._agreement_index
+            ),
+            *(
+                functools.partial(self.descriptor_series, k[0], ruler=k[1])
+                for k in self._morph_index
+            ),
+        ]
+        out = []
+        for make in makers:
+            try:
+                out.append(make())
+            except AuditError:  # a model or ruler the scores hold but do not declare: not asked
+                continue
         return out
 
     def for_structure(self, name: str) -> Self:

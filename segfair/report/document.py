@@ -128,13 +128,14 @@ def build_report(
         table_metrics=table_metrics,
         pairs=pairs,
     )
-    for s in names:
-        # a large cohort: learn what the sections ask of the bootstrap, compute it in one pass
-        # per attribute (nothing happens for a cohort whose resamples are stored)
-        one = audit.for_structure(s)
-        one.prefetch(
-            functools.partial(_structure_sections, one, [], **shared, prefix="", learning=True)
-        )
+    # a large cohort: learn what the sections ask of the bootstrap, compute it in one pass per
+    # attribute (nothing happens for a cohort whose resamples are stored)
+    audit.prefetch(
+        lambda: [
+            _structure_sections(audit.for_structure(s), [], **shared, prefix="", learning=True)
+            for s in names
+        ]
+    )
     parts = [
         _structure_sections(
             audit.for_structure(s), notes, **shared, prefix=f"{s}: " if len(names) > 1 else ""
