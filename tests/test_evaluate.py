@@ -180,9 +180,9 @@ def test_a_cache_miss_is_evaluated_by_a_worker_with_the_key_already_computed(
     sent: list[Any] = []
 
     class Recording(ThreadPoolExecutor):
-        def submit(self, fn: Any, task: Any, *a: Any, **k: Any) -> Any:
-            sent.append(task)
-            return super().submit(fn, task, *a, **k)
+        def submit(self, fn: Any, batch: Any, *a: Any, **k: Any) -> Any:
+            sent.extend(batch)  # cases travel in batches
+            return super().submit(fn, batch, *a, **k)
 
     with Recording(1) as pool:
         evaluate(load_cohort(repo.config_path), executor=pool, cache=tmp_path / "cache")
