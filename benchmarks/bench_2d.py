@@ -48,9 +48,7 @@ def _case_id(i: int) -> str:
     return f"c{i:06d}"
 
 
-def _blob(
-    rng: np.random.Generator, centre: Sequence[float], radii: Sequence[float], wobble: float
-) -> np.ndarray:
+def _blob(rng: np.random.Generator, centre: Any, radii: Any, wobble: float) -> np.ndarray:
     """A 512×512 0/255 mask: an ellipse whose radius wobbles with the angle (a lobulated blob)."""
     out = np.zeros((SIZE, SIZE), dtype=np.uint8)
     cy, cx = centre
@@ -232,21 +230,23 @@ def main() -> None:
     shutil.rmtree(config.parent / ".segfair_cache", ignore_errors=True)
     load = os.getloadavg()[0]
     print(f"{args.cases:,} cases × 3 PNG masks of {SIZE}×{SIZE}, {args.workers} workers")
-    rows = [
-        ("(a) decode only (load_mask of every file)", _fresh("decode", config, args.workers)),
-        ("(b) cold, no cache", _fresh("evaluate", config, args.workers)),
-        ("(c) cold, filling an empty cache", _fresh("evaluate", config, args.workers, "--cache")),
-        ("(d) warm (every case cached)", _fresh("evaluate", config, args.workers, "--cache")),
-    ]
-    print(f"load average {load:.1f} → {os.getloadavg()[0]:.1f}")
     print()
     print("| step | s | cohort s | evaluate s | ms a case | main peak MiB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, r in rows:
+    print("|---|---:|---:|---:|---:|---:|", flush=True)
+    rows = []
+    for name, phase, extra in (
+        ("(a) decode only (load_mask of every file)", "decode", ()),
+        ("(b) cold, no cache", "evaluate", ()),
+        ("(c) cold, filling an empty cache", "evaluate", ("--cache",)),
+        ("(d) warm (every case cached)", "evaluate", ("--cache",)),
+    ):
+        r = _fresh(phase, config, args.workers, *extra)
+        rows.append((name, r))
         split = f"{r['cohort_s']:.1f} | {r['evaluate_s']:.1f}" if "cohort_s" in r else "— | —"
         peak = f"{r['main_peak_mib']:.0f}" if "main_peak_mib" in r else "—"
         per_case = 1000 * r["seconds"] / args.cases
-        print(f"| {name} | {r['seconds']:.1f} | {split} | {per_case:.2f} | {peak} |")
+        print(f"| {name} | {r['seconds']:.1f} | {split} | {per_case:.2f} | {peak} |", flush=True)
+    print(f"\nload average {load:.1f} → {os.getloadavg()[0]:.1f}")
     a, b, c, d = (r["seconds"] for _, r in rows)
     print()
     print(f"(b)/(a) cold / decode only: {b / a:.2f}  (target ≤ 1.5)")

@@ -289,3 +289,26 @@ def test_an_error_inside_a_batch_names_the_case_it_was_raised_on(
     with ThreadPoolExecutor(2) as pool, pytest.raises(RuntimeError) as again:
         evaluate(load_cohort(repo.config_path), executor=pool, cache=False, progress=False)
     assert again.value.__notes__ == [f"segfair: while evaluating case {victim!r}"]  # once
+
+
+def test_a_batch_a_cluster_gave_up_on_is_refused_naming_its_cases(repo: Repo) -> None:
+    from concurrent.futures import Future
+
+    from segfair.errors import SegfairError
+
+    class KilledWorker(Exception):  # what distributed raises after too many dead workers
+        pass
+
+    class Dying(ThreadPoolExecutor):
+        def submit(self, fn: Any, batch: Any, *a: Any, **k: Any) -> Any:
+            future: Future[Any] = Future()
+            future.set_exception(KilledWorker("the workers running it died"))
+            return future
+
+    cohort = load_cohort(repo.config_path)
+    with Dying(1) as pool, pytest.raises(SegfairError, match="a worker process died") as raised:
+        evaluate(cohort, executor=pool, cache=False, progress=False)
+    # every batch failed; the first seen is named (batches of one case before any came back)
+    named = [c for c in repo.case_ids if f"while evaluating case {c!r};" in str(raised.value)]
+    assert len(named) == 1
+    assert f"{len(repo.case_ids)} case(s) were not evaluated" in str(raised.value)

@@ -128,6 +128,10 @@ def _evaluate_batch(tasks: Sequence[CaseTask]) -> tuple[list[CaseResult], float]
 
 
 _NOTE: Final = "segfair: while evaluating case "
+#: What a cluster raises when the workers running a batch kept dying (Dask's scheduler gives up
+#: after ``distributed.scheduler.allowed-failures`` of them); matched by name, so that this
+#: module does not import Dask.
+_WORKER_LOST: Final = frozenset({"KilledWorker"})
 
 
 class _Batches:
@@ -196,6 +200,9 @@ def _run(
                 except BrokenProcessPool:
                     raise SegfairError(_worker_died(tasks, results, out)) from None
                 except Exception as exc:
+                    if type(exc).__name__ in _WORKER_LOST:  # Dask gave up on a batch
+                        lost = {fut: batch}
+                        raise SegfairError(_worker_died(tasks, results, lost)) from None
                     if not any(n.startswith(_NOTE) for n in getattr(exc, "__notes__", ())):
                         # lost on the way (a Dask worker gone, a task that did not pickle)
                         exc.add_note(_note_for(batch))
