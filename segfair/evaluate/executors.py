@@ -106,6 +106,12 @@ _FOREIGN_WINDOW: Final = 64
 #: also pay its imports: the estimate must forget them within a few batches).
 _LEARN: Final = 0.5
 
+_NOTE: Final = "segfair: while evaluating case "
+#: What a cluster raises when the workers running a batch kept dying (Dask's scheduler gives up
+#: after ``distributed.scheduler.allowed-failures`` of them); matched by name, so that this
+#: module does not import Dask.
+_WORKER_LOST: Final = frozenset({"KilledWorker"})
+
 
 def _evaluate_batch(tasks: Sequence[CaseTask]) -> tuple[list[CaseResult], float]:
     """Evaluate a batch of cases in one worker call: their results, and the seconds it took
@@ -125,13 +131,6 @@ def _evaluate_batch(tasks: Sequence[CaseTask]) -> tuple[list[CaseResult], float]
             exc.add_note(f"{_NOTE}{task.case_id!r}")
             raise
     return results, time.perf_counter() - start
-
-
-_NOTE: Final = "segfair: while evaluating case "
-#: What a cluster raises when the workers running a batch kept dying (Dask's scheduler gives up
-#: after ``distributed.scheduler.allowed-failures`` of them); matched by name, so that this
-#: module does not import Dask.
-_WORKER_LOST: Final = frozenset({"KilledWorker"})
 
 
 class _Batches:
