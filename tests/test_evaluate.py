@@ -184,9 +184,9 @@ def test_a_cache_miss_is_evaluated_by_a_worker_with_the_key_already_computed(
     sent: list[Any] = []
 
     class Recording(ThreadPoolExecutor):
-        def submit(self, fn: Any, task: Any, *a: Any, **k: Any) -> Any:
-            sent.append(task)
-            return super().submit(fn, task, *a, **k)
+        def submit(self, fn: Any, batch: Any, *a: Any, **k: Any) -> Any:
+            sent.extend(batch)  # cases travel in batches
+            return super().submit(fn, batch, *a, **k)
 
     with Recording(1) as pool:
         evaluate(load_cohort(repo.config_path), executor=pool, cache=tmp_path / "cache")
@@ -208,3 +208,111 @@ def test_a_scheduler_without_dask_installed_says_which_extra_to_install(
         dask_executor("tcp://h:8786"),
     ):
         pass
+
+
+# ---- batches ------------------------------------------------------------------------------------
+
+
+def _tasks(n: int) -> list[Any]:
+    from segfair.evaluate import CaseTask
+
+    return [CaseTask(f"c{i:03d}", {}, {}, (), (), (), {}) for i in range(n)]
+
+
+def test_a_batch_holds_one_case_until_a_case_s_cost_is_known() -> None:
+    from segfair.evaluate.executors import _Batches
+
+    batches = _Batches(_tasks(1000), window=4)
+    assert [len(batches.take()) for _ in range(4)] == [1, 1, 1, 1]
+
+
+def test_batches_are_sized_to_a_quarter_second_of_work_capped_and_shrinking_at_the_end() -> None:
+    from segfair.evaluate.executors import _Batches
+
+    batches = _Batches(_tasks(10_000), window=4)
+    batches.take()
+    batches.learn(1, 0.01)  # 10 ms a case: 0.25 s is 25 cases
+    assert len(batches.take()) == 25
+    batches.learn(25, 0.025)  # 1 ms a case now; the estimate moves halfway: 5.5 ms → 45 cases
+    assert len(batches.take()) == 45
+    for _ in range(6):  # next to free: at most 256 a batch
+        batches.learn(10, 1e-5)
+    assert len(batches.take()) == 256
+    batches.next = 10_000 - 24  # 24 left over a window of 4: 3 a batch (two a slot remain)
+    assert len(batches.take()) == 3
+
+
+def test_a_large_case_costing_more_than_a_batch_s_budget_stays_alone() -> None:
+    from segfair.evaluate.executors import _Batches
+
+    batches = _Batches(_tasks(100), window=4)
+    batches.learn(1, 2.0)  # a 3-D case of 2 s
+    assert [len(batches.take()) for _ in range(3)] == [1, 1, 1]
+
+
+def test_cases_travel_in_batches_each_once_and_the_scores_are_those_of_one_process(
+    repo: Repo,
+) -> None:
+    cohort = load_cohort(repo.config_path)
+    sent: list[list[str]] = []
+
+    class Recording(ThreadPoolExecutor):
+        def submit(self, fn: Any, batch: Any, *a: Any, **k: Any) -> Any:
+            sent.append([t.case_id for t in batch])
+            return super().submit(fn, batch, *a, **k)
+
+    with Recording(2) as pool:
+        batched = evaluate(cohort, executor=pool, workers=2, cache=False, progress=False)
+    flat = [c for batch in sent for c in batch]
+    assert flat == sorted(repo.case_ids)  # in case order, each case once
+    serial = evaluate(cohort, workers=1, cache=False, progress=False)
+    pd.testing.assert_frame_equal(batched.table, serial.table)
+    pd.testing.assert_frame_equal(batched.morphology, serial.morphology)
+
+
+def test_an_error_inside_a_batch_names_the_case_it_was_raised_on(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from segfair.evaluate.executors import _evaluate_batch
+
+    executors = importlib.import_module("segfair.evaluate.executors")
+    tasks = build_tasks(load_cohort(repo.config_path))
+    victim = tasks[2].case_id
+
+    def failing(task: Any) -> Any:
+        if task.case_id == victim:
+            raise RuntimeError("boom")
+        return evaluate_case(task)
+
+    monkeypatch.setattr(executors, "evaluate_case", failing)
+    with pytest.raises(RuntimeError, match="boom") as raised:
+        _evaluate_batch(tasks[:5])
+    assert raised.value.__notes__ == [f"segfair: while evaluating case {victim!r}"]
+    with ThreadPoolExecutor(2) as pool, pytest.raises(RuntimeError) as again:
+        evaluate(load_cohort(repo.config_path), executor=pool, cache=False, progress=False)
+    assert again.value.__notes__ == [f"segfair: while evaluating case {victim!r}"]  # once
+
+
+def test_a_batch_a_cluster_gave_up_on_is_refused_naming_its_cases(repo: Repo) -> None:
+    from concurrent.futures import Future
+
+    from segfair.errors import SegfairError
+
+    class KilledWorker(Exception):  # what distributed raises after too many dead workers
+        pass
+
+    class Dying(ThreadPoolExecutor):
+        def submit(self, fn: Any, batch: Any, *a: Any, **k: Any) -> Any:
+            future: Future[Any] = Future()
+            future.set_exception(KilledWorker("the workers running it died"))
+            return future
+
+    cohort = load_cohort(repo.config_path)
+    with Dying(1) as pool, pytest.raises(SegfairError, match="a worker process died") as raised:
+        evaluate(cohort, executor=pool, cache=False, progress=False)
+    # every batch failed; the first seen is named (batches of one case before any came back)
+    named = [c for c in repo.case_ids if f"while evaluating case {c!r};" in str(raised.value)]
+    assert len(named) == 1
+    assert f"{len(repo.case_ids)} case(s) were not evaluated" in str(raised.value)

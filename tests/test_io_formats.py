@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,6 +56,7 @@ from segfair.io import (
     content_hash,
     data_files,
     describe_mismatch,
+    load_labels,
     load_mask,
     read_geometry,
     read_shape,
@@ -532,6 +534,119 @@ def test_png_modes_that_hold_one_value_per_pixel_are_label_maps(tmp_path: Path, 
     image.save(tmp_path / "m.png")
     selected = 1 if mode in ("1", "P") else 255
     assert np.array_equal(load_mask(tmp_path / "m.png", labels=selected).array, labels == 1)
+
+
+def _adam7_png(picture: np.ndarray) -> bytes:
+    """An 8-bit greyscale Adam7-interlaced PNG (Pillow reads them but does not write them)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    passes = [(0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2)]
+    raw = b""
+    for y0, x0, dy, dx in [*passes, (1, 0, 2, 1)]:
+        sub = picture[y0::dy, x0::dx]
+        if sub.size:
+            raw += b"".join(b"\0" + row.tobytes() for row in sub)  # filter 0 on every row
+    height, width = picture.shape
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 1)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _png_variants(folder: Path) -> dict[str, Path]:
+    """PNGs the fast header reader takes and PNGs it leaves to Pillow, same picture."""
+    from PIL import PngImagePlugin
+
+    picture = np.zeros((37, 23), np.uint8)
+    picture[5:30, 3:20] = 255
+    picture[0, 0] = 255
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Software", "a scanner")
+    out: dict[str, Path] = {}
+
+    def save(name: str, image: Any, **options: Any) -> None:
+        out[name] = folder / f"{name}.png"
+        image.save(out[name], **options)
+
+    grey = Image.fromarray(picture)
+    save("grey", grey)
+    save("grey_phys", grey, dpi=(2000 * 0.0254, 4000 * 0.0254))
+    save("grey_text", grey, pnginfo=text)
+    out["grey_interlaced"] = folder / "grey_interlaced.png"
+    out["grey_interlaced"].write_bytes(_adam7_png(picture))
+    save("bilevel", grey.convert("1"))
+    save("palette", Image.fromarray(picture // 255).convert("P"))
+    save("grey16", Image.fromarray(picture.astype(np.uint16) * 257))  # Pillow: I;16
+    save("grey_alpha", grey.convert("LA"))
+    save("transparent", grey, transparency=0)  # a tRNS chunk
+    save("animated", grey, save_all=True, append_images=[grey])  # acTL
+    return out
+
+
+def test_the_png_header_read_from_its_chunks_is_what_pillow_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segfair.io import images
+
+    variants = _png_variants(tmp_path)
+    fast = {n: images._png_fast_header(str(p), None) for n, p in variants.items()}
+    taken = {n for n, f in fast.items() if f is not None}
+    assert taken == {"grey", "grey_phys", "grey_text", "grey_interlaced", "bilevel", "palette"}
+    assert fast["grey"] is not None
+    assert fast["grey"][:4] == (37, 23, "L", None)
+    assert fast["grey_phys"] is not None
+    assert fast["grey_phys"][3] == (2000, 4000)
+
+    def read(path: Path) -> Any:
+        try:
+            mask = load_labels(path)
+        except InputError as error:
+            return error.reason
+        return mask.array.tolist(), mask.array.dtype, mask.spacing, read_geometry(path).shape
+
+    with_fast = {n: read(p) for n, p in variants.items()}
+    assert with_fast["grey_interlaced"][0] == with_fast["grey"][0]  # the same picture
+    monkeypatch.setattr(images, "_png_fast_header", lambda path, max_pixels: None)
+    assert with_fast == {n: read(p) for n, p in variants.items()}  # Pillow alone: the same
+
+
+def test_a_png_whose_chunks_do_not_check_out_is_refused_as_pillow_refuses_it(
+    tmp_path: Path,
+) -> None:
+    from segfair.io import images
+
+    Image.fromarray(np.eye(4, dtype=np.uint8) * 255).save(tmp_path / "m.png")
+    data = bytearray((tmp_path / "m.png").read_bytes())
+    data[20] ^= 0x01  # a bit of the IHDR (the height): its CRC no longer matches
+    (tmp_path / "bad.png").write_bytes(bytes(data))
+    (tmp_path / "short.png").write_bytes(bytes(data[:30]))
+    for name in ("bad.png", "short.png"):
+        assert images._png_fast_header(str(tmp_path / name), None) is None
+        with pytest.raises(InputError) as caught:
+            read_geometry(tmp_path / name)
+        assert caught.value.path == str(tmp_path / name)
+
+
+def test_a_png_larger_than_pillow_allows_is_left_to_pillow_s_decompression_bomb_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segfair.io import images
+
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "m.png")
+    assert images._png_fast_header(str(tmp_path / "m.png"), 1200) is not None
+    assert images._png_fast_header(str(tmp_path / "m.png"), 1199) is None
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 1,200 pixels: over twice the limit
+    with pytest.raises(InputError):
+        read_geometry(tmp_path / "m.png")
 
 
 def test_a_colour_png_is_refused_saying_how_to_save_a_mask(tmp_path: Path) -> None:

@@ -109,9 +109,11 @@ def _supported_suffix(path: str, where: _Where) -> str:
 def _check_file(path: str, where: _Where) -> str:
     """Return the supported suffix of an existing regular file, or raise."""
     suffix = _supported_suffix(path, where)
-    if not os.path.exists(path):
+    try:
+        mode = os.stat(path).st_mode  # one stat, not exists() then isfile()
+    except (OSError, ValueError):
         where.fail(MSG_MISSING, FIX_MISSING)
-    if not os.path.isfile(path):
+    if not stat.S_ISREG(mode):
         where.fail(MSG_NOT_A_FILE, FIX_NOT_A_FILE)
     return suffix
 
