@@ -63,6 +63,18 @@ def _rows(ids: Iterable[int]) -> list[StoreRow]:
     ]
 
 
+class _Recording(ThreadPoolExecutor):
+    """Keeps every case task it is sent (the runner sends them in batches)."""
+
+    def __init__(self, workers: int, sent: list[Any]) -> None:
+        super().__init__(workers)
+        self.sent = sent
+
+    def submit(self, fn: Any, batch: Any, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+        self.sent.extend(batch if isinstance(batch, list | tuple) else [batch])
+        return super().submit(fn, batch, *a, **k)
+
+
 class _Refusing(ThreadPoolExecutor):
     def submit(self, *args: object, **kwargs: object) -> Any:
         raise AssertionError("a warm run sent a task to a worker")
@@ -310,14 +322,8 @@ def test_workers_never_get_the_cache_folder_and_the_main_process_stores_their_re
     repo: Repo, tmp_path: Path
 ) -> None:
     sent: list[Any] = []
-
-    class Recording(ThreadPoolExecutor):
-        def submit(self, fn: Any, task: Any, *a: Any, **k: Any) -> Any:
-            sent.append(task)
-            return super().submit(fn, task, *a, **k)
-
     cohort = load_cohort(repo.config_path)
-    with Recording(2) as pool:
+    with _Recording(2, sent) as pool:
         cold = evaluate(cohort, executor=pool, cache=tmp_path / "cache")
     assert len(sent) == len(repo.case_ids)
     assert all(t.cache_dir is None and t.cache_key is not None for t in sent)
@@ -422,15 +428,9 @@ def test_a_per_file_cache_is_moved_into_the_store_once_and_its_files_removed(
     (cache / "drawings").mkdir()  # the report's own cache is not ours to touch
     (cache / "drawings" / "x.json").write_text("{}")
     sent: list[Any] = []
-
-    class Recording(ThreadPoolExecutor):
-        def submit(self, fn: Any, task: Any, *a: Any, **k: Any) -> Any:
-            sent.append(task.case_id)
-            return super().submit(fn, task, *a, **k)
-
-    with Recording(1) as pool:
+    with _Recording(1, sent) as pool:
         migrated = evaluate(cohort, executor=pool, cache=cache)
-    assert sent == [tasks[-1].case_id]
+    assert [t.case_id for t in sent] == [tasks[-1].case_id]
     err = capsys.readouterr().err
     assert f"moved {len(tasks) - 1} result(s) of the per-file cache" in err
     assert "removed 1 entry file(s)" in err
@@ -467,7 +467,9 @@ def _row_by_row(cohort: Cohort, results: Iterable[CaseResult], metrics: Sequence
     """The tables as segfair assembled them before the store: row by row, sorted by pandas."""
     cfg = cohort.config
     trusted = f"ruler:{cfg.trusted_ruler}"
-    rows, agree, morph = [], [], []
+    rows: list[Any] = []
+    agree: list[Any] = []
+    morph: list[Any] = []
     for res in results:
         for structure, pairs in res.scores.items():
             for (pred, ref), values in pairs.items():

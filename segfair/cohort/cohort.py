@@ -70,7 +70,11 @@ class Cohort:
 
     def path(self, kind: SourceKind, name: str, case_id: str) -> Path:
         """The file of one case's mask from one source."""
-        return Path(self._templates[kind, name].replace("{case_id}", case_id))
+        return Path(self.file(kind, name, case_id))
+
+    def file(self, kind: SourceKind, name: str, case_id: str) -> str:
+        """:meth:`path` as text (no ``Path`` parse: a million files)."""
+        return self._templates[kind, name].replace("{case_id}", case_id)
 
     @cached_property
     def _templates(self) -> dict[tuple[SourceKind, str], str]:
@@ -105,9 +109,9 @@ class Cohort:
             out.setdefault(str(cid), set()).add((str(kind), str(source)))
         return out
 
-    def available(self, case_id: str) -> dict[tuple[SourceKind, str], Path]:
-        """The masks this case has (declared exclusions left out)."""
+    def available(self, case_id: str) -> dict[tuple[SourceKind, str], str]:
+        """The files of the masks this case has (declared exclusions left out)."""
         missing = self._excluded.get(case_id, set())
         return {
-            (k, n): self.path(k, n, case_id) for k, n in self.sources() if (k, n) not in missing
+            (k, n): self.file(k, n, case_id) for k, n in self.sources() if (k, n) not in missing
         }

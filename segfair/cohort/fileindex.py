@@ -178,5 +178,13 @@ class FileIndex:
 @functools.lru_cache(maxsize=8)
 def file_index(cache_dir: str) -> FileIndex:
     """The index of a cache folder, one per process (every fact is re-checked against ``stat``
-    when used, so keeping it between runs is safe)."""
-    return FileIndex(cache_dir)
+    when used, so keeping it between runs is safe): the cohort's checks and the cache's
+    lookups of one run read ``file-index.json`` once."""
+    key = os.path.abspath(cache_dir)
+    found = _INDEXES.get(key)
+    if found is None:
+        found = _INDEXES[key] = FileIndex(cache_dir)
+    return found
+
+
+_INDEXES: dict[str, FileIndex] = {}
