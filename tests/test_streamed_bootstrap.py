@@ -155,6 +155,19 @@ def test_studentized_intervals_on_a_streamed_design_cover_at_their_level() -> No
     assert abs(hits / total - 0.95) < 0.025
 
 
+def _count_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of series of every pass the audit makes over a design's counts, from now."""
+    passes: list[int] = []
+    real = audit_core.group_statistic
+
+    def counting(design, values, statistic, case_weights=None):  # type: ignore[no-untyped-def]
+        passes.append(len(values))
+        return real(design, values, statistic, case_weights)
+
+    monkeypatch.setattr(audit_core, "group_statistic", counting)
+    return passes
+
+
 def _forced_streaming(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(design_module, "STREAM_ABOVE", 0)
     monkeypatch.setattr(audit_core, "STREAM_ABOVE", 0)
@@ -179,14 +192,7 @@ def test_prefetch_computes_what_a_report_asks_for_in_one_pass_per_grouping(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _forced_streaming(monkeypatch)
-    passes: list[int] = []
-    real = audit_core.group_statistic
-
-    def counting(design, values, statistic, case_weights=None):  # type: ignore[no-untyped-def]
-        passes.append(len(values))
-        return real(design, values, statistic, case_weights)
-
-    monkeypatch.setattr(audit_core, "group_statistic", counting)
+    passes = _count_passes(monkeypatch)
 
     def work(a: Audit) -> list[float]:
         return [
@@ -249,14 +255,7 @@ def test_prefetch_learns_every_structure_of_an_audit_in_one_run(
         morphology=one.morphology.iloc[:0],
         structures=("core", "edema"),
     )
-    passes: list[int] = []
-    real = audit_core.group_statistic
-
-    def counting(design, values, statistic, case_weights=None):  # type: ignore[no-untyped-def]
-        passes.append(len(values))
-        return real(design, values, statistic, case_weights)
-
-    monkeypatch.setattr(audit_core, "group_statistic", counting)
+    passes = _count_passes(monkeypatch)
     audit = Audit(scores, n_boot=200, seed=0)
 
     def work() -> list[float]:
