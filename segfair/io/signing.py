@@ -90,6 +90,9 @@ def _find_key(env: str | None) -> bytes:
         return _read_key(path)
     except FileNotFoundError:
         pass
+    except _ShortKey:
+        # another process has just created it and is writing it: wait for the whole key
+        return _whole_key(path)
     except OSError as exc:
         raise SegfairError(_no_key(path, "read", exc)) from None
     try:
@@ -101,13 +104,21 @@ def _find_key(env: str | None) -> bytes:
     except FileExistsError:
         # another process made it first: use theirs, once it has written it (two runs that
         # start at once on a fresh machine would otherwise read it empty)
-        for _ in range(_WAIT_STEPS):
-            try:
-                return _read_key(path)
-            except _ShortKey:
-                time.sleep(_WAIT_STEP_S)
+        return _whole_key(path)
     except OSError as exc:
         raise SegfairError(_no_key(path, "created", exc)) from None
+    return _whole_key(path)
+
+
+def _whole_key(path: Path) -> bytes:
+    """The key in ``path``, waiting a moment for a writer that has not finished it."""
+    for _ in range(_WAIT_STEPS):
+        try:
+            return _read_key(path)
+        except _ShortKey:
+            time.sleep(_WAIT_STEP_S)
+        except OSError:
+            break
     try:
         return _read_key(path)
     except OSError as exc:
