@@ -298,10 +298,11 @@ def _streamed_means(
         acc = np.zeros((n_boot, cols.width))
         one = np.zeros((1, cols.width))
         for lo, hi, counts in design.unit_counts(g):
-            block = cols.rows(lo, hi)
+            exact = cols.rows(lo, hi)
+            block = cols.narrow(exact)
             acc += counts.astype(block.dtype, copy=False) @ block
             # the point estimates from the values themselves, in float64
-            one += cols.rows(lo, hi, exact=True).sum(axis=0)
+            one += exact.sum(axis=0)
         t1, m1, sq1 = cols.sums(one)
         t, m, sq = cols.sums(acc)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -378,18 +379,25 @@ class _UnitColumns:
             self.t, self.m, self.has = xz, vw, vf
         self.width = 6 * s
 
-    def rows(self, lo: int, hi: int, *, exact: bool = False) -> np.ndarray:
-        """The columns of units ``lo:hi`` that the counts multiply (float32 when plain, unless
-        ``exact``)."""
+    def rows(self, lo: int, hi: int) -> np.ndarray:
+        """The columns of units ``lo:hi`` that the counts multiply, in float64."""
         if self.plain:
             r = self.rows_of[lo:hi]
             x = np.stack([c[r] for c in self.columns], axis=1)
             keep = ~np.isnan(x)
-            dtype = np.float64 if exact else np.float32
-            tc: np.ndarray = np.where(keep, x - self.centre, 0.0).astype(dtype)
-            return np.concatenate([tc, tc * tc, keep[:, self.first].astype(dtype)], axis=1)
+            tc = np.where(keep, x - self.centre, 0.0)
+            return np.concatenate([tc, tc * tc, keep[:, self.first].astype(np.float64)], axis=1)
         t, m = self.t[lo:hi], self.m[lo:hi]
         return np.concatenate([t, m, t * t, t * m, m * m, self.has[lo:hi]], axis=1)
+
+    def narrow(self, exact: np.ndarray) -> np.ndarray:
+        """What the counts multiply: plain columns in float32 (each square taken of the float32
+        value), the others as they are."""
+        if not self.plain:
+            return exact
+        s = self.s
+        tc = exact[:, :s].astype(np.float32)
+        return np.concatenate([tc, tc * tc, exact[:, 2 * s :].astype(np.float32)], axis=1)
 
     def sums(self, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``Σ T``, ``Σ N`` and the columns of :func:`_se` (``Σ T², Σ T N, Σ N², K``) from

@@ -174,79 +174,66 @@ def build_design(
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     if stream is None:
         stream = n_boot * len(codes) > STREAM_ABOVE
-    if stream:
-        return _streamed(codes, labels, key, n_boot, seed, clusters, order, bounds)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, stable_hash("by", *key)]))
-    # column-major: a group's block of cases is then one contiguous piece of memory, which the
-    # matrix products of group_statistic read once
-    weights = np.zeros((n_boot, len(codes)), dtype=np.float64, order="F")
-    n_units = np.zeros(n_groups, dtype=np.int64)
-    units = np.zeros(len(codes), dtype=np.int64) if clusters is not None else None
-    rows = np.arange(n_boot)[:, None]
-    for g in range(n_groups):
-        lo, hi = int(bounds[g]), int(bounds[g + 1])
-        if hi == lo:
-            continue
-        unit_of_case = None
-        if clusters is None:
-            m = hi - lo
-        else:
-            _, unit_of_case = np.unique(np.asarray(clusters)[order[lo:hi]], return_inverse=True)
-            m = int(unit_of_case.max()) + 1
-        n_units[g] = m
-        # one integer matrix per group, no loop over resamples: row b holds the m units drawn
-        drawn = rng.integers(0, m, size=(n_boot, m))
-        drawn += rows * m
-        counts = np.bincount(drawn.ravel(), minlength=n_boot * m).reshape(n_boot, m)
-        weights[:, lo:hi] = counts if unit_of_case is None else counts[:, unit_of_case]
-        if units is not None and unit_of_case is not None:
-            units[lo:hi] = unit_of_case + (int(units[:lo].max()) + 1 if lo else 0)
+    n_units, units = _units(clusters, order, bounds)
     return Design(
         key=key,
         labels=tuple(labels),
         order=order,
         bounds=bounds,
-        weights=weights,
-        n_clusters=n_units,
-        clustered=clusters is not None,
-        units=units,
-    )
-
-
-def _streamed(
-    codes: np.ndarray,
-    labels: Sequence[str],
-    key: tuple[str, ...],
-    n_boot: int,
-    seed: int,
-    clusters: np.ndarray | None,
-    order: np.ndarray,
-    bounds: np.ndarray,
-) -> Design:
-    """A design whose counts are drawn when needed: only the units are worked out here."""
-    n_groups = len(labels)
-    n_units = np.diff(bounds).astype(np.int64)
-    units = None
-    if clusters is not None:
-        units = np.zeros(len(codes), dtype=np.int64)
-        offset = 0
-        for g in range(n_groups):
-            lo, hi = int(bounds[g]), int(bounds[g + 1])
-            if hi == lo:
-                continue
-            _, unit_of_case = np.unique(np.asarray(clusters)[order[lo:hi]], return_inverse=True)
-            n_units[g] = int(unit_of_case.max()) + 1
-            units[lo:hi] = unit_of_case + offset
-            offset += int(n_units[g])
-    return Design(
-        key=key,
-        labels=tuple(labels),
-        order=order,
-        bounds=bounds,
-        weights=None,
+        # a streamed design draws its counts when they are needed (segfair.stats.resample)
+        weights=None if stream else _drawn(n_boot, seed, key, bounds, n_units, units),
         n_clusters=n_units,
         clustered=clusters is not None,
         units=units,
         resamples=int(n_boot),
         seed=int(seed),
     )
+
+
+def _units(
+    clusters: np.ndarray | None, order: np.ndarray, bounds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Resampling units per group, and each case's unit (block order; codes unique across
+    groups, group after group), or None when every case is its own unit."""
+    n_units = np.diff(bounds).astype(np.int64)
+    if clusters is None:
+        return n_units, None
+    units = np.zeros(len(order), dtype=np.int64)
+    offset = 0
+    for g in range(len(n_units)):
+        lo, hi = int(bounds[g]), int(bounds[g + 1])
+        if hi == lo:
+            continue
+        _, unit_of_case = np.unique(np.asarray(clusters)[order[lo:hi]], return_inverse=True)
+        n_units[g] = int(unit_of_case.max()) + 1
+        units[lo:hi] = unit_of_case + offset
+        offset += int(n_units[g])
+    return n_units, units
+
+
+def _drawn(
+    n_boot: int,
+    seed: int,
+    key: tuple[str, ...],
+    bounds: np.ndarray,
+    n_units: np.ndarray,
+    units: np.ndarray | None,
+) -> np.ndarray:
+    """The stored count matrix ``(n_boot, n_cases)``, group after group from one stream."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, stable_hash("by", *key)]))
+    # column-major: a group's block of cases is then one contiguous piece of memory, which the
+    # matrix products of group_statistic read once
+    weights = np.zeros((n_boot, int(bounds[-1])), dtype=np.float64, order="F")
+    rows = np.arange(n_boot)[:, None]
+    offsets = np.concatenate([[0], np.cumsum(n_units)])
+    for g in range(len(n_units)):
+        lo, hi = int(bounds[g]), int(bounds[g + 1])
+        if hi == lo:
+            continue
+        m = int(n_units[g])
+        # one integer matrix per group, no loop over resamples: row b holds the m units drawn
+        drawn = rng.integers(0, m, size=(n_boot, m))
+        drawn += rows * m
+        counts = np.bincount(drawn.ravel(), minlength=n_boot * m).reshape(n_boot, m)
+        weights[:, lo:hi] = counts if units is None else counts[:, units[lo:hi] - offsets[g]]
+    return weights
