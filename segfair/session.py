@@ -273,6 +273,8 @@ class SegfairSession:
             cluster=cfg.cluster,
             min_group_size=cfg.min_group_size,
             design_weights=config_weights(cfg, scores),
+            estimator=cfg.estimator,
+            proxy=cfg.proxy,
         )
 
     @cached_property

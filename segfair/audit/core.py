@@ -15,6 +15,7 @@ import pandas as pd
 from segfair.audit.messages import (
     BAD_CAP,
     BAD_CONFIDENCE,
+    BAD_ESTIMATOR,
     BAD_MIN_GROUP_SIZE,
     BAD_N_BOOT,
     BAD_NEGLIGIBLE,
@@ -23,7 +24,9 @@ from segfair.audit.messages import (
     JOIN,
     NEGLIGIBLE_DISTANCE_GAP,
     NEGLIGIBLE_GAP,
+    NO_PROXY,
     NOT_IN_COHORT,
+    PPI_NEEDS_MEAN,
     UNKNOWN_AGREEMENT,
     UNKNOWN_ATTRIBUTE,
     UNKNOWN_CLUSTER,
@@ -32,6 +35,7 @@ from segfair.audit.messages import (
     UNKNOWN_LABEL,
     UNKNOWN_METRIC,
     UNKNOWN_MODEL,
+    UNKNOWN_PROXY,
     UNKNOWN_RULER,
     UNKNOWN_STRUCTURE,
     WHICH_STRUCTURE,
@@ -41,10 +45,13 @@ from segfair.audit.results import Estimate, _nan_estimate
 from segfair.scores import Scores
 from segfair.stats import (
     DISTANCE_METRICS,
+    ESTIMATORS,
     FRACTION_METRICS,
     STATISTICS,
     STREAM_ABOVE,
     Design,
+    Estimator,
+    PPIDetail,
     Replicates,
     Statistic,
     build_design,
@@ -53,6 +60,7 @@ from segfair.stats import (
     group_statistic,
     max_abs_interval,
     percentile_interval,
+    ppi_means,
     rare_extreme_bound,
     studentized_interval,
 )
@@ -61,6 +69,8 @@ __all__ = ["AuditCore", "ByArg", "Groups", "Series"]
 
 #: Marks the replicates of one structure's audit in :meth:`AuditCore.computed`.
 _STRUCTURE_KEY = "@structure"
+#: Marks the replicates of the audit of another estimator (:meth:`AuditCore.with_estimator`).
+_ESTIMATOR_KEY = "@estimator"
 
 
 #: The values one pass over a streamed design's counts computes at most (``8 × cases × series``
@@ -94,7 +104,10 @@ class _WhichStructure(dict[Any, Any]):
 
 @dataclass(frozen=True, eq=False)
 class Series:
-    """One per-case series in cohort order: values used (NaN = not used) and what was set aside."""
+    """One per-case series in cohort order: values used (NaN = not used) and what was set aside.
+
+    ``proxy`` (a trusted-ruler series estimated prediction-powered): the same model and metric
+    on the proxy ruler, which scores every case (:meth:`AuditCore.estimand_series`)."""
 
     key: tuple[Any, ...]
     label: str
@@ -102,8 +115,11 @@ class Series:
     present: np.ndarray
     capped: np.ndarray
     undefined: np.ndarray
+    proxy: Series | None = None
 
     def restrict(self, valid: np.ndarray, present: np.ndarray, tag: tuple[Any, ...]) -> Series:
+        """The series on the ``valid`` cases only (a plain series: a restriction to some cases
+        is estimated from them, never prediction-powered)."""
         return Series(
             key=(*self.key, *tag),
             label=self.label,
@@ -156,6 +172,8 @@ class AuditCore:
         cluster: str | None = None,
         min_group_size: int = 20,
         design_weights: pd.Series | None = None,
+        estimator: Estimator = "labelled",
+        proxy: str | None = None,
     ) -> None:
         if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 100:
             raise AuditError(BAD_N_BOOT.format(value=n_boot))
@@ -170,6 +188,10 @@ class AuditCore:
             or min_group_size < 1
         ):
             raise AuditError(BAD_MIN_GROUP_SIZE.format(value=min_group_size))
+        _check_estimator(estimator, statistic)
+        if proxy is not None and (proxy not in scores.rulers or proxy == scores.trusted_ruler):
+            valid = [r for r in scores.rulers if r != scores.trusted_ruler]
+            raise AuditError(UNKNOWN_PROXY.format(name=proxy, valid=", ".join(valid) or "(none)"))
         self.scores = scores
         self.seed = int(seed)
         self.n_boot = int(n_boot)
@@ -179,6 +201,8 @@ class AuditCore:
         self.cluster = cluster
         self.min_group_size = int(min_group_size)
         self.design_weights = design_weights
+        self.estimator: Estimator = estimator
+        self.proxy = proxy
         self._settings: dict[str, Any] = dict(
             seed=seed,
             n_boot=n_boot,
@@ -188,8 +212,13 @@ class AuditCore:
             cluster=cluster,
             min_group_size=min_group_size,
             design_weights=design_weights,
+            estimator=estimator,
+            proxy=proxy,
         )
         self._children: dict[str, Self] = {}
+        self._estimators: dict[str, Self] = {}
+        self._ppi_details: dict[tuple[Any, ...], PPIDetail] = {}
+        self._labelled: np.ndarray | None = None
         self._meta_columns: dict[Any, pd.Series] = {}
         #: The structures of the scores; with several, every estimand is asked of one
         #: structure's audit (:meth:`for_structure`), this one holds no series of its own.
@@ -417,6 +446,95 @@ class AuditCore:
             metric,
         )
 
+    def estimand_series(self, metric: str, *, model: str, ruler: str) -> Series:
+        """The series a group statistic of ``model``'s ``metric`` on ``ruler`` is estimated from:
+        :meth:`series`, carrying its proxy when this audit's estimator is ``"ppi"``, the ruler is
+        the trusted one and some cases have no trusted label.
+
+        Example
+        -------
+        >>> from segfair.audit import Audit, example_scores
+        >>> a = Audit(example_scores(), n_boot=200, estimator="ppi")
+        >>> a.estimand_series("dice", model="m", ruler="expert").proxy is None  # all labelled
+        True
+        """
+        s = self.series(metric, model=model, ruler=ruler)
+        if (
+            self.estimator != "ppi"
+            or ruler != self.scores.trusted_ruler
+            or bool(self.labelled_mask().all())
+        ):
+            # every case labelled: the prediction-powered mean is the labelled one, exactly
+            return s
+        proxy = self.proxy_ruler()
+        key = (*s.key, "ppi", proxy)
+        hit = self._series_cache.get(key)
+        if hit is None:
+            p = self.series(metric, model=model, ruler=proxy)
+            hit = Series(
+                key=key,
+                label=s.label,
+                x=s.x,
+                present=s.present,
+                capped=s.capped,
+                undefined=s.undefined,
+                proxy=p,
+            )
+            self._series_cache[key] = hit
+        return hit
+
+    def proxy_ruler(self) -> str:
+        """The ruler prediction-powered estimates use as proxy: ``proxy`` if given, else the one
+        ruler other than the trusted one that scores every case.
+
+        Example
+        -------
+        >>> from segfair.audit import Audit, example_scores
+        >>> Audit(example_scores(), n_boot=200).proxy_ruler()
+        'auto'
+        """
+        if self.proxy is not None:
+            return self.proxy
+        if len(self.structures) > 1:
+            return self.for_structure(self.structures[0]).proxy_ruler()
+        trusted = self.scores.trusted_ruler
+        others = [r for r in self.scores.rulers if r != trusted]
+        cover = {r: np.zeros(len(self.cases), dtype=bool) for r in others}
+        for (_, r, _), (pos, _) in self._score_index.items():
+            if r in cover:
+                cover[r][pos] = True
+        complete = [r for r in others if cover[r].all()]
+        if len(complete) == 1:
+            return complete[0]
+        why = (
+            f"several rulers do ({', '.join(complete)}): say which"
+            if complete
+            else "no other ruler scores every case"
+        )
+        raise AuditError(
+            NO_PROXY.format(trusted=trusted, why=why, valid=", ".join(others) or "(none)")
+        )
+
+    def with_estimator(self, estimator: Estimator | None) -> Self:
+        """This audit with another estimator for the trusted ruler's statistics (same scores,
+        seed and settings; built once). None: this audit.
+
+        Example
+        -------
+        >>> from segfair.audit import Audit, example_scores
+        >>> a = Audit(example_scores(), n_boot=200)
+        >>> a.with_estimator("ppi").estimator, a.with_estimator(None) is a
+        ('ppi', True)
+        """
+        if estimator is None or estimator == self.estimator:
+            return self
+        _check_estimator(estimator, self.statistic)
+        child = self._estimators.get(estimator)
+        if child is None:
+            child = type(self)(self.scores, **{**self._settings, "estimator": estimator})
+            self._estimators[estimator] = child
+        return child
+
     def agreement_series(self, metric: str, *, ruler: str) -> Series:
         self._check_ruler(ruler)
         idx = self._agreement_index
@@ -497,6 +615,8 @@ class AuditCore:
         hit = self._reps_cache.get(key)
         if hit is not None:
             return hit
+        if any(s.proxy is not None for s in series):
+            return self._ppi_reps(g, series, statistic, key)
         if g.design.streamed:
             out = self._streamed_reps(g, series, statistic)
             if self._wanted is not None:
@@ -506,6 +626,51 @@ class AuditCore:
             out = group_statistic(g.design, x, statistic, self.case_weights(series))
         self._reps_cache[key] = out
         return out
+
+    def _ppi_reps(
+        self, g: Groups, series: Sequence[Series], statistic: Statistic, key: tuple[Any, ...]
+    ) -> Replicates:
+        """Replicates of series some of which are prediction-powered (:func:`ppi_means`), each
+        computed on its own (one pass over the design's counts) and kept."""
+        if statistic != "mean":
+            raise AuditError(PPI_NEEDS_MEAN.format(statistic=statistic))
+        if self._wanted is not None and g.design.streamed:
+            # learning what a large cohort asks for: prediction-powered series are computed
+            # when asked, each in its own pass, so nothing is noted
+            self.stand_ins += 1
+            return _stand_in(g, series, statistic)
+        parts = []
+        for s in series:
+            if s.proxy is None:
+                parts.append(self._reps(g, [s], statistic))
+                continue
+            one_key = (g.key, (s.key,), statistic)
+            hit = self._reps_cache.get(one_key)
+            if hit is None:
+                w = self.case_weights([s])
+                hit, detail = ppi_means(
+                    g.design, [s.x], [s.proxy.x], None if w is None else [w[:, 0]]
+                )
+                self._reps_cache[one_key] = hit
+                self._ppi_details[(g.key, s.key)] = detail
+            parts.append(hit)
+        out = parts[0] if len(parts) == 1 else Replicates.stack(parts)
+        self._reps_cache[key] = out
+        return out
+
+    def ppi_detail(self, g: Groups, series: Series) -> PPIDetail:
+        """What the prediction-powered estimate of ``series`` on ``g`` is made of (``λ``, the
+        proxy mean, the rectifier, per group): computed with its replicates."""
+        found = self._ppi_details.get((g.key, series.key))
+        if found is None:
+            w = self.case_weights([series])
+            assert series.proxy is not None
+            reps, found = ppi_means(
+                g.design, [series.x], [series.proxy.x], None if w is None else [w[:, 0]]
+            )
+            self._reps_cache.setdefault((g.key, (series.key,), "mean"), reps)
+            self._ppi_details[(g.key, series.key)] = found
+        return found
 
     def _streamed_reps(
         self, g: Groups, series: Sequence[Series], statistic: Statistic
@@ -660,6 +825,8 @@ class AuditCore:
         out = dict(self._reps_cache)
         for name, child in self._children.items():
             out.update({(_STRUCTURE_KEY, name, k): r for k, r in child.computed().items()})
+        for name, child in self._estimators.items():
+            out.update({(_ESTIMATOR_KEY, name, k): r for k, r in child.computed().items()})
         return out
 
     def adopt(self, computed: Mapping[tuple[Any, ...], Replicates]) -> None:
@@ -669,6 +836,10 @@ class AuditCore:
             if len(key) == 3 and key[0] == _STRUCTURE_KEY:
                 if key[1] in self.structures:
                     self.for_structure(key[1]).adopt({key[2]: reps})
+                continue
+            if len(key) == 3 and key[0] == _ESTIMATOR_KEY:
+                if key[1] in ESTIMATORS:
+                    self.with_estimator(key[1]).adopt({key[2]: reps})
                 continue
             self._reps_cache.setdefault(key, reps)
 
@@ -683,11 +854,13 @@ class AuditCore:
         """
         if len(self.structures) > 1:  # a case's trusted mask holds every structure
             return self.for_structure(self.structures[0]).labelled_mask()
-        mask = np.zeros(len(self.cases), dtype=bool)
-        for (_, r, _), (pos, _) in self._score_index.items():
-            if r == self.scores.trusted_ruler:
-                mask[pos] = True
-        return mask
+        if self._labelled is None:
+            mask = np.zeros(len(self.cases), dtype=bool)
+            for (_, r, _), (pos, _) in self._score_index.items():
+                if r == self.scores.trusted_ruler:
+                    mask[pos] = True
+            self._labelled = mask
+        return self._labelled.copy()
 
     def case_weights(self, series: Sequence[Series]) -> np.ndarray | None:
         """Design weights per case and series, or None when no series is from the sample.
@@ -761,6 +934,8 @@ class AuditCore:
                 notes.append(f"group {lab!r} has a single value of {series.label}: no interval")
             elif g.design.clustered and g.design.n_clusters[i] < 2:
                 notes.append(f"group {lab!r} spans a single cluster: no interval")
+        if series.proxy is not None:
+            notes += self._ppi_notes(g, series)
         capped = self._counts(g, series.capped)
         undefined = self._counts(g, series.undefined)
         frame = pd.DataFrame(
@@ -795,6 +970,27 @@ class AuditCore:
             )
         return frame, overall, notes
 
+    def _ppi_notes(self, g: Groups, series: Series) -> list[str]:
+        """What a prediction-powered group table rests on, and the labelled cases it could not
+        use (a trusted score without a proxy score)."""
+        assert series.proxy is not None
+        proxy = series.proxy
+        n_all = int(proxy.valid.sum())
+        n_lab = int((series.valid & proxy.valid).sum())
+        notes = [
+            f"prediction-powered (estimator 'ppi'): {series.label} = λ × the mean of "
+            f"{proxy.label} over all {n_all} cases with it + the mean of the difference over "
+            f"the {n_lab} labelled ones ('n' counts those)"
+        ]
+        lost = self._counts(g, series.valid & ~proxy.valid)
+        if int(lost.sum()):
+            where = ", ".join(f"{g.labels[i]!r}: {int(c)}" for i, c in enumerate(lost) if c)
+            notes.append(
+                f"{int(lost.sum())} labelled case(s) without a {proxy.label} score are left out "
+                f"of the prediction-powered estimate ({where})"
+            )
+        return notes
+
     def _cluster_dfs(self, g: Groups, series: Series) -> np.ndarray:
         """Per group, the effective degrees of freedom of its mean over its clusters."""
         cc = self._cluster_codes
@@ -811,6 +1007,10 @@ class AuditCore:
         distances), or None when its means get no rare-miss guard (medians, clustered or
         design-weighted series, descriptors)."""
         if self.statistic != "mean" or self._cluster_codes is not None:
+            return None
+        if series.proxy is not None:
+            # prediction-powered: a model's miss scores as one on the proxy ruler too, and the
+            # proxy is known for every case of the group, not only the labelled few
             return None
         if self.case_weights([series]) is not None or series.key[0] == "descriptor":
             return None
@@ -1071,6 +1271,13 @@ def _metric_range(series: Series, cap: float) -> tuple[float, float]:
         top = float(np.nanmax(series.x)) if series.valid.any() else cap
         return 0.0, max(cap, top)
     return -math.inf, math.inf
+
+
+def _check_estimator(estimator: Any, statistic: str) -> None:
+    if estimator not in ESTIMATORS:
+        raise AuditError(BAD_ESTIMATOR.format(valid=", ".join(ESTIMATORS), value=estimator))
+    if estimator == "ppi" and statistic != "mean":
+        raise AuditError(PPI_NEEDS_MEAN.format(statistic=statistic))
 
 
 def _check_confidence(confidence: Any) -> None:

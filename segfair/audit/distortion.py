@@ -69,15 +69,22 @@ class DistortionEstimands(AuditCore):
         """Gaps of two series on their common cases, with paired replicates, and whether their
         ratio is ``defined`` (``b``'s gap shown above ``negligible``). ``reading`` names, for
         the note when it is not: ``b``'s gap, the ratio and its metric-unit fallback."""
-        valid = a.valid & b.valid
-        present = a.present & b.present
-        ra = a.restrict(valid, present, ("paired", b.key))
-        rb = b.restrict(valid, present, ("paired", a.key))
+        notes: list[str] = []
+        ppi = a.proxy is not None or b.proxy is not None
+        if ppi:
+            # prediction-powered: each gap is estimated for the whole cohort (a complete series
+            # on all its cases; a trusted one from its proxy on all cases, corrected on the
+            # labelled ones), both from the same resamples: no restriction to common cases
+            ra, rb, dropped = a, b, 0
+        else:
+            valid = a.valid & b.valid
+            present = a.present & b.present
+            ra = a.restrict(valid, present, ("paired", b.key))
+            rb = b.restrict(valid, present, ("paired", a.key))
+            dropped = int((a.valid ^ b.valid).sum())
         g = self.grouping(by)
         sel = self._select(g, groups)
         reps = self._reps(g, [ra, rb], self.statistic)
-        notes: list[str] = []
-        dropped = int((a.valid ^ b.valid).sum())
         if dropped:
             notes.append(
                 f"{dropped} case(s) scored on only one side (or undefined on one) are "
@@ -166,8 +173,8 @@ class DistortionEstimands(AuditCore):
         trusted = self.scores.trusted_ruler if trusted is None else trusted
         conf = self._conf(confidence)
         neg = self.negligible_for(metric, negligible)
-        t = self.series(metric, model=model, ruler=trusted)
-        a = self.series(metric, model=model, ruler=automated)
+        t = self.estimand_series(metric, model=model, ruler=trusted)
+        a = self.estimand_series(metric, model=model, ruler=automated)
         out, notes = self._paired(
             a,
             t,
@@ -228,8 +235,8 @@ class DistortionEstimands(AuditCore):
         ruler = self.scores.trusted_ruler if ruler is None else ruler
         conf = self._conf(confidence)
         neg = self.negligible_for(metric, negligible)
-        m = self.series(metric, model=model, ruler=ruler)
-        b = self.series(metric, model=baseline, ruler=ruler)
+        m = self.estimand_series(metric, model=model, ruler=ruler)
+        b = self.estimand_series(metric, model=baseline, ruler=ruler)
         out, notes = self._paired(
             m,
             b,

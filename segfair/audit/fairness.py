@@ -107,7 +107,7 @@ class FairnessEstimands(GapEstimands):
         """
         ruler = self.scores.trusted_ruler if ruler is None else ruler
         conf = self._conf(confidence)
-        series = self.series(metric, model=model, ruler=ruler)
+        series = self.estimand_series(metric, model=model, ruler=ruler)
         g = self.grouping(by)
         reps = self._reps(g, [series], "mean")
         frame, overall, notes = self._group_table(g, reps, 0, series, conf)

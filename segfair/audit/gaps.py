@@ -89,7 +89,7 @@ class GapEstimands(AuditCore):
         """
         ruler = self.scores.trusted_ruler if ruler is None else ruler
         conf = self._conf(confidence)
-        series = self.series(metric, model=model, ruler=ruler)
+        series = self.estimand_series(metric, model=model, ruler=ruler)
         g = self.grouping(by)
         reps = self._reps(g, [series], self.statistic)
         frame, overall, notes = self._group_table(g, reps, 0, series, conf)
@@ -146,7 +146,7 @@ class GapEstimands(AuditCore):
         (0.1, 0.875)
         """
         ruler = self.scores.trusted_ruler if ruler is None else ruler
-        series = self.series(metric, model=model, ruler=ruler)
+        series = self.estimand_series(metric, model=model, ruler=ruler)
         return self._gap_of(
             series,
             metric=metric,

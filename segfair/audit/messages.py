@@ -8,6 +8,7 @@ __all__ = [
     "BAD_BINS",
     "BAD_CAP",
     "BAD_CONFIDENCE",
+    "BAD_ESTIMATOR",
     "BAD_MIN_GROUP_SIZE",
     "BAD_NEGLIGIBLE",
     "BAD_N_BOOT",
@@ -19,6 +20,8 @@ __all__ = [
     "NEGLIGIBLE_GAP",
     "NOT_IN_COHORT",
     "NO_ATTRIBUTE_COLUMN",
+    "NO_PROXY",
+    "PPI_NEEDS_MEAN",
     "UNKNOWN_AGREEMENT",
     "UNKNOWN_ATTRIBUTE",
     "UNKNOWN_CLUSTER",
@@ -28,6 +31,7 @@ __all__ = [
     "UNKNOWN_LABEL",
     "UNKNOWN_METRIC",
     "UNKNOWN_MODEL",
+    "UNKNOWN_PROXY",
     "UNKNOWN_RULER",
     "UNKNOWN_STRUCTURE",
     "WHICH_STRUCTURE",
@@ -52,6 +56,16 @@ UNKNOWN_COVARIATE = (
 )
 UNKNOWN_DESCRIPTOR = "unknown morphology descriptor {name!r} of ruler {ruler!r}; valid: {valid}"
 BAD_STATISTIC = "statistic must be one of {valid}; got {value!r}"
+BAD_ESTIMATOR = "estimator must be one of {valid}; got {value!r}"
+PPI_NEEDS_MEAN = (
+    "estimator 'ppi' estimates group means: it needs statistic = 'mean' (got {statistic!r}); "
+    "use estimator = 'labelled' for medians"
+)
+NO_PROXY = (
+    "estimator 'ppi' needs a proxy: a complete ruler other than the trusted ruler {trusted!r} "
+    "that scores every case; {why}. Set proxy = one of: {valid}"
+)
+UNKNOWN_PROXY = "unknown proxy ruler {name!r}; valid: {valid} (a ruler other than the trusted one)"
 BAD_CONFIDENCE = "confidence must be a number in (0.5, 1); got {value!r}"
 BAD_N_BOOT = "n_boot must be an integer ≥ 100; got {value!r}"
 BAD_CAP = "cap must be a positive, finite distance in mm; got {value!r}"

@@ -319,6 +319,11 @@ class SegfairConfig(_Strict):
     # "warn" or "pass"; a gate's own on_inconclusive wins, an error always blocks
     on_inconclusive: Literal["fail", "warn", "pass"] = "fail"
     cluster: str | None = None
+    # how statistics of a partial trusted ruler are estimated: from its labelled cases, or
+    # prediction-powered (the proxy ruler over every case, corrected on the labelled ones)
+    estimator: Literal["labelled", "ppi"] = "labelled"
+    # the complete ruler prediction-powered estimates lean on (None: the only complete one)
+    proxy: str | None = None
     # the metadata columns that identify a site; None: detected by name (segfair.cohort.sites)
     site_columns: list[str] | None = None
 
@@ -398,6 +403,16 @@ class SegfairConfig(_Strict):
                     fix = STRUCTURES_WITH_THRESHOLD_FIX
                     what = f"{kind}.{name}.threshold"
                     raise ValueError(STRUCTURES_WITH.format(what=what, fix=fix))
+        return self
+
+    @model_validator(mode="after")
+    def _proxy_is_a_ruler(self) -> SegfairConfig:
+        others = [r for r in self.rulers if r != self.trusted_ruler]
+        if self.proxy is not None and self.proxy not in others:
+            raise ValueError(
+                f"proxy = {self.proxy!r} must name a ruler other than the trusted one "
+                f"({self.trusted_ruler!r}); valid: {', '.join(others) or '(none declared)'}"
+            )
         return self
 
     @property

@@ -7,7 +7,14 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from segfair.audit import Audit
-from segfair.gates.base import Baseline, MetricGate, Only, _at_least, _by_text, _make_id
+from segfair.gates.base import (
+    Baseline,
+    EstimatedGate,
+    Only,
+    _at_least,
+    _by_text,
+    _make_id,
+)
 from segfair.gates.outcome import (
     Check,
     Outcome,
@@ -19,7 +26,7 @@ from segfair.gates.outcome import (
 )
 
 
-class AmplificationGate(MetricGate):
+class AmplificationGate(EstimatedGate):
     """The model's gap exceeds the baseline's by at most ``max`` (a fraction ≥ -1).
 
     Examples

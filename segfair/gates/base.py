@@ -10,7 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from segfair.audit import Audit
 from segfair.gates.outcome import Outcome
 from segfair.gates.result import OnInconclusive
-from segfair.stats import COUNT_METRICS, DISTANCE_METRICS, FRACTION_METRICS, LOWER_IS_BETTER
+from segfair.stats import (
+    COUNT_METRICS,
+    DISTANCE_METRICS,
+    FRACTION_METRICS,
+    LOWER_IS_BETTER,
+    Estimator,
+)
 
 DecideOn = Literal["bound", "estimate"]
 #: The groups a check is restricted to (None: all).
@@ -123,6 +129,9 @@ class BaseGate(BaseModel):
 
             def with_structure(self: BaseGate) -> str:
                 text = base(self)
+                if getattr(self, "estimator", None) == "ppi":
+                    # a prediction-powered gate is another gate than its labelled-only twin
+                    text = f"{text[:-1]},ppi]"
                 return text if self.structure is None else f"{text}[{self.structure}]"
 
             with_structure.__doc__ = own.__doc__
@@ -166,6 +175,17 @@ class MetricGate(BaseGate):
     metric: str
     by: str | tuple[str, ...]
     model: str
+
+
+class EstimatedGate(MetricGate):
+    """A metric gate whose group means on a partial trusted ruler may be prediction-powered."""
+
+    estimator: Estimator | None = Field(
+        default=None,
+        description="how statistics of a partial trusted ruler are estimated: 'labelled' (its "
+        "labelled cases) or 'ppi' (prediction-powered: the proxy ruler on every case, "
+        "corrected on the labelled ones); default: the run's",
+    )
 
 
 def _by_text(by: str | tuple[str, ...]) -> str:

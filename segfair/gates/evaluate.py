@@ -87,8 +87,10 @@ def gate_checks(audit: Audit, gate: Gate, confidence: float) -> list[Check]:
 
 
 def _audit_of(audit: Audit, gate: Gate) -> Audit:
-    """The audit a gate is decided on: its structure's (every estimand is per structure)."""
-    return audit if gate.structure is None else audit.for_structure(gate.structure)
+    """The audit a gate is decided on: its structure's (every estimand is per structure), with
+    the gate's estimator when it names one."""
+    on = audit if gate.structure is None else audit.for_structure(gate.structure)
+    return on.with_estimator(getattr(gate, "estimator", None))
 
 
 def evaluate_gates(

@@ -11,7 +11,7 @@ from segfair.gates.base import (
     GAP_NEEDS_MAX,
     RATIO_NEEDS_MIN,
     Baseline,
-    MetricGate,
+    EstimatedGate,
     Only,
     _by_text,
     _fraction,
@@ -21,7 +21,7 @@ from segfair.gates.base import (
 from segfair.gates.outcome import Check, Outcome, _by_arg, _evidence, _fu, _look_at, metric_unit
 
 
-class GapGate(MetricGate):
+class GapGate(EstimatedGate):
     """The gap across groups is small: ``max`` for ``gap``/``to_overall``, ``min`` for ``ratio``.
 
     Examples

@@ -10,7 +10,7 @@ from segfair.audit import Audit
 from segfair.gates.base import (
     ONE_OF,
     Baseline,
-    MetricGate,
+    EstimatedGate,
     Only,
     _by_text,
     _check_direction,
@@ -28,7 +28,7 @@ from segfair.gates.outcome import (
 from segfair.stats import LOWER_IS_BETTER
 
 
-class MinGroupMetricGate(MetricGate):
+class MinGroupMetricGate(EstimatedGate):
     """Every group's estimate is at least ``min`` (or, for a distance, at most ``max``).
 
     Examples

@@ -7,7 +7,15 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from segfair.audit import Audit
-from segfair.gates.base import Baseline, MetricGate, Only, _at_least, _by_text, _fraction, _make_id
+from segfair.gates.base import (
+    Baseline,
+    EstimatedGate,
+    Only,
+    _at_least,
+    _by_text,
+    _fraction,
+    _make_id,
+)
 from segfair.gates.outcome import (
     Check,
     Outcome,
@@ -20,7 +28,7 @@ from segfair.gates.outcome import (
 )
 
 
-class _RulerGate(MetricGate):
+class _RulerGate(EstimatedGate):
     """Fields and id shared by the two gates on how an automated ruler distorts a gap."""
 
     automated: str

@@ -18,10 +18,12 @@ from segfair.stats.intervals import (
     wilson_interval,
 )
 from segfair.stats.kinds import *  # noqa: F403  (the metric kinds and statistics: kinds.__all__)
+from segfair.stats.ppi import PPIDetail, ppi_means
 
 __all__ = [
     "STREAM_ABOVE",
     "Design",
+    "PPIDetail",
     "Replicates",
     "build_design",
     "cluster_df",
@@ -30,6 +32,7 @@ __all__ = [
     "group_statistic",
     "max_abs_interval",
     "percentile_interval",
+    "ppi_means",
     "rare_extreme_bound",
     "ratio_interval",
     "selection_level",

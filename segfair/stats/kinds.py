@@ -7,15 +7,23 @@ from typing import Literal
 __all__ = [
     "COUNT_METRICS",
     "DISTANCE_METRICS",
+    "ESTIMATORS",
     "FRACTION_METRICS",
     "LOWER_IS_BETTER",
     "STATISTICS",
+    "Estimator",
     "Statistic",
 ]
 
 Statistic = Literal["mean", "median"]
 #: The valid values of ``statistic``.
 STATISTICS: tuple[str, ...] = ("mean", "median")
+
+#: How a statistic of a partial trusted ruler is estimated: from its labelled cases alone, or
+#: prediction-powered (the automated ruler over every case, corrected on the labelled ones).
+Estimator = Literal["labelled", "ppi"]
+#: The valid values of ``estimator``.
+ESTIMATORS: tuple[str, ...] = ("labelled", "ppi")
 
 #: Surface-distance metrics (mm): ``inf`` (a missed lesion) is replaced by the cap and counted.
 #: ``lesion_hd95`` is never ``inf``: a missed or false lesion scores its own finite penalty.
