@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from segfair.audit import Audit
+from segfair.gates.base import EstimatedGate
 from segfair.gates.kinds import Gate
 from segfair.gates.outcome import Check
 from segfair.gates.result import GateResult, OnInconclusive, check_on_inconclusive
@@ -75,9 +76,10 @@ def evaluate_gate(
             )
         else:
             outcome = replace(full, checks=[], forced=None)
-    return _verdict(
+    result = _verdict(
         gate, outcome, conf, decide_on, small, min_n, check_on_inconclusive(on_inconclusive)
     )
+    return _with_estimator(result, gate, audit)
 
 
 def gate_checks(audit: Audit, gate: Gate, confidence: float) -> list[Check]:
@@ -91,6 +93,32 @@ def _audit_of(audit: Audit, gate: Gate) -> Audit:
     the gate's estimator when it names one."""
     on = audit if gate.structure is None else audit.for_structure(gate.structure)
     return on.with_estimator(getattr(gate, "estimator", None))
+
+
+def _with_estimator(result: GateResult, gate: Gate, audit: Audit) -> GateResult:
+    """The result naming the estimator it was decided with, and, where that was
+    prediction-powered on a partial trusted ruler, what the estimates rest on and gain (per
+    model: :meth:`~segfair.audit.Audit.prediction_powered`)."""
+    if not isinstance(gate, EstimatedGate):
+        return result
+    block = None
+    field = type(gate).trusted_field
+    ruler = getattr(gate, field, None) if field else None
+    trusted = audit.scores.trusted_ruler
+    if (
+        audit.estimator == "ppi"
+        and (ruler is None or ruler == trusted)
+        and not bool(audit.labelled_mask().all())
+    ):
+        baseline = getattr(gate, "baseline", None)
+        models = [gate.model, *([baseline] if isinstance(baseline, str) else [])]
+        block = tuple(
+            audit.prediction_powered(
+                gate.metric, by=gate.by, model=m, confidence=result.confidence
+            ).to_dict()
+            for m in models
+        )
+    return replace(result, estimator=audit.estimator, prediction_powered=block)
 
 
 def evaluate_gates(

@@ -154,6 +154,12 @@ class GateResult:
     location: Mapping[str, Any] | None = None
     #: the named structure it was decided on (None: the cohort's only one)
     structure: str | None = None
+    #: how the trusted ruler's statistics were estimated ("labelled" or "ppi"; None: a kind
+    #: without the choice)
+    estimator: str | None = None
+    #: a gate decided prediction-powered on a partial trusted ruler: per model, the
+    #: :meth:`~segfair.audit.Audit.prediction_powered` table (``PredictionPoweredResult.to_dict``)
+    prediction_powered: tuple[Mapping[str, Any], ...] | None = None
 
     @property
     def ok(self) -> bool:
@@ -228,6 +234,13 @@ class GateResult:
             ],
             # named only in a cohort of several structures: one-structure reports read as before
             **({"structure": self.structure} if self.structure is not None else {}),
+            "estimator": self.estimator,
+            # only where the gate was decided prediction-powered: other reports read as before
+            **(
+                {"prediction_powered": [dict(p) for p in self.prediction_powered]}
+                if self.prediction_powered is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -275,6 +288,12 @@ class GateResult:
             unit=str(data.get("unit") or ""),
             location=dict(data["location"]) if data.get("location") else None,
             structure=str(data["structure"]) if data.get("structure") else None,
+            estimator=str(data["estimator"]) if data.get("estimator") else None,
+            prediction_powered=(
+                tuple(dict(p) for p in data["prediction_powered"])
+                if data.get("prediction_powered") is not None
+                else None
+            ),
         )
 
     def __str__(self) -> str:
