@@ -191,7 +191,12 @@ def _proxy(audit: Audit) -> str | None:
     """The proxy ruler of a prediction-powered run on a partial trusted ruler, else None."""
     if audit.estimator != "ppi" or bool(audit.labelled_mask().all()):
         return None
-    return audit.proxy_ruler()
+    from segfair.audit import AuditError
+
+    try:
+        return audit.proxy_ruler()
+    except AuditError:  # no proxy: each prediction-powered gate is an error that says why
+        return None
 
 
 def _provenance(audit: Audit, config: SegfairConfig, seed: int) -> dict[str, Any]:
