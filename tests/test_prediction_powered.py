@@ -293,6 +293,9 @@ def test_the_prediction_powered_golden_report_is_valid_and_shows_the_estimator()
     )
     assert "effective n" in html
     assert "labelled only" in html
+    md = (GOLDEN / "partial_ppi.md.golden").read_text("utf-8")
+    assert "**Prediction-powered**" in md
+    assert "· estimator ppi ·" in md
 
 
 def test_a_labelled_report_names_its_estimator_but_shows_no_prediction_powered_panel() -> None:
@@ -302,6 +305,7 @@ def test_a_labelled_report_names_its_estimator_but_shows_no_prediction_powered_p
     assert {g["estimator"] for g in doc["gates"]} <= {"labelled", None}
     assert not any("prediction_powered" in g for g in doc["gates"])
     assert "Prediction-powered" not in (GOLDEN / "partial.html.golden").read_text("utf-8")
+    assert "rediction-powered" not in (GOLDEN / "partial.md.golden").read_text("utf-8")
 
 
 def _schema_errors(doc: dict[str, Any], ref: str | None = None) -> list[str]:
@@ -318,3 +322,32 @@ def _schema_errors(doc: dict[str, Any], ref: str | None = None) -> list[str]:
         schema.pop("additionalProperties", None)
     validator = jsonschema.Draft202012Validator(schema)
     return [e.message for e in validator.iter_errors(doc)]
+
+
+def test_the_gaps_may_be_taken_over_some_groups_while_the_table_lists_every_group() -> None:
+    s, cases = partial_scores()
+    three = np.where(cases["young"], "young", np.where(np.arange(600) % 2, "old", "older"))
+    s.groups["age3"] = pd.Categorical(three)
+    audit = Audit(s, n_boot=N_BOOT)
+    r = audit.prediction_powered("dice", by="age3", model="m", groups=["old", "older"])
+    assert sorted(r.by_group.index) == ["old", "older", "young"]
+    only = audit.with_estimator("ppi").gap("dice", by="age3", model="m", groups=["old", "older"])
+    assert r.gap == only.gap
+    lab = audit.with_estimator("labelled").gap(
+        "dice", by="age3", model="m", groups=["old", "older"]
+    )
+    assert r.labelled_gap == lab.gap
+    assert "the gaps are taken over the groups 'old', 'older' only" in r.notes
+
+
+def test_a_gate_deciding_on_its_large_groups_only_takes_the_tables_gaps_over_them() -> None:
+    s, cases = partial_scores()
+    three = np.where(cases["young"], "young", np.where(np.arange(600) % 10, "old", "oldest"))
+    s.groups["age3"] = pd.Categorical(three)
+    audit = Audit(s, n_boot=N_BOOT, min_group_size=20, estimator="ppi")
+    r = evaluate_gate(audit, GapGate(metric="dice", by="age3", model="m", max=0.5))
+    assert r.prediction_powered is not None
+    [block] = r.prediction_powered
+    assert len(block["groups"]) == 3  # 'oldest' (about 6 labelled) is listed, not decided on
+    assert block["gap"]["estimate"] == pytest.approx(r.estimate)
+    assert block["gap"]["upper"] == pytest.approx(r.upper)

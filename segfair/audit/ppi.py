@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -34,6 +36,7 @@ class PredictionPoweredEstimands(GapEstimands):
         by: ByArg,
         model: str,
         ruler: str | None = None,
+        groups: Sequence[str] | None = None,
         confidence: float | None = None,
     ) -> PredictionPoweredResult:
         """The prediction-powered group means of ``model``'s ``metric`` on the partial trusted
@@ -46,6 +49,9 @@ class PredictionPoweredEstimands(GapEstimands):
             As in :meth:`by_group`.
         ruler
             The trusted ruler (the default; any other is refused).
+        groups
+            Take the gaps over these groups only (default: all with values), e.g. those a gate
+            decides on; the table lists every group.
 
         Returns
         -------
@@ -117,7 +123,11 @@ class PredictionPoweredEstimands(GapEstimands):
                 "labelled_estimate": lt["estimate"].reindex(index).to_numpy(),
                 "labelled_lower": lt["lower"].reindex(index).to_numpy(),
                 "labelled_upper": lt["upper"].reindex(index).to_numpy(),
-                "effective_n": np.where(np.isfinite(gain), n_lab * gain, np.nan),
+                # at most the cases the proxy covers (its population bound): beyond it is the
+                # noise of the two estimated standard errors
+                "effective_n": np.where(
+                    np.isfinite(gain), np.minimum(n_lab * gain, detail.n_all[pos, 0]), np.nan
+                ),
                 "width_ratio": ratio,
             },
             index=index,
@@ -126,6 +136,14 @@ class PredictionPoweredEstimands(GapEstimands):
         overall["n_all"] = float(detail.n_all[:, 0].sum())
         for k in ("estimate", "lower", "upper"):
             overall[f"labelled_{k}"] = float(labelled.overall[k])
+        gap, labelled_gap = powered.gap, labelled.gap
+        notes = list(dict.fromkeys(powered.notes))
+        if groups is not None:
+            gap, labelled_gap = (
+                a.gap(metric, by=by, model=model, ruler=ruler, groups=groups, confidence=conf).gap
+                for a in (ppi, lab)
+            )
+            notes.append(f"the gaps are taken over the groups {', '.join(map(repr, groups))} only")
         return PredictionPoweredResult(
             metric=metric,
             by=g.key,
@@ -135,9 +153,9 @@ class PredictionPoweredEstimands(GapEstimands):
             confidence=conf,
             by_group=frame,
             overall=overall,
-            gap=powered.gap,
-            labelled_gap=labelled.gap,
-            notes=tuple(dict.fromkeys(powered.notes)),
+            gap=gap,
+            labelled_gap=labelled_gap,
+            notes=tuple(notes),
         )
 
 

@@ -380,9 +380,9 @@ class PredictionPoweredResult:
         ``proxy_mean``, ``rectifier`` (mean of trusted − proxy over the labelled cases: how far
         the automated ruler is off there), ``estimate, lower, upper`` (prediction-powered),
         ``labelled_estimate, labelled_lower, labelled_upper`` (labelled cases only),
-        ``effective_n`` (``n_labelled × (SE_labelled / SE_ppi)²``: the labelled sample the
-        prediction-powered interval is worth) and ``width_ratio`` (prediction-powered width over
-        labelled-only width; below 1 is a gain).
+        ``effective_n`` (``n_labelled × (SE_labelled / SE_ppi)²``, at most ``n_all``: the
+        labelled sample the prediction-powered interval is worth) and ``width_ratio``
+        (prediction-powered width over labelled-only width; below 1 is a gain).
     overall
         ``n, estimate, lower, upper, capped, undefined`` of the prediction-powered overall mean,
         with ``n_all`` and the labelled-only ``labelled_estimate, labelled_lower,

@@ -63,9 +63,11 @@ def evaluate_gate(
     decide_on = "estimate" if full.deterministic else gate.decide_on
     small = [str(g) for g, n in full.sizes.items() if n < min_n]
     outcome = full
+    decided: list[str] | None = None  # None: every group
     if small and not full.deterministic:
         keep = [str(g) for g, n in full.sizes.items() if n >= min_n]
         if len(keep) >= gate.needed_groups:
+            decided = keep
             # decide on the groups that are large enough; a failure there is a failure
             part = gate.check(audit, conf, keep, baseline)
             outcome = replace(
@@ -79,7 +81,7 @@ def evaluate_gate(
     result = _verdict(
         gate, outcome, conf, decide_on, small, min_n, check_on_inconclusive(on_inconclusive)
     )
-    return _with_estimator(result, gate, audit)
+    return _with_estimator(result, gate, audit, decided)
 
 
 def gate_checks(audit: Audit, gate: Gate, confidence: float) -> list[Check]:
@@ -95,10 +97,13 @@ def _audit_of(audit: Audit, gate: Gate) -> Audit:
     return on.with_estimator(getattr(gate, "estimator", None))
 
 
-def _with_estimator(result: GateResult, gate: Gate, audit: Audit) -> GateResult:
+def _with_estimator(
+    result: GateResult, gate: Gate, audit: Audit, decided: list[str] | None
+) -> GateResult:
     """The result naming the estimator it was decided with, and, where that was
     prediction-powered on a partial trusted ruler, what the estimates rest on and gain (per
-    model: :meth:`~segfair.audit.Audit.prediction_powered`)."""
+    model: :meth:`~segfair.audit.Audit.prediction_powered`, its gaps over the ``decided``
+    groups)."""
     if not isinstance(gate, EstimatedGate):
         return result
     block = None
@@ -114,7 +119,7 @@ def _with_estimator(result: GateResult, gate: Gate, audit: Audit) -> GateResult:
         models = [gate.model, *([baseline] if isinstance(baseline, str) else [])]
         block = tuple(
             audit.prediction_powered(
-                gate.metric, by=gate.by, model=m, confidence=result.confidence
+                gate.metric, by=gate.by, model=m, groups=decided, confidence=result.confidence
             ).to_dict()
             for m in models
         )
