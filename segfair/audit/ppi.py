@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from segfair.audit.core import ByArg
+from segfair.audit.core import ByArg, Series
 from segfair.audit.gaps import GapEstimands
 from segfair.audit.messages import AuditError
-from segfair.audit.results import PredictionPoweredResult
+from segfair.audit.results import GapResult, PredictionPoweredResult
 from segfair.stats import Replicates
 
 __all__ = ["NOT_PARTIAL", "NOT_TRUSTED", "PredictionPoweredEstimands"]
@@ -88,16 +88,30 @@ class PredictionPoweredEstimands(GapEstimands):
         if bool(self.labelled_mask().all()):
             raise AuditError(NOT_PARTIAL.format(trusted=trusted))
         conf = self._conf(confidence)
+        # both estimates on one audit, the prediction-powered one: the labelled-only mean is
+        # the plain series on the same resamples (a second audit would hold a second design)
         ppi = self.with_estimator("ppi")
-        lab = self.with_estimator("labelled")
         series = ppi.estimand_series(metric, model=model, ruler=ruler)
+        plain = ppi.series(metric, model=model, ruler=ruler)
         proxy = ppi.proxy_ruler()
         g = ppi.grouping(by)
-        powered = ppi.gap(metric, by=by, model=model, ruler=ruler, confidence=conf)
-        labelled = lab.gap(metric, by=by, model=model, ruler=ruler, confidence=conf)
+
+        def gap_of(s: Series, only: Sequence[str] | None) -> GapResult:
+            return ppi._gap_of(
+                s,
+                metric=metric,
+                by=by,
+                model=model,
+                ruler=ruler,
+                reference=None,
+                groups=only,
+                confidence=conf,
+                statistic="mean",
+            )
+
+        powered, labelled = gap_of(series, None), gap_of(plain, None)
         p_reps = ppi._reps(g, [series], "mean")
-        plain = lab.estimand_series(metric, model=model, ruler=ruler)
-        l_reps = lab._reps(lab.grouping(by), [plain], "mean")
+        l_reps = ppi._reps(g, [plain], "mean")
         detail = ppi.ppi_detail(g, series)
         p_se, l_se = _standard_errors(p_reps), _standard_errors(l_reps)
         lt = labelled.by_group
@@ -139,10 +153,7 @@ class PredictionPoweredEstimands(GapEstimands):
         gap, labelled_gap = powered.gap, labelled.gap
         notes = list(dict.fromkeys(powered.notes))
         if groups is not None:
-            gap, labelled_gap = (
-                a.gap(metric, by=by, model=model, ruler=ruler, groups=groups, confidence=conf).gap
-                for a in (ppi, lab)
-            )
+            gap, labelled_gap = gap_of(series, groups).gap, gap_of(plain, groups).gap
             notes.append(f"the gaps are taken over the groups {', '.join(map(repr, groups))} only")
         return PredictionPoweredResult(
             metric=metric,
