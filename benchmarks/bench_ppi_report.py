@@ -37,10 +37,12 @@ def _scores(n: int, frac: float, rho: float, seed: int = 0):  # type: ignore[no-
     lab = rng.random(n) < frac
     table = pd.concat(
         [
-            pd.DataFrame({"case_id": ids, "model": "m", "ruler": "auto", "metric": "dice"})
-            .assign(value=a),
-            pd.DataFrame({"case_id": ids[lab], "model": "m", "ruler": "expert", "metric": "dice"})
-            .assign(value=t[lab]),
+            pd.DataFrame({"case_id": ids, "model": "m", "ruler": "auto", "metric": "dice"}).assign(
+                value=a
+            ),
+            pd.DataFrame(
+                {"case_id": ids[lab], "model": "m", "ruler": "expert", "metric": "dice"}
+            ).assign(value=t[lab]),
         ],
         ignore_index=True,
     )
@@ -48,7 +50,10 @@ def _scores(n: int, frac: float, rho: float, seed: int = 0):  # type: ignore[no-
         {"age": np.where(young, "young", "old")}, index=pd.Index(ids, name="case_id")
     )
     return Scores(
-        table=table, groups=groups, trusted_ruler="expert", rulers=("expert", "auto"),
+        table=table,
+        groups=groups,
+        trusted_ruler="expert",
+        rulers=("expert", "auto"),
         models=("m",),
     )
 
@@ -62,7 +67,7 @@ def _one(n: int, frac: float, rho: float, n_boot: int, block: bool) -> dict[str,
     from segfair.gates import GapGate, evaluate_gate
 
     if not block:  # the verdict alone: the estimator named, no table
-        ev._with_estimator = lambda result, gate, audit, decided: replace(  # noqa: SLF001
+        ev._with_estimator = lambda result, gate, audit, decided: replace(
             result, estimator=audit.estimator
         )
     scores = _scores(n, frac, rho)
@@ -97,8 +102,10 @@ def main() -> int:
     for n in args.n_cases:
         for block in (False, True):
             done = subprocess.run(
-                [sys.executable, __file__, "--frac", str(args.frac), "--rho", str(args.rho)]
-                + ["--n-boot", str(args.n_boot), "--child", str(n), "1" if block else "0"],
+                [
+                    *(sys.executable, __file__, "--frac", str(args.frac), "--rho", str(args.rho)),
+                    *("--n-boot", str(args.n_boot), "--child", str(n), "1" if block else "0"),
+                ],
                 capture_output=True,
                 text=True,
                 check=True,
