@@ -111,3 +111,17 @@ def test_ppi_without_a_complete_ruler_exits_2_before_any_gate_listing_the_rulers
     assert "no other ruler scores every case. Set proxy = one of: automated" in err
     assert "Traceback" not in err
     assert not report.exists()  # refused before any gate: no verdict reads as one
+
+
+def test_plan_refuses_ppi_without_a_complete_ruler_before_planning(
+    partial: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    without_a_complete_proxy(partial)
+    partial.write_config(estimator="ppi", gates=[{**RUN_GAP, "max": 0.9}])
+    out = tmp_path / "to_label.csv"
+    code, _ = run("plan", "--config", str(partial.config_path), "--out", str(out))
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert "no other ruler scores every case. Set proxy = one of: automated" in err
+    assert "Traceback" not in err
+    assert not out.exists()
