@@ -244,6 +244,10 @@ def test_a_gate_decided_prediction_powered_carries_the_table_its_verdict_rests_o
     )
     again = GateResult.from_dict(json.loads(json.dumps(r.to_dict())))
     assert again.to_dict() == r.to_dict()
+    # the text a failed assertion shows says what the labelled cases alone would have given
+    assert "estimator:     ppi (m, proxy auto): the labelled cases alone give a gap of" in (
+        r.explain()
+    )
 
 
 def test_an_amplification_gate_carries_both_models_and_a_ruler_gate_its_trusted_side(

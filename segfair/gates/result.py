@@ -322,6 +322,17 @@ class GateResult:
             lines.append(
                 f"  to decide:     about {self.cases_needed} cases in all would likely decide it"
             )
+        for b in self.prediction_powered or ():
+            # what the prediction-powered verdict gained over the labelled cases alone
+            est, lo, hi = (_unclean((b.get("labelled_gap") or {}).get(k)) for k in _BOUNDS)
+            rows = b.get("groups") or []
+            n = sum(int(r.get("n") or 0) for r in rows)
+            worth = sum(r["effective_n"] for r in rows if r.get("effective_n") is not None)
+            lines.append(
+                f"  estimator:     ppi ({b.get('model')}, proxy {b.get('proxy')}): the labelled "
+                f"cases alone give a gap of {_fu(est, self.unit)} ({_f(lo)} to "
+                f"{_fu(hi, self.unit)}); {n} labelled cases worth about {round(worth)}"
+            )
         if self.holm is not None:
             lines.append(
                 f"  holm:          step {self.holm['step']} of a family of "
@@ -379,6 +390,9 @@ def _clean(v: Any) -> Any:
     if isinstance(v, np.integer):
         return int(v)
     return v
+
+
+_BOUNDS = ("estimate", "lower", "upper")
 
 
 def _unclean(v: Any) -> float:
