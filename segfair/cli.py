@@ -12,11 +12,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from segfair.errors import SegfairError
 from segfair.sinks import for_csv_cell, for_terminal
 from segfair.version import __version__
+
+if TYPE_CHECKING:
+    from segfair.session import SegfairSession
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -282,6 +285,7 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
     # validate gates before any heavy work; with none, a green exit would check nothing
     if not session.gates and not args.allow_no_gates:
         raise SegfairError(NO_GATES.format(where=cfg.source or args.config))
+    _check_proxy(session)
     results = session.check_config_gates()
     document = session.report()
     try:
@@ -304,6 +308,19 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
         print(for_terminal(line), file=out)
     _github_report(document, out, root=cfg.root)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def _check_proxy(session: SegfairSession) -> None:
+    """A run or gate that asks for prediction-powered estimates of a partial trusted ruler needs
+    a proxy ruler: without one the run is refused (exit 2, the audit's message lists the
+    rulers), not left to each gate to error on."""
+    wanted = session.config.estimator == "ppi" or any(
+        getattr(g, "estimator", None) == "ppi" for g in session.gates
+    )
+    if wanted:
+        audit = session.audit.with_estimator("ppi")
+        if not bool(audit.labelled_mask().all()):
+            audit.proxy_ruler()
 
 
 def _github_report(document: Any, out: TextIO, *, root: Path | None = None) -> None:
@@ -429,6 +446,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
     )
     if not session.gates:  # labels are planned for gates: with none, there is nothing to plan
         raise SegfairError(NO_GATES.format(where=session.config.source or args.config))
+    _check_proxy(session)
     audit = session.audit
     plans = plan_all(
         audit,

@@ -250,9 +250,11 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return [f"segfair: {state.config_path} (invalid: {str(exc).splitlines()[0]})"]
     seed = cfg.seed if state.seed is None else state.seed
     n = len(cfg.gates)
+    # the run's estimator of the trusted ruler's statistics (a gate may name its own)
+    proxy = f" (proxy {cfg.proxy})" if cfg.estimator == "ppi" and cfg.proxy else ""
     return [
         f"segfair: config {state.config_path}, seed {seed}, "
-        f"{n} configured gate{'s' if n != 1 else ''}"
+        f"{n} configured gate{'s' if n != 1 else ''}, estimator {cfg.estimator}{proxy}"
     ]
 
 

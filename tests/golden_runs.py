@@ -143,8 +143,10 @@ def run_preset(preset: str, seed: int, holm: bool = False) -> Callable[[Path, Pa
     return run
 
 
-def run_partial(root: Path, out: Path) -> None:
+def run_partial(root: Path, out: Path, *, estimator: str | None = None) -> None:
     config = _synth(root, "hidden", 5, n_cases=120)
+    if estimator is not None:  # a top-level key: before the first table
+        config.write_text(f'estimator = "{estimator}"\n' + config.read_text())
     text = config.read_text().replace(
         'expert = "segmentations/expert/{case_id}.nii.gz"',
         'expert = { path = "segmentations/expert/{case_id}.nii.gz", partial = true }',
@@ -203,6 +205,8 @@ RUNS: dict[str, Callable[[Path, Path], None]] = {
     "hidden": run_preset("hidden", 2, holm=True),
     "parikh": run_preset("parikh", 3),
     "partial": run_partial,
+    # the same partial cohort, every trusted-ruler mean prediction-powered
+    "partial_ppi": lambda root, out: run_partial(root, out, estimator="ppi"),
     "regression": run_regression,
     "example": run_example,
 }

@@ -111,7 +111,9 @@ def test_the_report_header_shows_config_seed_and_gate_count(
 ) -> None:
     segtester.write_config(gates=[GAP_GATE])
     result = pytester.runpytest("--segfair-seed", "7", "--co")
-    result.stdout.fnmatch_lines(["segfair: config *segfair.toml, seed 7, 1 configured gate"])
+    result.stdout.fnmatch_lines(
+        ["segfair: config *segfair.toml, seed 7, 1 configured gate, estimator labelled"]
+    )
 
 
 def test_a_bad_seed_option_lists_what_is_valid(pytester: pytest.Pytester, segtester: Repo) -> None:

@@ -31,6 +31,7 @@ from segfair.audit.fairness import FairnessEstimands
 from segfair.audit.gaps import GapEstimands
 from segfair.audit.labels import LabelEstimands
 from segfair.audit.morphology import MorphologyEstimands
+from segfair.audit.ppi import PredictionPoweredEstimands
 
 __all__ = ["Audit"]
 
@@ -39,6 +40,7 @@ class Audit(
     FairnessEstimands,
     LabelEstimands,
     ControlledEstimands,
+    PredictionPoweredEstimands,
     GapEstimands,
     DistortionEstimands,
     MorphologyEstimands,

@@ -23,6 +23,7 @@ __all__ = [
     "LabelAuditResult",
     "MamaMiaResult",
     "MorphologyResult",
+    "PredictionPoweredResult",
     "RateResult",
 ]
 
@@ -362,6 +363,72 @@ class AmplificationResult:
                 "added_gap": self.added_gap,
             }
         )
+
+
+@dataclass(frozen=True, eq=False)
+class PredictionPoweredResult:
+    """Prediction-powered group means of a partial trusted ruler beside the labelled-only ones
+    (:meth:`Audit.prediction_powered`).
+
+    Attributes
+    ----------
+    proxy
+        The automated ruler the estimates lean on (it scores every case).
+    by_group
+        Index: group; columns ``n`` (labelled cases with a proxy value), ``n_all`` (cases with a
+        proxy value), ``lam`` (the power-tuning weight; 0 is the labelled-only mean),
+        ``proxy_mean``, ``rectifier`` (mean of trusted − proxy over the labelled cases: how far
+        the automated ruler is off there), ``estimate, lower, upper`` (prediction-powered),
+        ``labelled_estimate, labelled_lower, labelled_upper`` (labelled cases only),
+        ``effective_n`` (``n_labelled × (SE_labelled / SE_ppi)²``, at most ``n_all``: the
+        labelled sample the prediction-powered interval is worth) and ``width_ratio``
+        (prediction-powered width over labelled-only width; below 1 is a gain).
+    overall
+        ``n, estimate, lower, upper, capped, undefined`` of the prediction-powered overall mean,
+        with ``n_all`` and the labelled-only ``labelled_estimate, labelled_lower,
+        labelled_upper``.
+    gap, labelled_gap
+        The gap (max − min) across groups, prediction-powered and labelled-only.
+    """
+
+    metric: str
+    by: tuple[str, ...]
+    model: str
+    ruler: str
+    proxy: str
+    confidence: float
+    by_group: pd.DataFrame
+    overall: pd.Series
+    gap: Estimate
+    labelled_gap: Estimate
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (NaN → None): a gate's ``prediction_powered`` block in the report."""
+        counts = ("n", "n_all")
+        rows = [
+            {
+                "group": str(g),
+                **{k: int(row[k]) for k in counts},
+                **{k: _num(v) for k, v in row.items() if k not in counts},
+            }
+            for g, row in self.by_group.iterrows()
+        ]
+        return {
+            "metric": self.metric,
+            "attribute": " × ".join(self.by),
+            "model": self.model,
+            "ruler": self.ruler,
+            "proxy": self.proxy,
+            "confidence": self.confidence,
+            "groups": rows,
+            # the level is the block's: an estimate here is its point and interval
+            "gap": {k: _num(getattr(self.gap, k)) for k in ("estimate", "lower", "upper")},
+            "labelled_gap": {
+                k: _num(getattr(self.labelled_gap, k)) for k in ("estimate", "lower", "upper")
+            },
+            "notes": list(self.notes),
+        }
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from segfair.audit import Audit
+from segfair.gates.base import EstimatedGate
 from segfair.gates.kinds import Gate
 from segfair.gates.outcome import Check
 from segfair.gates.result import GateResult, OnInconclusive, check_on_inconclusive
@@ -62,9 +63,11 @@ def evaluate_gate(
     decide_on = "estimate" if full.deterministic else gate.decide_on
     small = [str(g) for g, n in full.sizes.items() if n < min_n]
     outcome = full
+    decided: list[str] | None = None  # None: every group
     if small and not full.deterministic:
         keep = [str(g) for g, n in full.sizes.items() if n >= min_n]
         if len(keep) >= gate.needed_groups:
+            decided = keep
             # decide on the groups that are large enough; a failure there is a failure
             part = gate.check(audit, conf, keep, baseline)
             outcome = replace(
@@ -75,9 +78,10 @@ def evaluate_gate(
             )
         else:
             outcome = replace(full, checks=[], forced=None)
-    return _verdict(
+    result = _verdict(
         gate, outcome, conf, decide_on, small, min_n, check_on_inconclusive(on_inconclusive)
     )
+    return _with_estimator(result, gate, audit, decided)
 
 
 def gate_checks(audit: Audit, gate: Gate, confidence: float) -> list[Check]:
@@ -91,6 +95,35 @@ def _audit_of(audit: Audit, gate: Gate) -> Audit:
     the gate's estimator when it names one."""
     on = audit if gate.structure is None else audit.for_structure(gate.structure)
     return on.with_estimator(getattr(gate, "estimator", None))
+
+
+def _with_estimator(
+    result: GateResult, gate: Gate, audit: Audit, decided: list[str] | None
+) -> GateResult:
+    """The result naming the estimator it was decided with, and, where that was
+    prediction-powered on a partial trusted ruler, what the estimates rest on and gain (per
+    model: :meth:`~segfair.audit.Audit.prediction_powered`, its gaps over the ``decided``
+    groups)."""
+    if not isinstance(gate, EstimatedGate):
+        return result
+    block = None
+    field = type(gate).trusted_field
+    ruler = getattr(gate, field, None) if field else None
+    trusted = audit.scores.trusted_ruler
+    if (
+        audit.estimator == "ppi"
+        and (ruler is None or ruler == trusted)
+        and not bool(audit.labelled_mask().all())
+    ):
+        baseline = getattr(gate, "baseline", None)
+        models = [gate.model, *([baseline] if isinstance(baseline, str) else [])]
+        block = tuple(
+            audit.prediction_powered(
+                gate.metric, by=gate.by, model=m, groups=decided, confidence=result.confidence
+            ).to_dict()
+            for m in models
+        )
+    return replace(result, estimator=audit.estimator, prediction_powered=block)
 
 
 def evaluate_gates(

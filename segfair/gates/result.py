@@ -154,6 +154,12 @@ class GateResult:
     location: Mapping[str, Any] | None = None
     #: the named structure it was decided on (None: the cohort's only one)
     structure: str | None = None
+    #: how the trusted ruler's statistics were estimated ("labelled" or "ppi"; None: a kind
+    #: without the choice)
+    estimator: str | None = None
+    #: a gate decided prediction-powered on a partial trusted ruler: per model, the
+    #: :meth:`~segfair.audit.Audit.prediction_powered` table (``PredictionPoweredResult.to_dict``)
+    prediction_powered: tuple[Mapping[str, Any], ...] | None = None
 
     @property
     def ok(self) -> bool:
@@ -228,6 +234,13 @@ class GateResult:
             ],
             # named only in a cohort of several structures: one-structure reports read as before
             **({"structure": self.structure} if self.structure is not None else {}),
+            "estimator": self.estimator,
+            # only where the gate was decided prediction-powered: other reports read as before
+            **(
+                {"prediction_powered": [dict(p) for p in self.prediction_powered]}
+                if self.prediction_powered is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -275,6 +288,12 @@ class GateResult:
             unit=str(data.get("unit") or ""),
             location=dict(data["location"]) if data.get("location") else None,
             structure=str(data["structure"]) if data.get("structure") else None,
+            estimator=str(data["estimator"]) if data.get("estimator") else None,
+            prediction_powered=(
+                tuple(dict(p) for p in data["prediction_powered"])
+                if data.get("prediction_powered") is not None
+                else None
+            ),
         )
 
     def __str__(self) -> str:
@@ -302,6 +321,17 @@ class GateResult:
         if self.cases_needed is not None:
             lines.append(
                 f"  to decide:     about {self.cases_needed} cases in all would likely decide it"
+            )
+        for b in self.prediction_powered or ():
+            # what the prediction-powered verdict gained over the labelled cases alone
+            est, lo, hi = (_unclean((b.get("labelled_gap") or {}).get(k)) for k in _BOUNDS)
+            rows = b.get("groups") or []
+            n = sum(int(r.get("n") or 0) for r in rows)
+            worth = sum(r["effective_n"] for r in rows if r.get("effective_n") is not None)
+            lines.append(
+                f"  estimator:     ppi ({b.get('model')}, proxy {b.get('proxy')}): the labelled "
+                f"cases alone give a gap of {_fu(est, self.unit)} ({_f(lo)} to "
+                f"{_fu(hi, self.unit)}); {n} labelled cases worth about {round(worth)}"
             )
         if self.holm is not None:
             lines.append(
@@ -360,6 +390,9 @@ def _clean(v: Any) -> Any:
     if isinstance(v, np.integer):
         return int(v)
     return v
+
+
+_BOUNDS = ("estimate", "lower", "upper")
 
 
 def _unclean(v: Any) -> float:

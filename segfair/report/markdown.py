@@ -110,6 +110,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
                 f"({md_escape(per)}){tail}"
             )
         lines += ["", "`segfair plan` writes which cases to send to the annotators.", ""]
+    lines += _md_prediction_powered(gates)
     if gates:
         lines += _md_table(
             [
@@ -158,10 +159,33 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     lines.append(
         f"<sub>segfair {md_escape(doc.get('segfair_version', '?'))} · "
         f"{md_escape(c.get('n_cases', '?'))} cases · seed {md_escape(prov.get('seed'))}"
-        f" · n_boot {md_escape(prov.get('n_boot'))} · the HTML report holds the full "
+        f" · n_boot {md_escape(prov.get('n_boot'))}"
+        + (" · estimator ppi" if prov.get("estimator") == "ppi" else "")
+        + " · the HTML report holds the full "
         "evidence</sub>"
     )
     return "\n".join(lines) + "\n"
+
+
+def _md_prediction_powered(gates: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per model of each gate decided prediction-powered: its gap beside the
+    labelled-only gap, the proxy and the labelled sample the estimate is worth."""
+    lines: list[str] = []
+    for g in gates:
+        for b in g.get("prediction_powered") or []:
+            rows = b.get("groups") or []
+            n = sum(int(r.get("n") or 0) for r in rows)
+            worth = sum(float(r["effective_n"]) for r in rows if r.get("effective_n") is not None)
+            alone = fmt_interval(b.get("labelled_gap"))
+            lines.append(
+                f"- {md_escape(g.get('id', '?'))}: {md_escape(b.get('model'))} gap "
+                f"{fmt_interval(b.get('gap'))} (labelled only {alone}); proxy "
+                f"{md_escape(b.get('proxy'))}; {n} labelled cases worth about {round(worth)}"
+            )
+    if not lines:
+        return []
+    head = "**Prediction-powered** (the proxy ruler on every case, corrected on the labelled ones):"
+    return [head, *lines, ""]
 
 
 def _md_ruler(doc: Mapping[str, Any], head: Mapping[str, Any], structure: str | None) -> list[str]:

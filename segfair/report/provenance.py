@@ -187,6 +187,18 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+def _proxy(audit: Audit) -> str | None:
+    """The proxy ruler of a prediction-powered run on a partial trusted ruler, else None."""
+    if audit.estimator != "ppi" or bool(audit.labelled_mask().all()):
+        return None
+    from segfair.audit import AuditError
+
+    try:
+        return audit.proxy_ruler()
+    except AuditError:  # no proxy: each prediction-powered gate is an error that says why
+        return None
+
+
 def _provenance(audit: Audit, config: SegfairConfig, seed: int) -> dict[str, Any]:
     scores = audit.scores
     dumped = _jsonable(config.model_dump(mode="json", by_alias=True))
@@ -206,6 +218,8 @@ def _provenance(audit: Audit, config: SegfairConfig, seed: int) -> dict[str, Any
         "cap": _num(audit.cap),
         "min_group_size": audit.min_group_size,
         "cluster": audit.cluster,
+        "estimator": audit.estimator,
+        "proxy": _proxy(audit),
         "holm": bool(getattr(config, "holm", False)),
         "config": dumped,
         "config_sha256": hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
