@@ -1008,10 +1008,6 @@ class AuditCore:
         design-weighted series, descriptors)."""
         if self.statistic != "mean" or self._cluster_codes is not None:
             return None
-        if series.proxy is not None:
-            # prediction-powered: a model's miss scores as one on the proxy ruler too, and the
-            # proxy is known for every case of the group, not only the labelled few
-            return None
         if self.case_weights([series]) is not None or series.key[0] == "descriptor":
             return None
         metric = str(series.key[1])
@@ -1024,9 +1020,26 @@ class AuditCore:
         # An overlap score: a miss (0) weighs a few typical values, and the studentized interval
         # holds its rate unless the cohort shows a miss mechanism its small groups did not draw
         # (measured: misses only in a group of 40, 2.7%; docs/statistics.md)
-        if metric in FRACTION_METRICS and bool(np.any(series.x == 0.0)):
+        # (prediction-powered: a miss on either ruler)
+        if metric in FRACTION_METRICS and (
+            bool(np.any(series.x == 0.0))
+            or (series.proxy is not None and bool(np.any(series.proxy.x == 0.0)))
+        ):
             return 0.0
         return None
+
+    def _rare_bound(
+        self, g: Groups, i: int, reps: Replicates, s: int, series: Series, ext: float, conf: float
+    ) -> float:
+        """The rare-miss bound of group ``i``'s mean (NaN: none), :func:`rare_extreme_bound` of
+        its values; prediction-powered, mixed into the prediction-powered estimate: a case at
+        the extreme on the trusted ruler only (a model repeating the automated labels' error)
+        shows only among the labelled cases, so their count bounds the unseen rate."""
+        se = float(reps.se[i, s]) if reps.se is not None else float("nan")
+        centre = float(reps.estimate[i, s]) if series.proxy is not None else None
+        return rare_extreme_bound(
+            g.values_of(i, series.x), extreme=ext, confidence=conf, se=se, centre=centre
+        )
 
     def _cap_for(self, series: Series) -> float:
         """The largest value a miss takes in this series: the cap, or a larger penalty."""
@@ -1059,9 +1072,7 @@ class AuditCore:
             return lo, hi
         lo, hi = lo.copy(), hi.copy()
         for i in range(len(g.labels)):
-            b = rare_extreme_bound(
-                g.values_of(i, series.x), extreme=ext, confidence=conf, se=float(reps.se[i, s])
-            )
+            b = self._rare_bound(g, i, reps, s, series, ext, conf)
             if math.isnan(b):
                 continue
             if ext < reps.estimate[i, s]:
@@ -1165,9 +1176,7 @@ class AuditCore:
         lo, hi = lo[used].copy(), hi[used].copy()
         active = np.zeros(len(used), dtype=bool)
         for k, i in enumerate(used):
-            b = rare_extreme_bound(
-                g.values_of(i, series.x), extreme=ext, confidence=conf2, se=float(reps.se[i, s])
-            )
+            b = self._rare_bound(g, i, reps, s, series, ext, conf2)
             # a guard that does not reach beyond the studentized bound changes nothing
             if ext < reps.estimate[i, s] and b < lo[k]:
                 lo[k], active[k] = b, True

@@ -371,6 +371,7 @@ def rare_extreme_bound(
     extreme: float,
     confidence: float,
     se: float,
+    centre: float | None = None,
 ) -> float:
     """A one-sided bound of a mean that allows for misses the sample did not draw, or NaN.
 
@@ -385,6 +386,11 @@ def rare_extreme_bound(
     studentized interval sees the misses and this bound would only cost power. Callers take the
     more conservative of this and their own bound; the pair errs at about ``α/2`` (measured in
     docs/statistics.md).
+
+    ``centre`` replaces ``μ̂_f`` by another estimate of the group's mean when the sample drew
+    no miss (a prediction-powered mean: its labelled cases are ``values``; a case at the
+    extreme on the trusted ruler but not on the automated one — a model that repeats the
+    automated labels' error — shows only among them, so their count bounds the rate).
 
     Examples
     --------
@@ -404,6 +410,8 @@ def rare_extreme_bound(
         return float("nan")
     finite = x[~at]
     mu_f = float(finite.mean()) if finite.size else float(extreme)
+    if centre is not None and c == 0 and not math.isnan(centre):
+        mu_f = float(centre)
     p_reach = float(spc.betaincinv(c + 1, n - c, 1 - alpha / 2))
     z = float(spc.ndtri(1 - alpha / 2))
     if not p_reach * abs(mu_f - extreme) > z * se:
