@@ -197,7 +197,7 @@ def test_a_ppi_plan_says_what_it_is_for_and_a_labelled_plan_reads_as_before() ->
     ppi = plan(audit, gap_gate("ppi"), target_halfwidth=0.01)
     lab = plan(audit, gap_gate("labelled"), target_halfwidth=0.01)
     assert ppi.to_dict()["estimator"] == "ppi"
-    assert "(prediction-powered)" in ppi.sentence()
+    assert "planned for its prediction-powered estimate" in ppi.sentence()
     assert "estimator" not in lab.to_dict()
     assert "prediction_powered" not in lab.to_dict()
     assert "prediction-powered" not in lab.sentence()
@@ -238,7 +238,7 @@ def test_a_shrinkage_share_is_planned_prediction_powered_with_a_floor() -> None:
     assert ppi.feasible
 
 
-def test_segfair_plan_says_a_gate_is_planned_prediction_powered(tmp_path: Path) -> None:
+def test_segfair_plan_says_which_estimator_a_plan_is_for_and_compares(tmp_path: Path) -> None:
     from segfair.cli import main
     from segfair.synth import make_cohort
 
@@ -248,15 +248,19 @@ def test_segfair_plan_says_a_gate_is_planned_prediction_powered(tmp_path: Path) 
     cfg = cfg.replace(
         'expert = "segmentations/expert/{case_id}.nii.gz"',
         'expert = { path = "segmentations/expert/{case_id}.nii.gz", partial = true }',
-    ).replace("seed = 0\n", 'seed = 0\nestimator = "ppi"\n', 1)
-    assert 'estimator = "ppi"' in cfg
+    )
     (root / "segfair.toml").write_text(cfg)
     for f in sorted((root / "segmentations" / "expert").glob("*.nii.gz"))[::2]:
         f.unlink()
-    buf = io.StringIO()
-    code = main(
-        ["plan", "--config", str(root), "--out", str(tmp_path / "p.csv"), "--workers", "1"],
-        stdout=buf,
-    )
-    assert code == 0, buf.getvalue()
-    assert "planned for the prediction-powered estimate (estimator 'ppi')" in buf.getvalue()
+
+    def run() -> str:
+        buf = io.StringIO()
+        argv = ["plan", "--config", str(root), "--out", str(tmp_path / "p.csv"), "--workers", "1"]
+        assert main(argv, stdout=buf) == 0, buf.getvalue()
+        return buf.getvalue()
+
+    labelled = run()  # labelled-only gates on a partial ruler: the prediction-powered twin
+    assert "estimator 'ppi'" in labelled
+    assert "planned for the prediction-powered estimate" not in labelled
+    (root / "segfair.toml").write_text(cfg.replace("seed = 0\n", 'seed = 0\nestimator = "ppi"\n'))
+    assert "planned for the prediction-powered estimate (estimator 'ppi')" in run()

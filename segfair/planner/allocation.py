@@ -70,7 +70,8 @@ def _ppi_stats(audit: Audit, by: Any, u: np.ndarray, v: np.ndarray) -> _Stats:
     ``Cov(u_j, v_j)/(N n)`` over the ``n`` labelled cases, the only ones in both means. The
     first term is the planner's ``sd²/n`` (``sd`` from ``v``, design effect included, as for a
     labelled-only mean); the second is the floor ``c_g`` that labels cannot lower. At ``n = N``
-    the sum is ``Var(T)/N``: every label, the labelled-only mean.
+    the sum is ``Var(u + v)/N``: for a mean ``Var(T)/N``, every label, the labelled-only mean.
+    ``c_g`` of a tuned mean is ``λ²Var(A)/N ≥ 0``; a share's may be negative (see the loop).
     """
     st = _group_stats(audit, v, by)
     codes = audit.grouping(by).codes
@@ -89,7 +90,11 @@ def _ppi_stats(audit: Audit, by: Any, u: np.ndarray, v: np.ndarray) -> _Stats:
         ui, vi, wi = u[ok], v[ok], w[ok]
         mu, mv = (float(np.sum(wi * x) / np.sum(wi)) for x in (ui, vi))
         cov = float(np.sum(wi * (ui - mu) * (vi - mv)) / np.sum(wi)) * n / (n - 1)
-        floor[i] = max(float(np.var(u[all_i], ddof=1)) + 2.0 * cov, 0.0) / big_n
+        # negative where the all-case term covaries against the labelled one (a share's
+        # automated gap against its trusted gap): the labels then cost less, never less than
+        # with every case labelled, where the total is Var(u + v)/N ≥ 0
+        c = (float(np.var(u[all_i], ddof=1)) + 2.0 * cov) / big_n
+        floor[i] = max(c, -(float(st.sd[i]) ** 2) / big_n) if np.isfinite(st.sd[i]) else c
     return replace(st, mean=mean, floor=floor)
 
 

@@ -145,7 +145,7 @@ class GatePlan:
             if self.feasible
             else "— even then the gate may stay open (see the plan's notes)"
         )
-        ppi = " (prediction-powered)" if self.estimator == "ppi" else ""
+        ppi = "; planned for its prediction-powered estimate" if self.estimator == "ppi" else ""
         return (
             f"label about {self.total_additional} more cases with the trusted ruler ({parts}) "
             f"{goal}{ppi}; 'segfair plan' lists which{self._twin_clause()}"
