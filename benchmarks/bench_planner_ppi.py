@@ -21,7 +21,6 @@ Run: ``nice -n 10 python benchmarks/bench_planner_ppi.py --repeats 20 --n-boot 5
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import resource
 import sys
@@ -31,23 +30,18 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from partial_labels import keep_expert  # the same partial ruler as that benchmark
 
 from segfair.audit import Audit
 from segfair.gates import GapGate, RulerInflationGate, RulerShrinkageGate, evaluate_gate
 from segfair.planner import plan
-from segfair.scores import Scores
 from segfair.session import SegfairSession
 from segfair.synth import make_cohort
 
 MODEL, BY, AUTO = "trained_on_automated", "age_group", "automated"
-
-
-def keep_expert(scores: Scores, keep: set[str]) -> Scores:
-    t = scores.table
-    table = t[(t["ruler"] != scores.trusted_ruler) | t["case_id"].isin(keep)]
-    agreement = scores.agreement[scores.agreement["case_id"].isin(keep)]
-    return dataclasses.replace(scores, table=table, agreement=agreement)
 
 
 def open_(audit: Audit, gate: Any) -> bool:
