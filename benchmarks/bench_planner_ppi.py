@@ -1,21 +1,27 @@
 """Labels the planner asks for, labelled-only vs prediction-powered, on the synthetic presets.
 
-For each preset (``hidden``: the automated ruler hides part of the gap; ``parikh``: it inflates
-it) a cohort is scored once with every expert label; each repeat keeps the expert labels of a
-uniform 15% of the cases and plans every gate twice: as configured (``estimator =
-"labelled"``) and prediction-powered (``plan(..., compare=True)``: the same gate with
-``estimator = "ppi"``, the automated ruler as proxy). The gates are the trusted gap and the
-ruler gate of the preset (``ruler_shrinkage`` for ``hidden``, ``ruler_inflation`` for
-``parikh``), with thresholds on both sides of the all-labels value, at 1.5 and 2.5 of its
-all-labels half-widths: close enough that 15% of the labels rarely decide them, far enough
-that the full cohort does.
+For each preset (``hidden``, ``parikh``) a cohort is scored once with every expert label; each
+repeat keeps the expert labels of a uniform 15% of the cases and plans every gate twice: as
+configured (``estimator = "labelled"``) and prediction-powered (``plan(..., compare=True)``:
+the same gate with ``estimator = "ppi"``, the automated ruler as proxy). The gates are the
+trusted gap and the ruler gate whose share the cohort shows (``ruler_shrinkage`` when the
+automated ruler hides part of the gap, else ``ruler_inflation``), with thresholds on both
+sides of the all-labels value at 1.5 and 2.5 of its all-labels half-widths.
 
-Per preset, gate and threshold it prints: how often each estimator's gate is already
-conclusive with 15%, its feasible plans among the open ones, and the median extra labels over
-the repeats where *both* are open and feasible (the paired comparison), plus — the check of the
-estimator itself — how often the 15% interval of the gap covers the all-labels gap.
+Per preset, gate and threshold it prints how often each estimator's gate is still open with
+15%, its feasible plans among the open ones, the median plan, and the median extra labels to a
+decision (0: decided already; ∞: open and not plannable); then, for one target half-width (1.5
+× the all-labels one) the labels each estimator asks for; and how often the 15% interval of
+the gap covers the all-labels gap.
 
-Run: ``nice -n 10 python benchmarks/bench_planner_ppi.py --repeats 20 --n-boot 500``
+``--realised R`` instead checks what a prediction-powered plan promises: R synthetic cohorts
+(two groups, a proxy correlated ``--rho`` with the trusted score), each planned from a 15%
+pilot, the planned labels then added from the known truth and the gate decided again; the
+share of feasible plans that decided is the realised power (promised: 0.8), beside the
+plan's own ``simulate`` estimate, and the same for the labelled-only plan of the same pilot.
+
+Run: ``nice -n 10 python benchmarks/bench_planner_ppi.py --repeats 25 --n-boot 500``
+and ``nice -n 10 python benchmarks/bench_planner_ppi.py --realised 200 --n-boot 500``
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,11 +44,13 @@ from partial_labels import keep_expert  # the same partial ruler as that benchma
 
 from segfair.audit import Audit
 from segfair.gates import GapGate, RulerInflationGate, RulerShrinkageGate, evaluate_gate
-from segfair.planner import plan
+from segfair.planner import plan, select_cases
+from segfair.scores import Scores
 from segfair.session import SegfairSession
 from segfair.synth import make_cohort
 
 MODEL, BY, AUTO = "trained_on_automated", "age_group", "automated"
+EST = ("labelled", "ppi")
 
 
 def open_(audit: Audit, gate: Any) -> bool:
@@ -174,6 +183,77 @@ def run_preset(preset: str, args: argparse.Namespace) -> None:
     print(f"{preset}: {time.perf_counter() - t0:.0f}s")
 
 
+def synthetic(seed: int, rho: float, n: int, fraction: float) -> tuple[Scores, np.ndarray]:
+    """Two groups (true gap 0.05), a proxy correlated ``rho`` with the trusted Dice and biased
+    +0.03 in one group; expert labels kept on a uniform ``fraction``. Also every trusted value
+    (the truth the planned labels are drawn from)."""
+    rng = np.random.default_rng([seed, 19])
+    young = rng.random(n) < 0.5
+    t = 0.8 - 0.05 * young + 0.08 * rng.standard_normal(n)
+    a = t + 0.03 * young + math.sqrt(1 / rho**2 - 1) * 0.08 * rng.standard_normal(n)
+    ids = np.array([f"s{i:05d}" for i in range(n)])
+    frames = [
+        pd.DataFrame({"case_id": ids, "model": "m", "ruler": AUTO, "metric": "dice", "value": a}),
+        pd.DataFrame(
+            {"case_id": ids, "model": "m", "ruler": "expert", "metric": "dice", "value": t}
+        ),
+    ]
+    groups = pd.DataFrame(
+        {"age": np.where(young, "young", "old")}, index=pd.Index(ids, name="case_id")
+    )
+    full = Scores(
+        table=pd.concat(frames, ignore_index=True),
+        groups=groups,
+        trusted_ruler="expert",
+        rulers=("expert", AUTO),
+        models=("m",),
+    )
+    return full, ids[rng.random(n) < fraction]
+
+
+def realised(args: argparse.Namespace) -> None:
+    """Plans from a 15% pilot, the labels added from the truth: how often the gate decides."""
+    t0 = time.perf_counter()
+    rows = {e: {"open": 0, "feasible": 0, "decided": 0, "sim": [], "extra": []} for e in EST}
+    for r in range(args.realised):
+        scores, keep = synthetic(r, args.rho, args.n_cases, args.fraction)
+        labelled = set(keep)
+        audit = Audit(keep_expert(scores, labelled), n_boot=args.n_boot, seed=r)
+        for est in EST:
+            gate = GapGate(metric="dice", by="age", model="m", max=args.max, estimator=est)
+            if not open_(audit, gate):
+                continue
+            t = rows[est]
+            t["open"] += 1
+            p = plan(audit, gate, simulate=200, seed=r)
+            if not p.feasible or p.total_additional == 0:
+                continue
+            t["feasible"] += 1
+            t["sim"].append(p.simulated_power)
+            t["extra"].append(p.total_additional)
+            add = select_cases(audit, [p], within="random", seed=r)
+            more = Audit(
+                keep_expert(scores, labelled | set(add["case_id"])), n_boot=args.n_boot, seed=r
+            )
+            t["decided"] += not open_(more, gate)
+    n = args.realised
+    print(
+        f"realised power: {n} cohorts of {args.n_cases}, ρ = {args.rho}, gap ≤ {args.max} "
+        f"(true gap 0.05), {args.fraction:.0%} pilot, power 0.8, uniform extra labels"
+    )
+    print("| estimator | open | feasible plans | median extra labels | simulated | realised |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for est, t in rows.items():
+        k = max(t["feasible"], 1)
+        extra = int(np.median(t["extra"])) if t["extra"] else 0
+        sim = float(np.mean(t["sim"])) if t["sim"] else float("nan")
+        print(
+            f"| {est} | {t['open']}/{n} | {t['feasible']} | {extra} | {sim:.2f} | "
+            f"{t['decided']}/{t['feasible']} ({t['decided'] / k:.0%}) |"
+        )
+    print(f"{time.perf_counter() - t0:.0f}s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--presets", nargs="+", default=["hidden", "parikh"])
@@ -182,8 +262,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--n-boot", type=int, default=500)
     ap.add_argument("--out", default="/tmp/segfair_planner_ppi_bench")
+    ap.add_argument("--realised", type=int, default=0, help="synthetic cohorts (see above)")
+    ap.add_argument("--rho", type=float, default=0.7, help="with --realised")
+    ap.add_argument("--max", type=float, default=0.065, help="with --realised: the gap limit")
     args = ap.parse_args()
-    for preset in args.presets:
+    if args.realised:
+        realised(args)
+    for preset in args.presets if not args.realised else ():
         run_preset(preset, args)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MiB")

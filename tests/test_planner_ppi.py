@@ -23,10 +23,17 @@ SIGMA = 0.08  # sd of the trusted Dice within a group
 
 
 def partial_scores(
-    *, n: int = 1200, frac: float = 0.15, rho: float = 0.9, seed: int = 0, gap: float = 0.05
+    *,
+    n: int = 1200,
+    frac: float = 0.15,
+    rho: float = 0.9,
+    seed: int = 0,
+    gap: float = 0.05,
+    young_frac: float | None = None,
 ) -> Scores:
     """Two age groups, a complete automated ruler correlated ``rho`` with the trusted one (and
-    biased by +0.03 in the young), expert labels on a uniform ``frac`` of the cases."""
+    biased by +0.03 in the young), expert labels on a uniform ``frac`` of the cases (of the
+    young: ``young_frac`` if given, a stratified design)."""
     rng = np.random.default_rng(seed)
     ids = [f"c{i:05d}" for i in range(n)]
     young = rng.random(n) < 0.5
@@ -36,7 +43,7 @@ def partial_scores(
         a = t + 0.03 * young + noise
     else:  # a proxy that knows nothing about the case
         a = 0.8 + SIGMA * rng.standard_normal(n)
-    lab = rng.random(n) < frac
+    lab = rng.random(n) < np.where(young, frac if young_frac is None else young_frac, frac)
     table = pd.concat(
         [
             pd.DataFrame(
@@ -264,3 +271,19 @@ def test_segfair_plan_says_which_estimator_a_plan_is_for_and_compares(tmp_path: 
     assert "planned for the prediction-powered estimate" not in labelled
     (root / "segfair.toml").write_text(cfg.replace("seed = 0\n", 'seed = 0\nestimator = "ppi"\n'))
     assert "planned for the prediction-powered estimate (estimator 'ppi')" in run()
+
+
+def test_a_stratified_sample_is_planned_prediction_powered_with_its_design_weights() -> None:
+    from segfair.planner import design_weights
+
+    scores = partial_scores(rho=0.95, frac=0.1, young_frac=0.3, seed=2)
+    w = design_weights({"by": "age", "fractions": {"young": 0.3, "old": 0.1}}, scores.groups)
+    audit = Audit(scores, n_boot=300, seed=0, design_weights=w)
+    labelled = plan(audit, gap_gate("labelled"), target_halfwidth=0.015)
+    ppi = plan(audit, gap_gate("ppi"), target_halfwidth=0.015)
+    assert ppi.estimator == "ppi"
+    assert np.isfinite(ppi.groups["sd"]).all()
+    assert all(f > 0 for f in ppi.floor)
+    # the young are oversampled (the design weights make up for it)
+    assert ppi.groups.loc["young", "labelled"] > 2 * ppi.groups.loc["old", "labelled"]
+    assert ppi.total_additional < 0.5 * labelled.total_additional
