@@ -455,6 +455,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         target_halfwidth=args.target_halfwidth,
         simulate=200,
         seed=session.seed,
+        compare=True,  # a labelled-only gate on a partial ruler: what 'ppi' would need
     )
     cases = select_cases(audit, plans, within=args.within, seed=session.seed)
     # each gate's line agrees with the audit's verdict for it (the same gates, seed and audit)
@@ -470,6 +471,16 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
             result = verdicts.get(p.gate_id)
             line = p.verdict_sentence(result) if result is not None else p.sentence()
             print(for_terminal(f"{p.gate_id}: {line}"), file=out)
+            twin = p.prediction_powered
+            if p.estimator == "ppi":
+                print("  planned for the prediction-powered estimate (estimator 'ppi')", file=out)
+            elif twin is not None and "estimator 'ppi'" not in line:
+                more = (
+                    f"about {twin.total_additional} more label(s)"
+                    if twin.feasible
+                    else "no plannable number of labels"
+                )
+                print(f"  the same gate prediction-powered (estimator 'ppi'): {more}", file=out)
             if math.isfinite(p.simulated_power):
                 print(f"  simulated power at the planned sizes: {p.simulated_power:.0%}", file=out)
     print(f"wrote {len(cases)} case(s) to annotate to {path}", file=out)

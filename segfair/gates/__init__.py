@@ -66,7 +66,7 @@ from segfair.gates.base import (
 )
 from segfair.gates.coverage import CoverageGate
 from segfair.gates.detection import DetectionGapGate
-from segfair.gates.evaluate import evaluate_gate, evaluate_gates, gate_checks
+from segfair.gates.evaluate import decision_audit, evaluate_gate, evaluate_gates, gate_checks
 from segfair.gates.gap import GapGate
 from segfair.gates.kinds import (
     _KIND_MODELS,  # noqa: F401 - the old private map, kept importable
@@ -162,6 +162,7 @@ __all__ = [
     "Status",
     "baseline_gap",
     "check_on_inconclusive",
+    "decision_audit",
     "evaluate_gate",
     "evaluate_gates",
     "gate_checks",

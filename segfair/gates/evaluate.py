@@ -90,6 +90,22 @@ def gate_checks(audit: Audit, gate: Gate, confidence: float) -> list[Check]:
     return list(gate.check(_audit_of(audit, gate), confidence, None).checks)
 
 
+def decision_audit(audit: Audit, gate: Gate) -> Audit:
+    """The audit ``gate`` is decided on: its structure's, with the gate's estimator when it
+    names one (what the label planner plans on).
+
+    Example
+    -------
+    >>> from segfair.audit import example_scores
+    >>> from segfair.gates import GapGate
+    >>> a = Audit(example_scores(), n_boot=200)
+    >>> decision_audit(a, GapGate(metric="dice", by="age", model="m", max=0.1,
+    ...                           estimator="ppi")).estimator
+    'ppi'
+    """
+    return _audit_of(audit, gate)
+
+
 def _audit_of(audit: Audit, gate: Gate) -> Audit:
     """The audit a gate is decided on: its structure's (every estimand is per structure), with
     the gate's estimator when it names one."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +22,14 @@ class _Stats:
     n: np.ndarray  # labelled values per group
     avail: np.ndarray  # cases of the group without a trusted label
     mean: np.ndarray
-    sd: np.ndarray  # per-label sd: Var(mean) ≈ sd² / n
+    sd: np.ndarray  # per-label sd: Var(mean) ≈ sd² / n (+ floor)
+    # prediction-powered: the part of Var(mean) no number of labels removes (c_g, from the
+    # proxy over all the group's cases); None: labelled-only, Var(mean) ≈ sd² / n
+    floor: np.ndarray | None = None
+
+    def floors(self) -> np.ndarray:
+        """``c_g`` per group (0 for a labelled-only estimate)."""
+        return np.zeros(len(self.labels)) if self.floor is None else self.floor
 
 
 def _group_stats(audit: Audit, x: np.ndarray, by: Any) -> _Stats:
@@ -51,6 +58,56 @@ def _group_stats(audit: Audit, x: np.ndarray, by: Any) -> _Stats:
     fallback = float(np.nanmax(sd)) if np.isfinite(sd).any() else float("nan")
     sd = np.where(np.isfinite(sd), sd, fallback)
     return _Stats(g.labels, n, avail, mean, sd)
+
+
+def _ppi_stats(audit: Audit, by: Any, u: np.ndarray, v: np.ndarray) -> _Stats:
+    """Group statistics of a prediction-powered estimate ``ū_N + v̄_n``.
+
+    ``u`` is the term taken over every case with a proxy value (NaN elsewhere), ``v`` the one
+    over the labelled cases (NaN elsewhere): for a group mean ``u = λA`` and ``v = T − λA``
+    (the tuned rectifier). With the labelled cases a sample of the group's ``N``,
+    ``Var(ū_N + v̄_n) = Var(v)/n + (Var(u) + 2 Cov(u, v))/N``: ``Cov(ū_N, v̄_n)`` sums
+    ``Cov(u_j, v_j)/(N n)`` over the ``n`` labelled cases, the only ones in both means. The
+    first term is the planner's ``sd²/n`` (``sd`` from ``v``, design effect included, as for a
+    labelled-only mean); the second is the floor ``c_g`` that labels cannot lower. At ``n = N``
+    the sum is ``Var(u + v)/N``: for a mean ``Var(T)/N``, every label, the labelled-only mean.
+    ``c_g`` of a tuned mean is ``λ²Var(A)/N ≥ 0``; a share's may be negative (see the loop).
+    """
+    st = _group_stats(audit, v, by)
+    codes = audit.grouping(by).codes
+    weights = audit.case_weights([_series_like(v)])
+    w = np.ones(len(v)) if weights is None else weights[:, 0]
+    floor = np.zeros(len(st.labels))
+    mean = np.full(len(st.labels), np.nan)
+    for i in range(len(st.labels)):
+        in_g = codes == i
+        all_i, ok = in_g & ~np.isnan(u), in_g & ~np.isnan(v)
+        big_n, n = int(all_i.sum()), int(ok.sum())
+        if n >= 1 and big_n >= 1:
+            mean[i] = float(np.mean(u[all_i])) + float(st.mean[i])
+        if big_n < 2 or n < 2:
+            continue
+        ui, vi, wi = u[ok], v[ok], w[ok]
+        mu, mv = (float(np.sum(wi * x) / np.sum(wi)) for x in (ui, vi))
+        cov = float(np.sum(wi * (ui - mu) * (vi - mv)) / np.sum(wi)) * n / (n - 1)
+        # negative where the all-case term covaries against the labelled one (a share's
+        # automated gap against its trusted gap): the labels then cost less, never less than
+        # with every case labelled, where the total is Var(u + v)/N ≥ 0
+        c = (float(np.var(u[all_i], ddof=1)) + 2.0 * cov) / big_n
+        floor[i] = max(c, -(float(st.sd[i]) ** 2) / big_n) if np.isfinite(st.sd[i]) else c
+    return replace(st, mean=mean, floor=floor)
+
+
+def _ppi_mean_stats(audit: Audit, series: Any, by: Any) -> tuple[_Stats, np.ndarray]:
+    """Group statistics of the prediction-powered means of ``series`` (a trusted series with
+    its ``proxy``), and ``λ`` per group: the audit's own (:meth:`Audit.ppi_detail`), so the
+    plan tunes exactly as the estimate it plans for."""
+    g = audit.grouping(by)
+    lam = audit.ppi_detail(g, series).lam[:, 0]
+    lam_case = np.where(g.codes >= 0, lam[np.maximum(g.codes, 0)], np.nan)
+    a = series.proxy.x
+    u = lam_case * a
+    return _ppi_stats(audit, by, u, series.x - u), lam
 
 
 @dataclass(frozen=True)
@@ -109,7 +166,29 @@ def _pair_variance(st: _Stats, a: int, b: int) -> float:
     """Variance of the difference of two group means with the labels there now."""
     if st.n[a] <= 0 or st.n[b] <= 0:
         return float("inf")
-    return float(st.sd[a] ** 2 / st.n[a] + st.sd[b] ** 2 / st.n[b])
+    fl = st.floors()
+    return float(st.sd[a] ** 2 / st.n[a] + st.sd[b] ** 2 / st.n[b] + fl[a] + fl[b])
+
+
+_FLOOR = (
+    "the standard error aimed at ({se:.3g}) is below {floor:.3g}, what the prediction-powered "
+    "estimate keeps from the proxy ruler on every case (its floor): no number of labels "
+    "reaches it"
+)
+
+
+def _allocate(
+    st: _Stats, idx: np.ndarray, lower: np.ndarray, upper: np.ndarray, var_target: float
+) -> tuple[np.ndarray, bool, str | None]:
+    """:func:`_neyman` on the groups ``idx`` for a variance ``Σ sd²/n + Σ floor ≤ var_target``:
+    the labels share what the floors leave (False and a note when they leave nothing)."""
+    floor = float(np.sum(st.floors()[idx]))
+    if st.floor is None:
+        return (*_neyman(st.sd[idx], lower[idx], upper[idx], var_target), None)
+    if var_target <= floor:
+        note = _FLOOR.format(se=math.sqrt(max(var_target, 0.0)), floor=math.sqrt(floor))
+        return upper[idx].astype(np.int64), False, note
+    return (*_neyman(st.sd[idx], lower[idx], upper[idx], var_target - floor), None)
 
 
 def _neyman(
@@ -188,4 +267,4 @@ def _sum_variance(st: _Stats) -> float:
     on = st.sd > 0
     if (st.n[on] <= 0).any():
         return float("inf")
-    return float(np.sum(st.sd[on] ** 2 / st.n[on]))
+    return float(np.sum(st.sd[on] ** 2 / st.n[on]) + np.sum(st.floors()))

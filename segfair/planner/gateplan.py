@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -32,7 +32,8 @@ class GatePlan:
     groups
         Per group: ``labelled`` (trusted labels now), ``unlabelled`` (cases that could still
         be labelled), ``estimate`` and ``sd`` (per-label standard deviation, design effect
-        included), ``needed`` (labelled cases wanted) and ``additional`` (= needed − labelled).
+        included; prediction-powered, that of the tuned rectifier ``T − λA``), ``needed``
+        (labelled cases wanted) and ``additional`` (= needed − labelled).
     estimate, threshold
         The decisive quantity now and its limit.
     target_se
@@ -42,6 +43,16 @@ class GatePlan:
     simulated_power
         Share of bootstrap simulations at the planned sizes where the decision was conclusive
         (:func:`simulate_plan`); NaN when not run.
+    estimator
+        What the gate is decided with, so what the plan is for: ``"labelled"`` (its labelled
+        cases) or ``"ppi"`` (prediction-powered: the proxy ruler on every case, corrected on
+        the labelled ones; ``sd`` is then the rectifier's and ``floor`` is set).
+    floor
+        Prediction-powered: per group, the variance ``c_g`` of its estimate that no number of
+        labels removes (calibrated like ``sd``); empty for a labelled-only plan.
+    prediction_powered
+        With ``plan(..., compare=True)``, for a gate planned labelled-only on a partial ruler:
+        the plan of the same gate prediction-powered (None: not asked, or it has no such twin).
     """
 
     gate_id: str
@@ -61,6 +72,9 @@ class GatePlan:
     contrasts: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
     #: the named structure the gate is decided on (None: the cohort's only one)
     structure: str | None = None
+    estimator: Literal["labelled", "ppi"] = "labelled"
+    floor: tuple[float, ...] = field(default=(), repr=False)
+    prediction_powered: GatePlan | None = field(default=None, repr=False)
 
     @property
     def total_additional(self) -> int:
@@ -131,10 +145,20 @@ class GatePlan:
             if self.feasible
             else "— even then the gate may stay open (see the plan's notes)"
         )
+        ppi = "; planned for its prediction-powered estimate" if self.estimator == "ppi" else ""
         return (
             f"label about {self.total_additional} more cases with the trusted ruler ({parts}) "
-            f"{goal}; 'segfair plan' lists which"
+            f"{goal}{ppi}; 'segfair plan' lists which{self._twin_clause()}"
         )
+
+    def _twin_clause(self) -> str:
+        """What the same gate would need prediction-powered ('' when not planned)."""
+        twin = self.prediction_powered
+        if twin is None:
+            return ""
+        if not twin.feasible:
+            return "; prediction-powered (estimator 'ppi') even every label may not decide it"
+        return f"; prediction-powered (estimator 'ppi') it would need about {twin.total_additional}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -164,4 +188,11 @@ class GatePlan:
             "notes": list(self.notes),
             # named only in a cohort of several structures: one-structure plans read as before
             **({"structure": self.structure} if self.structure is not None else {}),
+            # named only when not labelled-only: labelled-only plans read as before
+            **({"estimator": self.estimator} if self.estimator != "labelled" else {}),
+            **(
+                {"prediction_powered": self.prediction_powered.to_dict()}
+                if self.prediction_powered is not None
+                else {}
+            ),
         }

@@ -14,10 +14,12 @@ from segfair.gates import (
     RulerInflationGate,
     RulerShrinkageGate,
 )
+from segfair.planner.allocation import _group_stats, _ppi_mean_stats, _ppi_stats, _Stats
 from segfair.planner.share import _share_parts
 
 if TYPE_CHECKING:
     from segfair.audit import Audit
+    from segfair.stats import Estimator
 
 
 def _gate_parts(audit: Audit, gate: Any) -> tuple[str, np.ndarray | None, list[tuple[str, float]]]:
@@ -52,3 +54,22 @@ def _gate_parts(audit: Audit, gate: Any) -> tuple[str, np.ndarray | None, list[t
         if sh is not None:
             return "share", sh.y, [("share", float(gate.max))]
     return "other", None, []
+
+
+def _plan_stats(
+    audit: Audit, gate: Any, what: str, x: np.ndarray, by: Any
+) -> tuple[_Stats, Estimator]:
+    """The group statistics a gate is planned on, and its estimator: prediction-powered when
+    the gate's estimand is (a trusted group mean, gap or share on a partial ruler of an audit
+    with ``estimator = "ppi"``), else the labelled-only statistics of ``x``."""
+    if what in ("gap", "level"):
+        s = audit.estimand_series(
+            gate.metric, model=gate.model, ruler=gate.ruler or audit.scores.trusted_ruler
+        )
+        if s.proxy is not None:
+            return _ppi_mean_stats(audit, s, by)[0], "ppi"
+    if what == "share":
+        sh = _share_parts(audit, gate, by)
+        if sh is not None and sh.u is not None:
+            return _ppi_stats(audit, by, sh.u, sh.y), "ppi"
+    return _group_stats(audit, x, by), "labelled"

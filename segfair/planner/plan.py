@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segfair.gates import parse_gate
+from segfair.audit import AuditError
+from segfair.gates import decision_audit, parse_gate
 from segfair.planner.allocation import (
+    _FLOOR,
     _SCALED,
     _UNDECIDABLE,
+    _allocate,
     _bootstrap_se,
     _gate_checks,
-    _group_stats,
-    _neyman,
     _pair_variance,
     _scale,
     _Stats,
@@ -27,7 +28,7 @@ from segfair.planner.allocation import (
 )
 from segfair.planner.errors import PlanError
 from segfair.planner.gateplan import GatePlan
-from segfair.planner.parts import _gate_parts
+from segfair.planner.parts import _gate_parts, _plan_stats
 from segfair.planner.share import _defined_labels, _share_parts
 from segfair.planner.simulate import simulate_plan
 
@@ -44,6 +45,7 @@ def plan(
     confidence: float | None = None,
     simulate: int = 0,
     seed: int = 0,
+    compare: bool = False,
 ) -> GatePlan:
     """How many more trusted labels per group would make ``gate`` conclusive.
 
@@ -65,6 +67,9 @@ def plan(
         Number of bootstrap simulations checking the closed form (0: none).
     seed
         Seed of the simulations.
+    compare
+        Also plan the same gate prediction-powered (``estimator = "ppi"``) when it is planned
+        labelled-only on a partial trusted ruler: :attr:`GatePlan.prediction_powered`.
 
     Returns
     -------
@@ -85,13 +90,20 @@ def plan(
     ``SE² = sd_g²/n_g``. A ruler shrinkage/inflation share is linearised over every group
     (:func:`_share_parts`), and its trusted gap is also sized to clear ``negligible``, without
     which the share is undefined.
+
+    A gate decided prediction-powered (its ``estimator``, else the audit's: the audit of
+    :func:`segfair.gates.decision_audit`) is planned with the PPI variance of a group mean,
+    ``sd_R²/n + c_g``: ``sd_R`` the per-label sd of the tuned rectifier ``T − λA``, ``c_g``
+    the floor the proxy on all the group's cases leaves (:func:`_ppi_stats`); the Neyman
+    allocation runs on ``sd_R`` and a target below the floor is not plannable.
     """
     if isinstance(gate, Mapping):
         gate = parse_gate(
             gate, trusted_ruler=audit.scores.trusted_ruler, structures=audit.structures
         )
-    if gate.structure is not None:  # every estimand is per structure
-        audit = audit.for_structure(gate.structure)
+    asked = audit
+    # every estimand is per structure, and a gate may name its own estimator
+    audit = decision_audit(audit, gate)
     if not 0 < power < 1:
         raise PlanError(f"power must lie in (0, 1); got {power!r}")
     if target_halfwidth is not None and not target_halfwidth > 0:
@@ -115,7 +127,7 @@ def plan(
             f"no closed form for {gate.kind} gates: the plan brings every group to "
             f"min_group_size = {min_n}"
         )
-    st = _group_stats(audit, x, by)
+    st, estimator = _plan_stats(audit, gate, what, x, by)
 
     cohort = st.n + st.avail
     lower = np.where(cohort > 0, np.minimum(np.maximum(st.n, min_n), cohort), 0).astype(float)
@@ -181,7 +193,11 @@ def plan(
         notes=tuple(notes),
         contrasts=tuple(pl.contrasts),
         structure=gate.structure,
+        estimator=estimator,
+        floor=() if st.floor is None else tuple(float(f) for f in st.floor),
     )
+    if compare and estimator == "labelled":
+        out = replace(out, prediction_powered=_ppi_twin(asked, gate, power, target_halfwidth, conf))
     if simulate and checks:
         out = replace(
             out, simulated_power=simulate_plan(audit, out, gate, n_sim=simulate, seed=seed)
@@ -226,7 +242,16 @@ class _Planning:
         if kappa == 1.0:
             return st_, v0
         self.notes.append(_SCALED.format(kappa=kappa))
-        return replace(st_, sd=st_.sd * kappa), v0 * kappa**2
+        floor = None if st_.floor is None else st_.floor * kappa**2
+        return replace(st_, sd=st_.sd * kappa, floor=floor), v0 * kappa**2
+
+    def allocate(self, idx: np.ndarray, var_target: float) -> tuple[np.ndarray, bool]:
+        """Labels for the groups ``idx`` (at least those planned so far) that bring the
+        contrast's variance to ``var_target`` (:func:`_allocate`, its note kept)."""
+        n, ok, note = _allocate(self.st, idx, self.need, self.upper, var_target)
+        if note is not None and note not in self.notes:
+            self.notes.append(note)
+        return n, ok
 
     def target(self, margin: float, v0: float, z: float) -> float:
         """The contrast's target standard error; 0 (with a note) when none is plannable."""
@@ -263,7 +288,7 @@ def _plan_gap(pl: _Planning, limit: float) -> None:
         pl.feasible = False
         return
     pair = np.array([hi, lo])
-    n_pair, ok = _neyman(pl.st.sd[pair], pl.need[pair], pl.upper[pair], se**2)
+    n_pair, ok = pl.allocate(pair, se**2)
     pl.need[pair] = np.maximum(pl.need[pair], n_pair)
     pl.feasible &= ok
     pl.contrasts.append((pl.st.labels[hi], pl.st.labels[lo]))
@@ -280,11 +305,13 @@ def _plan_gap(pl: _Planning, limit: float) -> None:
                 if pl.target_halfwidth is not None
                 else _target_se(m2, _pair_variance(pl.st, a_, b_), z_side, pl.power)
             )
+            fl = pl.st.floors()
             cur = pl.st.sd[a_] ** 2 / pl.need[a_] + pl.st.sd[b_] ** 2 / pl.need[b_]
+            cur += fl[a_] + fl[b_]
             if d + pl.z_a * math.sqrt(cur) <= limit or se2 <= 0 or cur <= se2**2:
                 continue
             p2 = np.array([a_, b_])
-            n2, ok2 = _neyman(pl.st.sd[p2], pl.need[p2], pl.upper[p2], se2**2)
+            n2, ok2 = pl.allocate(p2, se2**2)
             pl.need[p2] = np.maximum(pl.need[p2], n2)
             pl.feasible &= ok2
             pl.contrasts.append((pl.st.labels[a_], pl.st.labels[b_]))
@@ -311,7 +338,7 @@ def _plan_share(pl: _Planning, limit: float) -> None:
     if se <= 0:
         pl.feasible = False
     else:
-        n_all, ok = _neyman(pl.st.sd, pl.need, pl.upper, se**2)
+        n_all, ok = pl.allocate(np.arange(len(pl.st.labels)), se**2)
         pl.need = np.maximum(pl.need, n_all)
         pl.feasible &= ok
     pl.contrasts += [(pl.st.labels[i], pl.st.labels[j]) for i, j in sh.pairs]
@@ -335,12 +362,15 @@ def _plan_level(pl: _Planning, kind_: str, limit: float) -> None:
         margin = (pl.st.mean[i] - limit) if kind_ == "min" else (limit - pl.st.mean[i])
         if margin < worst:
             worst, pl.estimate = margin, float(pl.st.mean[i])
-        v0 = float(pl.st.sd[i] ** 2 / pl.st.n[i]) if pl.st.n[i] > 0 else float("inf")
+        fl = pl.st.floors()
+        v0 = float(pl.st.sd[i] ** 2 / pl.st.n[i] + fl[i]) if pl.st.n[i] > 0 else float("inf")
         if pl.what == "level" and pl.st.n[i] >= pl.min_n:
             up = kind_ == "max"
             boot = _bootstrap_se(pl.checks_of(), limit, pl.st.labels[i], pl.z_a, up)
             kappa = _scale(boot, v0)
             pl.st.sd[i] *= kappa
+            if pl.st.floor is not None:
+                pl.st.floor[i] *= kappa**2
             v0 *= kappa**2
         se = (
             pl.target_halfwidth / pl.z_a
@@ -354,7 +384,16 @@ def _plan_level(pl: _Planning, kind_: str, limit: float) -> None:
             )
             pl.feasible = False
             continue
-        n_i = math.ceil((pl.st.sd[i] / se) ** 2)
+        if pl.st.floor is not None and se**2 <= pl.st.floor[i]:
+            floor_se = math.sqrt(pl.st.floor[i])
+            pl.notes.append(f"group {pl.st.labels[i]!r}: " + _FLOOR.format(se=se, floor=floor_se))
+            pl.feasible = False
+            continue
+        n_i = (
+            math.ceil((pl.st.sd[i] / se) ** 2)
+            if pl.st.floor is None
+            else math.ceil(pl.st.sd[i] ** 2 / (se**2 - pl.st.floor[i]))
+        )
         if n_i > pl.upper[i]:
             pl.feasible = False
         pl.need[i] = min(max(pl.need[i], n_i), pl.upper[i])
@@ -362,8 +401,23 @@ def _plan_level(pl: _Planning, kind_: str, limit: float) -> None:
         pl.target_se = pl.target_halfwidth / pl.z_a
     elif math.isfinite(worst):
         i_w = int(np.nanargmin(np.where(pl.has, np.abs(pl.st.mean - limit), np.nan)))
-        v_w = float(pl.st.sd[i_w] ** 2 / max(int(pl.st.n[i_w]), 1))
+        v_w = float(pl.st.sd[i_w] ** 2 / max(int(pl.st.n[i_w]), 1) + pl.st.floors()[i_w])
         pl.target_se = _target_se(abs(worst), v_w, pl.z_a, pl.power)
+
+
+def _ppi_twin(
+    audit: Audit, gate: Any, power: float, target_halfwidth: float | None, conf: float
+) -> GatePlan | None:
+    """The plan of ``gate`` prediction-powered, when it has such a twin (a gate on a trusted
+    group mean, gap or share of a partial ruler with a proxy ruler); else None."""
+    if "estimator" not in type(gate).model_fields or audit.labelled_mask().all():
+        return None
+    twin = gate.model_copy(update={"estimator": "ppi"})
+    try:
+        p = plan(audit, twin, power=power, target_halfwidth=target_halfwidth, confidence=conf)
+    except AuditError:  # no proxy ruler to power it (none complete, or several): no twin
+        return None
+    return p if p.estimator == "ppi" else None
 
 
 def plan_all(audit: Audit, gates: Sequence[Any], **kwargs: Any) -> list[GatePlan]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,9 +11,10 @@ import numpy as np
 from segfair.gates import RulerShrinkageGate
 from segfair.planner.allocation import (
     _UNDECIDABLE,
+    _allocate,
     _group_stats,
-    _neyman,
     _pair_variance,
+    _ppi_mean_stats,
     _scale,
     _Stats,
     _target_se,
@@ -31,7 +32,9 @@ class _Share:
     estimate: float
     passing: bool
     pairs: tuple[tuple[int, int], ...]  # the trusted ruler's extreme groups, then the automated
-    trusted: _Stats  # trusted values on the cases scored on both rulers
+    trusted: _Stats  # trusted values on the cases scored on both rulers (or prediction-powered)
+    # prediction-powered: the share's term over every case (y is then its labelled term)
+    u: np.ndarray | None = None
 
 
 def _share_parts(audit: Audit, gate: Any, by: Any) -> _Share | None:
@@ -45,13 +48,21 @@ def _share_parts(audit: Audit, gate: Any, by: Any) -> _Share | None:
     Neyman allocation needs — the middle groups included when they are the automated extremes,
     and the trusted noise, which the two gaps share, cancelled where it cancels.
     """
-    t = audit.series(
+    t = audit.estimand_series(
         gate.metric, model=gate.model, ruler=gate.trusted or audit.scores.trusted_ruler
     )
     a = audit.series(gate.metric, model=gate.model, ruler=gate.automated)
-    both = t.valid & a.valid
-    st_t = _group_stats(audit, np.where(both, t.x, np.nan), by)
-    st_a = _group_stats(audit, np.where(both, a.x, np.nan), by)
+    lam = None
+    if t.proxy is not None:
+        # prediction-powered (the audit's form): the automated gap on all its cases, the
+        # trusted one from the proxy on all cases corrected on the labelled ones
+        both = a.valid
+        st_t, lam = _ppi_mean_stats(audit, t, by)
+        st_a = _group_stats(audit, a.x, by)
+    else:
+        both = t.valid & a.valid
+        st_t = _group_stats(audit, np.where(both, t.x, np.nan), by)
+        st_a = _group_stats(audit, np.where(both, a.x, np.nan), by)
     idx = np.where(np.isfinite(st_t.mean))[0]
     if len(idx) < 2:
         return None
@@ -66,9 +77,18 @@ def _share_parts(audit: Audit, gate: Any, by: Any) -> _Share | None:
     alpha[ha] += 1.0
     alpha[la] -= 1.0
     codes = audit.grouping(by).codes
-    y = np.where(both, (alpha[codes] * a.x - r * tau[codes] * t.x) / gap_t, np.nan)
     estimate = 1.0 - r if isinstance(gate, RulerShrinkageGate) else r - 1.0
-    return _Share(y, estimate, estimate <= gate.max, ((hi, lo), (ha, la)), st_t)
+    pairs = ((hi, lo), (ha, la))
+    if lam is not None:
+        # gap_a − r·gap_t = Σ_g (α_g·ā_g − r·τ_g·λ_g·p̄_g) − r·Σ_g τ_g·(mean_L of t − λ_g·p):
+        # a term over every case (u) and one over the labelled cases (y), as _ppi_stats wants
+        assert t.proxy is not None
+        lam_c, p = lam[np.maximum(codes, 0)], t.proxy.x
+        u = np.where(both, (alpha[codes] * a.x - r * tau[codes] * lam_c * p) / gap_t, np.nan)
+        y = -r * tau[codes] * (t.x - lam_c * p) / gap_t
+        return _Share(y, estimate, estimate <= gate.max, pairs, st_t, u=u)
+    y = np.where(both, (alpha[codes] * a.x - r * tau[codes] * t.x) / gap_t, np.nan)
+    return _Share(y, estimate, estimate <= gate.max, pairs, st_t)
 
 
 def _defined_labels(
@@ -105,9 +125,8 @@ def _defined_labels(
         half = d.gap_trusted.estimate - d.gap_trusted.lower
         kappa = _scale(half / z if math.isfinite(half) and half > 0 else None, v0)
         v0 *= kappa**2
-        sd = st.sd[pair] * kappa
-    else:
-        sd = st.sd[pair]
+        floor = None if st.floor is None else st.floor * kappa**2
+        st = replace(st, sd=st.sd * kappa, floor=floor)
     se = _target_se(gap_t - neg, v0, z, power)
     if se <= 0:
         notes.append(
@@ -116,7 +135,9 @@ def _defined_labels(
             + _UNDECIDABLE.format(margin=gap_t - neg, se=math.sqrt(v0), power=power)
         )
         return None, notes
-    n, ok = _neyman(sd, bounds[0][pair], bounds[1][pair], se**2)
+    n, ok, floor_note = _allocate(st, pair, bounds[0], bounds[1], se**2)
+    if floor_note is not None:
+        notes.append(floor_note)
     if not ok:
         notes.append(
             f"the share is defined only once the trusted gap ({gap_t:.3g}) is shown to exceed "

@@ -27,6 +27,11 @@ def simulate_plan(
     truth, and are added to the labels already there; the group means and standard errors of
     the enlarged sample then decide every planned contrast (or level) at the gate's
     confidence. ``plan(..., power=0.8)`` should come out near 0.8 when it is feasible.
+
+    A prediction-powered plan (``p.estimator == "ppi"``) draws the extra labels as pairs
+    (trusted, proxy) of the group's labelled cases, the trusted value shifted to the drawn
+    rectifier, and decides the enlarged sample with the same estimator: ``λ`` re-tuned, the
+    proxy mean over every case of the group unchanged, ``SE² = sd_R²/n + c_g``.
     """
     what, x, checks = _gate_parts(audit, gate)
     if x is None or not checks or what == "share":
@@ -57,10 +62,14 @@ def simulate_plan(
         if len(vals) >= 2 and np.std(vals, ddof=1) > 0 and np.isfinite(sd[i]):
             factor[i] = sd[i] / float(np.std(vals, ddof=1))
     labels = list(g.labels)
+    ppi = _PPIPools(audit, gate, g, w, sd) if p.estimator == "ppi" else None
     hits = 0
     for _ in range(n_sim):
         means, ses = np.full(len(labels), np.nan), np.full(len(labels), np.nan)
         for i, (vals, prob, mean) in enumerate(pools):
+            if ppi is not None:
+                means[i], ses[i] = ppi.draw(i, int(need[i]), rng)
+                continue
             n0, n = len(vals), int(need[i])
             if n0 == 0 or n < 2:
                 continue
@@ -86,3 +95,53 @@ def simulate_plan(
                         decided = False
         hits += decided
     return hits / n_sim
+
+
+class _PPIPools:
+    """Per group, what a prediction-powered simulation draws from: the labelled (trusted,
+    proxy) pairs and their design weights, and the proxy on every case of the group."""
+
+    def __init__(self, audit: Audit, gate: Any, g: Any, w: np.ndarray, sd: np.ndarray) -> None:
+        s = audit.estimand_series(
+            gate.metric, model=gate.model, ruler=gate.ruler or audit.scores.trusted_ruler
+        )
+        assert s.proxy is not None  # a plan is prediction-powered only with a proxy
+        lam0 = audit.ppi_detail(g, s).lam[:, 0]
+        t, a = s.x, s.proxy.x
+        self.groups = []
+        for i in range(len(g.labels)):
+            in_g = g.codes == i
+            ok = in_g & ~np.isnan(t) & ~np.isnan(a)
+            a_all = a[in_g & ~np.isnan(a)]
+            ti, ai, wi = t[ok], a[ok], w[ok]
+            r0 = ti - lam0[i] * ai
+            plain = float(np.std(r0, ddof=1)) if len(r0) >= 2 else 0.0
+            # the plan's sd carries the design effect and the calibration: so do the draws
+            factor = sd[i] / plain if plain > 0 and np.isfinite(sd[i]) else 1.0
+            self.groups.append((ti, ai, wi, a_all, factor, float(sd[i])))
+
+    def draw(self, i: int, n: int, rng: np.random.Generator) -> tuple[float, float]:
+        """(estimate, standard error) of group ``i`` after ``n`` labels in all."""
+        ti, ai, wi, a_all, factor, sd = self.groups[i]
+        n0, big_n = len(ti), len(a_all)
+        if n0 == 0 or n < 2 or big_n < 2:
+            return float("nan"), float("nan")
+        n = min(n, big_n)
+        shift = rng.normal(0.0, sd / math.sqrt(n0)) if n > n0 else 0.0
+        pick = rng.choice(n0, size=n - n0, replace=True, p=wi / wi.sum())
+        t = np.concatenate([ti, ti[pick] + shift])
+        a = np.concatenate([ai, ai[pick]])
+        # the pilot's cases keep their design weights (scaled to count n0), the draws — already
+        # drawn in proportion to them — count one each
+        w = np.concatenate([wi * n0 / wi.sum(), np.ones(n - n0)])
+        mean_a, var_a = float(a_all.mean()), float(np.var(a_all, ddof=1))
+        mt, ma = float(np.sum(w * t) / w.sum()), float(np.sum(w * a) / w.sum())
+        cov = float(np.sum(w * (t - mt) * (a - ma)) / w.sum())
+        top = big_n / (big_n - n) if n < big_n else math.inf
+        lam = min(max(cov / var_a, 0.0), top) if var_a > 0 else 0.0
+        r = t - lam * a
+        mr = float(np.sum(w * r) / w.sum())
+        cov_ar = float(np.sum(w * (a - ma) * (r - mr)) / w.sum()) * n / (n - 1)
+        floor = max(lam * lam * var_a + 2.0 * lam * cov_ar, 0.0) / big_n
+        var = (factor * float(np.std(r, ddof=1))) ** 2 / n + factor**2 * floor
+        return lam * mean_a + mr, math.sqrt(var)
