@@ -375,3 +375,20 @@ def test_a_diagonal_pair_is_one_outline_through_its_saddle() -> None:
     enclosed = 1.5 * sy * sx
     assert out["circularity"] == pytest.approx(4 * math.pi * enclosed / (8 * cut) ** 2, rel=1e-12)
     assert out["components"] == 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(pixel_masks())
+def test_the_compiled_pass_describes_a_2d_mask_exactly_as_numpy_does(
+    case: tuple[Array, tuple[float, float]],
+) -> None:
+    pytest.importorskip("numba")
+    from segfair.metrics import compiled
+
+    mask, spacing = case
+    assert compiled.planar_counts(np.ascontiguousarray(mask)) is not None  # numba's pass
+    out = describe_mask(mask, spacing)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compiled, "planar_counts", lambda crop: None)  # as without numba
+        expected = describe_mask(mask, spacing)
+    assert all(same(out[k], expected[k]) for k in out), (out, expected)

@@ -53,6 +53,7 @@ import numpy.typing as npt
 from scipy import ndimage
 from skimage import measure
 
+from segfair.metrics import compiled
 from segfair.metrics.arrays import (
     BoolArray,
     FloatArray,
@@ -123,6 +124,14 @@ def describe_mask(mask: npt.ArrayLike, spacing: Spacing = None) -> dict[str, flo
         return dict(zip(DESCRIPTORS, (0.0, 0.0, nan, 0.0, nan, nan), strict=True))
     crop = binary_crop("mask", arr, tuple(slice(lo, hi) for lo, hi in extent))
 
+    if crop.ndim == 2 and (found := compiled.planar_counts(crop)) is not None:
+        # numba: the same integers (sums, cell histogram, components) in one pass over the crop
+        sums, labelled = found
+        n, first = int(sums[0]), [int(sums[1]), int(sums[2])]
+        second = [[int(sums[3]), int(sums[5])], [int(sums[5]), int(sums[4])]]
+        ratios = _ratios(n, first, second, voxel)
+        perimeter, enclosed = _length_and_area(sums[6:], voxel)
+        return _planar(n * math.prod(voxel), perimeter, enclosed, float(labelled), ratios[0])
     size = float(np.count_nonzero(crop)) * math.prod(voxel)
     structure = ndimage.generate_binary_structure(crop.ndim, crop.ndim)
     components = float(ndimage.label(crop, structure=structure)[1])
@@ -137,10 +146,16 @@ def describe_mask(mask: npt.ArrayLike, spacing: Spacing = None) -> dict[str, flo
                 strict=True,
             )
         )
-    perimeter, enclosed = _contour_length_and_area(crop, voxel)
+    perimeter, enclosed = _length_and_area(_square_histogram(crop), voxel)
+    return _planar(size, perimeter, enclosed, components, ratios[0])
+
+
+def _planar(
+    size: float, perimeter: float, enclosed: float, components: float, elongation: float
+) -> dict[str, float]:
     circularity = 4 * math.pi * enclosed / perimeter**2
     return dict(
-        zip(DESCRIPTORS_2D, (size, perimeter, circularity, components, ratios[0]), strict=True)
+        zip(DESCRIPTORS_2D, (size, perimeter, circularity, components, elongation), strict=True)
     )
 
 
@@ -166,6 +181,16 @@ def _axis_ratios(crop: BoolArray, spacing: tuple[float, ...]) -> list[float]:
         for axis, marginal in ((a, joint.sum(axis=1)), (b, joint.sum(axis=0))):
             first[axis] = int(index[axis] @ marginal)
             second[axis][axis] = int((index[axis] * index[axis]) @ marginal)
+    return _ratios(n, first, second, spacing)
+
+
+def _ratios(
+    n: int, first: list[int], second: list[list[int]], spacing: tuple[float, ...]
+) -> list[float]:
+    """The axis ratios from the pixel count, ``Σ i_a`` and ``Σ i_a i_b`` of the voxel indices."""
+    ndim = len(first)
+    if n < 2:
+        return [math.nan] * (ndim - 1)
     # Python integers: n·Σab − Σa·Σb is exact whatever the mask's size.
     centred = [[n * second[a][b] - first[a] * first[b] for b in range(ndim)] for a in range(ndim)]
     step = np.asarray(spacing, dtype=np.float64)
@@ -286,21 +311,28 @@ def _square_tables(spacing: tuple[float, ...]) -> tuple[FloatArray, FloatArray]:
     return length, area
 
 
-def _contour_length_and_area(crop: BoolArray, spacing: tuple[float, ...]) -> tuple[float, float]:
-    """Length and enclosed area of the ``skimage.measure.find_contours(padded, 0.5,
-    fully_connected="high")`` contours of the zero-padded mask, in mm and mm².
-
-    Summed from a per-configuration table (:func:`_square_tables`) over a histogram of the
-    configurations of the 2×2 cells, without tracing or assembling contours: the contours are
-    the union of the cells' segments, and the area they enclose (holes subtracted) is the union
-    of the cells' inside parts. The tests check both against ``find_contours``.
-    """
-    length_of, area_of = _square_tables(tuple(float(x) for x in spacing))
+def _square_histogram(crop: BoolArray) -> npt.NDArray[np.int64]:
+    """How many 2×2 cells of the zero-padded crop have each marching-squares configuration."""
     # One pixel of background on every side closes the contours where the mask touches the crop.
     padded = np.pad(crop, 1).view(np.uint8)
     rows, cols = padded.shape[0] - 1, padded.shape[1] - 1
     config = padded[:rows, :cols] | (padded[:rows, 1:] << 1)
     config |= padded[1:, :cols] << 2
     config |= padded[1:, 1:] << 3
-    counts = np.bincount(config.reshape(-1), minlength=16)
+    return np.bincount(config.reshape(-1), minlength=16).astype(np.int64)
+
+
+def _length_and_area(
+    counts: npt.NDArray[np.int64], spacing: tuple[float, ...]
+) -> tuple[float, float]:
+    """Length and enclosed area of the ``skimage.measure.find_contours(padded, 0.5,
+    fully_connected="high")`` contours of the zero-padded mask, in mm and mm², from the
+    histogram of its cells' configurations (:func:`_square_histogram`).
+
+    Summed from a per-configuration table (:func:`_square_tables`), without tracing or
+    assembling contours: the contours are the union of the cells' segments, and the area they
+    enclose (holes subtracted) is the union of the cells' inside parts. The tests check both
+    against ``find_contours``.
+    """
+    length_of, area_of = _square_tables(tuple(float(x) for x in spacing))
     return float(counts @ length_of), float(counts @ area_of)
