@@ -17,7 +17,7 @@ the distances equal the transform's (where two border pixels are exactly equally
 transform returns one of them; if their float sums differ in the last bit, this keeps the lesser).
 
 The search is a loop over pixels, which only compiled code makes cheap: with ``numba`` (the
-``fast`` extra) it takes ≈10 µs for a 512×512 case's border; without it, :func:`column_runs`
+``fast`` extra) it takes ≈10 µs for a 512×512 case's border; without it, :func:`border_runs`
 returns ``None`` and the engine keeps the transform or the tree.
 """
 
@@ -34,23 +34,45 @@ from segfair.metrics.arrays import FloatArray
 __all__: list[str] = []
 
 
-def _column_runs(
-    rows: npt.NDArray[np.intp], cols: npt.NDArray[np.intp], width: int
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Border pixels given in row-major order, grouped by column: ``start`` (width + 1 offsets)
-    and the rows of each column, ascending (a stable counting sort by column)."""
-    start = np.zeros(width + 1, dtype=np.intp)
-    for x in cols:
-        start[x + 1] += 1
-    for x in range(width):
-        start[x + 1] += start[x]
+def _border_runs(
+    crop: npt.NDArray[np.uint8],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """The border pixels of a 2-D 0/1 crop (set pixels with a 4-neighbour unset or beyond the
+    crop's edge, as ``surface._border``): their coordinates, shape (2, m), in row-major order;
+    and the same pixels grouped by column for :func:`_nearest_squared`: ``start`` (width + 1
+    offsets) and each column's rows, ascending."""
+    rows, cols = crop.shape
+    on_border = np.zeros((rows, cols), dtype=np.bool_)
+    start = np.zeros(cols + 1, dtype=np.intp)
+    for i in range(rows):
+        for j in range(cols):
+            if crop[i, j] and (
+                i == 0
+                or j == 0
+                or i == rows - 1
+                or j == cols - 1
+                or not crop[i - 1, j]
+                or not crop[i + 1, j]
+                or not crop[i, j - 1]
+                or not crop[i, j + 1]
+            ):
+                on_border[i, j] = True
+                start[j + 1] += 1
+    for j in range(cols):
+        start[j + 1] += start[j]
     fill = start[:-1].copy()
-    runs = np.empty(rows.size, dtype=np.intp)
-    for i in range(rows.size):
-        x = cols[i]
-        runs[fill[x]] = rows[i]
-        fill[x] += 1
-    return start, runs
+    coords = np.empty((2, start[cols]), dtype=np.intp)
+    runs = np.empty(start[cols], dtype=np.intp)
+    k = 0
+    for i in range(rows):
+        for j in range(cols):
+            if on_border[i, j]:
+                coords[0, k] = i
+                coords[1, k] = j
+                k += 1
+                runs[fill[j]] = i
+                fill[j] += 1
+    return coords, start, runs
 
 
 def _nearest_squared(
@@ -172,7 +194,7 @@ def _kernels() -> dict[str, Any] | None:
     # no fastmath: the IEEE float64 arithmetic of the engine, bit for bit
     compile_ = numba.njit(cache=True, nogil=True)
     return {
-        "runs": compile_(_column_runs),
+        "border": compile_(_border_runs),
         "nearest": compile_(_nearest_squared),
         "planar": compile_(_planar_counts),
     }
@@ -192,22 +214,23 @@ def planar_counts(crop: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int64], i
     kernels = _kernels()
     if kernels is None:  # pragma: no cover - depends on the environment
         return None
-    counts: tuple[npt.NDArray[np.int64], int] = kernels["planar"](np.pad(crop, 1).view(np.uint8))
+    padded = np.zeros((crop.shape[0] + 2, crop.shape[1] + 2), dtype=np.uint8)
+    padded[1:-1, 1:-1] = crop
+    counts: tuple[npt.NDArray[np.int64], int] = kernels["planar"](padded)
     return counts
 
 
-def column_runs(
-    points: npt.NDArray[np.intp], width: int
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None:
-    """The border pixels ``points`` (coordinates, shape (2, m), row-major order) of a 2-D crop
-    ``width`` columns wide, grouped by column for :func:`nearest_squared`; ``None`` without
-    numba (the caller keeps its transform or tree)."""
+def border_runs(
+    crop: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.intp], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] | None:
+    """The border pixels of a 2-D crop: their coordinates (shape (2, m), row-major order) and
+    the same grouped by column for :func:`nearest_squared`; ``None`` without numba (the caller
+    keeps its transform or tree)."""
     kernels = _kernels()
     if kernels is None:  # pragma: no cover - depends on the environment
         return None
-    rows, cols = (np.ascontiguousarray(points[axis], dtype=np.intp) for axis in (0, 1))
-    runs: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] = kernels["runs"](rows, cols, width)
-    return runs
+    coords, start, runs = kernels["border"](np.ascontiguousarray(crop).view(np.uint8))
+    return coords, (start, runs)
 
 
 def nearest_squared(
@@ -216,15 +239,15 @@ def nearest_squared(
     spacing: tuple[float, ...],
 ) -> FloatArray:
     """Squared distances in mm² from each pixel of ``asked`` (coordinates, shape (2, n)) to the
-    nearest border pixel of ``runs`` (from :func:`column_runs`, at least one pixel).
+    nearest border pixel of ``runs`` (from :func:`border_runs`, at least one pixel).
 
     Examples
     --------
     >>> import numpy as np
-    >>> border = np.array([[0, 3], [0, 4]])  # pixels (0, 0) and (3, 4)
-    >>> runs = column_runs(border, 5)
-    >>> if runs is not None:  # numba installed
-    ...     print(nearest_squared(runs, np.array([[0, 3], [1, 3]]), (1.0, 2.0)).tolist())
+    >>> crop = np.zeros((4, 5), bool); crop[0, 0] = crop[3, 4] = True
+    >>> found = border_runs(crop)
+    >>> if found is not None:  # numba installed
+    ...     print(nearest_squared(found[1], np.array([[0, 3], [1, 3]]), (1.0, 2.0)).tolist())
     ... else:
     ...     print([4.0, 4.0])
     [4.0, 4.0]

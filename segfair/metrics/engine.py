@@ -175,20 +175,24 @@ class _Case:
         return nearest
 
     def column_runs(self, key: str) -> Any:
-        """2-D: the border pixels of ``key`` grouped by column for the column search of
-        :mod:`segfair.metrics.compiled`, or ``None`` where it does not apply (3-D, no numba)."""
+        """2-D: the border pixels of ``key`` (coordinates) and the same grouped by column, for
+        the column search of :mod:`segfair.metrics.compiled`, from one compiled pass over the
+        crop; ``None`` where it does not apply (3-D, no numba)."""
         if key not in self._runs:
             self._runs[key] = None
             if len(self._spacing) == 2:
-                points = self.border_points(key)[1]
-                self._runs[key] = compiled.column_runs(points, self.border(key).shape[1])
+                self._runs[key] = compiled.border_runs(self._crops[key])
         return self._runs[key]
 
     def directed(self, a: str, b: str) -> FloatArray:
         """Distances in mm from each border voxel of ``a`` to the nearest border voxel of ``b``."""
-        if (a, b) not in self._directed and (runs := self.column_runs(b)) is not None:
-            asked = self.border_points(a)[1]
-            self._directed[(a, b)] = np.sqrt(compiled.nearest_squared(runs, asked, self._spacing))
+        if (
+            (a, b) not in self._directed
+            and (runs := self.column_runs(b)) is not None
+            and (asked := self.column_runs(a)) is not None
+        ):
+            squared = compiled.nearest_squared(runs[1], asked[0], self._spacing)
+            self._directed[(a, b)] = np.sqrt(squared)
         if (a, b) not in self._directed:
             flat, coords = self.border_points(a)
             nearest = self.nearest_border_of_points(a, b)
