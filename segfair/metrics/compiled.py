@@ -191,13 +191,12 @@ def _kernels() -> dict[str, Any] | None:
         import numba
     except ImportError:  # pragma: no cover - depends on the environment
         return None
+    loops = {"border": _border_runs, "nearest": _nearest_squared, "planar": _planar_counts}
     # no fastmath: the IEEE float64 arithmetic of the engine, bit for bit
-    compile_ = numba.njit(cache=True, nogil=True)
-    return {
-        "border": compile_(_border_runs),
-        "nearest": compile_(_nearest_squared),
-        "planar": compile_(_planar_counts),
-    }
+    try:  # compiled once and kept on disk (≈2 s the first time), loaded in ≈0.1 s afterwards
+        return {name: numba.njit(cache=True, nogil=True)(loop) for name, loop in loops.items()}
+    except RuntimeError:  # pragma: no cover - no writable cache folder: compile every process
+        return {name: numba.njit(nogil=True)(loop) for name, loop in loops.items()}
 
 
 def planar_counts(crop: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int64], int] | None:
