@@ -194,6 +194,49 @@ def phase_evaluate(config: str, workers: int, cache: bool) -> dict[str, Any]:
     }
 
 
+def phase_case(config: str, cases: int) -> dict[str, Any]:
+    """In one process, CPU time a case of ``evaluate_case`` (decode, metrics, morphology) and of
+    decoding alone (``load_mask`` of its files), over the first ``cases`` cases."""
+    from segfair import load_cohort
+    from segfair.evaluate import build_tasks, evaluate_case
+    from segfair.io import load_mask
+
+    cohort = load_cohort(config, check_geometry=False, cache=False)
+    tasks = build_tasks(cohort)[:cases]
+    evaluate_case(tasks[0])  # imports and compiled kernels, not timed
+    start = time.process_time()
+    for task in tasks:
+        evaluate_case(task)
+    case_s = time.process_time() - start
+    start = time.process_time()
+    for task in tasks:
+        for name, file in task.files.items():
+            load_mask(file, **task.read[name])
+    decode_s = time.process_time() - start
+    return {
+        "cases": len(tasks),
+        "case_ms": 1000 * case_s / len(tasks),
+        "decode_ms": 1000 * decode_s / len(tasks),
+        "ratio": case_s / decode_s,
+    }
+
+
+def _free_metrics() -> None:
+    """The floor: metrics and descriptors replaced by constants (the workers are forked and
+    inherit it); everything else — headers, keys, decoding, the store — runs as usual."""
+    import segfair.metrics
+    from segfair.metrics import morphology
+
+    def scores(arrays: Any, pairs: Any, spacing: Any, names: Any, **_: Any) -> Any:
+        return {(p, r): dict.fromkeys(names, 0.5) for p, r in pairs}
+
+    def shape(mask: Any, spacing: Any = None) -> dict[str, float]:
+        return dict.fromkeys(morphology.DESCRIPTORS_2D, 1.0)
+
+    segfair.metrics.compute_many = scores  # type: ignore[assignment]
+    morphology.describe_mask = shape
+
+
 def _fresh(phase: str, config: Path, workers: int, *extra: str) -> dict[str, Any]:
     """Run one phase in a fresh process (cold imports, its own memory peak); its JSON."""
     command = [sys.executable, __file__, "--phase", phase, "--config", str(config)]
@@ -214,11 +257,21 @@ def main() -> None:
     parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cache", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--free-metrics",
+        action="store_true",
+        help="with --phase evaluate: metrics and descriptors replaced by constants (the floor)",
+    )
     args = parser.parse_args()
+    if args.phase == "case":  # in one process: --cases of the cohort at --config
+        print(json.dumps(phase_case(args.config, args.cases)))
+        return
     if args.phase == "decode":
         print(json.dumps(phase_decode(args.config, args.workers)))
         return
     if args.phase == "evaluate":
+        if args.free_metrics:
+            _free_metrics()
         print(json.dumps(phase_evaluate(args.config, args.workers, args.cache)))
         return
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
@@ -17,6 +17,7 @@ from segfair import metrics as m
 from segfair.errors import GeometryError, InputError
 from segfair.metrics import arrays as m_arrays
 from segfair.metrics import engine as m_engine
+from segfair.metrics import surface as m_surface
 
 PROPERTY_SETTINGS = settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -719,3 +720,81 @@ def test_extent_and_peak_agree_with_a_direct_computation() -> None:
     assert extent == [(int(i.min()), int(i.max()) + 1) for i in nz]
     assert peak == 3
     assert m_arrays.extent_and_peak(np.zeros((4, 5), np.uint8)) == (None, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# 2-D: the compiled column search, and the percentile without numpy's machinery
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.lists(
+        st.one_of(st.sampled_from((0.0, 0.5, 1.0, 2.0)), st.floats(0, 1e3)), min_size=1, max_size=60
+    ),
+    st.sampled_from((0, 5, 50, 95, 99, 100)),
+)
+def test_the_percentile_equals_numpys_bit_for_bit(values: list[float], q: int) -> None:
+    array = np.asarray(values)
+    assert m_surface._percentile(array.copy(), q) == float(np.percentile(array, q))
+
+
+@st.composite
+def planar_masks(draw: st.DrawFn) -> tuple[list[Array], tuple[float, float]]:
+    """Two 2-D masks of one shape (up to 40 per axis, so the column search walks many columns):
+    noise, blobs, a few pixels far apart; isotropic and anisotropic spacing."""
+    shape = (draw(st.integers(1, 40)), draw(st.integers(1, 40)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    out = []
+    for _ in range(2):
+        kind = draw(st.sampled_from(("noise", "blob", "sparse")))
+        if kind == "noise":
+            mask = rng.random(shape) < draw(st.sampled_from((0.1, 0.5, 0.9)))
+        elif kind == "blob":
+            field = ndimage.gaussian_filter(rng.standard_normal(shape), 2.0)
+            mask = field > draw(st.sampled_from((-0.1, 0.0, 0.1)))
+        else:
+            mask = rng.random(shape) < 0.01
+        out.append(np.asarray(mask))
+    spacing = (
+        draw(st.sampled_from((0.5, 0.7, 1.0, 3.0))),
+        draw(st.sampled_from((0.5, 0.3, 1.0, 1.1))),
+    )
+    return out, spacing
+
+
+@PROPERTY_SETTINGS
+@given(planar_masks())
+def test_the_column_search_gives_the_feature_transforms_distances(
+    case: tuple[list[Array], tuple[float, float]],
+) -> None:
+    pytest.importorskip("numba")
+    (a, b), spacing = case
+    assume(a.any() and b.any())
+    box_ = m_arrays.union_box((m_arrays.find_extent(x) for x in (a, b)), 2)
+    crops = {k: m_arrays.binary_crop(k, x, box_) for k, x in (("a", a), ("b", b))}
+    searched = m_engine._Case(crops, spacing)
+    assert searched.column_runs("b") is not None  # the column search
+    transformed = m_engine._Case(crops, spacing)
+    transformed._runs = {"a": None, "b": None}  # the transform or the tree, as without numba
+    for x, y in (("a", "b"), ("b", "a")):
+        expected = transformed.directed(x, y)
+        # Bit for bit but where two border pixels are exactly equally far and their float
+        # distances differ in the last bit (3 × 0.7 and 7 × 0.3): the search keeps the lesser,
+        # the transform either.
+        assert np.allclose(searched.directed(x, y), expected, rtol=1e-15, atol=0)
+
+
+def test_the_column_search_finds_a_border_pixel_many_columns_away() -> None:
+    pytest.importorskip("numba")
+    a = np.zeros((3, 30), bool)
+    b = np.zeros((3, 30), bool)
+    a[0, 0] = True
+    b[2, 29] = True
+    b[0, 20] = True  # nearer, but farther than a pixel in a column nearer to a
+    spacing = (5.0, 1.0)
+    out = m.compute(a, b, spacing, metrics=("hausdorff", "assd"))
+    # a's pixel (0, 0): b's (0, 20) is 20 mm away, (2, 29) is hypot(10, 29); b's pixels: 20 and
+    # hypot(10, 29) from a's only pixel
+    far = math.hypot(10.0, 29.0)
+    assert out["hausdorff"] == far
+    assert out["assd"] == pytest.approx((20.0 + 20.0 + far) / 3)

@@ -288,3 +288,107 @@ def test_invalid_spacing_is_rejected(spacing: tuple[float, ...]) -> None:
 def test_masks_that_are_not_two_or_three_dimensional_are_rejected(shape: tuple[int, ...]) -> None:
     with pytest.raises(InputError, match="only 2-D and 3-D"):
         describe_mask(np.ones(shape, dtype=bool))
+
+
+# --------------------------------------------------------------------------------------------------
+# 2-D perimeter and enclosed area from the marching-squares table (no contour tracing)
+
+
+def traced_length_and_area(mask: Array, spacing: tuple[float, float]) -> tuple[float, float]:
+    """The oracle: trace the contours with skimage (as segfair did before the table) and sum
+    their lengths and signed shoelace areas (holes wind the other way, so they subtract)."""
+    padded = np.pad(mask, 1).astype(np.float32)
+    contours = measure.find_contours(
+        padded, level=0.5, fully_connected="high", positive_orientation="high"
+    )
+    length = signed = 0.0
+    for contour in contours:
+        points = contour * np.asarray(spacing)
+        step = np.diff(points, axis=0)
+        length += float(np.hypot(step[:, 0], step[:, 1]).sum())
+        y, x = points[:, 0], points[:, 1]
+        signed += 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
+    return length, abs(signed)
+
+
+@st.composite
+def pixel_masks(draw: st.DrawFn) -> tuple[Array, tuple[float, float]]:
+    """Small 2-D masks of every kind: random pixels (saddles, holes, isolated pixels), smooth
+    blobs, masks touching the crop's edge; isotropic and anisotropic spacing."""
+    shape = (draw(st.integers(1, 14)), draw(st.integers(1, 14)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        mask = rng.random(shape) < draw(st.sampled_from((0.2, 0.5, 0.8)))
+    else:
+        field = ndimage.gaussian_filter(rng.standard_normal(shape), 1.0)
+        mask = field > draw(st.sampled_from((-0.2, 0.0, 0.2)))
+    spacing = (
+        draw(st.sampled_from((0.5, 0.7, 1.0, 2.5, 0.33))),
+        draw(st.sampled_from((0.5, 0.9, 1.0, 3.0, 0.13))),
+    )
+    return np.asarray(mask), spacing
+
+
+@settings(max_examples=300, deadline=None)
+@given(pixel_masks())
+def test_the_perimeter_and_enclosed_area_table_equals_traced_contours(
+    case: tuple[Array, tuple[float, float]],
+) -> None:
+    mask, spacing = case
+    assume(mask.any())
+    length, area = traced_length_and_area(mask, spacing)
+    out = describe_mask(mask, spacing)
+    assert out["perimeter_mm"] == pytest.approx(length, rel=1e-9)
+    assert out["circularity"] == pytest.approx(4 * math.pi * area / length**2, rel=1e-9)
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0), (0.5, 2.0)])
+def test_a_single_pixel_has_a_diamond_for_outline(spacing: tuple[float, float]) -> None:
+    sy, sx = spacing
+    mask = np.zeros((3, 3), bool)
+    mask[1, 1] = True
+    out = describe_mask(mask, spacing)
+    cut = math.hypot(sy / 2, sx / 2)  # from one edge's midpoint to the next
+    assert out["perimeter_mm"] == pytest.approx(4 * cut, rel=1e-12)
+    assert out["circularity"] == pytest.approx(4 * math.pi * (sy * sx / 2) / (4 * cut) ** 2)
+    assert out["area_mm2"] == sy * sx
+
+
+def test_a_two_by_two_square_has_its_corners_cut() -> None:
+    sy, sx = 0.5, 2.0
+    out = describe_mask(np.ones((2, 2), bool), (sy, sx))
+    cut = math.hypot(sy / 2, sx / 2)
+    perimeter = 4 * cut + 2 * sy + 2 * sx
+    assert out["perimeter_mm"] == pytest.approx(perimeter, rel=1e-12)
+    # four corner triangles of 1/8 cell, four half cells, one whole cell
+    enclosed = 3.5 * sy * sx
+    assert out["circularity"] == pytest.approx(4 * math.pi * enclosed / perimeter**2, rel=1e-12)
+
+
+def test_a_diagonal_pair_is_one_outline_through_its_saddle() -> None:
+    sy, sx = 1.0, 3.0
+    out = describe_mask(np.eye(2, dtype=bool), (sy, sx))
+    cut = math.hypot(sy / 2, sx / 2)
+    # six cells with one pixel in (a corner cut each) and the saddle cell, whose two background
+    # corners are cut off: eight cuts; 6/8 + 3/4 of a cell inside
+    assert out["perimeter_mm"] == pytest.approx(8 * cut, rel=1e-12)
+    enclosed = 1.5 * sy * sx
+    assert out["circularity"] == pytest.approx(4 * math.pi * enclosed / (8 * cut) ** 2, rel=1e-12)
+    assert out["components"] == 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(pixel_masks())
+def test_the_compiled_pass_describes_a_2d_mask_exactly_as_numpy_does(
+    case: tuple[Array, tuple[float, float]],
+) -> None:
+    pytest.importorskip("numba")
+    from segfair.metrics import compiled
+
+    mask, spacing = case
+    assert compiled.planar_counts(np.ascontiguousarray(mask)) is not None  # numba's pass
+    out = describe_mask(mask, spacing)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compiled, "planar_counts", lambda crop: None)  # as without numba
+        expected = describe_mask(mask, spacing)
+    assert all(same(out[k], expected[k]) for k in out), (out, expected)

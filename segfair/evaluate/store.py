@@ -32,6 +32,7 @@ Example
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -162,7 +163,7 @@ class Layout:
                 for name, v in desc.items():
                     shapes.append((structure, ref, name))
                     values.append(v)
-        return cls(tuple(slots), tuple(shapes)), np.asarray(values, dtype=np.float64)
+        return _layout(tuple(slots), tuple(shapes)), np.asarray(values, dtype=np.float64)
 
     def to_result(self, case_id: str, values: npt.NDArray[np.float64]) -> CaseResult:
         """The :class:`CaseResult` (``cached=True``) these values stand for."""
@@ -197,6 +198,15 @@ class Layout:
             and all(m == metrics for per in pairs.values() for m in per.values())
             and all(r == set(task.describe) for r in refs.values())
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(
+    scores: tuple[tuple[str, str, str, str], ...], shapes: tuple[tuple[str, str, str], ...]
+) -> Layout:
+    """One :class:`Layout` per distinct slot list: a run's cases mostly share one, and building
+    it (its canonical text and SHA-256) cost ≈0.1 ms of the main process a stored result."""
+    return Layout(scores, shapes)
 
 
 class StoreRow(NamedTuple):

@@ -59,7 +59,9 @@ transform are computed at most once and shared by every pair it takes part in
 union box is large (masks far apart), or wherever it does less work (a compact organ alone in its
 box, close to its reference), a k-d tree over each mask's border voxels replaces the distance
 transform: the same exact nearest border voxels, at a cost that follows the surfaces instead of
-the box. Boolean or unsigned-integer inputs are the fastest to scan.
+the box. 2-D masks, with numba installed (``segfair[fast]``), skip both: a compiled column search
+finds each border pixel's nearest border pixel of the other mask directly (the same distances;
+:mod:`segfair.metrics.compiled`). Boolean or unsigned-integer inputs are the fastest to scan.
 """
 
 from __future__ import annotations

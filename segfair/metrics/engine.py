@@ -11,6 +11,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from segfair.errors import GeometryError
+from segfair.metrics import compiled
 from segfair.metrics.arrays import (
     BoolArray,
     FloatArray,
@@ -82,6 +83,8 @@ class _Case:
         self._points: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = {}
         self._features: dict[str, npt.NDArray[np.int32]] = {}
         self._directed: dict[tuple[str, str], FloatArray] = {}
+        # 2-D: each mask's border pixels by column, for the compiled column search (numba)
+        self._runs: dict[str, Any] = {}
         # components of each mask, labelled once and shared by every pair (lesion-wise scores)
         self.lesions = _LesionCase(crops, spacing)
 
@@ -171,8 +174,25 @@ class _Case:
             nearest[:, away] = targets[:, index]
         return nearest
 
+    def column_runs(self, key: str) -> Any:
+        """2-D: the border pixels of ``key`` (coordinates) and the same grouped by column, for
+        the column search of :mod:`segfair.metrics.compiled`, from one compiled pass over the
+        crop; ``None`` where it does not apply (3-D, no numba)."""
+        if key not in self._runs:
+            self._runs[key] = None
+            if len(self._spacing) == 2:
+                self._runs[key] = compiled.border_runs(self._crops[key])
+        return self._runs[key]
+
     def directed(self, a: str, b: str) -> FloatArray:
         """Distances in mm from each border voxel of ``a`` to the nearest border voxel of ``b``."""
+        if (
+            (a, b) not in self._directed
+            and (runs := self.column_runs(b)) is not None
+            and (asked := self.column_runs(a)) is not None
+        ):
+            squared = compiled.nearest_squared(runs[1], asked[0], self._spacing)
+            self._directed[(a, b)] = np.sqrt(squared)
         if (a, b) not in self._directed:
             flat, coords = self.border_points(a)
             nearest = self.nearest_border_of_points(a, b)

@@ -20,8 +20,12 @@ such differences and stratify by them.
 
 2-D masks (:data:`DESCRIPTORS_2D`) get only what is meaningful in a plane: ``area_mm2`` (pixel count
 × pixel area), ``perimeter_mm`` (length of the ``skimage.measure.find_contours`` contours at level
-0.5 of the zero-padded mask, in mm), ``circularity`` = 4π·A/P² (A the area enclosed by those
-contours, so ≤ 1), ``components`` and ``elongation``; no flatness.
+0.5 of the zero-padded mask, ``fully_connected="high"``, in mm), ``circularity`` = 4π·A/P² (A the
+area enclosed by those contours, holes subtracted, so ≤ 1), ``components`` and ``elongation``; no
+flatness. Perimeter and enclosed area are summed from a per-configuration table of the 2×2 cells
+(marching squares), not traced: the same numbers (to ≈1e-15) without assembling contours. With
+numba installed the counts behind the 2-D descriptors (pixel sums, cell histogram, components)
+come from one compiled pass over the crop, the same integers as numpy's and scipy's.
 
 Degenerate masks:
 
@@ -53,6 +57,7 @@ import numpy.typing as npt
 from scipy import ndimage
 from skimage import measure
 
+from segfair.metrics import compiled
 from segfair.metrics.arrays import (
     BoolArray,
     FloatArray,
@@ -123,6 +128,14 @@ def describe_mask(mask: npt.ArrayLike, spacing: Spacing = None) -> dict[str, flo
         return dict(zip(DESCRIPTORS, (0.0, 0.0, nan, 0.0, nan, nan), strict=True))
     crop = binary_crop("mask", arr, tuple(slice(lo, hi) for lo, hi in extent))
 
+    if crop.ndim == 2 and (found := compiled.planar_counts(crop)) is not None:
+        # numba: the same integers (sums, cell histogram, components) in one pass over the crop
+        sums, labelled = found
+        n, first = int(sums[0]), [int(sums[1]), int(sums[2])]
+        second = [[int(sums[3]), int(sums[5])], [int(sums[5]), int(sums[4])]]
+        ratios = _ratios(n, first, second, voxel)
+        perimeter, enclosed = _length_and_area(sums[6:], voxel)
+        return _planar(n * math.prod(voxel), perimeter, enclosed, float(labelled), ratios[0])
     size = float(np.count_nonzero(crop)) * math.prod(voxel)
     structure = ndimage.generate_binary_structure(crop.ndim, crop.ndim)
     components = float(ndimage.label(crop, structure=structure)[1])
@@ -137,10 +150,16 @@ def describe_mask(mask: npt.ArrayLike, spacing: Spacing = None) -> dict[str, flo
                 strict=True,
             )
         )
-    perimeter, enclosed = _contour_length_and_area(crop, voxel)
+    perimeter, enclosed = _length_and_area(_square_histogram(crop), voxel)
+    return _planar(size, perimeter, enclosed, components, ratios[0])
+
+
+def _planar(
+    size: float, perimeter: float, enclosed: float, components: float, elongation: float
+) -> dict[str, float]:
     circularity = 4 * math.pi * enclosed / perimeter**2
     return dict(
-        zip(DESCRIPTORS_2D, (size, perimeter, circularity, components, ratios[0]), strict=True)
+        zip(DESCRIPTORS_2D, (size, perimeter, circularity, components, elongation), strict=True)
     )
 
 
@@ -166,6 +185,16 @@ def _axis_ratios(crop: BoolArray, spacing: tuple[float, ...]) -> list[float]:
         for axis, marginal in ((a, joint.sum(axis=1)), (b, joint.sum(axis=0))):
             first[axis] = int(index[axis] @ marginal)
             second[axis][axis] = int((index[axis] * index[axis]) @ marginal)
+    return _ratios(n, first, second, spacing)
+
+
+def _ratios(
+    n: int, first: list[int], second: list[list[int]], spacing: tuple[float, ...]
+) -> list[float]:
+    """The axis ratios from the pixel count, ``Σ i_a`` and ``Σ i_a i_b`` of the voxel indices."""
+    ndim = len(first)
+    if n < 2:
+        return [math.nan] * (ndim - 1)
     # Python integers: n·Σab − Σa·Σb is exact whatever the mask's size.
     centred = [[n * second[a][b] - first[a] * first[b] for b in range(ndim)] for a in range(ndim)]
     step = np.asarray(spacing, dtype=np.float64)
@@ -251,20 +280,63 @@ def _mesh_area_and_volume(crop: BoolArray, spacing: tuple[float, ...]) -> tuple[
     return area, abs(six_volume) / 6.0
 
 
-def _contour_length_and_area(crop: BoolArray, spacing: tuple[float, ...]) -> tuple[float, float]:
-    padded = np.pad(crop, 1).astype(np.float32)  # closes the contours at the crop's edge
-    # fully_connected="high": diagonal pixels belong to one outline, matching the 8-connectivity of
-    # `components`; positive_orientation="high": outer outlines and holes wind in opposite senses,
-    # so summing signed areas subtracts the holes.
-    contours = measure.find_contours(
-        padded, level=0.5, fully_connected="high", positive_orientation="high"
-    )
-    length = 0.0
-    signed_area = 0.0
-    for contour in contours:
-        points = contour * np.asarray(spacing)
-        step = np.diff(points, axis=0)
-        length += float(np.hypot(step[:, 0], step[:, 1]).sum())
-        y, x = points[:, 0], points[:, 1]
-        signed_area += 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
-    return length, abs(signed_area)
+@functools.lru_cache(maxsize=64)
+def _square_tables(spacing: tuple[float, ...]) -> tuple[FloatArray, FloatArray]:
+    """Per marching-squares configuration (bit ``2i + j`` is the pixel at offset ``(i, j)`` of a
+    2×2 cell): the length of its contour segments and the area of its part inside them, in mm
+    and mm² at ``spacing``.
+
+    At level 0.5 on a 0/1 image every contour vertex is an edge midpoint, so a cell's segments and
+    its inside part depend only on its configuration: one corner in (or out) is a corner cut, a
+    diagonal of half a cell; two pixels side by side, a segment across the cell; the two saddles
+    cut off the two background corners (``fully_connected="high"``: diagonal foreground pixels
+    are one outline, as for the 8-connected ``components``).
+    """
+    step_y, step_x = spacing
+    cut = math.hypot(step_y / 2, step_x / 2)  # from one edge's midpoint to the next edge's
+    length = np.zeros(16)
+    inside = np.zeros(16)  # in cells
+    for config in range(16):
+        corners = [(config >> bit) & 1 for bit in range(4)]  # (0,0), (0,1), (1,0), (1,1)
+        n_in = sum(corners)
+        if n_in in (1, 3):
+            length[config], inside[config] = cut, (1 / 8 if n_in == 1 else 7 / 8)
+        elif config in (0b1001, 0b0110):  # a saddle: two background corners cut off
+            length[config], inside[config] = 2 * cut, 3 / 4
+        elif config in (0b0011, 0b1100):  # one row in: a segment along the row axis
+            length[config], inside[config] = step_x, 1 / 2
+        elif config in (0b0101, 0b1010):  # one column in: a segment along the column axis
+            length[config], inside[config] = step_y, 1 / 2
+        elif n_in == 4:
+            inside[config] = 1.0
+    area = inside * (step_y * step_x)
+    for table in (length, area):
+        table.flags.writeable = False  # shared by every later call
+    return length, area
+
+
+def _square_histogram(crop: BoolArray) -> npt.NDArray[np.int64]:
+    """How many 2×2 cells of the zero-padded crop have each marching-squares configuration."""
+    # One pixel of background on every side closes the contours where the mask touches the crop.
+    padded = np.pad(crop, 1).view(np.uint8)
+    rows, cols = padded.shape[0] - 1, padded.shape[1] - 1
+    config = padded[:rows, :cols] | (padded[:rows, 1:] << 1)
+    config |= padded[1:, :cols] << 2
+    config |= padded[1:, 1:] << 3
+    return np.bincount(config.reshape(-1), minlength=16).astype(np.int64)
+
+
+def _length_and_area(
+    counts: npt.NDArray[np.int64], spacing: tuple[float, ...]
+) -> tuple[float, float]:
+    """Length and enclosed area of the ``skimage.measure.find_contours(padded, 0.5,
+    fully_connected="high")`` contours of the zero-padded mask, in mm and mm², from the
+    histogram of its cells' configurations (:func:`_square_histogram`).
+
+    Summed from a per-configuration table (:func:`_square_tables`), without tracing or
+    assembling contours: the contours are the union of the cells' segments, and the area they
+    enclose (holes subtracted) is the union of the cells' inside parts. The tests check both
+    against ``find_contours``.
+    """
+    length_of, area_of = _square_tables(tuple(float(x) for x in spacing))
+    return float(counts @ length_of), float(counts @ area_of)

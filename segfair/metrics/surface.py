@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from segfair.metrics.arrays import BoolArray, FloatArray
@@ -40,8 +42,8 @@ def _distance_value(
         return float(max(d_pr.max(), d_rp.max()))
     if name == "hd95":
         if settings.hd95_method == "pooled":
-            return float(np.percentile(np.concatenate([d_pr, d_rp]), 95))
-        return float(max(np.percentile(d_pr, 95), np.percentile(d_rp, 95)))
+            return _percentile(np.concatenate([d_pr, d_rp]), 95)
+        return max(_percentile(d_pr, 95), _percentile(d_rp, 95))
     if name == "assd":
         return float((d_pr.sum() + d_rp.sum()) / (d_pr.size + d_rp.size))
     if name == "masd":
@@ -50,3 +52,22 @@ def _distance_value(
     tol = settings.nsd_tolerance
     hits = np.count_nonzero(d_pr <= tol) + np.count_nonzero(d_rp <= tol)
     return float(hits / (d_pr.size + d_rp.size))
+
+
+def _percentile(values: FloatArray, q: int) -> float:
+    """``np.percentile(values, q)`` (its default "linear" method) of a non-empty array of finite
+    values, bit for bit: the same virtual index ``(n - 1)·q/100``, the same two order statistics
+    (one partition) and the same interpolation, without numpy's generic machinery (≈40 µs a call,
+    six calls a 2-D case with three pairs; this ≈10 µs). A test checks it against numpy.
+    """
+    n = values.size
+    virtual = (n - 1) * (q / 100)
+    if virtual >= n - 1:
+        return float(values.max())
+    below = math.floor(virtual)
+    gamma = virtual - below
+    ordered = np.partition(values, (below, below + 1))
+    low, high = float(ordered[below]), float(ordered[below + 1])
+    step = high - low
+    # numpy's _lerp: from the nearer end, so that gamma 1 gives `high` exactly
+    return high - step * (1 - gamma) if gamma >= 0.5 else low + step * gamma
