@@ -221,6 +221,8 @@ def print_table(table: list[dict[str, Any]]) -> None:
 
 
 def simulate(args: argparse.Namespace) -> dict[str, Any]:
+    global MISS  # the workers are forked after this: they see it
+    MISS = args.miss
     truth_means = true_means()
     truth = float(truth_means.max() - truth_means.min())
     sigma = {str(rho): tune_sigma(rho) for rho in args.rho}
@@ -231,6 +233,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         "fracs": args.frac,
         "samples": args.sample,
         "sigma": sigma,
+        "miss": MISS,
     }
     print(
         f"true gap {truth:.4f}; noise per ρ: "
@@ -344,6 +347,7 @@ def main() -> None:
     ap.add_argument("--rho", type=float, nargs="+", default=list(RHOS))
     ap.add_argument("--frac", type=float, nargs="+", default=list(FRACS))
     ap.add_argument("--sample", nargs="+", choices=SAMPLES, default=list(SAMPLES))
+    ap.add_argument("--miss", type=float, default=MISS, help="share of misses (0 on both rulers)")
     ap.add_argument("--out", default="/tmp/segfair_bench_ppi", help="preset cohorts go here")
     ap.add_argument("--save", default=None, help="JSON file (default: benchmarks/results/)")
     args = ap.parse_args()

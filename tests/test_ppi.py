@@ -22,6 +22,7 @@ from segfair.audit import Audit
 from segfair.scores import Scores
 from segfair.stats import (
     Design,
+    Replicates,
     build_design,
     group_statistic,
     ppi_means,
@@ -36,14 +37,12 @@ def design(codes: np.ndarray, *, n_boot: int = 200, seed: int = 0, **kw: object)
     return build_design(codes, labels, key=("g",), n_boot=n_boot, seed=seed, **kw)  # type: ignore[arg-type]
 
 
-def interval(reps: object, conf: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    r = reps  # a Replicates of one series
+def interval(reps: Replicates, conf: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """The studentized interval of each group of a one-series Replicates (as the audit's)."""
+    assert reps.se is not None
+    assert reps.se_reps is not None
     return studentized_interval(
-        r.estimate[:, 0],  # type: ignore[attr-defined]
-        r.se[:, 0],  # type: ignore[attr-defined]
-        r.reps[:, :, 0],  # type: ignore[attr-defined]
-        r.se_reps[:, :, 0],  # type: ignore[attr-defined]
-        conf,
+        reps.estimate[:, 0], reps.se[:, 0], reps.reps[:, :, 0], reps.se_reps[:, :, 0], conf
     )
 
 
