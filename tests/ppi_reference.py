@@ -7,7 +7,8 @@ Each case is a uniform labelled sample of a cohort (a trusted score ``Y`` on ``n
 cases, a proxy ``Yhat`` on every case), drawn from a seed and stored as data rounded to 1e-6
 (the stored numbers are the inputs: the test needs neither this script's draws nor numpy's
 streams to stay the same). The outputs are ppi-python's power-tuned point estimate, its ``λ``
-(over the unlabelled cases) and its 95% interval (``alpha=0.05``, two-sided).
+(over the unlabelled cases), its estimate at ``λ = 0`` and ``λ = 1`` and its 95% interval
+(``alpha=0.05``, two-sided).
 
 Run by hand with ppi-python installed (``pip install 'segfair[ppi]'``)::
 
@@ -67,9 +68,27 @@ def main() -> None:
         # linear in λ, est(λ) = est(0) + λ (mean_U(Yhat) − mean_L(Yhat))
         est0 = float(np.ravel(ppi_py.ppi_mean_pointestimate(y, yhat, yhat_u, lam=0))[0])
         lam = (est - est0) / (yhat_u.mean() - yhat.mean())
+        est1 = float(np.ravel(ppi_py.ppi_mean_pointestimate(y, yhat, yhat_u, lam=1))[0])
+        # segfair tunes λ by the slope of Y on Yhat over the labelled cases (docs/statistics.md):
+        # ppi-python's estimate and interval at that λ, which segfair's must reproduce
+        n_lab, n_u = len(y), len(yhat_u)
+        slope = float(np.mean((y - y.mean()) * (yhat - yhat.mean())) / np.var(yhat))
+        lam_s = float(np.clip(slope * n_u / (n_lab + n_u), 0.0, 1.0))
+        est_s = float(np.ravel(ppi_py.ppi_mean_pointestimate(y, yhat, yhat_u, lam=lam_s))[0])
+        lo_s, hi_s = ppi_py.ppi_mean_ci(y, yhat, yhat_u, alpha=0.05, lam=lam_s)
+        case["at_labelled_slope"] = {
+            "lambda_unlabelled": lam_s,
+            "estimate": est_s,
+            "lower": float(np.ravel(lo_s)[0]),
+            "upper": float(np.ravel(hi_s)[0]),
+        }
         case["ppi_python"] = {
             "estimate": est,
             "lambda_unlabelled": lam,
+            # its estimate at λ = 0 and λ = 1 (it is linear in λ): segfair's, at segfair's own
+            # λ, is checked against the line through them
+            "estimate_lambda_0": est0,
+            "estimate_lambda_1": est1,
             "lower": float(np.ravel(lo)[0]),
             "upper": float(np.ravel(hi)[0]),
         }

@@ -9,17 +9,23 @@ the labelled sample ``L``)::
 with ``mean_L`` the Hajek mean ``Σ w (T − λA) / Σ w`` under design weights ``w`` (1 for a
 uniform sample). Any fixed ``λ`` gives an unbiased estimate; ``λ = 0`` is the labelled-only
 mean. The power-tuning weight (PPI++, Angelopoulos, Duchi & Zrnic 2023) is the regression slope
+of ``T`` on ``A`` over the labelled cases (design-weighted)::
 
-    λ = cov_L(T, A) / var_all(A),   clipped to [0, N / (N − n)],
+    λ = cov_L(T, A) / var_L(A),   clipped to [0, N / (N − n)],
 
 which minimises the variance: with ``N`` cases, ``n`` labelled and correlation ``ρ`` it is
 ``σ_T² (1 − ρ² (1 − n/N)) / n`` against ``σ_T² / n`` labelled-only. Written over the
 *unlabelled* cases (``ppi-python``'s form), this is ``λ_u · mean_U(A) + mean_L(T − λ_u A)`` with
-``λ_u = λ (N − n) / N = cov_L / ((1 + n/(N − n)) var_all)`` clipped to [0, 1]: exactly
-``ppi_py.ppi_mean_pointestimate`` (tested). ``λ`` is re-estimated in every bootstrap resample
-(labelled and unlabelled cases resampled together, within groups), so its own noise is in the
-interval. The standard error is linearised (``λ`` held fixed) from per-unit sums, like the
-labelled-only means: the studentized intervals use it.
+``λ_u = λ (N − n) / N`` in [0, 1]: ``ppi_py.ppi_mean_pointestimate(..., lam=λ_u)`` exactly
+(tested). ppi-python's own tuning divides by the proxy's variance over *all* cases, which is the
+same in the limit; in a sample, a rare extreme (a miss scoring 0 on both rulers) is always in
+that denominator but in the numerator only when the labelled sample drew one, so its λ moves
+with that draw and biases small groups (docs/statistics.md, "Prediction-powered estimates:
+validation"); the slope over the labelled cases keeps numerator and denominator on the same
+cases. ``λ`` is re-estimated in every bootstrap resample (labelled and unlabelled cases
+resampled together, within groups), so its own noise is in the interval. The standard error is
+linearised (``λ`` held fixed) from per-unit sums, like the labelled-only means: the studentized
+intervals use it.
 
 Example
 -------
@@ -225,12 +231,20 @@ def _estimate(s: np.ndarray, *, se_too: bool = True) -> tuple[np.ndarray, np.nda
         lc, l0, lt, la = s[:, _LC], s[:, _L0], s[:, _LT], s[:, _LA]
         mean_a = a1 / a0
         var_a = (a2 - a0 * mean_a**2) / (a0 - 1)
+        # the slope of T on A over the labelled cases (numerator and denominator on the same
+        # cases): over all cases, the denominator always holds the proxy's rare extremes (a
+        # miss scores 0 on both rulers) while the numerator holds them only when the sample
+        # drew one, so λ — and with it the estimate — moved with that draw (measured: the
+        # small group's mean biased by ~0.45 sd, the gap's upper bound erring 6.9%)
         cov = s[:, _LTA] / l0 - (lt / l0) * (la / l0)
-        lam = cov / var_a
+        var_l = s[:, _LAA] / l0 - (la / l0) ** 2
+        lam = cov / var_l
         unlabelled = a0 - lc
         top = np.where(unlabelled > 0.5, a0 / np.where(unlabelled > 0.5, unlabelled, 1.0), np.inf)
         # fewer than two labelled cases, or a constant proxy: nothing to tune on, λ = 0
-        usable = (lc >= 2) & (var_a > 0) & np.isfinite(lam)
+        # (a proxy constant over the labelled cases leaves rounding, not a variance)
+        flat = var_l <= 1e-9 * (s[:, _LAA] / l0)
+        usable = (lc >= 2) & (var_a > 0) & ~flat & np.isfinite(lam)
         lam = np.where(usable, np.clip(lam, 0.0, top), 0.0)
         rect = (lt - lam * la) / l0
         theta = lam * mean_a + rect
@@ -239,8 +253,13 @@ def _estimate(s: np.ndarray, *, se_too: bool = True) -> tuple[np.ndarray, np.nda
         c = np.stack([lam / a0, -lam * mean_a / a0, 1 / l0, -lam / l0, -rect / l0], axis=1)
         quad = s[:, _LINEAR : _LINEAR + len(_PAIRS)]
         total = np.zeros(len(s))
+        scale = np.zeros(len(s))
         for k, (i, j) in enumerate(_PAIRS):
-            total += (1.0 if i == j else 2.0) * c[:, i] * c[:, j] * quad[:, k]
+            term = (1.0 if i == j else 2.0) * c[:, i] * c[:, j] * quad[:, k]
+            total += term
+            scale += np.abs(term)
+        # the sum of squares comes from cancelling terms: what is left of a zero is rounding
+        total = np.where(total > 1e-12 * scale, total, 0.0)
         k_units = s[:, -1]
-        var = np.maximum(total, 0.0) * np.where(k_units > 1, k_units / (k_units - 1), np.nan)
+        var = total * np.where(k_units > 1, k_units / (k_units - 1), np.nan)
     return theta, np.sqrt(var), lam
