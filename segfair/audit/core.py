@@ -62,6 +62,7 @@ from segfair.stats import (
     percentile_interval,
     ppi_means,
     rare_extreme_bound,
+    rare_proxy_bound,
     studentized_interval,
 )
 
@@ -1031,14 +1032,28 @@ class AuditCore:
     def _rare_bound(
         self, g: Groups, i: int, reps: Replicates, s: int, series: Series, ext: float, conf: float
     ) -> float:
-        """The rare-miss bound of group ``i``'s mean (NaN: none), :func:`rare_extreme_bound` of
-        its values; prediction-powered, mixed into the prediction-powered estimate: a case at
-        the extreme on the trusted ruler only (a model repeating the automated labels' error)
-        shows only among the labelled cases, so their count bounds the unseen rate."""
+        """The rare-miss bound of group ``i``'s mean (NaN: none): :func:`rare_extreme_bound` of
+        its values, or for a prediction-powered mean :func:`rare_proxy_bound` (misses the
+        proxy shows but the labelled cases did not draw; discordances the labelled cases did
+        not draw, where the cohort shows they occur or the metric is a distance)."""
         se = float(reps.se[i, s]) if reps.se is not None else float("nan")
-        centre = float(reps.estimate[i, s]) if series.proxy is not None else None
-        return rare_extreme_bound(
-            g.values_of(i, series.x), extreme=ext, confidence=conf, se=se, centre=centre
+        if series.proxy is None:
+            return rare_extreme_bound(g.values_of(i, series.x), extreme=ext, confidence=conf, se=se)
+        proxy = series.proxy.x
+        at_t = np.isclose(series.x, ext, rtol=0.0, atol=1e-12)
+        at_a = np.isclose(proxy, ext, rtol=0.0, atol=1e-12)
+        discordance = str(series.key[1]) in DISTANCE_METRICS or bool(
+            np.any(at_t & ~at_a & ~np.isnan(proxy))
+        )
+        return rare_proxy_bound(
+            g.values_of(i, series.x),
+            g.values_of(i, proxy),
+            estimate=float(reps.estimate[i, s]),
+            lam=float(self.ppi_detail(g, series).lam[i, 0]),
+            extreme=ext,
+            confidence=conf,
+            se=se,
+            discordance=discordance,
         )
 
     def _cap_for(self, series: Series) -> float:

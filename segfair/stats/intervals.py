@@ -371,7 +371,6 @@ def rare_extreme_bound(
     extreme: float,
     confidence: float,
     se: float,
-    centre: float | None = None,
 ) -> float:
     """A one-sided bound of a mean that allows for misses the sample did not draw, or NaN.
 
@@ -386,11 +385,6 @@ def rare_extreme_bound(
     studentized interval sees the misses and this bound would only cost power. Callers take the
     more conservative of this and their own bound; the pair errs at about ``α/2`` (measured in
     docs/statistics.md).
-
-    ``centre`` replaces ``μ̂_f`` by another estimate of the group's mean when the sample drew
-    no miss (a prediction-powered mean: its labelled cases are ``values``; a case at the
-    extreme on the trusted ruler but not on the automated one — a model that repeats the
-    automated labels' error — shows only among them, so their count bounds the rate).
 
     Examples
     --------
@@ -410,8 +404,6 @@ def rare_extreme_bound(
         return float("nan")
     finite = x[~at]
     mu_f = float(finite.mean()) if finite.size else float(extreme)
-    if centre is not None and c == 0 and not math.isnan(centre):
-        mu_f = float(centre)
     p_reach = float(spc.betaincinv(c + 1, n - c, 1 - alpha / 2))
     z = float(spc.ndtri(1 - alpha / 2))
     if not p_reach * abs(mu_f - extreme) > z * se:
@@ -421,6 +413,72 @@ def rare_extreme_bound(
     p_up = p_reach
     bound_f = mu_f
     return float((1 - p_up) * bound_f + p_up * extreme)
+
+
+def rare_proxy_bound(
+    trusted: np.ndarray,
+    proxy: np.ndarray,
+    *,
+    estimate: float,
+    lam: float,
+    extreme: float,
+    confidence: float,
+    se: float,
+    discordance: bool,
+) -> float:
+    """The rare-miss bound of a prediction-powered mean (one group), or NaN.
+
+    ``proxy`` holds the group's proxy scores, ``trusted`` its trusted scores (NaN where a case
+    has no trusted label); ``estimate = λ · mean(proxy) + mean_L(trusted − λ · proxy)``. Two
+    kinds of extremes can sit where the bootstrap does not see them:
+
+    * **Misses on the proxy ruler** (a model's miss scores as one on every ruler) are counted
+      over all ``N`` cases. When the labelled cases hold none of them, ``λ`` was fitted without
+      them and the estimate imputes ``estimate − λ · (mean(proxy) − extreme)`` for each, where
+      the truth may be the extreme: the bound moves the estimate by that difference times the
+      one-sided Clopper–Pearson limit of their rate (``m`` of ``N``).
+    * **Discordances** — a case at the extreme on the trusted ruler only (a model repeating the
+      automated labels' error) — show only among the ``n`` labelled cases. With ``discordance``
+      (the caller's evidence that they occur, or a distance, where one weighs ~25 typical
+      values) and none drawn, their rate is taken at its Clopper–Pearson limit from ``n``, as
+      :func:`rare_extreme_bound` takes a labelled-only group's misses.
+
+    The two shifts add up; the bound is returned when they move the estimate by more than
+    ``z · se`` (else the studentized interval is the bound).
+
+    Examples
+    --------
+    >>> a = np.r_[np.zeros(6), np.full(194, 0.9)]  # 6 proxy misses, none labelled
+    >>> t = np.where(np.arange(200) >= 160, 0.85, np.nan)  # 40 labelled hits
+    >>> round(rare_proxy_bound(t, a, estimate=0.8, lam=0.5, extreme=0.0, confidence=0.95,
+    ...                        se=0.004, discordance=False), 3)
+    0.777
+    """
+    a = np.asarray(proxy, dtype=np.float64)
+    t = np.asarray(trusted, dtype=np.float64)
+    has_a = ~np.isnan(a)
+    a, t = a[has_a], t[has_a]
+    lab = ~np.isnan(t)
+    n_all, n = int(a.size), int(lab.sum())
+    if n < 2 or math.isnan(estimate) or math.isnan(lam):
+        return float("nan")
+    q = 1 - (1.0 - confidence) / 2
+    a_ext = np.isclose(a, extreme, rtol=0.0, atol=1e-12)
+    t_ext = np.isclose(t[lab], extreme, rtol=0.0, atol=1e-12)
+    shift = 0.0
+    if int(a_ext[lab].sum()) <= RARE_EXTREMES:
+        m = int(a_ext.sum())
+        rate = float(spc.betaincinv(m + 1, n_all - m, q)) if m < n_all else 1.0
+        imputed = estimate - lam * (float(a.mean()) - extreme)
+        shift += rate * abs(imputed - extreme)
+    discord = int((t_ext & ~a_ext[lab]).sum())
+    if discordance and discord <= RARE_EXTREMES:
+        rate = float(spc.betaincinv(discord + 1, n - discord, q))
+        shift += rate * abs(estimate - extreme)
+    z = float(spc.ndtri(q))
+    if not shift > z * se:
+        return float("nan")
+    return float(estimate - shift if extreme < estimate else estimate + shift)
 
 
 def wilson_interval(successes: int, n: int, confidence: float) -> tuple[float, float]:
