@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import special as spc
 
 from segfair.audit import Audit
 from segfair.scores import Scores
@@ -26,6 +27,7 @@ from segfair.stats import (
     build_design,
     group_statistic,
     ppi_means,
+    rare_proxy_bound,
     studentized_interval,
 )
 
@@ -462,3 +464,65 @@ def test_the_stored_reference_values_are_what_ppi_python_gives_live() -> None:
         assert (float(np.ravel(lo)[0]), float(np.ravel(hi)[0])) == pytest.approx(
             (at["lower"], at["upper"]), abs=1e-15
         )
+
+
+# -- the rare-miss guard of prediction-powered means --------------------------------------------
+
+
+def test_proxy_misses_the_labelled_cases_did_not_draw_lower_the_bound_by_their_imputation() -> None:
+    # 200 cases, 6 proxy misses, 40 labelled hits: λ = 0.5 imputes 0.8 − 0.5 · (0.873 − 0) for
+    # a miss; its rate at the 97.5% Clopper–Pearson limit of 6 of 200 moves the bound by that
+    a = np.r_[np.zeros(6), np.full(194, 0.9)]
+    t = np.where(np.arange(200) >= 160, 0.85, np.nan)
+    rate = float(spc.betaincinv(7, 194, 0.975))
+    imputed = 0.8 - 0.5 * a.mean()
+    got = rare_proxy_bound(
+        t, a, estimate=0.8, lam=0.5, extreme=0.0, confidence=0.95, se=0.004, discordance=False
+    )
+    assert got == pytest.approx(0.8 - rate * imputed, abs=1e-12)
+
+
+def test_a_proxy_miss_among_the_labelled_cases_leaves_the_studentized_bound_alone() -> None:
+    a = np.r_[np.zeros(6), np.full(194, 0.9)]
+    t = np.where((np.arange(200) >= 160) | (np.arange(200) == 0), 0.85, np.nan)
+    t[0] = 0.0  # a labelled miss: λ was fitted with it
+    got = rare_proxy_bound(
+        t, a, estimate=0.8, lam=0.9, extreme=0.0, confidence=0.95, se=0.004, discordance=False
+    )
+    assert math.isnan(got)
+
+
+def test_unseen_discordances_widen_the_bound_only_where_they_are_in_evidence() -> None:
+    a = np.full(200, 0.9)
+    t = np.where(np.arange(200) < 40, 0.85, np.nan)  # 40 labelled, no extreme anywhere
+    kwargs = dict(estimate=0.85, lam=1.0, extreme=0.0, confidence=0.95, se=0.004)
+    assert math.isnan(rare_proxy_bound(t, a, discordance=False, **kwargs))  # type: ignore[arg-type]
+    rate_proxy = float(spc.betaincinv(1, 200, 0.975))
+    rate_disc = float(spc.betaincinv(1, 40, 0.975))
+    with_disc = rare_proxy_bound(t, a, discordance=True, **kwargs)  # type: ignore[arg-type]
+    expected = 0.85 - rate_proxy * abs(0.85 - 0.9) - rate_disc * 0.85
+    assert with_disc == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_small_group_whose_labelled_cases_drew_no_miss_gets_a_lower_bound_below_the_t_one() -> (
+    None
+):
+    rng = np.random.default_rng(5)
+    n = 1000
+    codes = (np.arange(n) >= 700).astype(int)  # a group of 300 ("old")
+    t = np.clip(rng.beta(16, 4, n), 0, 1)
+    miss = rng.random(n) < 0.05
+    t[miss] = 0.0
+    # a weak proxy among the hits (λ well below 1): it extrapolates a miss as a fair score
+    a = np.where(miss, 0.0, np.clip(0.8 + 0.3 * (t - 0.8) + rng.normal(0, 0.08, n), 0, 1))
+    labelled = rng.random(n) < 0.3
+    labelled[(codes == 1) & miss] = False  # the small group's sample drew none of its misses
+    scores = scores_of(codes, t, a, labelled)
+    guarded = Audit(scores, estimator="ppi", n_boot=400).by_group("dice", by="age", model="m")
+    # the studentized bound alone, from the same estimator on its own design
+    reps, _ = ppi_means(design(codes, n_boot=400), [np.where(labelled, t, np.nan)], [a])
+    lo, _ = interval(reps)
+    small = guarded.by_group.loc["old"]
+    assert small["lower"] < lo[1] - 0.01
+    # the large group drew misses among its labelled cases: no guard there
+    assert guarded.by_group.loc["young", "lower"] == pytest.approx(lo[0], abs=0.01)
