@@ -526,3 +526,33 @@ def test_a_small_group_whose_labelled_cases_drew_no_miss_gets_a_lower_bound_belo
     assert small["lower"] < lo[1] - 0.01
     # the large group drew misses among its labelled cases: no guard there
     assert guarded.by_group.loc["young", "lower"] == pytest.approx(lo[0], abs=0.01)
+
+
+def test_cases_the_proxy_does_not_score_are_counted_per_group_in_the_notes() -> None:
+    rng = np.random.default_rng(2)
+    n = 80
+    codes = (np.arange(n) >= 40).astype(int)
+    t = np.clip(rng.beta(16, 4, n), 0, 1)
+    a = np.clip(t + 0.03 + rng.normal(0, 0.03, n), 0, 1)
+    labelled = np.arange(n) % 4 == 0
+    scores = scores_of(codes, t, a, labelled)
+    # the proxy misses case 0 (labelled, "young") and cases 41, 42 (unlabelled, "old")
+    table = scores.table
+    drop = (table["ruler"] == "auto") & table["case_id"].isin(["c0000", "c0041", "c0042"])
+    partial_proxy = Scores(
+        table=table[~drop].reset_index(drop=True),
+        groups=scores.groups,
+        trusted_ruler="expert",
+        rulers=("expert", "auto"),
+        models=("m",),
+    )
+    r = Audit(partial_proxy, estimator="ppi", proxy="auto", n_boot=200).by_group(
+        "dice", by="age", model="m"
+    )
+    assert any(
+        "1 labelled case(s) without a m @ auto score" in x and "'young': 1" in x for x in r.notes
+    )
+    assert any(
+        "2 unlabelled case(s) without a m @ auto score" in x and "'old': 2" in x for x in r.notes
+    )
+    assert int(r.by_group.loc["young", "n"]) == int(labelled[codes == 0].sum()) - 1

@@ -983,13 +983,20 @@ class AuditCore:
             f"{proxy.label} over all {n_all} cases with it + the mean of the difference over "
             f"the {n_lab} labelled ones ('n' counts those)"
         ]
-        lost = self._counts(g, series.valid & ~proxy.valid)
-        if int(lost.sum()):
-            where = ", ".join(f"{g.labels[i]!r}: {int(c)}" for i, c in enumerate(lost) if c)
-            notes.append(
-                f"{int(lost.sum())} labelled case(s) without a {proxy.label} score are left out "
-                f"of the prediction-powered estimate ({where})"
-            )
+        left_out = (
+            (series.valid & ~proxy.valid, "labelled case(s)"),
+            # a case the proxy does not score (missing or undefined) is outside the population
+            # the proxy mean describes, labelled or not
+            (~series.valid & ~proxy.valid, "unlabelled case(s)"),
+        )
+        for mask, what in left_out:
+            lost = self._counts(g, mask)
+            if int(lost.sum()):
+                where = ", ".join(f"{g.labels[i]!r}: {int(c)}" for i, c in enumerate(lost) if c)
+                notes.append(
+                    f"{int(lost.sum())} {what} without a {proxy.label} score are left out of "
+                    f"the prediction-powered estimate ({where})"
+                )
         return notes
 
     def _cluster_dfs(self, g: Groups, series: Series) -> np.ndarray:
