@@ -645,16 +645,8 @@ class AuditCore:
             if s.proxy is None:
                 parts.append(self._reps(g, [s], statistic))
                 continue
-            one_key = (g.key, (s.key,), statistic)
-            hit = self._reps_cache.get(one_key)
-            if hit is None:
-                w = self.case_weights([s])
-                hit, detail = ppi_means(
-                    g.design, [s.x], [s.proxy.x], None if w is None else [w[:, 0]]
-                )
-                self._reps_cache[one_key] = hit
-                self._ppi_details[(g.key, s.key)] = detail
-            parts.append(hit)
+            hit = self._reps_cache.get((g.key, (s.key,), statistic))
+            parts.append(hit if hit is not None else self._ppi_of(g, s)[0])
         out = parts[0] if len(parts) == 1 else Replicates.stack(parts)
         self._reps_cache[key] = out
         return out
@@ -663,15 +655,19 @@ class AuditCore:
         """What the prediction-powered estimate of ``series`` on ``g`` is made of (``λ``, the
         proxy mean, the rectifier, per group): computed with its replicates."""
         found = self._ppi_details.get((g.key, series.key))
-        if found is None:
-            w = self.case_weights([series])
-            assert series.proxy is not None
-            reps, found = ppi_means(
-                g.design, [series.x], [series.proxy.x], None if w is None else [w[:, 0]]
-            )
-            self._reps_cache.setdefault((g.key, (series.key,), "mean"), reps)
-            self._ppi_details[(g.key, series.key)] = found
-        return found
+        return found if found is not None else self._ppi_of(g, series)[1]
+
+    def _ppi_of(self, g: Groups, series: Series) -> tuple[Replicates, PPIDetail]:
+        """:func:`ppi_means` of one prediction-powered series on ``g``, both parts kept (the
+        replicates as another process may have handed them over are not replaced)."""
+        assert series.proxy is not None
+        w = self.case_weights([series])
+        reps, detail = ppi_means(
+            g.design, [series.x], [series.proxy.x], None if w is None else [w[:, 0]]
+        )
+        reps = self._reps_cache.setdefault((g.key, (series.key,), "mean"), reps)
+        self._ppi_details[(g.key, series.key)] = detail
+        return reps, detail
 
     def _streamed_reps(
         self, g: Groups, series: Sequence[Series], statistic: Statistic
