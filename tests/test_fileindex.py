@@ -65,9 +65,13 @@ def test_a_file_whose_content_changed_at_the_same_size_is_hashed_again(
     f.write_bytes(b"first")
     index = FileIndex(tmp_path / "cache")
     index.content_hash(f)
+    assert index.remembered(f) == hashlib.sha256(b"first").hexdigest()
     f.write_bytes(b"other")
     _touch_later(f)
+    assert index.remembered(f) is None  # forgotten: the stamp changed
     assert index.content_hash(f) == hashlib.sha256(b"other").hexdigest()
+    f.unlink()
+    assert index.remembered(f) is None
 
 
 def test_a_file_modified_just_now_is_hashed_but_not_remembered(tmp_path: Path) -> None:
@@ -149,3 +153,40 @@ def test_a_warm_cohort_load_still_finds_a_mask_that_moved_off_the_grid(
     _touch_later(bad)
     with pytest.raises(CohortError, match=cid):
         load_cohort(repo.config_path, cache=tmp_path / "cache")
+
+
+def test_a_small_files_hash_is_learnt_with_its_header_and_not_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled: None
+) -> None:
+    f = tmp_path / "m.nii.gz"
+    write_nifti(f, np.zeros((6, 5, 4)))
+    index = FileIndex(tmp_path / "cache")
+    index.geometry(f, max_voxels=10**9)
+    calls = _counting(monkeypatch, "content_hash")
+    assert index.remembered(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert index.content_hash(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert calls == []
+
+
+def test_a_large_files_hash_is_left_until_it_is_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled: None
+) -> None:
+    f = tmp_path / "m.nii"  # uncompressed: larger than ALSO_MAX_BYTES
+    write_nifti(f, np.zeros((96, 96, 10)))
+    assert f.stat().st_size > segfair.cohort.fileindex.ALSO_MAX_BYTES
+    index = FileIndex(tmp_path / "cache")
+    index.geometry(f, max_voxels=10**9)
+    assert index.remembered(f) is None
+    assert index.content_hash(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+def test_a_cold_run_after_loading_the_cohort_hashes_no_small_file_again(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, settled: None, tmp_path: Path
+) -> None:
+    from segfair import evaluate
+
+    cohort = load_cohort(repo.config_path, cache=tmp_path / "cache")
+    calls = _counting(monkeypatch, "content_hash")
+    scores = evaluate(cohort, workers=1, cache=tmp_path / "cache", progress=False)
+    assert calls == []
+    assert set(scores.table["case_id"]) == set(cohort.case_ids)

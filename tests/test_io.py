@@ -1018,6 +1018,15 @@ def test_content_hash_is_the_sha256_of_the_file_bytes(tmp_path: Path) -> None:
     assert content_hash(tmp_path / "empty.bin") == hashlib.sha256(b"").hexdigest()
 
 
+@pytest.mark.parametrize("size", [1, 4096, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, (3 << 20) + 7])
+def test_content_hash_is_the_sha256_of_files_either_side_of_its_first_read(
+    tmp_path: Path, size: int
+) -> None:
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    (tmp_path / "f.bin").write_bytes(data)
+    assert content_hash(tmp_path / "f.bin") == hashlib.sha256(data).hexdigest()
+
+
 def test_content_hash_of_a_missing_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         content_hash(tmp_path / "nowhere.nii.gz")

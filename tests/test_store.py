@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import Repo
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segfair.cohort import Cohort, load_cohort
 from segfair.errors import SegfairError
@@ -312,7 +314,7 @@ def test_a_run_writes_its_results_in_batches_as_they_arrive(
     ]
     writer = _Writer(store, {f"c{i}": _key(i) for i in range(7) if i != 4})  # type: ignore[arg-type]
     for r in results:
-        writer.add(r)
+        writer.add(r.case_id, *Layout.of(r))
     assert store.batches == [3, 3]  # c4 carries no key: a checked case, never written back
     writer.flush()
     assert store.batches == [3, 3, 0]
@@ -565,3 +567,89 @@ def test_a_layout_round_trips_a_case_result_and_knows_which_task_it_answers(
     assert Layout.from_spec(layout.spec) == layout
     assert values.dtype == np.float64
     assert len(values) == layout.width
+
+
+_TEXT = st.text(min_size=1, max_size=12)
+_READ = st.dictionaries(
+    st.sampled_from(["labels", "threshold", "max_voxels", "spacing"]),
+    st.one_of(
+        st.none(),
+        st.integers(-5, 10**9),
+        st.floats(allow_nan=False),
+        st.lists(st.floats(0.01, 9, allow_nan=False), max_size=3),
+    ),
+)
+
+
+@st.composite
+def _tasks(draw: st.DrawFn) -> list[Any]:
+    """Tasks of one run: some share their read settings, pairs and metrics (as build_tasks makes
+    them), others hold equal or different objects of their own."""
+    from segfair.evaluate.tasks import CaseTask
+
+    names = draw(st.lists(_TEXT, min_size=1, max_size=3, unique=True))
+    shared_read = {n: draw(_READ) for n in names}
+    shared_pairs = [(a, b) for a in names for b in names if a < b]
+    settings = draw(st.dictionaries(_TEXT, st.one_of(st.floats(allow_nan=False), _TEXT)))
+    metrics = draw(st.lists(st.sampled_from(["dice", "hd95", "nsd", "iou"]), unique=True))
+    tasks = []
+    for i in range(draw(st.integers(1, 6))):
+        own = draw(st.booleans())
+        tasks.append(
+            CaseTask(
+                case_id=draw(_TEXT) + str(i),
+                files={n: f"/m/{n}/{i}" for n in names},
+                read={n: dict(v) for n, v in shared_read.items()} if own else shared_read,
+                pairs=list(shared_pairs) if own else shared_pairs,
+                describe=draw(st.lists(st.sampled_from(names), unique=True)),
+                metrics=metrics,
+                settings=dict(settings) if own else settings,
+                reorient=draw(st.booleans()),
+                atol=draw(st.floats(0, 1)),
+                structures=draw(
+                    st.none() | st.dictionaries(_TEXT, st.tuples(st.integers(0, 9)), max_size=2)
+                ),
+            )
+        )
+    return tasks
+
+
+@given(_tasks())
+@settings(max_examples=60, deadline=None)
+def test_a_runs_keys_are_the_sha256_of_each_tasks_whole_payload_as_canonical_json(
+    tasks: list[Any],
+) -> None:
+    # the definition of a key since the per-file cache: a field-by-field encoding that
+    # remembers shared parts must give every task the same key (stores stay valid)
+    from segfair.evaluate.cache import CACHE_FORMAT, _KeyText
+    from segfair.version import __version__
+
+    text = _KeyText()
+    for task in tasks:
+        hashes = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in task.files.items()}
+        payload = {
+            "format": CACHE_FORMAT,
+            "segfair": __version__,
+            "case_id": task.case_id,
+            "files": {k: hashes[k] for k, _ in sorted(task.files.items())},
+            "read": {k: dict(v) for k, v in sorted(task.read.items())},
+            "pairs": sorted(list(p) for p in task.pairs),
+            "describe": sorted(task.describe),
+            "metrics": list(task.metrics),
+            "settings": dict(task.settings),
+            "reorient": task.reorient,
+            "atol": task.atol,
+            "structures": None
+            if task.structures is None
+            else {k: list(v) for k, v in task.structures.items()},
+        }
+        whole = json.dumps(payload, sort_keys=True, default=str)
+        assert text.of(task, hashes) == whole
+        expected = hashlib.sha256(whole.encode()).hexdigest()
+        assert _cache_key(task, lambda p: hashlib.sha256(p.encode()).hexdigest(), text) == expected
+
+
+def test_tasks_of_cases_with_the_same_files_share_what_they_read_and_score(repo: Repo) -> None:
+    tasks = build_tasks(load_cohort(repo.config_path))
+    assert len(tasks) > 1
+    assert all(t.read is tasks[0].read and t.pairs is tasks[0].pairs for t in tasks)

@@ -31,21 +31,27 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
+from segfair import io
 from segfair.errors import SegfairError
-from segfair.io.signing import sign_document, verify_document
+from segfair.io.signing import sign, verify
 from segfair.version import __version__
 
-__all__ = ["SETTLE_NS", "FileIndex", "file_index"]
+__all__ = ["ALSO_MAX_BYTES", "SETTLE_NS", "FileIndex", "file_index"]
 
 #: A fact about a file is kept only when the file had not changed for this long (ns).
 SETTLE_NS: Final = 2_000_000_000
-_FORMAT: Final = 2  # 2: the index carries an HMAC
+#: A file this small has its content hash learnt with its header: reading it again (from the
+#: page cache) and hashing it cost less than the second ``stat`` and the thread hand-off of
+#: learning it later, when the result cache needs it — at 100,000 2-D cases, seconds.
+ALSO_MAX_BYTES: Final = 1 << 16
+#: 2: the index carries an HMAC; 3: a line of format and tag, then the body; grids by index
+_FORMAT: Final = 3
 _NAME: Final = "file-index.json"
 
 
@@ -55,22 +61,31 @@ class FileIndex:
     def __init__(self, cache_dir: str | os.PathLike[str]) -> None:
         self.path = Path(cache_dir) / _NAME
         self.entries: dict[str, dict[str, Any]] = {}
+        #: the distinct grids of the files (a cohort has a few): a geometry fact is an index
+        #: into this list, so that 300,000 files do not write (and read) 300,000 affines
+        self.grids: list[dict[str, list[Any]]] = []
+        self._grid_ids: dict[tuple[Any, ...], int] = {}
+        self._grid_values: dict[int, tuple[tuple[int, ...], tuple[float, ...], Any]] = {}
         self.added = 0
         self._lock = threading.Lock()
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError):
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
+        with contextlib.suppress(
+            OSError, ValueError, TypeError, AttributeError, KeyError, SegfairError
+        ):
+            head, _, body = self.path.read_bytes().partition(b"\n")
+            meta = json.loads(head)
             # signed like the result cache (segfair.io.signing): a forged fact (a new file
-            # "known" under an old file's hash) would select a stale cached result
-            if (
-                doc.get("format") == _FORMAT
-                and doc.get("segfair") == __version__
-                and verify_document(doc)
-            ):
-                self.entries = {
-                    str(k): v
-                    for k, v in doc["entries"].items()
-                    if isinstance(v, dict) and isinstance(v.get("stamp"), list)
-                }
+            # "known" under an old file's hash) would select a stale cached result. The tag
+            # covers the body's bytes as written: checking it encodes nothing again
+            if meta.get("format") == _FORMAT and verify(body, meta.get("hmac")):
+                doc = json.loads(body)
+                if doc.get("segfair") == __version__:
+                    self.grids = [dict(g) for g in doc["grids"]]
+                    self._grid_ids = {self._grid_key(g): i for i, g in enumerate(self.grids)}
+                    self.entries = {
+                        str(k): v
+                        for k, v in doc["entries"].items()
+                        if isinstance(v, dict) and isinstance(v.get("stamp"), list)
+                    }
 
     @staticmethod
     def _stamp(stats: list[os.stat_result]) -> list[int]:
@@ -80,21 +95,29 @@ class FileIndex:
     def _stats(path: str) -> list[os.stat_result]:
         """``stat`` of the file and of the data file its header names (a .mhd's .raw): a fact
         about a .mhd is about its voxels too."""
-        from segfair.io import data_files
+        return [os.stat(p) for p in io.data_files(path)]
 
-        return [os.stat(p) for p in data_files(path)]
-
-    def _fact(self, path: str, name: str, learn: Any) -> Any:
-        """The fact ``name`` about ``path``: remembered, or learnt by calling ``learn()``."""
+    def _fact(self, path: str, name: str, learn: Any, also: Mapping[str, Any] | None = None) -> Any:
+        """The fact ``name`` about ``path``: remembered, or learnt by calling ``learn()``; when
+        learnt, the facts of ``also`` (name → learn) are learnt with it if the file is small
+        (:data:`ALSO_MAX_BYTES`) and they are not known yet."""
         try:
             stats = self._stats(path)
         except OSError:
             return learn()  # raises the error that names the file
         stamp = self._stamp(stats)
         entry = self.entries.get(path)
-        if entry is not None and entry.get("stamp") == stamp and name in entry:
-            return entry[name]
+        remembered: dict[str, Any] = {}
+        if entry is not None and entry.get("stamp") == stamp:
+            remembered = entry
+        if name in remembered:
+            return remembered[name]
         value = learn()
+        extra: dict[str, Any] = {}
+        if also and sum(st.st_size for st in stats) <= ALSO_MAX_BYTES:
+            # an optimisation: a fact that cannot be learnt now is learnt (or refused) later
+            with contextlib.suppress(OSError, SegfairError):
+                extra = {n: f() for n, f in also.items() if n not in remembered}
         changed = max(max(st.st_mtime_ns, st.st_ctime_ns) for st in stats)
         settled = time.time_ns() - changed > SETTLE_NS
         with contextlib.suppress(OSError):
@@ -105,26 +128,26 @@ class FileIndex:
                     if entry is None or entry.get("stamp") != stamp:
                         entry = self.entries[path] = {"stamp": stamp}
                     entry[name] = value
+                    entry.update(extra)
                     self.added += 1
         return value
 
-    def knows(self, path: str | os.PathLike[str], name: str = "sha256") -> bool:
-        """Whether the fact ``name`` about ``path`` is remembered and still valid."""
+    def remembered(self, path: str | os.PathLike[str], name: str = "sha256") -> Any:
+        """The fact ``name`` about ``path`` if it is remembered and still valid, else None (one
+        ``stat``; never reads the file)."""
         p = os.fspath(path)
         entry = self.entries.get(p)
         if entry is None or name not in entry:
-            return False
+            return None
         try:
-            return bool(entry.get("stamp") == self._stamp(self._stats(p)))
+            return entry[name] if entry.get("stamp") == self._stamp(self._stats(p)) else None
         except OSError:
-            return False
+            return None
 
     def content_hash(self, path: str | os.PathLike[str]) -> str:
         """:func:`segfair.io.content_hash`, remembered."""
-        from segfair.io import content_hash
-
         p = os.fspath(path)
-        return str(self._fact(p, "sha256", lambda: content_hash(p)))
+        return str(self._fact(p, "sha256", lambda: io.content_hash(p)))
 
     def geometry(
         self,
@@ -136,43 +159,73 @@ class FileIndex:
     ) -> Any:
         """:func:`segfair.io.read_geometry`, remembered (a bad header is never remembered: it
         raises every time, with the case and the file)."""
-        from segfair import io
-
         p = os.fspath(path)
 
-        def learn() -> dict[str, Any]:
+        def learn() -> int:
             g = io.read_geometry(p, case_id=case_id, max_voxels=max_voxels, spacing=spacing)
-            return {
-                "shape": list(g.shape),
-                "spacing": list(g.spacing),
-                "affine": g.affine.ravel().tolist(),
-            }
+            return self._grid_id(
+                {
+                    "shape": list(g.shape),
+                    "spacing": list(g.spacing),
+                    "affine": g.affine.ravel().tolist(),
+                }
+            )
 
         # a declared spacing (files that hold none) is part of what the fact is about
         name = f"geometry:{max_voxels}" + ("" if spacing is None else f":{list(spacing)}")
-        doc = self._fact(p, name, learn)
-        return io.Geometry(
-            tuple(int(n) for n in doc["shape"]),
-            tuple(float(z) for z in doc["spacing"]),
-            np.asarray(doc["affine"], dtype=np.float64).reshape(4, 4),
-            p,
-        )
+        # the result cache's key needs the file's hash: a small file's is learnt now, with
+        # its header
+        grid = self._fact(p, name, learn, also={"sha256": lambda: io.content_hash(p)})
+        if not (isinstance(grid, int) and 0 <= grid < len(self.grids)):
+            grid = learn()  # not an index this file wrote: read the header (never trusted)
+        shape, voxel, affine = self._grid(grid)
+        return io.Geometry(shape, voxel, affine, p)
+
+    @staticmethod
+    def _grid_key(grid: dict[str, list[Any]]) -> tuple[Any, ...]:
+        return tuple(tuple(grid[k]) for k in ("shape", "spacing", "affine"))
+
+    def _grid_id(self, grid: dict[str, list[Any]]) -> int:
+        """The index of ``grid`` in :attr:`grids` (added when new)."""
+        key = self._grid_key(grid)
+        with self._lock:
+            found = self._grid_ids.get(key)
+            if found is None:
+                found = self._grid_ids[key] = len(self.grids)
+                self.grids.append(grid)
+            return found
+
+    def _grid(self, grid: int) -> tuple[tuple[int, ...], tuple[float, ...], Any]:
+        """Shape, spacing and (read-only, shared) affine of a grid, built once."""
+        found = self._grid_values.get(grid)
+        if found is None:
+            doc = self.grids[grid]
+            affine = np.asarray(doc["affine"], dtype=np.float64).reshape(4, 4)
+            affine.flags.writeable = False
+            found = self._grid_values[grid] = (
+                tuple(int(n) for n in doc["shape"]),
+                tuple(float(z) for z in doc["spacing"]),
+                affine,
+            )
+        return found
 
     def save(self) -> None:
         """Write the index if it learnt something (atomically; a full disk costs time only)."""
-        from segfair.io import atomic_write_text
-
         with self._lock:
             if not self.added:
                 return
             doc: dict[str, Any] = {
-                "format": _FORMAT,
                 "segfair": __version__,
+                "grids": list(self.grids),
                 "entries": dict(self.entries),
             }
             self.added = 0
         with contextlib.suppress(OSError, SegfairError):
-            atomic_write_text(self.path, json.dumps(sign_document(doc), sort_keys=True))
+            # one line of format and tag, then the body the tag is over: encoded once (at
+            # 100,000 cases, encoding the index for its tag and again for the file took seconds)
+            body = json.dumps(doc, separators=(",", ":")).encode()
+            meta = json.dumps({"format": _FORMAT, "hmac": sign(body)}).encode()
+            io.atomic_write_bytes(self.path, meta + b"\n" + body)
 
 
 @functools.lru_cache(maxsize=8)

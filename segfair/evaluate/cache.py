@@ -14,12 +14,12 @@ import re
 import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import (
     ThreadPoolExecutor,
 )
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from segfair.errors import InputError, SegfairError
 from segfair.evaluate.store import MIGRATED, Layout, ResultStore, StoreRow, _note
@@ -48,27 +48,74 @@ CACHE_NOT_WRITABLE = (
 )
 
 
-def _cache_key(task: CaseTask, hashes: Callable[[str], str] | None = None) -> str:
+def _cache_key(
+    task: CaseTask, hashes: Callable[[str], str] | None = None, text: _KeyText | None = None
+) -> str:
+    """The lookup key of a task: SHA-256 of the canonical JSON (sorted keys) of what its result
+    depends on — the content hashes of its files and everything of the task but where the files
+    are — built by ``text`` (one per run, remembering the parts its tasks share)."""
     from segfair.io import content_hash
 
     hash_of: Callable[[str], str] = hashes or content_hash
-    payload = {
-        "format": CACHE_FORMAT,
-        "segfair": __version__,
-        "case_id": task.case_id,
-        "files": {k: hash_of(v) for k, v in sorted(task.files.items())},
-        "read": {k: dict(v) for k, v in sorted(task.read.items())},
-        "pairs": sorted(list(p) for p in task.pairs),
-        "describe": sorted(task.describe),
-        "metrics": list(task.metrics),
-        "settings": dict(task.settings),
-        "reorient": task.reorient,
-        "atol": task.atol,
-        "structures": None
-        if task.structures is None
-        else {k: list(v) for k, v in task.structures.items()},
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    files = {k: hash_of(v) for k, v in task.files.items()}
+    return hashlib.sha256((text or _KeyText()).of(task, files).encode()).hexdigest()
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+#: The key payload's fields in sorted order (its JSON is ``json.dumps(payload, sort_keys=True,
+#: default=str)``): name, the task's attribute it is made from (None: a constant; case_id and
+#: files are per case) and how it is made canonical.
+_KEY_FIELDS: Final[tuple[tuple[str, str | None, Callable[[CaseTask], Any]], ...]] = (
+    ("atol", "atol", lambda t: t.atol),
+    ("case_id", "case_id", lambda t: t.case_id),
+    ("describe", "describe", lambda t: sorted(t.describe)),
+    ("files", "files", lambda t: None),  # the content hashes, given
+    ("format", None, lambda t: CACHE_FORMAT),
+    ("metrics", "metrics", lambda t: list(t.metrics)),
+    ("pairs", "pairs", lambda t: sorted(list(p) for p in t.pairs)),
+    ("read", "read", lambda t: {k: dict(v) for k, v in sorted(t.read.items())}),
+    ("reorient", "reorient", lambda t: t.reorient),
+    ("segfair", None, lambda t: __version__),
+    ("settings", "settings", lambda t: dict(t.settings)),
+    (
+        "structures",
+        "structures",
+        lambda t: None if t.structures is None else {k: list(v) for k, v in t.structures.items()},
+    ),
+)
+
+
+class _KeyText:
+    """The canonical JSON of tasks' key payloads, ``{"atol": …, "case_id": …, …}``, written
+    field by field: a field made from an object an earlier task of the run had (the tasks of a
+    run share their read settings, pairs, metrics and settings) is encoded once. At 100,000
+    cases, encoding every payload whole took seconds before any worker started."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[str, int], tuple[object, str]] = {}
+
+    def of(self, task: CaseTask, files: Mapping[str, str]) -> str:
+        """The payload's JSON for ``task`` with the content hashes ``files`` (name → hash)."""
+        parts = []
+        for name, attr, make in _KEY_FIELDS:
+            if name == "files":
+                encoded = _canonical(dict(sorted(files.items())))
+            elif name == "case_id":
+                encoded = _canonical(task.case_id)
+            else:
+                source: object = None if attr is None else getattr(task, attr)
+                hit = self._memo.get((name, id(source)))
+                if hit is not None and hit[0] is source:
+                    encoded = hit[1]
+                else:
+                    encoded = _canonical(make(task))
+                    # holding ``source`` keeps its id from being reused by another object
+                    self._memo[name, id(source)] = (source, encoded)
+            parts.append(f'"{name}": {encoded}')
+        return "{" + ", ".join(parts) + "}"
 
 
 def _keys(tasks: Sequence[CaseTask], cache_dir: str, workers: int) -> list[str | None]:
@@ -76,36 +123,49 @@ def _keys(tasks: Sequence[CaseTask], cache_dir: str, workers: int) -> list[str |
     error and reports it with the case), computed here rather than in workers.
 
     A warm re-run then starts no worker process and sends no task. A miss carries its key on to
-    the worker, which does not hash the files again.
+    the worker, which does not hash the files again. The hashes come from the file index
+    (:mod:`segfair.cohort.fileindex`: a small file's was learnt with its header, when the
+    cohort was loaded); the others are hashed here.
     """
     from segfair.cohort.fileindex import file_index
 
     index = file_index(cache_dir)
+    text = _KeyText()
 
     def one(task: CaseTask) -> str | None:
         try:
-            return _cache_key(task, index.content_hash)
+            return _cache_key(task, index.content_hash, text)
         except InputError:
             return None
 
-    # Hashing a file (reading it, OpenSSL) releases the GIL: threads overlap it. A case whose
-    # hashes are all remembered is pure Python (JSON), where threads only contend: serial.
     keys: list[str | None] = [None] * len(tasks)
     rest = []
     for i, task in enumerate(tasks):
-        if all(index.knows(f) for f in task.files.values()):
-            keys[i] = one(task)
+        hashes = {k: index.remembered(f) for k, f in task.files.items()}
+        if all(h is not None for h in hashes.values()):
+            known = {k: h for k, h in hashes.items() if h is not None}
+            keys[i] = hashlib.sha256(text.of(task, known).encode()).hexdigest()
         else:
             rest.append(i)
+    # Hashing a file (reading it, OpenSSL) releases the GIL: threads overlap it, a chunk of
+    # cases a thread (a future a case cost more than a small file's hash)
     if len(rest) > 1:
+        chunks = [rest[j : j + _HASH_CHUNK] for j in range(0, len(rest), _HASH_CHUNK)]
         with ThreadPoolExecutor(max_workers=max(2, min(workers, 8))) as pool:
-            for i, key in zip(rest, pool.map(one, [tasks[i] for i in rest]), strict=True):
-                keys[i] = key
+            for chunk, found in zip(
+                chunks, pool.map(lambda c: [one(tasks[i]) for i in c], chunks), strict=True
+            ):
+                for i, key in zip(chunk, found, strict=True):
+                    keys[i] = key
     else:
         for i in rest:
             keys[i] = one(tasks[i])
     index.save()
     return keys
+
+
+#: Cases a hashing thread takes at a time.
+_HASH_CHUNK: Final = 64
 
 
 def _entry_row(doc: Any, key: str) -> StoreRow | None:

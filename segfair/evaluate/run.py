@@ -146,16 +146,19 @@ def evaluate(
         to_run += [replace(tasks[i], cache_dir=None, cache_key=None) for i in sorted(taken)]
         to_run.sort(key=lambda t: position[t.case_id])
         writer = _Writer(store, {t.case_id: t.cache_key for t in to_run if t.cache_key})
+        rows: dict[str, tuple[Layout, Matrix]] = {}
 
         def on_result(result: CaseResult) -> None:
-            writer.add(result)
+            if not result.problems:  # its layout found once, for the store and the columns
+                rows[result.case_id] = row = Layout.of(result)
+                writer.add(result.case_id, *row)
             bar.update(result)
 
         try:
             results = _run(to_run, executor, n_workers, on_result)
         finally:
             writer.flush()
-    columns.add_results(results, position)
+    columns.add_results(results, position, rows)
     _check_against_cache(results, hits, cache_dir)
     _raise_problems(results, cfg.source)
     return _assemble_columns(cohort, [t.case_id for t in tasks], columns, chosen)
@@ -219,12 +222,12 @@ class _Writer:
         self.rows: list[StoreRow] = []
         self.last = time.monotonic()
 
-    def add(self, result: CaseResult) -> None:
-        key = self.keys.get(result.case_id)
-        if key is None or result.problems:
+    def add(self, case_id: str, layout: Layout, values: Matrix) -> None:
+        """Store a computed result (of a case the run looked up: one with a key)."""
+        key = self.keys.get(case_id)
+        if key is None:
             return
-        layout, values = Layout.of(result)
-        self.rows.append(StoreRow(key, result.case_id, layout, values))
+        self.rows.append(StoreRow(key, case_id, layout, values))
         if len(self.rows) >= WRITE_EVERY or time.monotonic() - self.last >= WRITE_AFTER:
             self.flush()
 
@@ -347,13 +350,20 @@ class _Columns:
             added.append(found.positions[keep])
         return np.concatenate(added) if added else np.empty(0, dtype=np.intp)
 
-    def add_results(self, results: Mapping[str, CaseResult], position: Mapping[str, int]) -> None:
-        """Add computed results (those with problems are reported, not scored)."""
+    def add_results(
+        self,
+        results: Mapping[str, CaseResult],
+        position: Mapping[str, int],
+        found_rows: Mapping[str, tuple[Layout, Matrix]] | None = None,
+    ) -> None:
+        """Add computed results (those with problems are reported, not scored); ``found_rows``:
+        the layout and values of results already found (:meth:`Layout.of`)."""
         groups: dict[bytes, tuple[Layout, list[int], list[Matrix]]] = {}
         for cid, result in results.items():
             if result.problems:
                 continue
-            layout, values = Layout.of(result)
+            found = found_rows.get(cid) if found_rows is not None else None
+            layout, values = found if found is not None else Layout.of(result)
             _, pos, rows = groups.setdefault(layout.id, (layout, [], []))
             pos.append(position[cid])
             rows.append(values)

@@ -130,9 +130,10 @@ class Layout:
         object.__setattr__(self, "shapes", tuple(tuple(map(str, s)) for s in self.shapes))
         object.__setattr__(self, "id", hashlib.sha256(self.spec.encode()).digest())
 
-    @property
+    @functools.cached_property
     def spec(self) -> str:
-        """The canonical text stored in the ``layouts`` table (its SHA-256 is :attr:`id`)."""
+        """The canonical text stored in the ``layouts`` table (its SHA-256 is :attr:`id`);
+        encoded once (every batch of stored results names its layouts by it)."""
         return json.dumps({"scores": self.scores, "shapes": self.shapes}, separators=(",", ":"))
 
     @property

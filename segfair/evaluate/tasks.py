@@ -98,30 +98,22 @@ def build_tasks(
         # with them it changes with every lesion setting (no stale scores after an edit)
         settings["lesions"] = cfg.lesion_settings
     trusted = f"ruler:{cfg.trusted_ruler}"
+    automated = cfg.automated_rulers
+    structures = None if cfg.structures is None else cfg.structure_labels
+    # what a task reads and scores depends only on which sources the case has: built once per
+    # distinct set and shared by its tasks (a million cases hold a few of them, not a million;
+    # the cache keys encode each shared part once)
+    shared: dict[tuple[str, ...], tuple[dict[str, Any], list[Any], list[str]]] = {}
     tasks = []
     for case_id in cohort.case_ids:
         available = cohort.available(case_id)
         # the trusted ruler first: it is the grid the other masks are checked against
         keys = sorted(available, key=lambda s: (s != ("ruler", cfg.trusted_ruler), s[0] == "model"))
         files = {f"{k}:{n}": str(available[(k, n)]) for k, n in keys}
-        read: dict[str, dict[str, Any]] = {}
-        for key in files:
-            kind, name = key.split(":", 1)
-            spec = (cfg.models if kind == "model" else cfg.rulers)[name]
-            read[key] = {
-                "labels": spec.labels if spec.labels is not None else list(cfg.labels),
-                "threshold": spec.threshold if spec.threshold is not None else cfg.threshold,
-                "max_voxels": cfg.max_voxels,
-            }
-            if cfg.structures is not None:  # label maps: labels are the structures'
-                read[key] = {"max_voxels": cfg.max_voxels}
-            spacing = spec.spacing if spec.spacing is not None else cfg.spacing
-            if spacing is not None:  # only when declared: the cache keys of others stay
-                read[key]["spacing"] = list(spacing)
-        pairs = [(f"model:{m}", f"ruler:{r}") for m in cfg.models for r in cfg.rulers]
-        pairs += [(f"ruler:{a}", trusted) for a in cfg.automated_rulers]
-        pairs = [(p, r) for p, r in pairs if p in files and r in files]
-        describe = [f"ruler:{r}" for r in cfg.rulers if f"ruler:{r}" in files]
+        names = tuple(files)
+        if names not in shared:
+            shared[names] = _read_and_pairs(cohort, names, trusted, automated)
+        read, pairs, describe = shared[names]
         tasks.append(
             CaseTask(
                 case_id=case_id,
@@ -134,7 +126,34 @@ def build_tasks(
                 reorient=cfg.reorient,
                 atol=cfg.geometry_tolerance,
                 cache_dir=cache_dir,
-                structures=None if cfg.structures is None else cfg.structure_labels,
+                structures=structures,
             )
         )
     return tasks
+
+
+def _read_and_pairs(
+    cohort: Cohort, names: Sequence[str], trusted: str, automated: Sequence[str]
+) -> tuple[dict[str, Any], list[Any], list[str]]:
+    """How each of a case's files is read, the pairs scored and the references described, for
+    a case with the files ``names`` (``kind:name``)."""
+    cfg = cohort.config
+    read: dict[str, dict[str, Any]] = {}
+    for key in names:
+        kind, name = key.split(":", 1)
+        spec = (cfg.models if kind == "model" else cfg.rulers)[name]
+        read[key] = {
+            "labels": spec.labels if spec.labels is not None else list(cfg.labels),
+            "threshold": spec.threshold if spec.threshold is not None else cfg.threshold,
+            "max_voxels": cfg.max_voxels,
+        }
+        if cfg.structures is not None:  # label maps: labels are the structures'
+            read[key] = {"max_voxels": cfg.max_voxels}
+        spacing = spec.spacing if spec.spacing is not None else cfg.spacing
+        if spacing is not None:  # only when declared: the cache keys of others stay
+            read[key]["spacing"] = list(spacing)
+    pairs = [(f"model:{m}", f"ruler:{r}") for m in cfg.models for r in cfg.rulers]
+    pairs += [(f"ruler:{a}", trusted) for a in automated]
+    pairs = [(p, r) for p, r in pairs if p in names and r in names]
+    describe = [f"ruler:{r}" for r in cfg.rulers if f"ruler:{r}" in names]
+    return read, pairs, describe
