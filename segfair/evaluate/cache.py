@@ -66,13 +66,13 @@ def _canonical(value: Any) -> str:
 
 
 #: The key payload's fields in sorted order (its JSON is ``json.dumps(payload, sort_keys=True,
-#: default=str)``): name, the task's attribute it is made from (None: a constant; case_id and
-#: files are per case) and how it is made canonical.
-_KEY_FIELDS: Final[tuple[tuple[str, str | None, Callable[[CaseTask], Any]], ...]] = (
+#: default=str)``): name, the task's attribute it is made from (None: a constant) and how it
+#: is made canonical (None: the case id and the content hashes, which differ per case).
+_KEY_FIELDS: Final[tuple[tuple[str, str | None, Callable[[CaseTask], Any] | None], ...]] = (
     ("atol", "atol", lambda t: t.atol),
-    ("case_id", "case_id", lambda t: t.case_id),
+    ("case_id", None, None),
     ("describe", "describe", lambda t: sorted(t.describe)),
-    ("files", "files", lambda t: None),  # the content hashes, given
+    ("files", None, None),
     ("format", None, lambda t: CACHE_FORMAT),
     ("metrics", "metrics", lambda t: list(t.metrics)),
     ("pairs", "pairs", lambda t: sorted(list(p) for p in t.pairs)),
@@ -89,33 +89,37 @@ _KEY_FIELDS: Final[tuple[tuple[str, str | None, Callable[[CaseTask], Any]], ...]
 
 
 class _KeyText:
-    """The canonical JSON of tasks' key payloads, ``{"atol": …, "case_id": …, …}``, written
-    field by field: a field made from an object an earlier task of the run had (the tasks of a
-    run share their read settings, pairs, metrics and settings) is encoded once. At 100,000
-    cases, encoding every payload whole took seconds before any worker started."""
+    """The canonical JSON of tasks' key payloads, ``{"atol": …, "case_id": …, …}``: the text
+    around a task's case id and content hashes is made once for every task whose other fields
+    are the same objects (the tasks of a run share their read settings, pairs, metrics and
+    settings). At 100,000 cases, encoding every payload whole took seconds before any worker
+    started."""
 
     def __init__(self) -> None:
-        self._memo: dict[tuple[str, int], tuple[object, str]] = {}
+        self._templates: dict[tuple[int, ...], tuple[tuple[object, ...], tuple[str, ...]]] = {}
 
     def of(self, task: CaseTask, files: Mapping[str, str]) -> str:
         """The payload's JSON for ``task`` with the content hashes ``files`` (name → hash)."""
-        parts = []
-        for name, attr, make in _KEY_FIELDS:
-            if name == "files":
-                encoded = _canonical(dict(sorted(files.items())))
-            elif name == "case_id":
-                encoded = _canonical(task.case_id)
-            else:
-                source: object = None if attr is None else getattr(task, attr)
-                hit = self._memo.get((name, id(source)))
-                if hit is not None and hit[0] is source:
-                    encoded = hit[1]
-                else:
-                    encoded = _canonical(make(task))
-                    # holding ``source`` keeps its id from being reused by another object
-                    self._memo[name, id(source)] = (source, encoded)
-            parts.append(f'"{name}": {encoded}')
-        return "{" + ", ".join(parts) + "}"
+        sources = tuple(getattr(task, attr) for _, attr, _ in _KEY_FIELDS if attr)
+        signature = tuple(map(id, sources))
+        found = self._templates.get(signature)
+        if found is None or any(a is not b for a, b in zip(found[0], sources, strict=True)):
+            # holding the sources keeps their ids from being reused by other objects
+            found = self._templates[signature] = (sources, self._template(task))
+        head, middle, tail = found[1]
+        hashes = _canonical(dict(sorted(files.items())))
+        return head + _canonical(task.case_id) + middle + hashes + tail
+
+    @staticmethod
+    def _template(task: CaseTask) -> tuple[str, str, str]:
+        """The payload's text before the case id, between it and the hashes, and after them."""
+        # NUL marks the per-case slots: JSON text never holds a raw NUL (it writes \u0000)
+        parts = [
+            f'"{name}": ' + ("\0" if make is None else _canonical(make(task)))
+            for name, _, make in _KEY_FIELDS
+        ]
+        head, middle, tail = ("{" + ", ".join(parts) + "}").split("\0")
+        return head, middle, tail
 
 
 def _keys(tasks: Sequence[CaseTask], cache_dir: str, workers: int) -> list[str | None]:
