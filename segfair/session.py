@@ -243,7 +243,7 @@ class SegfairSession:
     def _load_cohort(self) -> Cohort:
         from segfair.cohort import load_cohort
 
-        return load_cohort(self.config, cache=self.cache)
+        return load_cohort(self.config, cache=self.cache, workers=self.workers)
 
     def _evaluate(self, cohort: Cohort) -> Scores:
         from segfair.evaluate import dask_executor, evaluate

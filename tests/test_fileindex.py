@@ -190,3 +190,43 @@ def test_a_cold_run_after_loading_the_cohort_hashes_no_small_file_again(
     scores = evaluate(cohort, workers=1, cache=tmp_path / "cache", progress=False)
     assert calls == []
     assert set(scores.table["case_id"]) == set(cohort.case_ids)
+
+
+def test_headers_read_by_worker_processes_give_the_cohort_and_the_index_of_a_serial_load(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, settled: None, tmp_path: Path
+) -> None:
+    import segfair.cohort.loading
+
+    bad = repo.mask_path("model", "candidate", repo.case_ids[1])
+    bad.write_bytes(b"not a mask")  # a worker cannot read it: the main process reports it
+    off = repo.mask_path("ruler", "expert", repo.case_ids[3])
+    write_nifti(off, np.zeros((16, 16, 9)))  # off the grid of its case's other masks
+    absorbed: list[int] = []
+    real_absorb = FileIndex.absorb
+
+    def absorb(self: FileIndex, learnt: Any) -> None:
+        absorbed.append(len(learnt[1]))
+        real_absorb(self, learnt)
+
+    monkeypatch.setattr(FileIndex, "absorb", absorb)
+    errors = []
+    for workers, cache in ((1, "serial"), (2, "parallel")):
+        monkeypatch.setattr(segfair.cohort.loading, "PARALLEL_HEADERS", 0)
+        segfair.fileindex.file_index.cache_clear()
+        segfair.cohort.fileindex._INDEXES.clear()
+        with pytest.raises(CohortError) as err:
+            load_cohort(repo.config_path, cache=tmp_path / cache, workers=workers)
+        errors.append(str(err.value))
+    assert sum(absorbed) == 3 * len(repo.case_ids) - 1  # the workers read all but the bad one
+    assert errors[0] == errors[1]
+    assert repo.case_ids[1] in errors[0]
+    assert repo.case_ids[3] in errors[0]
+    serial, parallel = (FileIndex(tmp_path / c) for c in ("serial", "parallel"))
+    assert parallel.entries.keys() == serial.entries.keys()
+    assert len(parallel.entries) == 3 * len(repo.case_ids) - 1  # all but the bad file
+    for path, entry in serial.entries.items():
+        assert parallel.remembered(path) == entry["sha256"]
+        assert (
+            parallel.geometry(path, max_voxels=10**9).shape
+            == serial.geometry(path, max_voxels=10**9).shape
+        )

@@ -42,7 +42,7 @@ from segfair.errors import SegfairError
 from segfair.io.signing import sign, verify
 from segfair.version import __version__
 
-__all__ = ["ALSO_MAX_BYTES", "SETTLE_NS", "FileIndex", "file_index"]
+__all__ = ["ALSO_MAX_BYTES", "SETTLE_NS", "FileIndex", "file_index", "learn_headers"]
 
 #: A fact about a file is kept only when the file had not changed for this long (ns).
 SETTLE_NS: Final = 2_000_000_000
@@ -53,13 +53,16 @@ ALSO_MAX_BYTES: Final = 1 << 16
 #: 2: the index carries an HMAC; 3: a line of format and tag, then the body; grids by index
 _FORMAT: Final = 3
 _NAME: Final = "file-index.json"
+#: The prefix of a geometry fact's name (its value: an index into :attr:`FileIndex.grids`).
+_GEOMETRY: Final = "geometry:"
 
 
 class FileIndex:
     """Content hashes and header geometries of files, keyed by ``stat`` (see the module)."""
 
-    def __init__(self, cache_dir: str | os.PathLike[str]) -> None:
-        self.path = Path(cache_dir) / _NAME
+    def __init__(self, cache_dir: str | os.PathLike[str] | None) -> None:
+        #: None: an index in memory only (a worker's, see :func:`learn_headers`)
+        self.path = None if cache_dir is None else Path(cache_dir) / _NAME
         self.entries: dict[str, dict[str, Any]] = {}
         #: the distinct grids of the files (a cohort has a few): a geometry fact is an index
         #: into this list, so that 300,000 files do not write (and read) 300,000 affines
@@ -71,6 +74,8 @@ class FileIndex:
         with contextlib.suppress(
             OSError, ValueError, TypeError, AttributeError, KeyError, SegfairError
         ):
+            if self.path is None:
+                return
             head, _, body = self.path.read_bytes().partition(b"\n")
             meta = json.loads(head)
             # signed like the result cache (segfair.io.signing): a forged fact (a new file
@@ -172,7 +177,7 @@ class FileIndex:
             )
 
         # a declared spacing (files that hold none) is part of what the fact is about
-        name = f"geometry:{max_voxels}" + ("" if spacing is None else f":{list(spacing)}")
+        name = f"{_GEOMETRY}{max_voxels}" + ("" if spacing is None else f":{list(spacing)}")
         # the result cache's key needs the file's hash: a small file's is learnt now, with
         # its header
         grid = self._fact(p, name, learn, also={"sha256": lambda: io.content_hash(p)})
@@ -209,10 +214,32 @@ class FileIndex:
             )
         return found
 
+    def learnt(self) -> tuple[list[dict[str, list[Any]]], list[tuple[str, dict[str, Any]]]]:
+        """The grids and every entry: what a worker's index hands to the main process's
+        (:meth:`absorb`)."""
+        return list(self.grids), list(self.entries.items())
+
+    def absorb(
+        self, learnt: tuple[Sequence[dict[str, list[Any]]], Sequence[tuple[str, dict[str, Any]]]]
+    ) -> None:
+        """Take what another index learnt (:meth:`learnt`), checked there exactly as here
+        (stamp before and after, settled); an entry of another stamp is replaced."""
+        grids, entries = learnt
+        mine = [self._grid_id(g) for g in grids]  # its grid indices → this index's
+        for path, entry in entries:
+            facts = {k: mine[v] if k.startswith(_GEOMETRY) else v for k, v in entry.items()}
+            with self._lock:
+                found = self.entries.get(path)
+                if found is not None and found.get("stamp") == facts["stamp"]:
+                    found.update(facts)
+                else:
+                    self.entries[path] = facts
+                self.added += 1
+
     def save(self) -> None:
         """Write the index if it learnt something (atomically; a full disk costs time only)."""
         with self._lock:
-            if not self.added:
+            if not self.added or self.path is None:
                 return
             doc: dict[str, Any] = {
                 "segfair": __version__,
@@ -226,6 +253,24 @@ class FileIndex:
             body = json.dumps(doc, separators=(",", ":")).encode()
             meta = json.dumps({"format": _FORMAT, "hmac": sign(body)}).encode()
             io.atomic_write_bytes(self.path, meta + b"\n" + body)
+
+
+def learn_headers(
+    files: Sequence[tuple[str, Sequence[float] | None]], *, max_voxels: int
+) -> tuple[list[dict[str, list[Any]]], list[tuple[str, dict[str, Any]]]]:
+    """Read the headers of ``files`` (path, declared spacing) as :meth:`FileIndex.geometry`
+    does (a small file's hash with its header), in a worker process: the facts learnt, for the
+    main process's :meth:`FileIndex.absorb`. A file that cannot be read is left out: the main
+    process reads it again and reports its error with its case.
+
+    >>> learn_headers([("no/such/file.png", None)], max_voxels=10**6)
+    ([], [])
+    """
+    index = FileIndex(None)
+    for path, spacing in files:
+        with contextlib.suppress(SegfairError, OSError):
+            index.geometry(path, max_voxels=max_voxels, spacing=spacing)
+    return index.learnt()
 
 
 @functools.lru_cache(maxsize=8)
