@@ -36,6 +36,12 @@ def check_spacing(spacing: Spacing, ndim: int) -> tuple[float, ...]:
     """Return ``spacing`` as a tuple of floats, or raise InputError naming what is wrong."""
     if spacing is None:
         return (1.0,) * ndim
+    if (
+        type(spacing) is tuple
+        and len(spacing) == ndim
+        and all(type(v) is float and 0 < v < math.inf for v in spacing)
+    ):
+        return spacing  # already what the checks below return (a mask's spacing): no numpy
     try:
         values = tuple(float(s) for s in np.asarray(spacing, dtype=float).reshape(-1))
         scalar = np.ndim(spacing) == 0

@@ -86,18 +86,16 @@ def _border_runs(
     and the same pixels grouped by column for :func:`_nearest_squared`: ``start`` (width + 1
     offsets) and each column's rows, ascending.
 
-    Row by row: the row's border flags in one branch-free pass over the row and its two
-    neighbours (which the compiler vectorises), then only their nonzero 8-byte words are read
-    for the pixels (a blob's row holds two or three short runs of border pixels). Two such
-    passes, one counting and one filling arrays of the right size, cost less than one that
-    grows its arrays (a reallocation inside the loop keeps it from being vectorised)."""
+    First every row's border flags, each row in one branch-free pass over it and its two
+    neighbours (which the compiler vectorises), with their number; then, in arrays of the right
+    size, the pixels, reading only the nonzero 8-byte words of the flags (a blob's row holds
+    two or three short runs of border pixels); then the same grouped by column."""
     rows, cols = crop.shape
     n_words = (cols + 7) // 8
-    edge = np.zeros(8 * n_words, dtype=np.uint8)  # the padding past ``cols`` stays 0
-    words = edge.view(np.uint64)
-
-    def flag_row(i: int) -> None:
-        row = crop[i]
+    flags = np.zeros((rows, 8 * n_words), dtype=np.uint8)  # the bytes past ``cols`` stay 0
+    m = 0
+    for i in range(rows):
+        row, edge = crop[i], flags[i]
         if i == 0 or i == rows - 1:  # the crop's edge: every pixel is a border pixel
             for j in range(cols):
                 edge[j] = row[j]
@@ -106,31 +104,29 @@ def _border_runs(
             for j in range(1, cols - 1):
                 edge[j] = row[j] & ~(up[j] & down[j] & row[j - 1] & row[j + 1])
             edge[0], edge[cols - 1] = row[0], row[cols - 1]
-
+        for j in range(cols):
+            m += edge[j]
+    words = flags.reshape(-1).view(np.uint64)
+    coords = np.empty((2, m), dtype=np.intp)
     start = np.zeros(cols + 1, dtype=np.intp)
-    for i in range(rows):
-        flag_row(i)
-        for w in range(n_words):
-            if words[w]:
-                for j in range(8 * w, min(8 * w + 8, cols)):
-                    start[j + 1] += edge[j]
+    k = 0
+    for w in range(words.size):
+        if words[w]:
+            i, first = divmod(8 * w, 8 * n_words)
+            for j in range(first, first + 8):
+                if flags[i, j]:
+                    coords[0, k] = i
+                    coords[1, k] = j
+                    start[j + 1] += 1
+                    k += 1
     for j in range(cols):
         start[j + 1] += start[j]
-    coords = np.empty((2, start[cols]), dtype=np.intp)
-    runs = np.empty(start[cols], dtype=np.intp)
     fill = start[:-1].copy()
-    m = 0
-    for i in range(rows):
-        flag_row(i)
-        for w in range(n_words):
-            if words[w]:
-                for j in range(8 * w, min(8 * w + 8, cols)):
-                    if edge[j]:
-                        coords[0, m] = i
-                        coords[1, m] = j
-                        m += 1
-                        runs[fill[j]] = i  # rows ascend: each column's rows come in order
-                        fill[j] += 1
+    runs = np.empty(m, dtype=np.intp)
+    for k in range(m):  # row-major: each column's rows come ascending
+        j = coords[1, k]
+        runs[fill[j]] = coords[0, k]
+        fill[j] += 1
     return coords, start, runs
 
 
@@ -145,13 +141,18 @@ def _nearest_squared(
     """For each pixel ``(rows[i], cols[i])``, the least ``(Δy·s_y)² + (Δx·s_x)²`` over the
     border pixels in ``start``/``runs`` (which hold at least one).
 
-    The pixels come in row-major order (:func:`_border_runs`), so ``y`` never decreases: each
-    column keeps a cursor on its first row at or below the last ``y`` asked, which only moves
-    down (a step or none per visit, instead of a binary search with its mispredicted branches).
+    The pixels come in row-major order (:func:`_border_runs`), so ``y`` mostly stays or grows:
+    each column keeps a cursor on its first row at or below the last ``y`` asked, which moves
+    down a step or none per visit (instead of a binary search with its mispredicted branches),
+    and the least ``(Δy·s_y)²`` of its two candidate rows, which the other pixels of the same
+    row reuse. Adding the same ``(Δx·s_x)²`` to both candidates keeps their order (rounding is
+    monotonic), so the least sum is the least of the sums, as before.
     """
     width = start.size - 1
     out = np.empty(rows.size)
     cursor = start[:-1].copy()
+    asked = np.full(width, -1, dtype=np.intp)  # the row each column's ``vertical`` is for
+    vertical = np.empty(width)
     for i in range(rows.size):
         y, x = rows[i], cols[i]
         best = np.inf
@@ -165,22 +166,26 @@ def _nearest_squared(
                 column = x + k if side else x - k
                 if column < 0 or column >= width:
                     continue
-                lo, hi = start[column], start[column + 1]
-                if lo == hi:
-                    continue
-                # the first row of the column at or below y: it and the one above are the nearest
-                a = cursor[column]
-                if a > lo and runs[a - 1] >= y:  # asked rows out of order: from the top again
-                    a = lo
-                while a < hi and runs[a] < y:
-                    a += 1
-                cursor[column] = a
-                for j in (a - 1, a):
-                    if lo <= j < hi:
-                        delta_y = float(runs[j] - y) * step_y
-                        squared = delta_y * delta_y + across
-                        if squared < best:
-                            best = squared
+                if asked[column] != y:
+                    asked[column] = y
+                    lo, hi = start[column], start[column + 1]
+                    least = np.inf  # an empty column
+                    if lo < hi:
+                        # the first row at or below y: it and the one above are the nearest
+                        a = cursor[column]
+                        if a > lo and runs[a - 1] >= y:  # asked rows out of order: restart
+                            a = lo
+                        while a < hi and runs[a] < y:
+                            a += 1
+                        cursor[column] = a
+                        for j in (a - 1, a):
+                            if lo <= j < hi:
+                                delta_y = float(runs[j] - y) * step_y
+                                least = min(least, delta_y * delta_y)
+                    vertical[column] = least
+                squared = vertical[column] + across
+                if squared < best:
+                    best = squared
             k += 1
         out[i] = best
     return out
@@ -300,6 +305,26 @@ def _planar_counts(padded: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64]
     return out, components
 
 
+def _summary(distances: FloatArray, tolerance: float, rank: int) -> tuple[float, int, float, float]:
+    """The largest of ``distances``, how many are ≤ ``tolerance``, and the ``rank``-th and
+    ``rank + 1``-th smallest (from 0; both the largest when ``rank + 1`` is past the end): exact
+    order statistics and counts, as numpy's ``max``, ``count_nonzero`` and ``partition`` give."""
+    largest = -np.inf
+    within = 0
+    for value in distances:
+        if value > largest:
+            largest = value
+        if value <= tolerance:
+            within += 1
+    if rank + 1 >= distances.size:
+        return largest, within, largest, largest
+    ordered = np.partition(distances, rank + 1)  # a copy; the rank + 1 smallest come first
+    low = ordered[0]
+    for k in range(1, rank + 1):
+        low = max(low, ordered[k])
+    return largest, within, low, ordered[rank + 1]
+
+
 @functools.cache
 def _kernels() -> dict[str, Any] | None:
     """The loops of this module compiled by numba (once per process; cached on disk where it
@@ -313,6 +338,7 @@ def _kernels() -> dict[str, Any] | None:
         "nearest": _nearest_squared,
         "planar": _planar_counts,
         "extent": _extent_bytes,
+        "summary": _summary,
     }
     # no fastmath: the IEEE float64 arithmetic of the engine, bit for bit
     try:  # compiled once and kept on disk (≈2 s the first time), loaded in ≈0.1 s afterwards
@@ -353,6 +379,28 @@ def planar_extent(arr: npt.NDArray[Any]) -> tuple[int, int, int, int] | None:
     found: tuple[int, int, int, int] = kernels["extent"](flat, rows, width, stride)
     if transposed:
         return found[2], found[3], found[0], found[1]
+    return found
+
+
+def distance_summary(
+    distances: FloatArray, tolerance: float, rank: int
+) -> tuple[float, int, float, float] | None:
+    """One compiled pass over a direction's distances (see :func:`_summary`): the largest, how
+    many are within ``tolerance``, and the order statistics ``rank`` and ``rank + 1`` (those a
+    percentile interpolates); ``None`` without numba.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> found = distance_summary(np.array([3.0, 1.0, 2.0, 0.5]), 1.0, 1)
+    >>> found is None or found == (3.0, 2, 1.0, 2.0)
+    True
+    """
+    kernels = _kernels()
+    if kernels is None:  # pragma: no cover - depends on the environment
+        return None
+    values = np.ascontiguousarray(distances, dtype=np.float64)
+    found: tuple[float, int, float, float] = kernels["summary"](values, tolerance, rank)
     return found
 
 
