@@ -84,7 +84,8 @@ def _compute(task: CaseTask) -> CaseResult:
     settings = metrics.MetricSettings(
         hd95_method=task.settings["hd95_method"], nsd_tolerance=task.settings["nsd_tolerance"]
     )
-    lesion_settings = metrics.LesionSettings(**task.settings.get("lesions", {}))
+    lesions = task.settings.get("lesions")
+    lesion_settings = metrics.LesionSettings(**lesions) if lesions else None  # None: defaults
     try:
         if task.structures is None:
             # crops to the box of the case's voxels, each mask scanned once: the metrics and each

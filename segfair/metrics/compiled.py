@@ -153,39 +153,46 @@ def _nearest_squared(
     cursor = start[:-1].copy()
     asked = np.full(width, -1, dtype=np.intp)  # the row each column's ``vertical`` is for
     vertical = np.empty(width)
+
+    def gap(column: int, y: int) -> float:
+        """The least (Δy·s_y)² from row ``y`` to the border pixels of ``column`` (inf if none)."""
+        if asked[column] != y:
+            asked[column] = y
+            lo, hi = start[column], start[column + 1]
+            least = np.inf
+            if lo < hi:
+                # the first row at or below y: it and the one above are the nearest
+                a = cursor[column]
+                if a > lo and runs[a - 1] >= y:  # asked rows out of order: from the top again
+                    a = lo
+                while a < hi and runs[a] < y:
+                    a += 1
+                cursor[column] = a
+                if a < hi:
+                    delta_y = float(runs[a] - y) * step_y
+                    least = delta_y * delta_y
+                if a > lo:
+                    delta_y = float(runs[a - 1] - y) * step_y
+                    least = min(least, delta_y * delta_y)
+            vertical[column] = least
+        return float(vertical[column])
+
     for i in range(rows.size):
         y, x = rows[i], cols[i]
-        best = np.inf
-        k = 0
-        while x - k >= 0 or x + k < width:
+        best = gap(x, y)
+        k = 1
+        while True:
             delta_x = float(k) * step_x
             across = delta_x * delta_x
             if across >= best:  # every pixel k or more columns away is at least this far
                 break
-            for side in range(2 if k else 1):
-                column = x + k if side else x - k
-                if column < 0 or column >= width:
-                    continue
-                if asked[column] != y:
-                    asked[column] = y
-                    lo, hi = start[column], start[column + 1]
-                    least = np.inf  # an empty column
-                    if lo < hi:
-                        # the first row at or below y: it and the one above are the nearest
-                        a = cursor[column]
-                        if a > lo and runs[a - 1] >= y:  # asked rows out of order: restart
-                            a = lo
-                        while a < hi and runs[a] < y:
-                            a += 1
-                        cursor[column] = a
-                        for j in (a - 1, a):
-                            if lo <= j < hi:
-                                delta_y = float(runs[j] - y) * step_y
-                                least = min(least, delta_y * delta_y)
-                    vertical[column] = least
-                squared = vertical[column] + across
-                if squared < best:
-                    best = squared
+            left, right = x - k, x + k
+            if left < 0 and right >= width:
+                break
+            if left >= 0:
+                best = min(best, gap(left, y) + across)
+            if right < width:
+                best = min(best, gap(right, y) + across)
             k += 1
         out[i] = best
     return out
@@ -199,10 +206,10 @@ def _planar_counts(padded: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64]
 
     Row by row, with loops the compiler vectorises: a row of cells' configurations into a
     buffer, of which only the 8-byte words that are neither all empty nor all full are read
-    cell by cell; the row's count, ``Σj`` and ``Σj²``; and the row's changes between 0 and 1,
-    read the same way, which delimit its runs of pixels. Components are unions of runs (a run
-    joins the runs of the row above that it touches, diagonally included: union-find), not of
-    pixels: a blob's row is one or two runs.
+    cell by cell; and the row's changes between 0 and 1, read the same way, which delimit its
+    runs of pixels. A run's count, ``Σj`` and ``Σj²`` have closed forms; components are unions
+    of runs (a run joins the runs of the row above that it touches, diagonally included:
+    union-find), not of pixels: a blob's row is one or two runs.
     """
     rows, cols = padded.shape[0] - 2, padded.shape[1] - 2
     out = np.zeros(6 + 16, dtype=np.int64)
@@ -241,23 +248,7 @@ def _planar_counts(padded: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64]
         empty -= 8 * n_words - width  # the buffer's spare bytes
         if i == rows:
             break
-        # crop row i is padded row i + 1 (``bottom``)
-        pixels = bottom[1 : cols + 1]
-        count = row_j = row_jj = 0
-        for j in range(cols):
-            v = int(pixels[j])
-            count += v
-            row_j += j * v
-            row_jj += j * j * v
-        if count == 0:
-            n_above = 0
-            continue
-        n += count
-        sum_i += i * count
-        sum_ii += i * i * count
-        sum_ij += i * row_j
-        sum_j += row_j
-        sum_jj += row_jj
+        # crop row i is padded row i + 1 (``bottom``): its runs, and their pixels' sums
         for j in range(width):
             change[j] = bottom[j] ^ bottom[j + 1]
         n_here = 0
@@ -271,6 +262,18 @@ def _planar_counts(padded: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64]
                     else:
                         here[1, n_here] = j + 1
                         n_here += 1
+        for r in range(n_here):
+            # crop columns lo … hi - 1: their count, Σj and Σj² in closed form (exact integers)
+            lo, hi = here[0, r] - 1, here[1, r] - 1
+            count = hi - lo
+            row_j = (lo + hi - 1) * count // 2
+            row_jj = ((hi - 1) * hi * (2 * hi - 1) - (lo - 1) * lo * (2 * lo - 1)) // 6
+            n += count
+            sum_i += i * count
+            sum_ii += i * i * count
+            sum_ij += i * row_j
+            sum_j += row_j
+            sum_jj += row_jj
         k = 0  # the first run above that can touch this row's current run
         for r in range(n_here):
             lo, hi = here[0, r], here[1, r]

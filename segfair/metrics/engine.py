@@ -56,6 +56,9 @@ _TREE_BUILD_NS: Final = 150.0
 _TREE_QUERY_NS: Final = 350.0
 _TREE_GAP_NS: Final = 200.0
 
+#: The default lesion settings, built once (frozen): most calls ask for no lesion metric.
+_DEFAULT_LESIONS: Final = LesionSettings()
+
 
 class _Case:
     """Masks cropped to one common box; counts, borders and EDTs computed lazily, once per mask."""
@@ -297,7 +300,7 @@ def compute_many(
     """
     names = _metric_names(metrics)
     settings = settings if settings is not None else MetricSettings()
-    lesion_settings = lesion_settings if lesion_settings is not None else LesionSettings()
+    lesion_settings = lesion_settings if lesion_settings is not None else _DEFAULT_LESIONS
     for pred_key, ref_key in pairs:
         for key in (pred_key, ref_key):
             if key not in masks:
