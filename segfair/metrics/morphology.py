@@ -126,7 +126,10 @@ def describe_mask(mask: npt.ArrayLike, spacing: Spacing = None) -> dict[str, flo
         if arr.ndim == 2:
             return dict(zip(DESCRIPTORS_2D, (0.0, 0.0, nan, 0.0, nan), strict=True))
         return dict(zip(DESCRIPTORS, (0.0, 0.0, nan, 0.0, nan, nan), strict=True))
-    crop = binary_crop("mask", arr, tuple(slice(lo, hi) for lo, hi in extent))
+    box = tuple(slice(lo, hi) for lo, hi in extent)
+    # a 2-D boolean mask needs neither a check nor a C-ordered copy (the compiled pass copies
+    # its view into a padded array; numpy's functions read views)
+    crop = arr[box] if arr.ndim == 2 and arr.dtype.kind == "b" else binary_crop("mask", arr, box)
 
     if crop.ndim == 2 and (found := compiled.planar_counts(crop)) is not None:
         # numba: the same integers (sums, cell histogram, components) in one pass over the crop
