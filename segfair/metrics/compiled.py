@@ -47,24 +47,21 @@ def _extent_bytes(
     Plain ORs over contiguous bytes, with no branch per byte, are what the compiler vectorises
     (≈6 µs for a 512×512 mask, ≈35 µs with numpy's reductions).
     """
-    top = -1
-    for i in range(rows):
+
+    def row_set(i: int) -> bool:
         acc = np.uint8(0)
         for x in flat[i * stride : i * stride + width]:
             acc |= x
-        if acc:
-            top = i
-            break
-    if top < 0:
+        return acc != 0
+
+    top = 0
+    while top < rows and not row_set(top):
+        top += 1
+    if top == rows:
         return 0, 0, 0, 0
-    bottom = top
-    for i in range(rows - 1, top, -1):
-        acc = np.uint8(0)
-        for x in flat[i * stride : i * stride + width]:
-            acc |= x
-        if acc:
-            bottom = i
-            break
+    bottom = rows - 1
+    while bottom > top and not row_set(bottom):
+        bottom -= 1
     seen = np.zeros(width, dtype=np.uint8)
     for i in range(top, bottom + 1):
         row = flat[i * stride : i * stride + width]
