@@ -415,7 +415,8 @@ def distance_summary(
     if kernels is None:  # pragma: no cover - depends on the environment
         return None
     values = np.ascontiguousarray(distances, dtype=np.float64)
-    found: tuple[float, int, float, float] = kernels["summary"](values, tolerance, rank)
+    # one compiled signature, whatever number types the caller passes
+    found: tuple[float, int, float, float] = kernels["summary"](values, float(tolerance), int(rank))
     return found
 
 

@@ -204,11 +204,13 @@ def _ratios(
     # few numpy calls fewer: they dominate a 2-D mask's descriptors).
     scale = n * (n - 1)
     cov = [
-        [float(n * second[a][b] - first[a] * first[b]) * (spacing[a] * spacing[b]) / scale]
+        [
+            float(n * second[a][b] - first[a] * first[b]) * (spacing[a] * spacing[b]) / scale
+            for b in range(ndim)
+        ]
         for a in range(ndim)
-        for b in range(ndim)
     ]
-    found = np.linalg.eigvalsh(np.array(cov, dtype=np.float64).reshape(ndim, ndim)).tolist()
+    found = np.linalg.eigvalsh(np.array(cov, dtype=np.float64)).tolist()
     # Largest first; round-off in the eigensolver can leave a zero eigenvalue slightly negative
     # (clipped to +0.0, NaN kept, as np.clip does).
     eigen = [e if e > 0.0 or e != e else 0.0 for e in sorted(found, reverse=True)]
