@@ -9,8 +9,8 @@ A 512×512 mask's crop holds ≈30,000 pixels and its border ≈600: a feature t
 nearest border pixel of one mask for each of a few hundred border pixels of another. This asks
 that directly. The border pixels of the target are grouped by column, rows ascending; a pixel at
 ``(y, x)`` looks in its own column, then ``x ± 1``, ``x ± 2``, … — in each column the nearest rows
-above and below ``y`` (a binary search) are the only candidates — and stops once ``(k·s_x)²``
-alone reaches its best squared distance, which no farther column can beat.
+above and below ``y`` (a cursor per column, moving down) are the only candidates — and stops
+once ``(k·s_x)²`` alone reaches its best squared distance, which no farther column can beat.
 
 Each candidate's squared distance is the same float64 sum the engine computes from the feature
 transform's nearest pixel, ``(Δy·s_y)² + (Δx·s_x)²`` added in axis order, and the least is kept:
