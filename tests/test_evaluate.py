@@ -316,3 +316,48 @@ def test_a_batch_a_cluster_gave_up_on_is_refused_naming_its_cases(repo: Repo) ->
     named = [c for c in repo.case_ids if f"while evaluating case {c!r};" in str(raised.value)]
     assert len(named) == 1
     assert f"{len(repo.case_ids)} case(s) were not evaluated" in str(raised.value)
+
+
+def test_a_2d_case_scores_as_the_metrics_and_descriptors_of_its_full_masks(
+    tmp_path: Path,
+) -> None:
+    """The worker crops a 2-D case once and hands the crops on: the values are those of the
+    full-size masks, bit for bit (a far-away stray pixel, an empty model)."""
+    from segfair.evaluate.tasks import CaseTask
+    from segfair.metrics import morphology
+
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[:61, :77]
+    expert = (yy - 30) ** 2 / 15**2 + (xx - 40) ** 2 / 22**2 < 1
+    automated = np.roll(expert, 2, axis=1) & (rng.random(expert.shape) < 0.97)
+    candidate = np.roll(expert, (-3, 4), axis=(0, 1))
+    candidate[58, 2] = True  # a stray pixel across the image
+    masks = {
+        "ruler:expert": expert,
+        "ruler:automated": automated,
+        "model:candidate": candidate,
+        "model:empty": np.zeros_like(expert),
+    }
+    files = {}
+    for name, mask in masks.items():
+        files[name] = str(tmp_path / f"{name.replace(':', '_')}.npy")
+        np.save(files[name], mask.astype(np.uint8))
+    spacing = (0.5, 0.7)
+    pairs = [(m, r) for m in ("model:candidate", "model:empty") for r in ("ruler:expert",)]
+    pairs += [("model:candidate", "ruler:automated"), ("ruler:automated", "ruler:expert")]
+    task = CaseTask(
+        "c0",
+        files,
+        {name: {"spacing": list(spacing)} for name in files},
+        pairs,
+        ["ruler:expert", "ruler:automated"],
+        list(metrics.ALL_METRICS),
+        {"hd95_method": "max_directed", "nsd_tolerance": 2.0},
+    )
+    result = evaluate_case(task)
+    assert not result.problems
+    expected = metrics.compute_many(masks, pairs, spacing, metrics.ALL_METRICS)
+    assert result.scores["foreground"] == expected
+    for name in ("ruler:expert", "ruler:automated"):
+        shape = morphology.describe_mask(masks[name], spacing)
+        assert result.shapes["foreground"][name] == shape

@@ -16,7 +16,9 @@ from scipy import ndimage
 from segfair import metrics as m
 from segfair.errors import GeometryError, InputError
 from segfair.metrics import arrays as m_arrays
+from segfair.metrics import compiled as m_compiled
 from segfair.metrics import engine as m_engine
+from segfair.metrics import morphology
 from segfair.metrics import surface as m_surface
 
 PROPERTY_SETTINGS = settings(
@@ -798,3 +800,162 @@ def test_the_column_search_finds_a_border_pixel_many_columns_away() -> None:
     far = math.hypot(10.0, 29.0)
     assert out["hausdorff"] == far
     assert out["assd"] == pytest.approx((20.0 + 20.0 + far) / 3)
+
+
+# --------------------------------------------------------------------------------------------------
+# 2-D: the compiled extent, the crops handed on, the border runs and the per-direction summary
+
+BYTE_DTYPES = (np.bool_, np.uint8, np.int8)
+
+
+@st.composite
+def planar_layouts(draw: st.DrawFn) -> Array:
+    """2-D arrays of every dtype, in C or Fortran order or as a view (offset, every other row,
+    reversed, transposed), rows of any length (not only multiples of 8), sparse, full or empty."""
+    rows, cols = draw(st.integers(1, 30)), draw(st.integers(1, 30))
+    dtype = draw(st.sampled_from((*BYTE_DTYPES, np.int16, np.float32, np.float64)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    density = draw(st.sampled_from((0.0, 0.001, 0.05, 0.5, 1.0)))
+    values = rng.random((rows + 3, cols + 5)) < density
+    data = (values * rng.integers(1, 100, values.shape)).astype(dtype)
+    if dtype is np.float64 and draw(st.booleans()):
+        data[rng.integers(0, rows + 3), rng.integers(0, cols + 5)] = np.nan  # nonzero, as numpy
+    layout = draw(st.sampled_from(("C", "F", "view", "every other", "reversed", "transposed")))
+    if layout == "F":
+        return np.asfortranarray(data[:rows, :cols])
+    if layout == "view":
+        return data[draw(st.integers(0, 3)) :, draw(st.integers(0, 5)) :]
+    if layout == "every other":
+        return data[::2]
+    if layout == "reversed":
+        return data[:, ::-1]
+    if layout == "transposed":
+        return data[1:, 2:].T
+    return np.ascontiguousarray(data[:rows, :cols])
+
+
+@PROPERTY_SETTINGS
+@given(planar_layouts())
+def test_the_compiled_extent_equals_the_numpy_scan_on_every_layout(arr: Array) -> None:
+    expected, _ = m_arrays._scan(arr, peak=False)
+    assert m_arrays.find_extent(arr) == expected
+    found = m_compiled.planar_extent(arr)
+    rows_or_columns = 1 in (arr.strides[1], arr.strides[0]) or 1 in arr.shape
+    if arr.dtype.itemsize == 1 and rows_or_columns and arr.strides[0] >= 0 <= arr.strides[1]:
+        pytest.importorskip("numba")
+        assert found is not None  # the compiled pass
+    if found is not None:
+        r0, r1, c0, c1 = found
+        assert (None if r0 == r1 else [(r0, r1), (c0, c1)]) == expected
+
+
+def test_the_compiled_extent_leaves_other_arrays_to_numpy() -> None:
+    mask = np.zeros((4, 9), bool)
+    mask[1, 2] = mask[2, 7] = True
+    assert m_compiled.planar_extent(mask.astype(np.int16)) is None  # not bytes
+    assert m_compiled.planar_extent(mask[::2, ::2]) is None  # neither rows nor columns contiguous
+    assert m_compiled.planar_extent(np.zeros((2, 3, 4), bool)) is None  # 3-D
+    mask[2, 6] = True
+    assert m_arrays.find_extent(mask[::2, ::2]) == [(1, 2), (3, 4)]  # numpy's scan
+
+
+def test_crops_to_the_union_are_immutable_and_their_extents_known() -> None:
+    a = np.zeros((9, 11), bool)
+    b = np.zeros((9, 11), bool)
+    a[2, 3] = a[4, 4] = True
+    b[5, 8] = True
+    empty = np.zeros((9, 11), bool)
+    crops = m_arrays.crop_to_union({"a": a, "b": b, "empty": empty})
+    assert [c.shape for c in crops.values()] == [(4, 6)] * 3
+    assert np.array_equal(crops["a"], a[2:6, 3:9])
+    assert np.array_equal(crops["b"], b[2:6, 3:9])
+    assert all(c.flags.c_contiguous and m_arrays._immutable(c) for c in crops.values())
+    # the metrics and the morphology of the crops: those of the full masks
+    pairs = [("a", "b"), ("empty", "b")]
+    full = m.compute_many({"a": a, "b": b, "empty": empty}, pairs, (0.5, 0.7))
+    shape = morphology.describe_mask(a, (0.5, 0.7))
+    with pytest.MonkeyPatch.context() as patch:  # known, not scanned again
+        patch.setattr(m_arrays, "_scan", lambda *_, **__: pytest.fail("scanned"))
+        patch.setattr(m_arrays.compiled, "planar_extent", lambda _: pytest.fail("scanned"))
+        assert m_arrays.find_extent(crops["a"]) == [(0, 3), (0, 2)]
+        assert m_arrays.find_extent(crops["b"]) == [(3, 4), (5, 6)]
+        assert m_arrays.find_extent(crops["empty"]) is None
+        assert m.compute_many(crops, pairs, (0.5, 0.7)) == full
+        assert morphology.describe_mask(crops["a"], (0.5, 0.7)) == shape
+    nothing = m_arrays.crop_to_union({"x": empty, "y": empty})
+    assert nothing["x"] is empty  # all zero: the full arrays
+    assert nothing["y"] is empty
+
+
+@PROPERTY_SETTINGS
+@given(planar_masks())
+def test_the_border_runs_are_the_numpy_border_grouped_by_column(
+    case: tuple[list[Array], tuple[float, float]],
+) -> None:
+    pytest.importorskip("numba")
+    (mask, _), _ = case
+    found = m_compiled.border_runs(mask)
+    assert found is not None
+    coords, (start, runs) = found
+    border = m_surface._border(mask)
+    assert np.array_equal(coords, np.asarray(np.nonzero(border)))
+    columns, rows = np.nonzero(border.T)  # column-major: each column's rows ascending
+    assert np.array_equal(runs, rows)
+    assert np.array_equal(np.diff(start), np.bincount(columns, minlength=mask.shape[1]))
+
+
+@PROPERTY_SETTINGS
+@given(planar_masks(), st.booleans())
+def test_the_column_search_equals_the_least_sum_over_every_border_pixel_bit_for_bit(
+    case: tuple[list[Array], tuple[float, float]], shuffled: bool
+) -> None:
+    pytest.importorskip("numba")
+    (a, b), spacing = case
+    assume(a.any() and b.any())
+    asked, _ = m_compiled.border_runs(a)  # type: ignore[misc]
+    targets, runs = m_compiled.border_runs(b)  # type: ignore[misc]
+    if shuffled:  # rows out of order: the cursors start again from the top
+        asked = asked[:, np.random.default_rng(0).permutation(asked.shape[1])]
+    found = m_compiled.nearest_squared(runs, asked, spacing)
+    dy = (targets[0][None, :] - asked[0][:, None]).astype(np.float64) * spacing[0]
+    dx = (targets[1][None, :] - asked[1][:, None]).astype(np.float64) * spacing[1]
+    assert np.array_equal(found, (dy * dy + dx * dx).min(axis=1))
+
+
+distances_arrays = st.lists(
+    st.one_of(st.sampled_from((0.0, 0.5, 1.0, 2.0, 2.5)), st.floats(0, 1e3)),
+    min_size=1,
+    max_size=120,
+).map(np.asarray)
+
+
+@PROPERTY_SETTINGS
+@given(distances_arrays, st.sampled_from((0.5, 1.0, 2.0)))
+def test_the_distance_summary_equals_numpys_max_count_and_order_statistics(
+    values: Array, tolerance: float
+) -> None:
+    pytest.importorskip("numba")
+    ordered = np.sort(values)
+    for rank in {0, values.size // 2, max(0, values.size - 2), values.size - 1}:
+        found = m_compiled.distance_summary(values, tolerance, rank)
+        high = ordered[min(rank + 1, values.size - 1)]
+        low = ordered[rank] if rank + 1 < values.size else high
+        assert found == (values.max(), np.count_nonzero(values <= tolerance), low, high)
+
+
+@PROPERTY_SETTINGS
+@given(
+    distances_arrays,
+    distances_arrays,
+    st.sampled_from(("max_directed", "pooled")),
+    st.sampled_from((0.5, 1.0, 2.0)),
+)
+def test_the_distance_metrics_of_a_pair_at_once_equal_each_alone_bit_for_bit(
+    d_pr: Array, d_rp: Array, method: Any, tolerance: float
+) -> None:
+    settings_ = m.MetricSettings(hd95_method=method, nsd_tolerance=tolerance)
+    names: list[Any] = ["nsd", "masd", "hd95", "hausdorff", "assd"]
+    together = m_surface._distance_values(names, d_pr, d_rp, settings_)
+    alone = {n: m_surface._distance_value(n, d_pr, d_rp, settings_) for n in names}
+    assert list(together) == names
+    assert all(together[n] == alone[n] and type(together[n]) is float for n in names)

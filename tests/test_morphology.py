@@ -392,3 +392,74 @@ def test_the_compiled_pass_describes_a_2d_mask_exactly_as_numpy_does(
         patch.setattr(compiled, "planar_counts", lambda crop: None)  # as without numba
         expected = describe_mask(mask, spacing)
     assert all(same(out[k], expected[k]) for k in out), (out, expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**32 - 1), st.booleans())
+def test_the_compiled_counts_are_numpys_sums_histogram_and_components(
+    rows: int, cols: int, seed: int, smooth: bool
+) -> None:
+    """Rows wider than one 8-byte word and with many runs (noise) or a few (blobs)."""
+    pytest.importorskip("numba")
+    from segfair.metrics import compiled, morphology
+
+    rng = np.random.default_rng(seed)
+    if smooth:
+        mask = ndimage.gaussian_filter(rng.standard_normal((rows, cols)), 2.0) > 0.0
+    else:
+        mask = rng.random((rows, cols)) < rng.choice([0.0, 0.1, 0.5, 0.9, 1.0])
+    framed = np.zeros((rows + 2, cols + 3), bool)
+    framed[1:-1, 2:-1] = mask
+    found = compiled.planar_counts(framed[1:-1, 2:-1])  # a view, as describe_mask passes
+    assert found is not None
+    counts, components = found
+    i, j = (index.astype(np.int64) for index in np.nonzero(mask))
+    sums = [i.size, i.sum(), j.sum(), (i * i).sum(), (j * j).sum(), (i * j).sum()]
+    assert counts[:6].tolist() == [int(s) for s in sums]
+    assert counts[6:].tolist() == morphology._square_histogram(mask).tolist()
+    assert components == ndimage.label(mask, structure=np.ones((3, 3)))[1]
+
+
+def _numpy_ratios(
+    n: int, first: list[int], second: list[list[int]], spacing: tuple[float, ...]
+) -> list[float]:
+    """The axis ratios as numpy computed them before (outer product, sort, clip)."""
+    ndim = len(first)
+    centred = [[n * second[a][b] - first[a] * first[b] for b in range(ndim)] for a in range(ndim)]
+    step = np.asarray(spacing, dtype=np.float64)
+    cov = np.array(centred, dtype=np.float64) * np.outer(step, step) / (n * (n - 1))
+    eigen = np.clip(np.sort(np.linalg.eigvalsh(cov))[::-1], 0.0, None)
+    if eigen[0] <= 0.0:
+        return [math.nan] * (ndim - 1)
+    return [float(math.sqrt(e / eigen[0])) for e in eigen[1:]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(2, 3),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(("scattered", "line", "flat")),
+    st.integers(1, 10**6),
+)
+def test_the_axis_ratios_in_python_floats_equal_numpys_bit_for_bit(
+    ndim: int, seed: int, shape: str, repeat: int
+) -> None:
+    from segfair.metrics import morphology
+
+    rng = np.random.default_rng(seed)
+    points = rng.integers(0, int(rng.choice([2, 7, 600])), (int(rng.integers(2, 40)), ndim))
+    if shape == "line":
+        points[:, 1] = points[:, 0]  # a zero eigenvalue, slightly negative after round-off
+    elif shape == "flat":
+        points[:, 0] = 3
+    n = len(points) * repeat  # each point `repeat` times: counts beyond 2**53 in n·Σab
+    first = [int(points[:, a].sum()) * repeat for a in range(ndim)]
+    second = [
+        [int((points[:, a] * points[:, b]).sum()) * repeat for b in range(ndim)]
+        for a in range(ndim)
+    ]
+    spacing = tuple(float(s) for s in rng.choice([0.1, 0.3125, 0.5, 0.7, 1.0, 2.5], ndim))
+    ours = morphology._ratios(n, first, second, spacing)
+    theirs = _numpy_ratios(n, first, second, spacing)
+    assert [math.copysign(1.0, x) for x in ours] == [math.copysign(1.0, x) for x in theirs]
+    assert all(same(x, y) for x, y in zip(ours, theirs, strict=True)), (ours, theirs)

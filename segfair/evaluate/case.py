@@ -48,7 +48,7 @@ def evaluate_case(task: CaseTask) -> CaseResult:
 def _compute(task: CaseTask) -> CaseResult:
     from segfair import io, metrics
     from segfair.metrics import morphology
-    from segfair.metrics.arrays import find_extent, union_box
+    from segfair.metrics.arrays import crop_to_union
 
     result = CaseResult(case_id=task.case_id)
     masks: dict[str, io.Mask | io.LabelMap] = {}
@@ -84,17 +84,14 @@ def _compute(task: CaseTask) -> CaseResult:
     settings = metrics.MetricSettings(
         hd95_method=task.settings["hd95_method"], nsd_tolerance=task.settings["nsd_tolerance"]
     )
-    lesion_settings = metrics.LesionSettings(**task.settings.get("lesions", {}))
+    lesions = task.settings.get("lesions")
+    lesion_settings = metrics.LesionSettings(**lesions) if lesions else None  # None: defaults
     try:
         if task.structures is None:
-            # views of the box of the case's voxels, found once: the metrics and each
-            # reference's descriptors then scan those, not the full images again
-            extents = [find_extent(m.array) for m in masks.values()]
-            if any(e is not None for e in extents):  # else: the full (empty) images
-                box = union_box(extents, anchor.array.ndim)
-                per_structure = {DEFAULT_STRUCTURE: {k: m.array[box] for k, m in masks.items()}}
-            else:
-                per_structure = {DEFAULT_STRUCTURE: {k: m.array for k, m in masks.items()}}
+            # crops to the box of the case's voxels, each mask scanned once: the metrics and each
+            # reference's descriptors then neither scan nor copy them again
+            crops = crop_to_union({k: m.array for k, m in masks.items()})
+            per_structure = {DEFAULT_STRUCTURE: crops}
         else:
             maps = {k: m for k, m in masks.items() if isinstance(m, io.LabelMap)}
             per_structure = io.select_structures(maps, task.structures, case_id=task.case_id)

@@ -1,21 +1,22 @@
 """Array helpers shared by the metrics and the morphology: input checks, extents, crops.
 
-Public (used by :mod:`segfair.io` too): :func:`as_array`, :func:`check_spacing`,
-:func:`find_extent`, :func:`extent_and_peak`, :func:`remember_extent`, :func:`union_box`,
-:func:`binary_crop`.
+Public (used by :mod:`segfair.io` and :mod:`segfair.evaluate` too): :func:`as_array`,
+:func:`check_spacing`, :func:`find_extent`, :func:`extent_and_peak`, :func:`remember_extent`,
+:func:`union_box`, :func:`crop_to_union`, :func:`binary_crop`.
 """
 
 from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 from segfair.errors import InputError
+from segfair.metrics import compiled
 
 #: A voxel spacing in mm, one value per axis; ``None`` means 1.0 per axis.
 Spacing: TypeAlias = Sequence[float] | npt.NDArray[Any] | None
@@ -35,6 +36,12 @@ def check_spacing(spacing: Spacing, ndim: int) -> tuple[float, ...]:
     """Return ``spacing`` as a tuple of floats, or raise InputError naming what is wrong."""
     if spacing is None:
         return (1.0,) * ndim
+    if (
+        type(spacing) is tuple
+        and len(spacing) == ndim
+        and all(type(v) is float and 0 < v < math.inf for v in spacing)
+    ):
+        return spacing  # already what the checks below return (a mask's spacing): no numpy
     try:
         values = tuple(float(s) for s in np.asarray(spacing, dtype=float).reshape(-1))
         scalar = np.ndim(spacing) == 0
@@ -99,14 +106,27 @@ def _first_last(flags: BoolArray) -> tuple[int, int] | None:
 def find_extent(arr: npt.NDArray[Any]) -> list[tuple[int, int]] | None:
     """Half-open index range of the nonzero voxels along each axis, or None if there are none.
 
-    One full pass over the array (see :func:`_scan`), or none when the array is immutable and its
-    extent is already known (:func:`remember_extent`: ``segfair.io`` finds it while checking that
-    a NIfTI mask holds only 0 and 1, and the metrics and the morphology of a case reuse it).
+    One full pass over the array (see :func:`_scan`; a 2-D mask of bytes with numba: one
+    compiled pass, :func:`segfair.metrics.compiled.planar_extent`, ≈5 µs instead of ≈30 µs at
+    512×512), or none when the array is immutable and its extent is already known
+    (:func:`remember_extent`: ``segfair.io`` finds it while checking that a NIfTI mask holds only
+    0 and 1, and the metrics and the morphology of a case reuse it).
+
+    Examples
+    --------
+    >>> mask = np.zeros((4, 6), bool); mask[1, 2] = mask[2, 4] = True
+    >>> find_extent(mask)
+    [(1, 3), (2, 5)]
     """
     entry = _KNOWN_EXTENTS.get(id(arr))
     if entry is not None and entry[0]() is arr:
         return None if entry[1] is None else list(entry[1])
-    extent, _ = _scan(arr, peak=False)
+    found = compiled.planar_extent(arr) if arr.ndim == 2 else None
+    if found is None:
+        extent, _ = _scan(arr, peak=False)
+    else:
+        r0, r1, c0, c1 = found
+        extent = None if r0 == r1 else [(r0, r1), (c0, c1)]
     remember_extent(arr, extent)
     return extent
 
@@ -185,6 +205,41 @@ def union_box(extents: Iterable[Extent], ndim: int) -> tuple[slice, ...]:
     return tuple(
         slice(min(b[a][0] for b in boxes), max(b[a][1] for b in boxes)) for a in range(ndim)
     )
+
+
+def crop_to_union(arrays: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+    """Masks of one shape cropped to the box of all their nonzero voxels, each mask scanned once.
+
+    The crops are immutable C-ordered copies whose extents are remembered
+    (:func:`remember_extent`), so :func:`~segfair.metrics.compute_many` and
+    :func:`~segfair.metrics.describe_mask` neither scan nor copy them again. Their metrics and
+    descriptors are those of the full masks (the box holds every nonzero voxel). Masks that are
+    all zero are returned as they are.
+
+    Examples
+    --------
+    >>> a = np.zeros((5, 6), bool); a[1, 2] = True
+    >>> b = np.zeros((5, 6), bool); b[3, 4] = True
+    >>> crops = crop_to_union({"a": a, "b": b})
+    >>> crops["a"].shape, find_extent(crops["b"]), crops["b"].flags.writeable
+    ((3, 3), [(2, 3), (2, 3)], False)
+    """
+    extents = [find_extent(a) for a in arrays.values()]
+    if all(e is None for e in extents):
+        return dict(arrays)
+    box = union_box(extents, next(iter(arrays.values())).ndim)
+    crops = {}
+    for (key, arr), extent in zip(arrays.items(), extents, strict=True):
+        crop = arr[box]
+        # bytes-backed: nothing can change it, so its extent may be remembered
+        crop = np.frombuffer(crop.tobytes(), dtype=crop.dtype).reshape(crop.shape)
+        if extent is not None:
+            extent = [
+                (lo - cut.start, hi - cut.start) for (lo, hi), cut in zip(extent, box, strict=True)
+            ]
+        remember_extent(crop, extent)
+        crops[key] = crop
+    return crops
 
 
 def binary_crop(name: str, arr: npt.NDArray[Any], box: tuple[slice, ...]) -> BoolArray:

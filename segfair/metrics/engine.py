@@ -34,7 +34,7 @@ from segfair.metrics.settings import (
     MetricSettings,
     _metric_names,
 )
-from segfair.metrics.surface import _border, _distance_value
+from segfair.metrics.surface import _border, _distance_values
 
 #: Crops of up to this many voxels get one exact feature transform per mask (≈110 ns a voxel on
 #: one core, shared by every pair: ≈30 ms for a 100k-voxel lesion's 88×88×35 crop). Larger crops
@@ -55,6 +55,9 @@ _EDT_NS_PER_VOXEL: Final = 60.0
 _TREE_BUILD_NS: Final = 150.0
 _TREE_QUERY_NS: Final = 350.0
 _TREE_GAP_NS: Final = 200.0
+
+#: The default lesion settings, built once (frozen): most calls ask for no lesion metric.
+_DEFAULT_LESIONS: Final = LesionSettings()
 
 
 class _Case:
@@ -220,10 +223,10 @@ class _Case:
             if lesion_names
             else {}
         )
-        needs_distances = any(n in DISTANCE_METRICS for n in names)
-        d_pr = d_rp = np.empty(0)
-        if needs_distances and n_pred and n_ref:
+        distances: dict[str, float] = {}
+        if n_pred and n_ref and (wanted := [n for n in names if n in DISTANCE_METRICS]):
             d_pr, d_rp = self.directed(pred, ref), self.directed(ref, pred)
+            distances = _distance_values(cast(list[MetricName], wanted), d_pr, d_rp, settings)
         for any_name in names:
             if any_name in lesion:
                 out[any_name] = lesion[any_name]
@@ -237,7 +240,7 @@ class _Case:
             elif n_pred == 0 or n_ref == 0:
                 out[name] = 0.0 if name == "nsd" else math.inf
             else:
-                out[name] = _distance_value(name, d_pr, d_rp, settings)
+                out[name] = distances[name]
         return out
 
 
@@ -297,7 +300,7 @@ def compute_many(
     """
     names = _metric_names(metrics)
     settings = settings if settings is not None else MetricSettings()
-    lesion_settings = lesion_settings if lesion_settings is not None else LesionSettings()
+    lesion_settings = lesion_settings if lesion_settings is not None else _DEFAULT_LESIONS
     for pred_key, ref_key in pairs:
         for key in (pred_key, ref_key):
             if key not in masks:
