@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import Repo, write_nifti
 
@@ -192,7 +193,7 @@ def test_a_cold_run_after_loading_the_cohort_hashes_no_small_file_again(
     assert set(scores.table["case_id"]) == set(cohort.case_ids)
 
 
-def test_headers_read_by_worker_processes_give_the_cohort_and_the_index_of_a_serial_load(
+def test_checks_run_by_worker_processes_give_the_cohort_and_the_index_of_a_serial_load(
     repo: Repo, monkeypatch: pytest.MonkeyPatch, settled: None, tmp_path: Path
 ) -> None:
     import segfair.cohort.loading
@@ -211,7 +212,7 @@ def test_headers_read_by_worker_processes_give_the_cohort_and_the_index_of_a_ser
     monkeypatch.setattr(FileIndex, "absorb", absorb)
     errors = []
     for workers, cache in ((1, "serial"), (2, "parallel")):
-        monkeypatch.setattr(segfair.cohort.loading, "PARALLEL_HEADERS", 0)
+        monkeypatch.setattr(segfair.cohort.loading, "PARALLEL_CHECKS", 0)
         segfair.fileindex.file_index.cache_clear()
         segfair.cohort.fileindex._INDEXES.clear()
         with pytest.raises(CohortError) as err:
@@ -230,3 +231,21 @@ def test_headers_read_by_worker_processes_give_the_cohort_and_the_index_of_a_ser
             parallel.geometry(path, max_voxels=10**9).shape
             == serial.geometry(path, max_voxels=10**9).shape
         )
+
+
+def test_a_cohort_checked_by_worker_processes_has_the_exclusions_of_a_serial_load(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import segfair.cohort.loading
+
+    monkeypatch.setattr(segfair.cohort.loading, "PARALLEL_CHECKS", 0)
+    repo.write_config(missing_predictions="exclude")
+    repo.mask_path("model", "candidate", repo.case_ids[2]).unlink()
+    loads = [
+        load_cohort(repo.config_path, cache=cache, workers=workers)
+        for workers, cache in ((1, False), (2, False), (2, tmp_path / "cache"))
+    ]
+    for cohort in loads[1:]:
+        assert cohort.case_ids == loads[0].case_ids
+        pd.testing.assert_frame_equal(cohort.exclusions, loads[0].exclusions)
+    assert loads[0].exclusions["case_id"].tolist() == [repo.case_ids[2]]

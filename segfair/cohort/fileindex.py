@@ -42,7 +42,7 @@ from segfair.errors import SegfairError
 from segfair.io.signing import sign, verify
 from segfair.version import __version__
 
-__all__ = ["ALSO_MAX_BYTES", "SETTLE_NS", "FileIndex", "file_index", "learn_headers"]
+__all__ = ["ALSO_MAX_BYTES", "SETTLE_NS", "FileIndex", "file_index"]
 
 #: A fact about a file is kept only when the file had not changed for this long (ns).
 SETTLE_NS: Final = 2_000_000_000
@@ -61,7 +61,7 @@ class FileIndex:
     """Content hashes and header geometries of files, keyed by ``stat`` (see the module)."""
 
     def __init__(self, cache_dir: str | os.PathLike[str] | None) -> None:
-        #: None: an index in memory only (a worker's, see :func:`learn_headers`)
+        #: None: an index in memory only (a worker's: see :meth:`learnt`)
         self.path = None if cache_dir is None else Path(cache_dir) / _NAME
         self.entries: dict[str, dict[str, Any]] = {}
         #: the distinct grids of the files (a cohort has a few): a geometry fact is an index
@@ -253,24 +253,6 @@ class FileIndex:
             body = json.dumps(doc, separators=(",", ":")).encode()
             meta = json.dumps({"format": _FORMAT, "hmac": sign(body)}).encode()
             io.atomic_write_bytes(self.path, meta + b"\n" + body)
-
-
-def learn_headers(
-    files: Sequence[tuple[str, Sequence[float] | None]], *, max_voxels: int
-) -> tuple[list[dict[str, list[Any]]], list[tuple[str, dict[str, Any]]]]:
-    """Read the headers of ``files`` (path, declared spacing) as :meth:`FileIndex.geometry`
-    does (a small file's hash with its header), in a worker process: the facts learnt, for the
-    main process's :meth:`FileIndex.absorb`. A file that cannot be read is left out: the main
-    process reads it again and reports its error with its case.
-
-    >>> learn_headers([("no/such/file.png", None)], max_voxels=10**6)
-    ([], [])
-    """
-    index = FileIndex(None)
-    for path, spacing in files:
-        with contextlib.suppress(SegfairError, OSError):
-            index.geometry(path, max_voxels=max_voxels, spacing=spacing)
-    return index.learnt()
 
 
 @functools.lru_cache(maxsize=8)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-from collections.abc import Callable, Mapping, Sequence
+import stat
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -125,8 +127,6 @@ def load_cohort(
     >>> cohort = load_cohort("path/to/segfair.toml")  # doctest: +SKIP
     >>> len(cohort), cohort.models, cohort.rulers  # doctest: +SKIP
     """
-    from segfair import io
-
     config = path if isinstance(path, SegfairConfig) else load_config(path)
     source = config.source
     cache_dir = cache_folder(config, cache)
@@ -237,7 +237,6 @@ def load_cohort(
         Cohort(config, metadata, groups).sources(),
         key=lambda s: (s != ("ruler", config.trusted_ruler), s[0] == "model"),
     )
-    what_is = _folder_listings()
     # each source's template resolved once: a case id (letters, digits, '_', '-', '.', spaces)
     # cannot change what resolving does, so substituting it into the resolved text is the same
     templates = {
@@ -246,107 +245,33 @@ def load_cohort(
         )
         for kind, name in sources
     }
-    agreeing: set[tuple[Any, ...]] = set()
     spacings = {}
     for kind, name in sources:
         declared = (config.models if kind == "model" else config.rulers)[name].spacing
         spacings[kind, name] = declared if declared is not None else config.spacing
-    if index is not None:
-        _learn_in_parallel(index, config, metadata.index, templates, spacings, workers)
-    for case_id in metadata.index:
-        first: tuple[str, io.Geometry] | None = None
-        for kind, name in sources:
-            table_ = config.models if kind == "model" else config.rulers
-            where = templates[kind, name].replace("{case_id}", case_id)
-            found = what_is(where)
-            if found == "other":
-                problems.append(
-                    Problem(
-                        "unreadable files",
-                        NOT_A_FILE.format(kind=kind, name=name, path=where),
-                        case_id=case_id,
-                        path=where,
-                        fix="point the mask source at a file, not a folder",
-                    )
-                )
-                continue
-            if found == "missing":
-                if kind == "ruler" and table_[name].partial:
-                    exclusions.append(
-                        {
-                            "case_id": case_id,
-                            "kind": kind,
-                            "source": name,
-                            "reason": "no label from this (partial) ruler",
-                        }
-                    )
-                    continue
-                if kind == "model" and config.missing_predictions == "exclude":
-                    exclusions.append(
-                        {
-                            "case_id": case_id,
-                            "kind": kind,
-                            "source": name,
-                            "reason": "prediction file missing",
-                        }
-                    )
-                    continue
-                fix = (
-                    "declare the ruler partial"
-                    if kind == "ruler"
-                    else 'write the prediction, or set missing_predictions = "exclude" to count '
-                    "it as an exclusion"
-                )
-                problems.append(
-                    Problem(
-                        "missing files",
-                        MISSING_FILE.format(kind=kind, name=name, path=where),
-                        case_id=case_id,
-                        path=where,
-                        fix=fix,
-                    )
-                )
-                continue
-            file = where  # a str: a Path a file cost more than its header at 100,000 cases
-            if not check_geometry:
-                continue
-            spacing = spacings[kind, name]
-            try:
+    plan = _Checks(config, tuple(sources), templates, spacings, check_geometry)
+    chunks = _parallel_chunks(plan, metadata.index, workers, index) if check_geometry else None
+    if chunks is None:
+        found, excluded = plan.run(metadata.index, _folder_listings(), index)
+        problems += found
+        exclusions += excluded
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        # the checks of thousands of cases on worker processes (a cold 100,000-case cohort:
+        # the main process alone took as long as two workers decoding a fifth of the masks);
+        # the chunks come back in order, so problems and exclusions are listed as one process
+        # would list them, and the headers the workers read are remembered here
+        n_workers, parts = chunks
+        learn = index is not None
+        with ProcessPoolExecutor(max_workers=n_workers) as pool:
+            for found, excluded, learnt in pool.map(
+                functools.partial(_check_chunk, plan, learn), parts
+            ):
+                problems += found
+                exclusions += excluded
                 if index is not None:
-                    geom = index.geometry(
-                        file, case_id=case_id, max_voxels=config.max_voxels, spacing=spacing
-                    )
-                else:
-                    geom = io.read_geometry(
-                        file, case_id=case_id, max_voxels=config.max_voxels, spacing=spacing
-                    )
-            except InputError as exc:
-                problems.append(Problem.from_input_error("unreadable files", exc))
-                continue
-            if first is None:
-                first = (file, geom)
-                continue
-            # grids from the file index share their affine objects: two grids found to agree
-            # agree again (at 100,000 cases, the checks cost more than the index saved)
-            a, b = first[1], geom
-            pair = (id(a.affine), a.shape, a.spacing, id(b.affine), b.shape, b.spacing)
-            if index is not None and pair in agreeing:
-                continue
-            mismatch = io.describe_mismatch(
-                first[1], geom, atol=config.geometry_tolerance, allow_reorient=config.reorient
-            )
-            if mismatch is None and index is not None:
-                agreeing.add(pair)
-            if mismatch is not None:
-                problems.append(
-                    Problem(
-                        "geometry mismatches",
-                        f"not on the grid of {first[0]}: {mismatch}",
-                        case_id=case_id,
-                        path=file,
-                        fix=io.geometry_fix(first[1], geom),
-                    )
-                )
+                    index.absorb(learnt)
     if index is not None:
         index.save()  # what was learnt stays learnt, whatever the verdict
     if problems:
@@ -362,41 +287,185 @@ def load_cohort(
     )
 
 
-#: New files (not in the file index) from which their headers are read by worker processes.
-PARALLEL_HEADERS: Final = 4000
-#: Files a worker's call reads (tens of ms: dispatch is noise, the pool stays balanced).
-_HEADER_CHUNK: Final = 1000
+@dataclass(frozen=True)
+class _Checks:
+    """The checks of a cohort's cases, run in this process or by worker processes (picklable):
+    each mask source's file exists (or counts as an exclusion) and, with ``check_geometry``,
+    its header is readable and on the grid of the case's first mask."""
+
+    config: SegfairConfig
+    sources: tuple[tuple[Any, str], ...]
+    templates: Mapping[tuple[Any, str], str]
+    spacings: Mapping[tuple[Any, str], Sequence[float] | None]
+    check_geometry: bool
+
+    def run(
+        self,
+        case_ids: Iterable[str],
+        what_is: Callable[[str], FileKind],
+        index: FileIndex | None,
+    ) -> tuple[list[Problem], list[dict[str, str]]]:
+        """The problems and exclusions of these cases, in their order (``index``: headers
+        remembered, else read)."""
+        from segfair import io
+
+        config = self.config
+        problems: list[Problem] = []
+        exclusions: list[dict[str, str]] = []
+        agreeing: set[tuple[Any, ...]] = set()
+        for case_id in case_ids:
+            first: tuple[str, io.Geometry] | None = None
+            for kind, name in self.sources:
+                table_ = config.models if kind == "model" else config.rulers
+                where = self.templates[kind, name].replace("{case_id}", case_id)
+                found = what_is(where)
+                if found == "other":
+                    problems.append(
+                        Problem(
+                            "unreadable files",
+                            NOT_A_FILE.format(kind=kind, name=name, path=where),
+                            case_id=case_id,
+                            path=where,
+                            fix="point the mask source at a file, not a folder",
+                        )
+                    )
+                    continue
+                if found == "missing":
+                    if kind == "ruler" and table_[name].partial:
+                        exclusions.append(
+                            {
+                                "case_id": case_id,
+                                "kind": kind,
+                                "source": name,
+                                "reason": "no label from this (partial) ruler",
+                            }
+                        )
+                        continue
+                    if kind == "model" and config.missing_predictions == "exclude":
+                        exclusions.append(
+                            {
+                                "case_id": case_id,
+                                "kind": kind,
+                                "source": name,
+                                "reason": "prediction file missing",
+                            }
+                        )
+                        continue
+                    fix = (
+                        "declare the ruler partial"
+                        if kind == "ruler"
+                        else 'write the prediction, or set missing_predictions = "exclude" to '
+                        "count it as an exclusion"
+                    )
+                    problems.append(
+                        Problem(
+                            "missing files",
+                            MISSING_FILE.format(kind=kind, name=name, path=where),
+                            case_id=case_id,
+                            path=where,
+                            fix=fix,
+                        )
+                    )
+                    continue
+                file = where  # a str: a Path a file cost more than its header at 100,000 cases
+                if not self.check_geometry:
+                    continue
+                spacing = self.spacings[kind, name]
+                try:
+                    if index is not None:
+                        geom = index.geometry(
+                            file,
+                            case_id=case_id,
+                            max_voxels=config.max_voxels,
+                            spacing=spacing,
+                        )
+                    else:
+                        geom = io.read_geometry(
+                            file,
+                            case_id=case_id,
+                            max_voxels=config.max_voxels,
+                            spacing=spacing,
+                        )
+                except InputError as exc:
+                    problems.append(Problem.from_input_error("unreadable files", exc))
+                    continue
+                if first is None:
+                    first = (file, geom)
+                    continue
+                # grids from the file index share their affine objects: two grids found to agree
+                # agree again (at 100,000 cases, the checks cost more than the index saved)
+                a, b = first[1], geom
+                pair = (id(a.affine), a.shape, a.spacing, id(b.affine), b.shape, b.spacing)
+                if index is not None and pair in agreeing:
+                    continue
+                mismatch = io.describe_mismatch(
+                    first[1],
+                    geom,
+                    atol=config.geometry_tolerance,
+                    allow_reorient=config.reorient,
+                )
+                if mismatch is None and index is not None:
+                    agreeing.add(pair)
+                if mismatch is not None:
+                    problems.append(
+                        Problem(
+                            "geometry mismatches",
+                            f"not on the grid of {first[0]}: {mismatch}",
+                            case_id=case_id,
+                            path=file,
+                            fix=io.geometry_fix(first[1], geom),
+                        )
+                    )
+        return problems, exclusions
 
 
-def _learn_in_parallel(
-    index: FileIndex,
-    config: SegfairConfig,
-    case_ids: pd.Index,
-    templates: Mapping[tuple[Any, str], str],
-    spacings: Mapping[tuple[Any, str], Sequence[float] | None],
-    workers: int | None,
-) -> None:
-    """Read the headers of the files the index does not know in worker processes (a cold
-    100,000-case cohort: the main process alone took as long as two workers decoding a fifth of
-    the masks) and hand what they learnt to ``index``. The checks that follow then find every
-    header remembered; a file a worker could not read is read there again, and its error
-    reported with its case."""
-    n_workers = min(workers or config.workers or os.cpu_count() or 1, MAX_WORKERS)
-    files = [
-        (path, spacings[source])
-        for case_id in case_ids
-        for source, template in templates.items()
-        if (path := template.replace("{case_id}", case_id)) not in index.entries
-    ]
-    if n_workers < 2 or len(files) < PARALLEL_HEADERS:
-        return
-    from concurrent.futures import ProcessPoolExecutor
+def _file_kind(path: str) -> FileKind:
+    """:func:`_folder_listings`' answer from the file itself (a worker checks a slice of the
+    cases: one ``stat`` a file costs less than listing whole folders)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError:
+        return "other" if os.path.lexists(path) else "missing"
+    return "file" if stat.S_ISREG(mode) else "other"
 
-    from segfair.cohort.fileindex import learn_headers
 
-    size = max(1, min(_HEADER_CHUNK, -(-len(files) // (4 * n_workers))))
-    chunks = [files[i : i + size] for i in range(0, len(files), size)]
-    read = functools.partial(learn_headers, max_voxels=config.max_voxels)
-    with ProcessPoolExecutor(max_workers=n_workers) as pool:
-        for learnt in pool.map(read, chunks):
-            index.absorb(learnt)
+def _check_chunk(
+    plan: _Checks, learn: bool, case_ids: Sequence[str]
+) -> tuple[list[Problem], list[dict[str, str]], Any]:
+    """A worker's share of :meth:`_Checks.run`, with the headers it read (``learn``: for the
+    main process's file index)."""
+    from segfair.cohort.fileindex import FileIndex
+
+    index = FileIndex(None) if learn else None
+    problems, exclusions = plan.run(case_ids, _file_kind, index)
+    return problems, exclusions, None if index is None else index.learnt()
+
+
+#: Files (cases × sources) from which a cohort's checks run on worker processes.
+PARALLEL_CHECKS: Final = 4000
+#: Cases a worker's call checks (tens of ms: dispatch is noise, the pool stays balanced).
+_CHECK_CHUNK: Final = 500
+
+
+def _parallel_chunks(
+    plan: _Checks, case_ids: pd.Index, workers: int | None, index: FileIndex | None
+) -> tuple[int, list[list[str]]] | None:
+    """The worker processes and the chunks of case ids they check, or None to check here: one
+    worker, or fewer than :data:`PARALLEL_CHECKS` files whose headers must be read (the file
+    index knows the others: checking them here reads no header)."""
+    n_workers = min(workers or plan.config.workers or os.cpu_count() or 1, MAX_WORKERS)
+    ids = [str(c) for c in case_ids]
+    if n_workers < 2 or len(ids) * len(plan.sources) < PARALLEL_CHECKS:
+        return None
+    if index is not None:
+        new = sum(
+            template.replace("{case_id}", case_id) not in index.entries
+            for case_id in ids
+            for template in plan.templates.values()
+        )
+        if new < PARALLEL_CHECKS:
+            return None
+    size = max(1, min(_CHECK_CHUNK, -(-len(ids) // (4 * n_workers))))
+    return n_workers, [ids[i : i + size] for i in range(0, len(ids), size)]
