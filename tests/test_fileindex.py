@@ -249,3 +249,26 @@ def test_a_cohort_checked_by_worker_processes_has_the_exclusions_of_a_serial_loa
         assert cohort.case_ids == loads[0].case_ids
         pd.testing.assert_frame_equal(cohort.exclusions, loads[0].exclusions)
     assert loads[0].exclusions["case_id"].tolist() == [repo.case_ids[2]]
+
+
+def test_what_another_index_learnt_is_absorbed_with_its_grids_renumbered(
+    tmp_path: Path, settled: None
+) -> None:
+    small, large = tmp_path / "small.nii.gz", tmp_path / "large.nii.gz"
+    other = tmp_path / "other.nii.gz"
+    write_nifti(small, np.zeros((4, 5, 6)))
+    write_nifti(large, np.zeros((7, 5, 6)))
+    write_nifti(other, np.zeros((4, 5, 6)))
+    main = FileIndex(tmp_path / "main")
+    main.geometry(small, max_voxels=10**9)  # its grid 0: (4, 5, 6)
+    main.content_hash(other)  # a fact of another kind about a file the worker also reads
+    worker = FileIndex(None)
+    worker.geometry(large, max_voxels=10**9)  # the worker's grid 0: (7, 5, 6)
+    worker.geometry(other, max_voxels=10**9)  # the worker's grid 1: (4, 5, 6)
+    main.absorb(worker.learnt())
+    assert len(main.grids) == 2
+    assert main.geometry(large, max_voxels=10**9).shape == (7, 5, 6)
+    assert main.geometry(other, max_voxels=10**9).shape == (4, 5, 6)
+    name = next(k for k in main.entries[str(other)] if k.startswith("geometry:"))
+    assert main.entries[str(other)][name] == main.entries[str(small)][name] == 0
+    assert main.remembered(other) == hashlib.sha256(other.read_bytes()).hexdigest()

@@ -69,6 +69,7 @@ class FileIndex:
         self.grids: list[dict[str, list[Any]]] = []
         self._grid_ids: dict[tuple[Any, ...], int] = {}
         self._grid_values: dict[int, tuple[tuple[int, ...], tuple[float, ...], Any]] = {}
+        self._grid_seen: dict[tuple[Any, ...], int] = {}
         self.added = 0
         self._lock = threading.Lock()
         with contextlib.suppress(
@@ -168,13 +169,19 @@ class FileIndex:
 
         def learn() -> int:
             g = io.read_geometry(p, case_id=case_id, max_voxels=max_voxels, spacing=spacing)
-            return self._grid_id(
-                {
-                    "shape": list(g.shape),
-                    "spacing": list(g.spacing),
-                    "affine": g.affine.ravel().tolist(),
-                }
-            )
+            # the grid by its bytes first: a cohort's files share a few grids, so building and
+            # comparing the JSON form of each one's affine is rarely needed
+            seen = (g.shape, g.spacing, g.affine.tobytes())
+            found = self._grid_seen.get(seen)
+            if found is None:
+                found = self._grid_seen[seen] = self._grid_id(
+                    {
+                        "shape": list(g.shape),
+                        "spacing": list(g.spacing),
+                        "affine": g.affine.ravel().tolist(),
+                    }
+                )
+            return found
 
         # a declared spacing (files that hold none) is part of what the fact is about
         name = f"{_GEOMETRY}{max_voxels}" + ("" if spacing is None else f":{list(spacing)}")
@@ -226,6 +233,13 @@ class FileIndex:
         (stamp before and after, settled); an entry of another stamp is replaced."""
         grids, entries = learnt
         mine = [self._grid_id(g) for g in grids]  # its grid indices → this index's
+        if mine == list(range(len(mine))):
+            with self._lock:
+                if self.entries.keys().isdisjoint(path for path, _ in entries):
+                    # new files, the same grid numbers (a cold cohort): taken as they are
+                    self.entries.update(entries)
+                    self.added += len(entries)
+                    return
         for path, entry in entries:
             facts = {k: mine[v] if k.startswith(_GEOMETRY) else v for k, v in entry.items()}
             with self._lock:
