@@ -653,3 +653,11 @@ def test_tasks_of_cases_with_the_same_files_share_what_they_read_and_score(repo:
     tasks = build_tasks(load_cohort(repo.config_path))
     assert len(tasks) > 1
     assert all(t.read is tasks[0].read and t.pairs is tasks[0].pairs for t in tasks)
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_a_string_in_a_key_is_written_as_the_json_encoder_writes_it(text: str) -> None:
+    from segfair.evaluate.cache import _string
+
+    assert _string(text) == json.dumps(text)

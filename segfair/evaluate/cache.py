@@ -7,6 +7,7 @@ into the store once."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -65,6 +66,20 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _string(text: str) -> str:
+    """``text`` as JSON (what :func:`_canonical` gives): printable ASCII without a quote or a
+    backslash — a safe case id, a hex digest — is quoted as it is; the encoder does the rest."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return _canonical(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _name(key: str) -> str:
+    """A file's name in the payload (``kind:name``), as JSON text (a run has a handful)."""
+    return _canonical(key)
+
+
 #: The key payload's fields in sorted order (its JSON is ``json.dumps(payload, sort_keys=True,
 #: default=str)``): name, the task's attribute it is made from (None: a constant) and how it
 #: is made canonical (None: the case id and the content hashes, which differ per case).
@@ -107,8 +122,8 @@ class _KeyText:
             # holding the sources keeps their ids from being reused by other objects
             found = self._templates[signature] = (sources, self._template(task))
         head, middle, tail = found[1]
-        hashes = _canonical(dict(sorted(files.items())))
-        return head + _canonical(task.case_id) + middle + hashes + tail
+        hashes = ", ".join(f"{_name(k)}: {_string(v)}" for k, v in sorted(files.items()))
+        return f"{head}{_string(task.case_id)}{middle}{{{hashes}}}{tail}"
 
     @staticmethod
     def _template(task: CaseTask) -> tuple[str, str, str]:
