@@ -99,7 +99,7 @@ def test_a_header_is_read_once_and_its_geometry_comes_back_exactly(
     f = tmp_path / "m.nii.gz"
     affine = np.array([[-0.7, 0, 0, 12.5], [0, 0.7, 0, -3.25], [0, 0, 1.5, 7.0], [0, 0, 0, 1]])
     write_nifti(f, np.zeros((6, 5, 4)), affine=affine)
-    calls = _counting(monkeypatch, "read_geometry")
+    calls = _counting(monkeypatch, "read_geometry_and_hash")
     index = FileIndex(tmp_path / "cache")
     first = index.geometry(f, max_voxels=10**9)
     index.save()
@@ -138,7 +138,7 @@ def test_a_warm_cohort_load_reads_no_header(
 ) -> None:
     cold = load_cohort(repo.config_path, cache=tmp_path / "cache")
     segfair.fileindex.file_index.cache_clear()  # a new process
-    calls = _counting(monkeypatch, "read_geometry")
+    calls = _counting(monkeypatch, "read_geometry_and_hash")
     warm = load_cohort(repo.config_path, cache=tmp_path / "cache")
     assert calls == []
     assert warm.case_ids == cold.case_ids
@@ -272,3 +272,17 @@ def test_what_another_index_learnt_is_absorbed_with_its_grids_renumbered(
     name = next(k for k in main.entries[str(other)] if k.startswith("geometry:"))
     assert main.entries[str(other)][name] == main.entries[str(small)][name] == 0
     assert main.remembered(other) == hashlib.sha256(other.read_bytes()).hexdigest()
+
+
+def test_a_small_pngs_hash_comes_from_the_read_of_its_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled: None
+) -> None:
+    from PIL import Image
+
+    f = tmp_path / "m.png"
+    Image.fromarray(np.eye(8, dtype=np.uint8) * 255).save(f)
+    calls = _counting(monkeypatch, "content_hash")
+    index = FileIndex(tmp_path / "cache")
+    index.geometry(f, max_voxels=10**9)
+    assert calls == []  # one read gave the header and the hash
+    assert index.remembered(f) == hashlib.sha256(f.read_bytes()).hexdigest()

@@ -1039,3 +1039,22 @@ def test_a_dicom_seg_whose_frames_are_not_one_grid_is_refused(tmp_path: Path, fa
         read_geometry(path, case_id="C1")
     assert caught.value.reason.startswith("its frames do not form a regular 3-D grid")
     assert caught.value.fix == FIX_SEG_GEOMETRY
+
+
+def test_a_header_read_that_took_the_whole_file_gives_its_content_hash(tmp_path: Path) -> None:
+    from segfair.io import content_hash, read_geometry_and_hash
+
+    for name, path in _png_variants(tmp_path).items():
+        if name in {"grey_alpha", "animated"}:
+            continue  # refused: not masks
+        geometry, digest = read_geometry_and_hash(path)
+        assert geometry.shape == read_geometry(path).shape
+        if name in {"grey", "grey_phys", "grey_text", "grey_interlaced", "bilevel", "palette"}:
+            assert digest == content_hash(path), name  # read whole by the fast header reader
+        else:
+            assert digest is None, name  # Pillow read it: no bytes to hash
+    big = tmp_path / "big.png"
+    noise = np.random.default_rng(0).integers(0, 256, (400, 400), dtype=np.uint8)
+    Image.fromarray(noise).save(big)
+    assert big.stat().st_size > 1 << 16
+    assert read_geometry_and_hash(big)[1] is None  # the header read took only its start

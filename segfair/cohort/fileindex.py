@@ -164,11 +164,14 @@ class FileIndex:
         spacing: Sequence[float] | None = None,
     ) -> Any:
         """:func:`segfair.io.read_geometry`, remembered (a bad header is never remembered: it
-        raises every time, with the case and the file)."""
+        raises every time, with the case and the file); a small file's content hash with it."""
         p = os.fspath(path)
+        digest: list[str | None] = [None]
 
         def learn() -> int:
-            g = io.read_geometry(p, case_id=case_id, max_voxels=max_voxels, spacing=spacing)
+            g, digest[0] = io.read_geometry_and_hash(
+                p, case_id=case_id, max_voxels=max_voxels, spacing=spacing
+            )
             # the grid by its bytes first: a cohort's files share a few grids, so building and
             # comparing the JSON form of each one's affine is rarely needed
             seen = (g.shape, g.spacing, g.affine.tobytes())
@@ -186,8 +189,9 @@ class FileIndex:
         # a declared spacing (files that hold none) is part of what the fact is about
         name = f"{_GEOMETRY}{max_voxels}" + ("" if spacing is None else f":{list(spacing)}")
         # the result cache's key needs the file's hash: a small file's is learnt now, with
-        # its header
-        grid = self._fact(p, name, learn, also={"sha256": lambda: io.content_hash(p)})
+        # its header (from the same read, when that took the whole file)
+        also = {"sha256": lambda: digest[0] or io.content_hash(p)}
+        grid = self._fact(p, name, learn, also=also)
         if not (isinstance(grid, int) and 0 <= grid < len(self.grids)):
             grid = learn()  # not an index this file wrote: read the header (never trusted)
         shape, voxel, affine = self._grid(grid)

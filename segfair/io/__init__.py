@@ -40,7 +40,13 @@ from segfair.io.geometry import (
     reorient_like,
     uncrop_like,
 )
-from segfair.io.load import load_labels, load_mask, read_geometry, read_shape
+from segfair.io.load import (
+    load_labels,
+    load_mask,
+    read_geometry,
+    read_geometry_and_hash,
+    read_shape,
+)
 from segfair.io.mask import Geometry, LabelMap, Mask
 from segfair.io.messages import *  # noqa: F403  (the MSG_*/FIX_* texts: messages.__all__)
 from segfair.io.save import save_mask
@@ -61,6 +67,7 @@ __all__ = [
     "load_labels",
     "load_mask",
     "read_geometry",
+    "read_geometry_and_hash",
     "read_regular_text",
     "read_shape",
     "reorient_like",

@@ -59,6 +59,8 @@ class _Header:
     # foreground of the selected labels (and threshold), united segment by segment, so that no
     # overlapping voxel is lost; ``read`` then gives a label map only when no segments overlap.
     select: Callable[[tuple[int, ...], float | None], NDArray[np.bool_]] | None = None
+    # the file's bytes, when reading the header took all of them (a small PNG)
+    whole: bytes | None = None
 
 
 def _mask_shape(shape: tuple[int, ...], where: _Where) -> tuple[int, ...]:

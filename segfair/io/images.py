@@ -173,7 +173,9 @@ def _png_header(path: str, where: _Where) -> _Header:
         except errors as error:
             _unreadable(error, _PNG, "PIL.Image.open(path).load()", where)
 
-    return _Header((height, width), np.dtype(_MODES[mode]), spacing, _PNG_SOURCE, None, "", read)
+    return _Header(
+        (height, width), np.dtype(_MODES[mode]), spacing, _PNG_SOURCE, None, "", read, whole=whole
+    )
 
 
 def _tiff_spacing(tif: Any, ndim: int) -> tuple[float, ...] | None:

@@ -1,8 +1,9 @@
 """Reading mask files: :func:`load_mask`, :func:`load_labels`; header only:
-:func:`read_geometry`, :func:`read_shape`."""
+:func:`read_geometry` (:func:`read_geometry_and_hash`), :func:`read_shape`."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Callable, Collection, Sequence
@@ -61,9 +62,35 @@ def read_geometry(
     >>> read_geometry(p).shape
     (4, 5, 6)
     """
+    return read_geometry_and_hash(path, case_id=case_id, max_voxels=max_voxels, spacing=spacing)[0]
+
+
+def read_geometry_and_hash(
+    path: str | os.PathLike[str],
+    *,
+    case_id: str | None = None,
+    max_voxels: int = 1_000_000_000,
+    spacing: Sequence[float] | None = None,
+) -> tuple[Geometry, str | None]:
+    """:func:`read_geometry`, and the file's :func:`~segfair.io.content_hash` when reading the
+    header took the whole file (a small PNG mask): one read for both (else None).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from segfair.io import save_mask
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.nii.gz")
+    >>> save_mask(p, np.zeros((4, 5, 6), bool))
+    >>> geometry, digest = read_geometry_and_hash(p)
+    >>> geometry.shape, digest
+    ((4, 5, 6), None)
+    """
     path_str = os.fspath(path)
-    _, _, (shape, mask_spacing, affine) = _checked_header(path_str, case_id, max_voxels, spacing)
-    return Geometry(shape, mask_spacing, affine, path_str)
+    _, header, (shape, mask_spacing, affine) = _checked_header(
+        path_str, case_id, max_voxels, spacing
+    )
+    digest = None if header.whole is None else hashlib.sha256(header.whole).hexdigest()
+    return Geometry(shape, mask_spacing, affine, path_str), digest
 
 
 def load_mask(
