@@ -98,6 +98,16 @@ class FileIndex:
         return [n for st in stats for n in (st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)]
 
     @staticmethod
+    def _stamp_now(path: str) -> list[int]:
+        """The stamp of ``path`` now (:meth:`_stamp` of :meth:`_stats`, for one file without
+        the lists: every file of a warm run is stamped twice)."""
+        files = io.data_files(path)
+        if len(files) > 1:
+            return FileIndex._stamp([os.stat(p) for p in files])
+        st = os.stat(path)
+        return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+    @staticmethod
     def _stats(path: str) -> list[os.stat_result]:
         """``stat`` of the file and of the data file its header names (a .mhd's .raw): a fact
         about a .mhd is about its voxels too."""
@@ -128,7 +138,7 @@ class FileIndex:
         settled = time.time_ns() - changed > SETTLE_NS
         with contextlib.suppress(OSError):
             # and the file must not have changed while it was read
-            if settled and self._stamp(self._stats(path)) == stamp:
+            if settled and self._stamp_now(path) == stamp:
                 with self._lock:
                     entry = self.entries.get(path)
                     if entry is None or entry.get("stamp") != stamp:
@@ -146,7 +156,7 @@ class FileIndex:
         if entry is None or name not in entry:
             return None
         try:
-            return entry[name] if entry.get("stamp") == self._stamp(self._stats(p)) else None
+            return entry[name] if entry.get("stamp") == self._stamp_now(p) else None
         except OSError:
             return None
 
@@ -165,6 +175,19 @@ class FileIndex:
     ) -> Any:
         """:func:`segfair.io.read_geometry`, remembered (a bad header is never remembered: it
         raises every time, with the case and the file); a small file's content hash with it."""
+        found = self.grid(path, case_id=case_id, max_voxels=max_voxels, spacing=spacing)
+        return self.grid_geometry(found, path)
+
+    def grid(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        case_id: str | None = None,
+        max_voxels: int,
+        spacing: Sequence[float] | None = None,
+    ) -> int:
+        """:meth:`geometry` as the number of its grid in :attr:`grids`: files with the same
+        number have the same geometry (shape, spacing, affine)."""
         p = os.fspath(path)
         digest: list[str | None] = [None]
 
@@ -194,8 +217,13 @@ class FileIndex:
         grid = self._fact(p, name, learn, also=also)
         if not (isinstance(grid, int) and 0 <= grid < len(self.grids)):
             grid = learn()  # not an index this file wrote: read the header (never trusted)
+        return grid
+
+    def grid_geometry(self, grid: int, path: str | os.PathLike[str]) -> Any:
+        """The :class:`segfair.io.Geometry` of ``path``, a file of grid ``grid``
+        (:meth:`grid`)."""
         shape, voxel, affine = self._grid(grid)
-        return io.Geometry(shape, voxel, affine, p)
+        return io.Geometry(shape, voxel, affine, os.fspath(path))
 
     @staticmethod
     def _grid_key(grid: dict[str, list[Any]]) -> tuple[Any, ...]:

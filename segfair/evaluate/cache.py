@@ -159,13 +159,16 @@ def _keys(tasks: Sequence[CaseTask], cache_dir: str, workers: int) -> list[str |
 
     keys: list[str | None] = [None] * len(tasks)
     rest = []
+    remembered = index.remembered
     for i, task in enumerate(tasks):
-        hashes = {k: index.remembered(f) for k, f in task.files.items()}
-        if all(h is not None for h in hashes.values()):
-            known = {k: h for k, h in hashes.items() if h is not None}
-            keys[i] = hashlib.sha256(text.of(task, known).encode()).hexdigest()
+        hashes = {}
+        for name, file in task.files.items():
+            if (found := remembered(file)) is None:
+                rest.append(i)  # hashed below
+                break
+            hashes[name] = found
         else:
-            rest.append(i)
+            keys[i] = hashlib.sha256(text.of(task, hashes).encode()).hexdigest()
     # Hashing a file (reading it, OpenSSL) releases the GIL: threads overlap it, a chunk of
     # cases a thread (a future a case cost more than a small file's hash)
     if len(rest) > 1:

@@ -104,16 +104,19 @@ def build_tasks(
     # distinct set and shared by its tasks (a million cases hold a few of them, not a million;
     # the cache keys encode each shared part once)
     shared: dict[tuple[str, ...], tuple[dict[str, Any], list[Any], list[str]]] = {}
+    # the trusted ruler first: it is the grid the other masks are checked against
+    order = sorted(
+        cohort.sources(), key=lambda s: (s != ("ruler", cfg.trusted_ruler), s[0] == "model")
+    )
+    names = {s: f"{s[0]}:{s[1]}" for s in order}
     tasks = []
     for case_id in cohort.case_ids:
         available = cohort.available(case_id)
-        # the trusted ruler first: it is the grid the other masks are checked against
-        keys = sorted(available, key=lambda s: (s != ("ruler", cfg.trusted_ruler), s[0] == "model"))
-        files = {f"{k}:{n}": str(available[(k, n)]) for k, n in keys}
-        names = tuple(files)
-        if names not in shared:
-            shared[names] = _read_and_pairs(cohort, names, trusted, automated)
-        read, pairs, describe = shared[names]
+        files = {names[s]: available[s] for s in order if s in available}
+        present = tuple(files)
+        if present not in shared:
+            shared[present] = _read_and_pairs(cohort, present, trusted, automated)
+        read, pairs, describe = shared[present]
         tasks.append(
             CaseTask(
                 case_id=case_id,
