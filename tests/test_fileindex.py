@@ -286,3 +286,29 @@ def test_a_small_pngs_hash_comes_from_the_read_of_its_header(
     index.geometry(f, max_voxels=10**9)
     assert calls == []  # one read gave the header and the hash
     assert index.remembered(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+def _killed_worker(*args: Any) -> Any:
+    os._exit(1)  # a worker killed mid-check (out of memory, a signal)
+
+
+def test_a_worker_killed_while_checking_leaves_the_checks_to_the_main_process(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, settled: None, tmp_path: Path
+) -> None:
+    import segfair.cohort.loading
+
+    monkeypatch.setattr(segfair.cohort.loading, "PARALLEL_CHECKS", 0)
+    serial = load_cohort(repo.config_path, cache=False, workers=1)
+    monkeypatch.setattr(segfair.cohort.loading, "_check_chunk", _killed_worker)
+    here: list[int] = []  # checks run by this process (a worker's are not seen here)
+    real_run = segfair.cohort.loading._Checks.run
+
+    def run(self: Any, case_ids: Any, *args: Any) -> Any:
+        here.append(len(case_ids))
+        return real_run(self, case_ids, *args)
+
+    monkeypatch.setattr(segfair.cohort.loading._Checks, "run", run)
+    cohort = load_cohort(repo.config_path, cache=tmp_path / "cache", workers=2)
+    assert here == [len(repo.case_ids)]  # the workers died: every case checked here
+    assert cohort.case_ids == serial.case_ids
+    assert len(FileIndex(tmp_path / "cache").entries) == 3 * len(repo.case_ids)

@@ -98,16 +98,6 @@ class FileIndex:
         return [n for st in stats for n in (st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)]
 
     @staticmethod
-    def _stamp_now(path: str) -> list[int]:
-        """The stamp of ``path`` now (:meth:`_stamp` of :meth:`_stats`, for one file without
-        the lists: every file of a warm run is stamped twice)."""
-        files = io.data_files(path)
-        if len(files) > 1:
-            return FileIndex._stamp([os.stat(p) for p in files])
-        st = os.stat(path)
-        return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
-
-    @staticmethod
     def _stats(path: str) -> list[os.stat_result]:
         """``stat`` of the file and of the data file its header names (a .mhd's .raw): a fact
         about a .mhd is about its voxels too."""
@@ -138,7 +128,7 @@ class FileIndex:
         settled = time.time_ns() - changed > SETTLE_NS
         with contextlib.suppress(OSError):
             # and the file must not have changed while it was read
-            if settled and self._stamp_now(path) == stamp:
+            if settled and self._stamp(self._stats(path)) == stamp:
                 with self._lock:
                     entry = self.entries.get(path)
                     if entry is None or entry.get("stamp") != stamp:
@@ -156,7 +146,7 @@ class FileIndex:
         if entry is None or name not in entry:
             return None
         try:
-            return entry[name] if entry.get("stamp") == self._stamp_now(p) else None
+            return entry[name] if entry.get("stamp") == self._stamp(self._stats(p)) else None
         except OSError:
             return None
 

@@ -254,27 +254,11 @@ def load_cohort(
         spacings[kind, name] = declared if declared is not None else config.spacing
     plan = _Checks(config, tuple(sources), templates, spacings, check_geometry)
     chunks = _parallel_chunks(plan, metadata.index, workers, index) if check_geometry else None
-    if chunks is None:
-        found, excluded = plan.run(metadata.index, _folder_listings(), index)
-        problems += found
-        exclusions += excluded
-    else:
-        from concurrent.futures import ProcessPoolExecutor
-
-        # the checks of thousands of cases on worker processes (a cold 100,000-case cohort:
-        # the main process alone took as long as two workers decoding a fifth of the masks);
-        # the chunks come back in order, so problems and exclusions are listed as one process
-        # would list them, and the headers the workers read are remembered here
-        n_workers, parts = chunks
-        learn = index is not None
-        with ProcessPoolExecutor(max_workers=n_workers) as pool:
-            for found, excluded, learnt in pool.map(
-                functools.partial(_check_chunk, plan, learn), parts
-            ):
-                problems += found
-                exclusions += excluded
-                if index is not None:
-                    index.absorb(learnt)
+    checked = None if chunks is None else _check_in_parallel(plan, index, *chunks)
+    if checked is None:
+        checked = plan.run(metadata.index, _folder_listings(), index)
+    problems += checked[0]
+    exclusions += checked[1]
     if index is not None:
         index.save()  # what was learnt stays learnt, whatever the verdict
     if problems:
@@ -418,6 +402,34 @@ class _Checks:
 def _geometry(index: FileIndex | None, file: str, grid: Any) -> Any:
     """The geometry of a file checked by :meth:`_Checks.run`: read (no index), or its grid's."""
     return grid if index is None else index.grid_geometry(grid, file)
+
+
+def _check_in_parallel(
+    plan: _Checks, index: FileIndex | None, n_workers: int, parts: Sequence[Sequence[str]]
+) -> tuple[list[Problem], list[dict[str, str]]] | None:
+    """The checks of thousands of cases on worker processes (a cold 100,000-case cohort: the
+    main process alone took as long as two workers decoding a fifth of the masks). The chunks
+    come back in order, so problems and exclusions are listed as one process would list them;
+    the headers the workers read go into ``index``. None if a worker died (killed, out of
+    memory): the caller checks the cases itself."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    problems: list[Problem] = []
+    exclusions: list[dict[str, str]] = []
+    learn = index is not None
+    try:
+        with ProcessPoolExecutor(max_workers=n_workers) as pool:
+            for found, excluded, learnt in pool.map(
+                functools.partial(_check_chunk, plan, learn), parts
+            ):
+                problems += found
+                exclusions += excluded
+                if index is not None:
+                    index.absorb(learnt)
+    except BrokenProcessPool:
+        return None
+    return problems, exclusions
 
 
 def _file_kind(path: str) -> FileKind:
