@@ -318,24 +318,14 @@ class _Checks:
                     )
                     continue
                 if found == "missing":
+                    reason = None
                     if kind == "ruler" and table_[name].partial:
+                        reason = "no label from this (partial) ruler"
+                    elif kind == "model" and config.missing_predictions == "exclude":
+                        reason = "prediction file missing"
+                    if reason is not None:
                         exclusions.append(
-                            {
-                                "case_id": case_id,
-                                "kind": kind,
-                                "source": name,
-                                "reason": "no label from this (partial) ruler",
-                            }
-                        )
-                        continue
-                    if kind == "model" and config.missing_predictions == "exclude":
-                        exclusions.append(
-                            {
-                                "case_id": case_id,
-                                "kind": kind,
-                                "source": name,
-                                "reason": "prediction file missing",
-                            }
+                            {"case_id": case_id, "kind": kind, "source": name, "reason": reason}
                         )
                         continue
                     fix = (
